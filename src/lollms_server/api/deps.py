@@ -1,0 +1,66 @@
+"""Request dependencies: the API-key check and access to the services on ``app.state``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from lollms_server.bindings.manager import BindingManager
+from lollms_server.bindings.registry import BindingRegistry
+from lollms_server.errors import Unauthorized
+from lollms_server.generation.service import GenerationService
+from lollms_server.security.keys import KeyStore
+
+__all__ = [
+    "ApiKey",
+    "Bindings",
+    "Generation",
+    "Registry",
+    "require_api_key",
+]
+
+# Declared as security schemes so the OpenAPI docs page offers "Authorize" with either form.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <key>")
+ANONYMOUS = "anonymous"
+
+
+async def require_api_key(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header_key: Annotated[str | None, Security(_header)],
+) -> str:
+    """Return the name of the caller's key; 401 when it is missing or wrong."""
+    keys: KeyStore = request.app.state.keys
+    if len(keys) == 0 and request.app.state.settings.security.allow_no_keys:
+        return ANONYMOUS
+    presented = bearer.credentials if bearer is not None else header_key
+    if not presented:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
+    name = keys.verify(presented)
+    if name is None:
+        raise Unauthorized("Invalid API key.")
+    return name
+
+
+def _generation(request: Request) -> GenerationService:
+    service: GenerationService = request.app.state.generation
+    return service
+
+
+def _bindings(request: Request) -> BindingManager:
+    manager: BindingManager = request.app.state.bindings
+    return manager
+
+
+def _registry(request: Request) -> BindingRegistry:
+    registry: BindingRegistry = request.app.state.registry
+    return registry
+
+
+ApiKey = Annotated[str, Depends(require_api_key)]
+Generation = Annotated[GenerationService, Depends(_generation)]
+Bindings = Annotated[BindingManager, Depends(_bindings)]
+Registry = Annotated[BindingRegistry, Depends(_registry)]

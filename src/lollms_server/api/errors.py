@@ -1,0 +1,97 @@
+"""The one place where exceptions become the JSON error envelope.
+
+``{"error": {"type": ..., "message": ..., "param": ...}}`` with the matching HTTP status;
+inside a stream that already started, the same body is sent as an error event instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lollms_server.errors import BindingUnavailable, LollmsError, Unauthorized
+
+__all__ = ["envelope", "error_payload", "install_error_handlers"]
+
+logger = logging.getLogger(__name__)
+
+_HTTP_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+}
+
+
+def envelope(error_type: str, message: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"type": error_type, "message": message, "param": param}}
+
+
+def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """Status and body for any exception; unknown ones become a bare 500 (logged)."""
+    if isinstance(exc, LollmsError):
+        return exc.status_code, {"error": exc.to_dict()}
+    logger.error("Unhandled error", exc_info=exc)
+    return 500, envelope("internal_error", "Internal server error; see the server log.")
+
+
+def _headers(exc: BaseException) -> dict[str, str] | None:
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, BindingUnavailable):
+        return {"Retry-After": str(exc.retry_after or 5)}
+    return None
+
+
+async def _lollms_error(request: Request, exc: Exception) -> JSONResponse:
+    status, body = error_payload(exc)
+    return JSONResponse(body, status_code=status, headers=_headers(exc))
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        message = f"Request body is not valid JSON: {detail.get('ctx', {}).get('error', '')}"
+        return JSONResponse(envelope("invalid_json", message.strip().rstrip(":")), 400)
+    content_type = request.headers.get("content-type", "")
+    if tuple(errors[0].get("loc", ())) == ("body",) and "json" not in content_type:
+        message = (f"Request body must be JSON sent with 'Content-Type: application/json' "
+                   f"(got '{content_type or 'no content type'}').")
+        return JSONResponse(envelope("invalid_content_type", message, "body"), 415)
+    first = errors[0]
+    param = _loc(tuple(first.get("loc", ())))
+    parts = [f"{_loc(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors[:5]]
+    return JSONResponse(envelope("validation_error", "; ".join(parts), param), 422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error_type = _HTTP_TYPES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        envelope(error_type, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    status, body = error_payload(exc)
+    return JSONResponse(body, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LollmsError, _lollms_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

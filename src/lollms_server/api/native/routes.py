@@ -1,0 +1,123 @@
+"""Native ``/api/v1`` routes: thin wrappers over the services."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+
+from lollms_server.api.deps import Bindings, Generation, Registry, require_api_key
+from lollms_server.api.native import translate
+from lollms_server.api.native.schemas import (
+    CountTokensResponse,
+    DetokenizeRequest,
+    DetokenizeResponse,
+    GenerateRequest,
+    GenerateResponse,
+    ModelsResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+from lollms_server.api.streaming import sse_response
+from lollms_server.bindings.types import ModelInfo
+from lollms_server.errors import LollmsError
+from lollms_server.generation.service import collect
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], tags=["native"])
+
+
+@router.get("/list_bindings")
+async def list_bindings(registry: Registry) -> dict[str, Any]:
+    """Every binding type found (entry points and the bindings folder), with its errors."""
+    out = []
+    for source in registry.all():
+        item: dict[str, Any] = {"type": source.name, "source": source.origin}
+        if source.cls is None:
+            item.update(status="error", error=source.error)
+        else:
+            cls = source.cls
+            caps = cls.capabilities
+            item.update(
+                status="ok",
+                description=cls.description,
+                modalities=sorted(cls.modalities),
+                capabilities={k: getattr(caps, k) for k in caps.__slots__},
+                config_schema=cls.Config.model_json_schema(),
+            )
+        out.append(item)
+    return {"bindings": out}
+
+
+@router.get("/list_active_bindings")
+async def list_active_bindings(bindings: Bindings) -> dict[str, Any]:
+    """Configured binding instances, secrets redacted."""
+    return {"bindings": {name: bindings.describe(name) for name in bindings.names()}}
+
+
+@router.get("/list_models", response_model=ModelsResponse)
+async def list_models(bindings: Bindings) -> ModelsResponse:
+    """Models of every active instance; an instance that fails is reported in ``errors``."""
+    names = bindings.active_names()
+    results = await asyncio.gather(
+        *(bindings.get(n).list_models() for n in names), return_exceptions=True
+    )
+    models: dict[str, list[ModelInfo]] = {}
+    errors: dict[str, str] = {}
+    for name, result in zip(names, results):
+        if isinstance(result, BaseException):
+            errors[name] = result.message if isinstance(result, LollmsError) else type(
+                result).__name__
+        else:
+            models[name] = result
+    return ModelsResponse(models=models, errors=errors)
+
+
+@router.get("/list_available_models/{binding_name}")
+async def list_available_models(binding_name: str, bindings: Bindings) -> dict[str, Any]:
+    models = await bindings.get(binding_name).list_models()
+    return {"binding_name": binding_name, "models": [m.model_dump() for m in models]}
+
+
+@router.get("/get_model_info/{binding_name}", response_model=ModelInfo)
+async def get_model_info(
+    binding_name: str, bindings: Bindings, model_name: str = Query(...)
+) -> ModelInfo:
+    return await bindings.get(binding_name).model_info(model_name)
+
+
+@router.post("/generate", response_model=GenerateResponse,
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def generate(body: GenerateRequest, service: Generation) -> Response:
+    """Generate; ``stream: true`` answers with Server-Sent Events."""
+    run = await service.start(translate.to_generation_request(body))
+    if body.stream:
+        return sse_response(translate.stream_events(run))
+    out = await collect(run.__aiter__())
+    return JSONResponse(translate.response_body(run, out))
+
+
+@router.post("/tokenize", response_model=TokenizeResponse)
+async def tokenize(body: TokenizeRequest, service: Generation) -> TokenizeResponse:
+    binding, model = await service.loaded_binding(body.binding_name, body.model_name)
+    tokens = await binding.tokenize(model, body.text)
+    return TokenizeResponse(tokens=tokens, count=len(tokens),
+                            binding_name=binding.instance_name, model_name=model)
+
+
+@router.post("/detokenize", response_model=DetokenizeResponse)
+async def detokenize(body: DetokenizeRequest, service: Generation) -> DetokenizeResponse:
+    binding, model = await service.loaded_binding(body.binding_name, body.model_name)
+    text = await binding.detokenize(model, body.tokens)
+    return DetokenizeResponse(text=text, binding_name=binding.instance_name, model_name=model)
+
+
+@router.post("/count_tokens", response_model=CountTokensResponse)
+async def count_tokens(body: TokenizeRequest, service: Generation) -> CountTokensResponse:
+    binding, model = await service.loaded_binding(body.binding_name, body.model_name)
+    tokens = await binding.tokenize(model, body.text)
+    return CountTokensResponse(count=len(tokens), binding_name=binding.instance_name,
+                               model_name=model)

@@ -1,0 +1,129 @@
+"""Request and response bodies of the native ``/api/v1`` API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lollms_server.bindings.types import ModelInfo
+
+__all__ = [
+    "CountTokensResponse",
+    "DetokenizeRequest",
+    "DetokenizeResponse",
+    "GenerateRequest",
+    "GenerateResponse",
+    "GenerationParameters",
+    "InputItem",
+    "OutputItem",
+    "TokenizeRequest",
+    "TokenizeResponse",
+]
+
+GenerationType = Literal["ttt", "tti", "ttv", "ttm", "tts", "stt"]
+
+
+class InputItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "image", "audio", "video"]
+    role: str = Field("user", min_length=1)
+    data: str = Field(description="Text, or base64 (optionally a data: URL) for media.")
+    mime_type: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class GenerationParameters(BaseModel):
+    """Sampling parameters. Unknown keys are passed to the binding as extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+    temperature: float | None = Field(None, ge=0, le=5)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    repeat_penalty: float | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, ge=1)
+    n_predict: int | None = Field(None, ge=1, description="Alias of max_tokens (lollms).")
+    seed: int | None = None
+    stop: list[str] | str | None = None
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = None
+    input_data: list[InputItem] | None = None
+    generation_type: GenerationType = "ttt"
+    binding_name: str | None = None
+    model_name: str | None = None
+    personality: str | None = None
+    parameters: GenerationParameters = Field(default_factory=GenerationParameters)
+    stream: bool = False
+    raw_prompt: bool = Field(
+        False, description="Send `prompt` as is, without the model's chat template."
+    )
+
+    @model_validator(mode="after")
+    def _has_input(self) -> GenerateRequest:
+        if self.prompt is None and not self.input_data:
+            raise ValueError("give 'prompt' or a non-empty 'input_data'")
+        if self.raw_prompt and self.prompt is None:
+            raise ValueError("'raw_prompt' needs 'prompt'")
+        return self
+
+
+class OutputItem(BaseModel):
+    type: Literal["text", "image", "audio", "video", "tool_call"]
+    data: Any
+    mime_type: str | None = None
+    thoughts: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class GenerateResponse(BaseModel):
+    output: list[OutputItem]
+    usage: dict[str, int] | None = None
+    request_id: str
+    binding_name: str
+    model_name: str
+    timings: dict[str, float | None]
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    binding_name: str | None = None
+    model_name: str | None = None
+
+
+class TokenizeRequest(_Target):
+    text: str
+
+
+class TokenizeResponse(BaseModel):
+    tokens: list[int]
+    count: int
+    binding_name: str
+    model_name: str
+
+
+class DetokenizeRequest(_Target):
+    tokens: list[int]
+
+
+class DetokenizeResponse(BaseModel):
+    text: str
+    binding_name: str
+    model_name: str
+
+
+class CountTokensResponse(BaseModel):
+    count: int
+    binding_name: str
+    model_name: str
+
+
+class ModelsResponse(BaseModel):
+    models: dict[str, list[ModelInfo]]
+    errors: dict[str, str] = Field(default_factory=dict)

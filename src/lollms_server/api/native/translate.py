@@ -1,0 +1,169 @@
+"""Native API <-> GenerationService translation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from typing import Any
+
+from lollms_server.api.native.schemas import GenerateRequest, GenerationParameters, InputItem
+from lollms_server.bindings.events import (
+    Finished,
+    MediaOutput,
+    TextDelta,
+    ThoughtsDelta,
+    ToolCall,
+    Usage,
+)
+from lollms_server.bindings.types import MediaPart, Message, SamplingParams
+from lollms_server.errors import BadRequest
+from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationRun
+
+__all__ = ["response_body", "stream_events", "to_generation_request"]
+
+_DEFAULT_MIME = {"image": "image/png", "audio": "audio/wav", "video": "video/mp4"}
+
+
+def _params(p: GenerationParameters) -> tuple[SamplingParams, dict[str, Any]]:
+    stop = (p.stop,) if isinstance(p.stop, str) else tuple(p.stop or ())
+    sampling = SamplingParams(
+        temperature=p.temperature,
+        top_p=p.top_p,
+        top_k=p.top_k,
+        repeat_penalty=p.repeat_penalty,
+        max_tokens=p.max_tokens or p.n_predict,
+        seed=p.seed,
+        stop=tuple(s for s in stop if s),
+    )
+    return sampling, dict(p.model_extra or {})
+
+
+def _decode_media(item: InputItem, index: int) -> MediaPart:
+    data, mime = item.data, item.mime_type
+    if data.startswith("data:"):
+        header, _, data = data.partition(",")
+        mime = mime or header[5:].split(";")[0] or None
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"input_data[{index}].data is not valid base64",
+                         param=f"input_data.{index}.data") from None
+    kind = item.type
+    assert kind != "text"
+    return MediaPart(kind=kind, data=raw, mime_type=mime or _DEFAULT_MIME[kind])
+
+
+def _messages(items: list[InputItem]) -> tuple[Message, ...]:
+    """Text items become messages in order; media join the latest message of their role."""
+    messages: list[Message] = []
+    for index, item in enumerate(items):
+        if item.type == "text":
+            messages.append(Message(role=item.role, content=item.data))
+            continue
+        part = _decode_media(item, index)
+        for pos in range(len(messages) - 1, -1, -1):
+            if messages[pos].role == item.role:
+                old = messages[pos]
+                messages[pos] = Message(old.role, old.content, (*old.media, part))
+                break
+        else:
+            messages.append(Message(role=item.role, content="", media=(part,)))
+    return tuple(messages)
+
+
+def to_generation_request(body: GenerateRequest) -> GenerationRequest:
+    params, extra = _params(body.parameters)
+    messages: tuple[Message, ...] = ()
+    if body.input_data:
+        messages = _messages(body.input_data)
+    if body.prompt is not None and not body.raw_prompt:
+        messages = (*messages, Message(role="user", content=body.prompt))
+    return GenerationRequest(
+        generation_type=body.generation_type,
+        binding_name=body.binding_name,
+        model_name=body.model_name,
+        messages=messages,
+        raw_prompt=body.prompt if body.raw_prompt else None,
+        params=params,
+        personality=body.personality,
+        extra=extra,
+    )
+
+
+def _usage(usage: Usage | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _media_item(media: MediaOutput) -> dict[str, Any]:
+    return {
+        "type": media.kind,
+        "data": base64.b64encode(media.data).decode("ascii"),
+        "mime_type": media.mime_type,
+        "thoughts": None,
+        "metadata": media.metadata,
+    }
+
+
+def _output(out: CollectedOutput) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if out.text or out.thoughts or not (out.media or out.tool_calls):
+        items.append({
+            "type": "text",
+            "data": out.text,
+            "mime_type": "text/plain",
+            "thoughts": out.thoughts or None,
+            "metadata": {"finish_reason": out.finish_reason},
+        })
+    items.extend(_media_item(m) for m in out.media)
+    items.extend(
+        {"type": "tool_call", "data": {"id": c.id, "name": c.name, "arguments": c.arguments},
+         "mime_type": "application/json", "thoughts": None, "metadata": {}}
+        for c in out.tool_calls
+    )
+    return items
+
+
+def response_body(run: GenerationRun, out: CollectedOutput) -> dict[str, Any]:
+    return {
+        "output": _output(out),
+        "usage": _usage(out.usage),
+        "request_id": run.request_id,
+        "binding_name": run.binding.instance_name,
+        "model_name": run.model,
+        "timings": run.timings(),
+    }
+
+
+async def stream_events(run: GenerationRun) -> AsyncIterator[dict[str, Any]]:
+    """Events of the native stream: chunk / thoughts / media / tool_call, then final."""
+    final = CollectedOutput()
+    text: list[str] = []
+    thoughts: list[str] = []
+    async for event in run:
+        kind = type(event)
+        if kind is TextDelta:
+            text.append(event.text)  # type: ignore[union-attr]
+            yield {"type": "chunk", "content": event.text}  # type: ignore[union-attr]
+        elif kind is ThoughtsDelta:
+            thoughts.append(event.text)  # type: ignore[union-attr]
+            yield {"type": "thoughts", "content": event.text}  # type: ignore[union-attr]
+        elif isinstance(event, MediaOutput):
+            final.media.append(event)
+            yield {"type": "media", **_media_item(event)}
+        elif isinstance(event, ToolCall):
+            final.tool_calls.append(event)
+            yield {"type": "tool_call", "id": event.id, "name": event.name,
+                   "arguments": event.arguments}
+        elif isinstance(event, Usage):
+            final.usage = event
+        elif isinstance(event, Finished):
+            final.finish_reason = event.finish_reason
+    final.text, final.thoughts = "".join(text), "".join(thoughts)
+    yield {"type": "final", **response_body(run, final)}

@@ -1,0 +1,103 @@
+"""The ASGI application: ``create_app(settings)`` wires the services and the routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from lollms_server import __version__
+from lollms_server.api.errors import install_error_handlers
+from lollms_server.api.limits import BodyLimitMiddleware
+from lollms_server.api.native.routes import router as native_router
+from lollms_server.bindings.manager import BindingManager
+from lollms_server.bindings.registry import BindingRegistry
+from lollms_server.config import Settings
+from lollms_server.errors import ConfigError
+from lollms_server.generation.service import GenerationService
+from lollms_server.resources.models import ModelManager
+from lollms_server.security.keys import KeyStore
+
+__all__ = ["build_registry", "check_security", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_security(settings: Settings) -> None:
+    """Refuse insecure set-ups: no keys needs an explicit opt-in, and loopback only."""
+    if settings.security.api_keys:
+        return
+    if not settings.security.allow_no_keys:
+        raise ConfigError(
+            settings.source, "security.api_keys",
+            "no API key is configured. Add one with 'lollms-server keys add NAME', or set "
+            "[security] allow_no_keys = true to run without keys (loopback addresses only).",
+        )
+    if not settings.server.is_loopback():
+        raise ConfigError(
+            settings.source, "server.host",
+            f"refusing to listen on non-loopback address '{settings.server.host}' without API "
+            "keys; add a key with 'lollms-server keys add NAME' or listen on 127.0.0.1.",
+        )
+    logger.warning(
+        "!!! SECURITY: running WITHOUT API keys ([security] allow_no_keys = true). Anyone who "
+        "can reach %s:%s can use this server. !!!", settings.server.host, settings.server.port,
+    )
+
+
+def build_registry(settings: Settings) -> BindingRegistry:
+    registry = BindingRegistry()
+    registry.discover_entry_points()
+    registry.discover_folder(settings.resolve_path(settings.paths.bindings))
+    return registry
+
+
+def create_app(settings: Settings, registry: BindingRegistry | None = None) -> FastAPI:
+    """Build the application. Raises ConfigError when the configuration cannot work."""
+    check_security(settings)
+    registry = registry or build_registry(settings)
+    bindings = BindingManager.from_settings(settings, registry)
+    models = ModelManager()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await models.unload_all()
+        await bindings.close()
+
+    docs = settings.server.docs
+    app = FastAPI(
+        title="lollms_server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    app.state.keys = KeyStore(settings.security.api_keys)
+    app.state.registry = registry
+    app.state.bindings = bindings
+    app.state.models = models
+    app.state.generation = GenerationService(settings, bindings, models)
+
+    install_error_handlers(app)
+    app.include_router(native_router)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        """Liveness; the only route that needs no key."""
+        return {"status": "ok", "version": __version__}
+
+    if settings.server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_request_bytes)
+    return app

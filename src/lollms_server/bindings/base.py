@@ -1,0 +1,102 @@
+"""The binding contract: what every backend (built-in or dropped in by a user) implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from lollms_server.bindings.events import Event
+from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.errors import ModelNotFound, UnsupportedCapability
+
+__all__ = ["Binding", "BindingConfig", "Capabilities"]
+
+
+class BindingConfig(BaseModel):
+    """Base of every binding's settings; a ``[bindings.<instance>]`` table validates against it.
+
+    Mark secrets as ``pydantic.SecretStr``: they are then never shown by any endpoint.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    default_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    streaming: bool = True
+    tokenizer: bool = False
+    tools: bool = False
+    vision: bool = False
+    embeddings: bool = False
+
+
+class Binding(ABC):
+    """A backend type. The server creates one instance per ``[bindings.<instance>]`` table.
+
+    Subclasses set ``name`` (the ``type`` used in config.toml), ``modalities`` (generation
+    types such as ``{"ttt"}``), ``capabilities`` and ``Config``, and implement the abstract
+    methods. Third-party exceptions must be wrapped into ``lollms_server.errors`` types.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    modalities: ClassVar[frozenset[str]] = frozenset({"ttt"})
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    Config: ClassVar[type[BindingConfig]] = BindingConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def instance_name(self) -> str:
+        return self.context.instance_name
+
+    @abstractmethod
+    async def list_models(self) -> list[ModelInfo]:
+        """Models this instance can serve."""
+
+    async def model_info(self, model: str) -> ModelInfo:
+        models = await self.list_models()
+        for info in models:
+            if info.name == model:
+                return info
+        raise ModelNotFound(model, self.instance_name, [m.name for m in models])
+
+    @abstractmethod
+    async def load(self, model: str) -> None:
+        """Make ``model`` ready to generate. Must not block the event loop."""
+
+    @abstractmethod
+    async def unload(self, model: str) -> None:
+        """Free what ``load`` took."""
+
+    def memory_estimate(self, model: str) -> int | None:
+        """Bytes the model needs once loaded, if known before loading."""
+        return None
+
+    @abstractmethod
+    def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        """Produce events for one request; the model is already loaded.
+
+        Closing the iterator early (client gone) must stop the engine's work.
+        """
+
+    async def tokenize(self, model: str, text: str) -> list[int]:
+        raise UnsupportedCapability(
+            f"Binding '{self.name}' has no tokenizer.", param="binding_name"
+        )
+
+    async def detokenize(self, model: str, tokens: list[int]) -> str:
+        raise UnsupportedCapability(
+            f"Binding '{self.name}' has no tokenizer.", param="binding_name"
+        )
+
+    async def close(self) -> None:
+        """Release everything (called at shutdown). Default: nothing to release."""

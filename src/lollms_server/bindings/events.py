@@ -1,0 +1,65 @@
+"""Events: the one internal shape of generation output.
+
+A binding's ``generate()`` yields these; the generation service post-processes them (think-tag
+splitting, timings) and each wire encoder in ``api/`` turns them into its own format. Media
+travel as raw bytes plus a mime type; only the wire encoder base64-encodes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Event", "Finished", "MediaOutput", "TextDelta", "ThoughtsDelta", "ToolCall", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThoughtsDelta:
+    """A piece of the model's reasoning, kept apart from the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOutput:
+    """One produced file (image, audio, video) as bytes."""
+
+    data: bytes
+    mime_type: str
+    kind: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Last event of a generation: why it stopped (``stop``, ``length``, ``cancelled``...)."""
+
+    finish_reason: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+Event = TextDelta | ThoughtsDelta | MediaOutput | ToolCall | Usage | Finished

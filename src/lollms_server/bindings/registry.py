@@ -1,0 +1,163 @@
+"""Discovery of binding types: installed entry points and the configured bindings folder.
+
+Entry points (group ``lollms_server.bindings``) are only *listed* at start-up; a binding's
+module is imported the first time its class is needed, so heavy engines stay unimported until
+used. Folder plugins are imported from the configured folder only: each ``*.py`` file or
+package directory there may define ``Binding`` subclasses. A plugin that fails to import is
+recorded with its error and never stops the server.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+from lollms_server.bindings.base import Binding
+
+__all__ = ["ENTRY_POINT_GROUP", "BindingRegistry", "BindingSource"]
+
+ENTRY_POINT_GROUP = "lollms_server.bindings"
+_PLUGIN_NAMESPACE = "lollms_server_plugins"
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BindingSource:
+    """Where a binding type comes from, and what happened when it was imported."""
+
+    name: str
+    origin: str
+    target: str | None = None  # "module:Class" for entry points
+    cls: type[Binding] | None = None
+    error: str | None = None
+    _tried: bool = field(default=False, repr=False)
+
+
+class BindingRegistry:
+    def __init__(self) -> None:
+        self._sources: dict[str, BindingSource] = {}
+        self._folder_errors: list[BindingSource] = []
+
+    # -- discovery -------------------------------------------------------------------------
+    def discover_entry_points(self) -> None:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self._sources:
+                continue
+            dist = ep.dist.name if ep.dist is not None else "?"
+            self._sources[ep.name] = BindingSource(ep.name, f"entry point ({dist})", ep.value)
+
+    def discover_folder(self, folder: Path) -> None:
+        """Import every module or package in ``folder`` and register its Binding subclasses."""
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(("_", ".")):
+                continue
+            if path.is_dir() and (path / "__init__.py").is_file():
+                module_file = path / "__init__.py"
+            elif path.suffix == ".py" and path.is_file():
+                module_file = path
+            else:
+                continue
+            self._load_plugin_module(path.stem if path.is_file() else path.name, module_file)
+
+    def register(self, cls: type[Binding], origin: str = "code") -> None:
+        self._sources[cls.name] = BindingSource(cls.name, origin, cls=cls, _tried=True)
+
+    def _load_plugin_module(self, stem: str, module_file: Path) -> None:
+        module_name = f"{_PLUGIN_NAMESPACE}.{stem}"
+        origin = f"folder ({module_file.parent if stem != module_file.stem else module_file})"
+        try:
+            module = _import_file(module_name, module_file)
+        except Exception as exc:  # a broken plugin must never stop the server
+            message = f"{type(exc).__name__}: {exc}"
+            logger.error("Binding plugin %s failed to import: %s", module_file, message)
+            self._folder_errors.append(BindingSource(stem, origin, error=message, _tried=True))
+            return
+        found = [
+            obj
+            for obj in vars(module).values()
+            if inspect.isclass(obj)
+            and issubclass(obj, Binding)
+            and obj is not Binding
+            and obj.__module__ == module.__name__
+            and not inspect.isabstract(obj)
+        ]
+        if not found:
+            message = "defines no concrete Binding subclass"
+            logger.warning("Binding plugin %s %s", module_file, message)
+            self._folder_errors.append(BindingSource(stem, origin, error=message, _tried=True))
+        for cls in found:
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not name:
+                self._folder_errors.append(
+                    BindingSource(cls.__name__, origin, error="class has no 'name'", _tried=True)
+                )
+                continue
+            if name in self._sources:
+                logger.warning("Binding type '%s' from %s overrides %s", name, origin,
+                               self._sources[name].origin)
+            self._sources[name] = BindingSource(name, origin, cls=cls, _tried=True)
+
+    # -- lookup ----------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return sorted(self._sources)
+
+    def get(self, name: str) -> BindingSource | None:
+        """The source of binding type ``name``, importing its class on first use."""
+        source = self._sources.get(name)
+        if source is None:
+            return None
+        if not source._tried:
+            source._tried = True
+            try:
+                source.cls = _load_target(source.target or "")
+            except Exception as exc:
+                source.error = f"{type(exc).__name__}: {exc}"
+                logger.error("Binding '%s' (%s) failed to import: %s", name, source.origin,
+                             source.error)
+        return source
+
+    def all(self) -> list[BindingSource]:
+        """Every known binding type, each imported, plus plugins that failed."""
+        return [self.get(n) for n in self.names()] + list(self._folder_errors)  # type: ignore[misc]
+
+
+def _import_file(module_name: str, module_file: Path) -> ModuleType:
+    if _PLUGIN_NAMESPACE not in sys.modules:
+        namespace = ModuleType(_PLUGIN_NAMESPACE)
+        namespace.__path__ = []
+        sys.modules[_PLUGIN_NAMESPACE] = namespace
+    is_package = module_file.name == "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        module_name,
+        module_file,
+        submodule_search_locations=[str(module_file.parent)] if is_package else None,
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {module_file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _load_target(target: str) -> type[Binding]:
+    module_name, _, attr = target.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not (inspect.isclass(obj) and issubclass(obj, Binding)):
+        raise TypeError(f"{target} is not a Binding subclass")
+    return obj

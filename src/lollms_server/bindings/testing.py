@@ -1,0 +1,118 @@
+"""A scripted binding: deterministic output with no engine, for tests and plugin authors.
+
+Configure it like any binding (``type = "scripted"``). It answers with ``reply`` (or echoes
+the last user message when ``reply`` is empty), one word per chunk, honouring ``max_tokens``
+(one token per word) and ``stop``. ``delay_s``, ``fail_after_chunks`` and ``fail_on_load``
+script slow and failing backends. The last request it received is kept in ``requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.errors import BindingUnavailable, GenerationFailed, ModelNotFound
+
+__all__ = ["ScriptedBinding", "ScriptedConfig"]
+
+_WORD = re.compile(r"\S+\s*|\s+")
+
+
+class ScriptedConfig(BindingConfig):
+    models: list[str] = Field(default_factory=lambda: ["scripted-model"], min_length=1)
+    reply: str = ""
+    delay_s: float = Field(0.0, ge=0)
+    fail_after_chunks: int | None = Field(None, ge=0)
+    fail_on_load: bool = False
+    context_size: int = 4096
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class ScriptedBinding(Binding):
+    name: ClassVar[str] = "scripted"
+    description: ClassVar[str] = "Deterministic scripted output, no engine (tests, demos)."
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True)
+    Config: ClassVar[type[BindingConfig]] = ScriptedConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: ScriptedConfig = config  # type: ignore[assignment]
+        self.loaded: set[str] = set()
+        self.load_count = 0
+        self.requests: list[BindingRequest] = []
+        self.cancelled = 0
+        self._vocab: dict[str, int] = {}
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(name=m, context_size=self.cfg.context_size, loaded=m in self.loaded)
+            for m in self.cfg.models
+        ]
+
+    def _check(self, model: str) -> None:
+        if model not in self.cfg.models:
+            raise ModelNotFound(model, self.instance_name, self.cfg.models)
+
+    async def load(self, model: str) -> None:
+        self._check(model)
+        if self.cfg.fail_on_load:
+            raise BindingUnavailable(f"scripted load failure for '{model}'")
+        await asyncio.sleep(self.cfg.delay_s)
+        self.load_count += 1
+        self.loaded.add(model)
+
+    async def unload(self, model: str) -> None:
+        self.loaded.discard(model)
+
+    def _answer(self, request: BindingRequest) -> str:
+        if self.cfg.reply:
+            return self.cfg.reply
+        if request.raw_prompt is not None:
+            return request.raw_prompt
+        users = [m.content for m in request.messages if m.role == "user"]
+        return users[-1] if users else ""
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        self._check(request.model)
+        self.requests.append(request)
+        params = request.params
+        pieces = _WORD.findall(self._answer(request))
+        finish = "stop"
+        if params.max_tokens is not None and len(pieces) > params.max_tokens:
+            pieces, finish = pieces[: params.max_tokens], "length"
+        text, emitted = "".join(pieces), 0
+        cut = min((i for i in (text.find(s) for s in params.stop if s) if i >= 0), default=-1)
+        if cut >= 0:
+            text, finish = text[:cut], "stop"
+            pieces = _WORD.findall(text)
+        prompt_tokens = sum(len(_WORD.findall(m.content)) for m in request.messages)
+        try:
+            for piece in pieces:
+                if self.cfg.fail_after_chunks is not None and emitted >= self.cfg.fail_after_chunks:
+                    raise GenerationFailed("scripted failure in the middle of generation")
+                if self.cfg.delay_s:
+                    await asyncio.sleep(self.cfg.delay_s)
+                emitted += 1
+                yield TextDelta(piece)
+        except (GeneratorExit, asyncio.CancelledError):
+            self.cancelled += 1
+            raise
+        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=emitted)
+        yield Finished(finish)
+
+    async def tokenize(self, model: str, text: str) -> list[int]:
+        self._check(model)
+        return [self._vocab.setdefault(p, len(self._vocab)) for p in _WORD.findall(text)]
+
+    async def detokenize(self, model: str, tokens: list[int]) -> str:
+        self._check(model)
+        reverse = {v: k for k, v in self._vocab.items()}
+        return "".join(reverse.get(t, "") for t in tokens)

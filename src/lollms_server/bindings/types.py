@@ -1,0 +1,85 @@
+"""What a binding receives (requests) and describes (models)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "BindingContext",
+    "BindingRequest",
+    "MediaPart",
+    "Message",
+    "ModelInfo",
+    "SamplingParams",
+]
+
+MediaKind = Literal["image", "audio", "video"]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPart:
+    """An input file attached to a message; ``data`` is the decoded bytes."""
+
+    kind: MediaKind
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+    media: tuple[MediaPart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Sampling settings; ``None`` means "the engine's default"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repeat_penalty: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRequest:
+    """One generation request, as the binding sees it.
+
+    ``messages`` is the conversation (chat template applied by the binding); when
+    ``raw_prompt`` is set the binding sends that text as is, without a chat template.
+    """
+
+    model: str
+    generation_type: str = "ttt"
+    messages: tuple[Message, ...] = ()
+    raw_prompt: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingContext:
+    """What the server gives every binding instance: its name and the shared folders."""
+
+    instance_name: str
+    models_path: Path
+
+
+class ModelInfo(BaseModel):
+    """A model as listed by a binding."""
+
+    name: str
+    modalities: list[str] = Field(default_factory=lambda: ["ttt"])
+    size_bytes: int | None = None
+    context_size: int | None = None
+    loaded: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,231 @@
+"""The ``lollms-server`` command: serve, init, keys, check."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from lollms_server.config import Settings, load_config
+from lollms_server.errors import ConfigError
+from lollms_server.security.keys import generate_key, hash_key
+
+__all__ = ["main"]
+
+CONFIG_ENV = "LOLLMS_CONFIG"
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+
+config_option = click.option(
+    "--config", "-c", "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get(CONFIG_ENV, "config.toml"),
+    show_default="$LOLLMS_CONFIG or ./config.toml",
+    help="Path of config.toml.",
+)
+
+
+def _fail_config(exc: ConfigError) -> NoReturn:
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(2)
+
+
+def _load(path: Path) -> Settings:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail_config(exc)
+
+
+def _template() -> str:
+    return resources.files("lollms_server").joinpath("data/config.toml").read_text("utf-8")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lollms_server")
+def main() -> None:
+    """lollms_server: one secured API in front of your local and remote AI backends."""
+
+
+@main.command()
+@config_option
+@click.option("--host", help="Address to listen on (overrides [server] host).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (overrides [server] port).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides [server] log_level.")
+def serve(config_path: Path, host: str | None, port: int | None, log_level: str | None) -> None:
+    """Start the HTTP server."""
+    settings = _load(config_path)
+    if host:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    level = log_level or settings.server.log_level
+    _setup_logging(level)
+    import uvicorn
+
+    from lollms_server.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        _fail_config(exc)
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@main.command()
+@config_option
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--key-name", default="admin", show_default=True, help="Name of the first key.")
+def init(config_path: Path, force: bool, key_name: str) -> None:
+    """Write a commented config.toml with a fresh API key (printed once)."""
+    if config_path.exists() and not force:
+        click.echo(f"{config_path} already exists (use --force to overwrite).", err=True)
+        sys.exit(1)
+    key = generate_key()
+    text = _template() + (
+        f'\n[[security.api_keys]]\nname = "{key_name}"\nsha256 = "{hash_key(key)}"\n'
+    )
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {config_path}.")
+    click.echo(f"API key '{key_name}' (shown once, only its sha256 is stored):\n\n    {key}\n")
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys in config.toml (only their sha256 is stored)."""
+
+
+def _edit_keys(config_path: Path) -> tuple[Any, Any]:
+    import tomlkit
+
+    _load(config_path)  # validate first: never edit a file we cannot read
+    document = tomlkit.parse(config_path.read_text("utf-8"))
+    security = document.setdefault("security", tomlkit.table())
+    if "api_keys" not in security:
+        security["api_keys"] = tomlkit.aot()
+    return document, security["api_keys"]
+
+
+@keys.command("add")
+@config_option
+@click.argument("name")
+def keys_add(config_path: Path, name: str) -> None:
+    """Create key NAME; prints the key once."""
+    import tomlkit
+
+    document, entries = _edit_keys(config_path)
+    if any(entry.get("name") == name for entry in entries):
+        click.echo(f"A key named '{name}' already exists.", err=True)
+        sys.exit(1)
+    key = generate_key()
+    table = tomlkit.table()
+    table.add("name", name)
+    table.add("sha256", hash_key(key))
+    entries.append(table)
+    config_path.write_text(tomlkit.dumps(document), encoding="utf-8")
+    click.echo(f"Added key '{name}' (shown once, only its sha256 is stored):\n\n    {key}\n")
+
+
+@keys.command("list")
+@config_option
+def keys_list(config_path: Path) -> None:
+    """List key names (never the keys)."""
+    settings = _load(config_path)
+    if not settings.security.api_keys:
+        click.echo("No keys.")
+    for entry in settings.security.api_keys:
+        kind = "sha256" if entry.sha256 else "plain key in file"
+        click.echo(f"{entry.name}\t({kind})")
+
+
+@keys.command("remove")
+@config_option
+@click.argument("name")
+def keys_remove(config_path: Path, name: str) -> None:
+    """Delete key NAME."""
+    import tomlkit
+
+    document, entries = _edit_keys(config_path)
+    kept = [entry for entry in entries if entry.get("name") != name]
+    if len(kept) == len(entries):
+        click.echo(f"No key named '{name}'.", err=True)
+        sys.exit(1)
+    while len(entries):
+        entries.pop()
+    for entry in kept:
+        entries.append(entry)
+    config_path.write_text(tomlkit.dumps(document), encoding="utf-8")
+    click.echo(f"Removed key '{name}'.")
+
+
+@main.command()
+@config_option
+@click.option("--models/--no-models", default=True, help="Also list each instance's models.")
+def check(config_path: Path, models: bool) -> None:
+    """Validate the config, run discovery and report; non-zero exit on any error."""
+    from lollms_server.app import build_registry, check_security
+    from lollms_server.bindings.manager import BindingManager
+
+    settings = _load(config_path)
+    _setup_logging("critical")
+    try:
+        check_security(settings)
+        registry = build_registry(settings)
+        manager = BindingManager.from_settings(settings, registry)
+    except ConfigError as exc:
+        _fail_config(exc)
+    problems = 0
+    click.echo(f"Config: {settings.source} (valid)")
+    click.echo(f"API keys: {len(settings.security.api_keys)}")
+    click.echo("Binding types:")
+    for source in registry.all():
+        if source.cls is None:
+            problems += 1
+            click.echo(f"  x {source.name} [{source.origin}]: {source.error}")
+        else:
+            click.echo(f"  ok {source.name} [{source.origin}]")
+    click.echo("Binding instances:")
+    for record in manager.records():
+        if record.binding is None:
+            problems += 1
+            click.echo(f"  x {record.name} ({record.type_name}): {record.error}")
+            continue
+        click.echo(f"  ok {record.name} ({record.type_name})")
+        if models:
+            try:
+                listed = asyncio.run(record.binding.list_models())
+                names = ", ".join(m.name for m in listed) or "no models"
+                click.echo(f"     models: {names}")
+            except Exception as exc:
+                problems += 1
+                click.echo(f"     models: error: {exc}")
+    for gen_type in ("ttt", "tti", "ttv", "ttm", "tts", "stt"):
+        binding, model = settings.defaults.for_type(gen_type)
+        if binding and binding not in manager.names():
+            problems += 1
+            click.echo(f"  x [defaults] {gen_type}_binding = '{binding}' is not an instance")
+        elif binding:
+            click.echo(f"Default {gen_type}: {binding} / {model or '(binding default)'}")
+    if problems:
+        click.echo(f"{problems} problem(s) found.", err=True)
+        sys.exit(1)
+    click.echo("No problems found.")

@@ -1,0 +1,253 @@
+"""config.toml: pydantic models of every key, loading, and readable validation errors.
+
+Precedence: environment variables (``LOLLMS_`` prefix, ``__`` between levels, for example
+``LOLLMS_SERVER__PORT=9700``) override the file, which overrides the defaults below.
+``[bindings.<instance>]`` tables are kept raw here and validated by each binding's own
+``Config`` model once discovery knows the binding types (see ``bindings/manager.py``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from lollms_server.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULT_PORT",
+    "GENERATION_TYPES",
+    "ApiKeyEntry",
+    "DefaultsSettings",
+    "PathsSettings",
+    "SecuritySettings",
+    "ServerSettings",
+    "Settings",
+    "format_validation_error",
+    "load_config",
+]
+
+DEFAULT_PORT = 9601
+GENERATION_TYPES = ("ttt", "tti", "ttv", "ttm", "tts", "stt")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    log_level: LogLevel = "info"
+    docs: bool = True
+
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class ApiKeyEntry(_Section):
+    """One client key: a name plus either the key itself or its sha256 (hex)."""
+
+    name: str = Field(min_length=1)
+    key: SecretStr | None = None
+    sha256: str | None = None
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256_RE.match(value.lower()):
+            raise ValueError("must be 64 hexadecimal characters (a sha256 digest)")
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApiKeyEntry:
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of 'key' or 'sha256'")
+        return self
+
+
+class SecuritySettings(_Section):
+    api_keys: list[ApiKeyEntry] = Field(default_factory=list)
+    allow_no_keys: bool = False
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_names(cls, value: list[ApiKeyEntry]) -> list[ApiKeyEntry]:
+        names = [k.name for k in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate key names: {', '.join(dupes)}")
+        return value
+
+
+class PathsSettings(_Section):
+    """Folders; relative ones are resolved against the config file's folder."""
+
+    bindings: Path = Path("bindings")
+    personalities: Path = Path("personalities")
+    functions: Path = Path("functions")
+    models: Path = Path("models")
+
+
+class DefaultsSettings(_Section):
+    """Binding instance and model per generation type, used when a request names none."""
+
+    ttt_binding: str | None = None
+    ttt_model: str | None = None
+    tti_binding: str | None = None
+    tti_model: str | None = None
+    ttv_binding: str | None = None
+    ttv_model: str | None = None
+    ttm_binding: str | None = None
+    ttm_model: str | None = None
+    tts_binding: str | None = None
+    tts_model: str | None = None
+    stt_binding: str | None = None
+    stt_model: str | None = None
+
+    def for_type(self, generation_type: str) -> tuple[str | None, str | None]:
+        return (
+            getattr(self, f"{generation_type}_binding", None),
+            getattr(self, f"{generation_type}_model", None),
+        )
+
+
+class Settings(BaseSettings):
+    """The whole config.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOLLMS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
+    bindings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    _source: str = PrivateAttr(default="<defaults>")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: it overrides what the file (passed as init kwargs) says.
+        return (env_settings, init_settings)
+
+    @field_validator("bindings")
+    @classmethod
+    def _tables(cls, value: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        for name, table in value.items():
+            if not isinstance(table, dict):
+                raise ValueError(f"[bindings.{name}] must be a table")
+            if not re.match(r"^[A-Za-z0-9_.-]+$", name):
+                raise ValueError(f"instance name '{name}' may use letters, digits, '_', '-', '.'")
+        return value
+
+    @property
+    def source(self) -> str:
+        """Where this configuration came from (a file path, or ``<defaults>``)."""
+        return self._source
+
+    def resolve_path(self, path: Path) -> Path:
+        """Resolve a configured path against the config file's folder."""
+        if path.is_absolute():
+            return path
+        base = Path(self._source).parent if self._source != "<defaults>" else Path.cwd()
+        return (base / path).resolve()
+
+
+def _describe_input(loc: tuple[int | str, ...], value: Any) -> str:
+    if any(str(part) in {"key", "api_key", "token", "password", "secret"} for part in loc):
+        return ""  # never echo something that may be a secret
+    text = repr(value)
+    return f" (got {text[:80]})" if len(text) <= 80 else f" (got {text[:77]}...)"
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """Turn a pydantic error into ``(dotted key, what was expected)`` pairs."""
+    out: list[tuple[str, str]] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc)
+        key = f"{prefix}.{key}" if prefix and key else (prefix or key)
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (not a setting; check the spelling)"
+        else:
+            message = item["msg"] + _describe_input(loc, item.get("input"))
+        out.append((key, message))
+    return out
+
+
+def _raise_first(source: str, problems: list[tuple[str, str]]) -> None:
+    key, message = problems[0]
+    if len(problems) > 1:
+        rest = "; ".join(f"'{k}': {m}" for k, m in problems[1:])
+        message = f"{message}. Also: {rest}"
+    raise ConfigError(source, key or None, message)
+
+
+def load_config(path: str | Path | None) -> Settings:
+    """Read and validate ``path`` (or only defaults and environment when ``path`` is None).
+
+    Raises :class:`ConfigError` naming the file and the key on any problem.
+    """
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        file = Path(path).expanduser()
+        source = str(file.resolve())
+        try:
+            with file.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(
+                source, None, "file not found (create one with 'lollms-server init')"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, None, f"TOML syntax error: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(source, None, f"cannot read the file: {exc.strerror}") from None
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        _raise_first(source, format_validation_error(exc))
+        raise  # unreachable: _raise_first always raises
+    settings._source = source
+    return settings

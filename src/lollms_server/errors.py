@@ -1,0 +1,129 @@
+"""The one exception tree of lollms_server.
+
+Every error a client can see is a :class:`LollmsError` subclass carrying its HTTP status and a
+stable ``error_type``. ``api/errors.py`` turns them into the JSON envelope
+``{"error": {"type", "message", "param"}}``; nothing else builds error bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AmbiguousName",
+    "BadRequest",
+    "BindingNotFound",
+    "BindingUnavailable",
+    "ConfigError",
+    "GenerationFailed",
+    "LollmsError",
+    "ModelNotFound",
+    "NotFound",
+    "Unauthorized",
+    "UnsupportedCapability",
+    "UnsupportedGenerationType",
+]
+
+
+def _listing(names: Iterable[str]) -> str:
+    items = sorted(names)
+    return ", ".join(items) if items else "none"
+
+
+class LollmsError(Exception):
+    """Base class: an error with an HTTP status, a machine-readable type and a message."""
+
+    status_code: int = 500
+    error_type: str = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"type": self.error_type, "message": self.message, "param": self.param}
+
+
+class BadRequest(LollmsError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class UnsupportedGenerationType(BadRequest):
+    error_type = "unsupported_generation_type"
+
+
+class UnsupportedCapability(BadRequest):
+    """The binding cannot do what was asked (tokenize, image input...)."""
+
+    error_type = "unsupported_capability"
+
+
+class Unauthorized(LollmsError):
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class NotFound(LollmsError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class BindingNotFound(NotFound):
+    error_type = "binding_not_found"
+
+    def __init__(self, name: str, available: Iterable[str], *, param: str = "binding_name") -> None:
+        super().__init__(
+            f"Binding instance '{name}' does not exist. Available: {_listing(available)}.",
+            param=param,
+        )
+
+
+class ModelNotFound(NotFound):
+    error_type = "model_not_found"
+
+    def __init__(
+        self, model: str, instance: str, available: Iterable[str], *, param: str = "model_name"
+    ) -> None:
+        super().__init__(
+            f"Model '{model}' not found in binding instance '{instance}'. "
+            f"Available: {_listing(available)}.",
+            param=param,
+        )
+
+
+class AmbiguousName(LollmsError):
+    status_code = 409
+    error_type = "ambiguous_name"
+
+
+class BindingUnavailable(LollmsError):
+    """The backend cannot serve now (engine missing, upstream down); retrying later may work."""
+
+    status_code = 503
+    error_type = "binding_unavailable"
+
+    def __init__(
+        self, message: str, *, param: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+
+class GenerationFailed(LollmsError):
+    """The backend accepted the request but failed while producing output."""
+
+    status_code = 502
+    error_type = "generation_failed"
+
+
+class ConfigError(Exception):
+    """A configuration problem found at start-up. Not an HTTP error: the CLI prints it, exits 2."""
+
+    def __init__(self, source: str, key: str | None, message: str) -> None:
+        self.source = source
+        self.key = key
+        self.detail = message
+        where = f"{source}: key '{key}'" if key else source
+        super().__init__(f"Invalid configuration in {where}: {message}")

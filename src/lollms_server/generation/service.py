@@ -1,0 +1,210 @@
+"""GenerationService: the one path from any API front end to a binding.
+
+Front ends translate their wire format into a :class:`GenerationRequest`, call
+:meth:`GenerationService.start` (which resolves binding and model and loads the model, so
+that every such error happens before a response starts), then either stream the run's events
+or :func:`collect` them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lollms_server.bindings.base import Binding
+from lollms_server.bindings.events import (
+    Event,
+    Finished,
+    MediaOutput,
+    TextDelta,
+    ThoughtsDelta,
+    ToolCall,
+    Usage,
+)
+from lollms_server.bindings.manager import BindingManager
+from lollms_server.bindings.types import BindingRequest, Message, SamplingParams
+from lollms_server.config import Settings
+from lollms_server.errors import BadRequest, UnsupportedCapability, UnsupportedGenerationType
+from lollms_server.generation.thinking import ThinkSplitter
+from lollms_server.resources.models import ModelManager
+
+__all__ = ["CollectedOutput", "GenerationRequest", "GenerationRun", "GenerationService", "collect"]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    generation_type: str = "ttt"
+    binding_name: str | None = None
+    model_name: str | None = None
+    messages: tuple[Message, ...] = ()
+    raw_prompt: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    personality: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationRun:
+    """A started generation: where it runs, and its events (iterate once)."""
+
+    request_id: str
+    binding: Binding
+    model: str
+    request: BindingRequest
+    started: float
+    load_ms: float
+    first_token_ms: float | None = None
+    _events: AsyncIterator[Event] | None = None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        splitter = ThinkSplitter()
+        source = self.binding.generate(self.request)
+        try:
+            async for event in source:
+                if type(event) is TextDelta:
+                    if self.first_token_ms is None:
+                        self.first_token_ms = (time.perf_counter() - self.started) * 1000
+                    for piece in splitter.feed(event.text):
+                        yield piece
+                    continue
+                if type(event) is Finished:
+                    for piece in splitter.flush():
+                        yield piece
+                yield event
+        finally:
+            await source.aclose()  # type: ignore[attr-defined]
+
+    def timings(self) -> dict[str, float | None]:
+        total = (time.perf_counter() - self.started) * 1000
+        return {
+            "load_ms": round(self.load_ms, 3),
+            "first_token_ms": None if self.first_token_ms is None
+            else round(self.first_token_ms, 3),
+            "total_ms": round(total, 3),
+        }
+
+
+@dataclass
+class CollectedOutput:
+    text: str = ""
+    thoughts: str = ""
+    media: list[MediaOutput] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+async def collect(events: AsyncIterator[Event]) -> CollectedOutput:
+    """Gather a whole run into one result (for clients that did not ask for a stream)."""
+    out = CollectedOutput()
+    text: list[str] = []
+    thoughts: list[str] = []
+    async for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+        elif isinstance(event, ThoughtsDelta):
+            thoughts.append(event.text)
+        elif isinstance(event, MediaOutput):
+            out.media.append(event)
+        elif isinstance(event, ToolCall):
+            out.tool_calls.append(event)
+        elif isinstance(event, Usage):
+            out.usage = event
+        elif isinstance(event, Finished):
+            out.finish_reason = event.finish_reason
+            out.metadata.update(event.metadata)
+    out.text, out.thoughts = "".join(text), "".join(thoughts)
+    return out
+
+
+class GenerationService:
+    def __init__(self, settings: Settings, bindings: BindingManager, models: ModelManager):
+        self.settings = settings
+        self.bindings = bindings
+        self.models = models
+
+    async def resolve(
+        self, generation_type: str, binding_name: str | None, model_name: str | None
+    ) -> tuple[Binding, str]:
+        """Pick the binding instance and model: request, then config defaults, then binding."""
+        default_binding, default_model = self.settings.defaults.for_type(generation_type)
+        name = binding_name or default_binding
+        if not name:
+            raise BadRequest(
+                f"No binding_name given and no default for '{generation_type}' "
+                f"([defaults] {generation_type}_binding). Active instances: "
+                f"{', '.join(self.bindings.active_names()) or 'none'}.",
+                param="binding_name",
+            )
+        binding = self.bindings.get(name)
+        if generation_type not in binding.modalities:
+            raise UnsupportedGenerationType(
+                f"Binding instance '{name}' ({binding.name}) does not support "
+                f"generation_type '{generation_type}'; it supports: "
+                f"{', '.join(sorted(binding.modalities))}.",
+                param="generation_type",
+            )
+        model = model_name
+        if not model and name == default_binding:
+            model = default_model
+        model = model or binding.config.default_model
+        if not model:
+            listed = await binding.list_models()
+            if not listed:
+                raise BadRequest(f"Binding instance '{name}' lists no models.",
+                                 param="model_name")
+            model = listed[0].name
+        return binding, model
+
+    async def start(self, request: GenerationRequest) -> GenerationRun:
+        if request.personality:
+            raise BadRequest(
+                "Personalities are not supported by this server version yet.",
+                param="personality",
+            )
+        started = time.perf_counter()
+        binding, model = await self.resolve(
+            request.generation_type, request.binding_name, request.model_name
+        )
+        await binding.model_info(model)  # 404 naming what exists, before any loading
+        if not binding.capabilities.vision and any(m.media for m in request.messages):
+            raise UnsupportedCapability(
+                f"Binding instance '{binding.instance_name}' takes no image, audio or video "
+                "input.",
+                param="input_data",
+            )
+        before_load = time.perf_counter()
+        await self.models.ensure_loaded(binding, model)
+        load_ms = (time.perf_counter() - before_load) * 1000
+        binding_request = BindingRequest(
+            model=model,
+            generation_type=request.generation_type,
+            messages=request.messages,
+            raw_prompt=request.raw_prompt,
+            params=request.params,
+            extra=request.extra,
+        )
+        return GenerationRun(
+            request_id=f"gen-{uuid.uuid4().hex}",
+            binding=binding,
+            model=model,
+            request=binding_request,
+            started=started,
+            load_ms=load_ms,
+        )
+
+    async def loaded_binding(
+        self, binding_name: str | None, model_name: str | None
+    ) -> tuple[Binding, str]:
+        """Binding and model for tokenizer calls, with the model loaded."""
+        binding, model = await self.resolve("ttt", binding_name, model_name)
+        await binding.model_info(model)
+        await self.models.ensure_loaded(binding, model)
+        return binding, model
