@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lollms_server.app import build_registry
+from lollms_server.bindings.manager import BindingManager
+from lollms_server.config import load_config
+from lollms_server.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_without_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_config(None)
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 9601
+    assert settings.security.api_keys == []
+    assert settings.source == "<defaults>"
+
+
+def test_example_file_is_valid_and_matches_init_template() -> None:
+    example = REPO / "config.toml.example"
+    template = REPO / "src/lollms_server/data/config.toml"
+    assert example.read_text() == template.read_text()
+    settings = load_config(example)
+    assert settings.bindings["default_llm"]["type"] == "llamacpp"
+    assert settings.defaults.ttt_binding == "default_llm"
+
+
+def test_syntax_error_names_file(write_config) -> None:
+    path = write_config("[server\nport = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert "TOML syntax error" in str(info.value)
+
+
+def test_unknown_key_is_named(write_config) -> None:
+    path = write_config("[server]\nprot = 9000\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "server.prot"
+    assert "unknown key" in str(info.value)
+
+
+def test_wrong_type_is_named_with_expectation(write_config) -> None:
+    path = write_config('[server]\nport = "eighty"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "server.port"
+    assert "integer" in str(info.value)
+    assert "eighty" in str(info.value)
+
+
+def test_missing_file_suggests_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lollms-server init"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_key_entry_needs_exactly_one_of_key_or_sha256(write_config) -> None:
+    path = write_config('[[security.api_keys]]\nname = "a"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "security.api_keys.0"
+    bad_hash = write_config('[[security.api_keys]]\nname = "a"\nsha256 = "zz"\n')
+    with pytest.raises(ConfigError, match="sha256"):
+        load_config(bad_hash)
+
+
+def test_plain_key_value_never_echoed_in_errors(write_config) -> None:
+    path = write_config('[[security.api_keys]]\nname = "a"\nkey = "hunter2-secret"\nextra = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "hunter2-secret" not in str(info.value)
+
+
+def test_environment_overrides_file(write_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config('[server]\nport = 9000\nhost = "127.0.0.1"\n')
+    monkeypatch.setenv("LOLLMS_SERVER__PORT", "9777")
+    monkeypatch.setenv("LOLLMS_DEFAULTS__TTT_MODEL", "from-env")
+    settings = load_config(path)
+    assert settings.server.port == 9777
+    assert settings.server.host == "127.0.0.1"  # the rest of the table is kept
+    assert settings.defaults.ttt_model == "from-env"
+
+
+def test_bad_environment_value_is_an_error(write_config, monkeypatch) -> None:
+    monkeypatch.setenv("LOLLMS_SERVER__PORT", "not-a-port")
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config("[server]\n"))
+    assert info.value.key == "server.port"
+
+
+def test_relative_paths_resolve_against_config_folder(write_config, tmp_path: Path) -> None:
+    settings = load_config(write_config('[paths]\nmodels = "my_models"\n'))
+    assert settings.resolve_path(settings.paths.models) == tmp_path / "my_models"
+
+
+def _manager(write_config, text: str) -> BindingManager:
+    settings = load_config(write_config(text))
+    return BindingManager.from_settings(settings, build_registry(settings))
+
+
+def test_unknown_binding_type_lists_known_types(write_config) -> None:
+    with pytest.raises(ConfigError) as info:
+        _manager(write_config, '[bindings.x]\ntype = "nosuch"\n')
+    assert info.value.key == "bindings.x.type"
+    assert "nosuch" in str(info.value) and "llamacpp" in str(info.value)
+
+
+def test_missing_binding_type(write_config) -> None:
+    with pytest.raises(ConfigError) as info:
+        _manager(write_config, "[bindings.x]\nmodels = []\n")
+    assert info.value.key == "bindings.x.type"
+
+
+def test_binding_settings_validated_by_binding_config(write_config) -> None:
+    with pytest.raises(ConfigError) as info:
+        _manager(write_config, '[bindings.llm]\ntype = "llamacpp"\nn_ctxx = 10\n')
+    assert info.value.key == "bindings.llm.n_ctxx"
+    with pytest.raises(ConfigError) as info:
+        _manager(write_config, '[bindings.llm]\ntype = "llamacpp"\nn_parallel = "many"\n')
+    assert info.value.key == "bindings.llm.n_parallel"
