@@ -98,5 +98,5 @@ class Binding(ABC):
             f"Binding '{self.name}' has no tokenizer.", param="binding_name"
         )
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release everything (called at shutdown). Default: nothing to release."""

@@ -127,7 +127,8 @@ class BindingRegistry:
 
     def all(self) -> list[BindingSource]:
         """Every known binding type, each imported, plus plugins that failed."""
-        return [self.get(n) for n in self.names()] + list(self._folder_errors)  # type: ignore[misc]
+        found = [s for s in (self.get(n) for n in self.names()) if s is not None]
+        return found + list(self._folder_errors)
 
 
 def _import_file(module_name: str, module_file: Path) -> ModuleType:

@@ -67,7 +67,7 @@ async def list_models(bindings: Bindings) -> ModelsResponse:
     )
     models: dict[str, list[ModelInfo]] = {}
     errors: dict[str, str] = {}
-    for name, result in zip(names, results):
+    for name, result in zip(names, results, strict=True):
         if isinstance(result, BaseException):
             errors[name] = result.message if isinstance(result, LollmsError) else type(
                 result).__name__

@@ -1,0 +1,119 @@
+"""One behaviour suite, run against every binding that can run here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from lollms_server.bindings.base import Binding
+from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.llamacpp import LlamaCppBinding, LlamaCppConfig
+from lollms_server.bindings.testing import ScriptedBinding, ScriptedConfig
+from lollms_server.bindings.types import BindingContext, BindingRequest, Message, SamplingParams
+from lollms_server.errors import ModelNotFound
+from tests.llama_support import MODEL_NAME, needs_llama
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PROMPT = "List the numbers from one to thirty, separated by spaces, in words please."
+
+
+def _scripted() -> tuple[Binding, str]:
+    context = BindingContext("scripted", Path("/nonexistent"))
+    return ScriptedBinding(ScriptedConfig(), context), "scripted-model"
+
+
+def _llamacpp() -> tuple[Binding, str]:
+    config = LlamaCppConfig(n_ctx=2048, n_parallel=2, system_prompt="You are helpful.")
+    return LlamaCppBinding(config, BindingContext("llm", Path("/nonexistent"))), MODEL_NAME
+
+
+@pytest_asyncio.fixture(
+    scope="module", loop_scope="module",
+    params=[pytest.param(_scripted, id="scripted"),
+            pytest.param(_llamacpp, id="llamacpp", marks=needs_llama)],
+)
+async def loaded(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Binding, str]]:
+    binding, model = request.param()
+    await binding.load(model)
+    yield binding, model
+    await binding.unload(model)
+    await binding.close()
+
+
+def _request(model: str, **params: object) -> BindingRequest:
+    return BindingRequest(
+        model=model,
+        messages=(Message("user", PROMPT),),
+        params=SamplingParams(temperature=0.0, top_k=1, seed=1, **params),  # type: ignore[arg-type]
+    )
+
+
+async def _events(binding: Binding, request: BindingRequest) -> list[Event]:
+    return [event async for event in binding.generate(request)]
+
+
+def _text(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+async def test_lists_its_model(loaded: tuple[Binding, str]) -> None:
+    binding, model = loaded
+    names = [m.name for m in await binding.list_models()]
+    assert model in names
+    info = await binding.model_info(model)
+    assert info.context_size and info.context_size >= 2048
+    with pytest.raises(ModelNotFound):
+        await binding.model_info("no-such-model")
+
+
+async def test_generate_streams_text_then_usage_then_finished(loaded) -> None:
+    binding, model = loaded
+    events = await _events(binding, _request(model, max_tokens=12))
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) >= 3  # really streamed, not one blob
+    assert _text(events).strip()
+    assert isinstance(events[-1], Finished)
+    usage = [e for e in events if isinstance(e, Usage)]
+    assert usage and usage[-1].completion_tokens >= 1
+
+
+async def test_max_tokens_honoured(loaded) -> None:
+    binding, model = loaded
+    events = await _events(binding, _request(model, max_tokens=5))
+    usage = next(e for e in events if isinstance(e, Usage))
+    assert usage.completion_tokens == 5
+    assert events[-1] == Finished("length", events[-1].metadata)  # type: ignore[union-attr]
+
+
+async def test_stop_sequence_honoured(loaded) -> None:
+    binding, model = loaded
+    full = _text(await _events(binding, _request(model, max_tokens=24)))
+    assert len(full) >= 12, full
+    middle = len(full) // 2
+    stop = full[middle: middle + 3]
+    expected = full[: full.index(stop)]
+    stopped = await _events(binding, _request(model, max_tokens=24, stop=(stop,)))
+    assert _text(stopped) == expected
+    assert stopped[-1].finish_reason == "stop"  # type: ignore[union-attr]
+
+
+async def test_tokenize_roundtrip(loaded) -> None:
+    binding, model = loaded
+    tokens = await binding.tokenize(model, "Hello world, how are you? ")
+    assert len(tokens) >= 3 and all(isinstance(t, int) for t in tokens)
+    assert await binding.detokenize(model, tokens) == "Hello world, how are you? "
+
+
+async def test_closing_the_stream_early_leaves_binding_usable(loaded) -> None:
+    binding, model = loaded
+    stream = binding.generate(_request(model, max_tokens=200))
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    events = await _events(binding, _request(model, max_tokens=3))
+    assert isinstance(events[-1], Finished)

@@ -1,0 +1,160 @@
+"""The real `lollms-server` process, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.llama_support import needs_llama
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "lollms_server"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def initialised(tmp_path: Path) -> tuple[Path, str]:
+    """`lollms-server init`, as the README's serve command runs it: (config path, key)."""
+    result = _run("init", "--config", "config.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    key = next(w for w in result.stdout.split() if w.startswith("lollms_"))
+    return tmp_path / "config.toml", key
+
+
+@pytest.fixture
+def server(initialised: tuple[Path, str]) -> Iterator[tuple[str, str]]:
+    config, key = initialised
+    config.write_text(config.read_text().replace("n_parallel = 4", "n_parallel = 2"))
+    port = _free_port()
+    proc = subprocess.Popen([*CLI, "serve", "--config", str(config), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "server did not answer /health"
+            time.sleep(0.05)
+        yield url, key
+    finally:
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert key not in out  # the key never appears in the server's output
+
+
+@pytest.mark.parametrize("mark", [pytest.param(0, marks=needs_llama)])
+def test_fresh_config_serves_a_real_answer(server: tuple[str, str], mark: int) -> None:
+    url, key = server
+    assert httpx.post(f"{url}/api/v1/generate", json={"prompt": "hi"}).status_code == 401
+    response = httpx.post(
+        f"{url}/api/v1/generate",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"prompt": "What is the capital of France?",
+              "parameters": {"temperature": 0, "max_tokens": 30}},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    assert "Paris" in response.json()["output"][0]["data"]
+    with httpx.stream("POST", f"{url}/api/v1/generate", headers={"X-API-Key": key}, timeout=120,
+                      json={"prompt": "Say hello", "stream": True,
+                            "parameters": {"max_tokens": 10}}) as streamed:
+        lines = [line for line in streamed.iter_lines() if line.startswith("data: ")]
+    assert len(lines) >= 3 and '"type":"final"' in lines[-1]
+
+
+def test_init_stores_only_the_hash(initialised: tuple[Path, str]) -> None:
+    config, key = initialised
+    text = config.read_text()
+    assert key not in text
+    import hashlib
+
+    assert hashlib.sha256(key.encode()).hexdigest() in text
+
+
+def test_keys_add_list_remove(initialised: tuple[Path, str]) -> None:
+    config, first = initialised
+    cwd = config.parent
+    added = _run("keys", "add", "ci-bot", "--config", str(config), cwd=cwd)
+    assert added.returncode == 0, added.stderr
+    new_key = next(w for w in added.stdout.split() if w.startswith("lollms_"))
+    assert new_key not in config.read_text()
+    listed = _run("keys", "list", "--config", str(config), cwd=cwd)
+    assert listed.stdout.split() == ["admin", "(sha256)", "ci-bot", "(sha256)"]
+    assert first not in listed.stdout and new_key not in listed.stdout
+    assert _run("keys", "add", "ci-bot", "--config", str(config), cwd=cwd).returncode == 1
+    assert _run("keys", "remove", "ci-bot", "--config", str(config), cwd=cwd).returncode == 0
+    listed = _run("keys", "list", "--config", str(config), cwd=cwd)
+    assert "ci-bot" not in listed.stdout
+    assert _run("keys", "remove", "ci-bot", "--config", str(config), cwd=cwd).returncode == 1
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[server\n", "TOML syntax error"),
+    ("[server]\nportt = 1\n", "server.portt"),
+    ('[server]\nport = "x"\n', "server.port"),
+    ('[security]\nallow_no_keys = true\n[bindings.a]\ntype = "warp-drive"\n', "bindings.a.type"),
+    ('[security]\nallow_no_keys = true\n[bindings.a]\ntype = "llamacpp"\nn_ctx = "big"\n',
+     "bindings.a.n_ctx"),
+    ("[server]\nport = 1\n", "security.api_keys"),
+])
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    for command in (["serve"], ["check"]):
+        result = _run(*command, "--config", str(path), cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        assert needle in result.stderr
+        assert str(path) in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_check_reports_found_and_failed_plugins(initialised: tuple[Path, str]) -> None:
+    config, _ = initialised
+    plugins = config.parent / "bindings"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text("raise ImportError('missing engine')\n")
+    result = _run("check", "--config", str(config), cwd=config.parent)
+    assert result.returncode == 1
+    assert "ok llamacpp" in result.stdout
+    assert "x broken" in result.stdout and "missing engine" in result.stdout
+    (plugins / "broken.py").unlink()
+    result = _run("check", "--config", str(config), cwd=config.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No problems found." in result.stdout
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    for command in ([], ["serve"], ["init"], ["keys"], ["keys", "add"], ["keys", "list"],
+                    ["keys", "remove"], ["check"]):
+        result = _run(*command, "--help", cwd=tmp_path)
+        assert result.returncode == 0
+        assert "Usage:" in result.stdout and len(result.stdout) > 80
