@@ -131,7 +131,7 @@ async def test_client_closing_stream_stops_the_engine(llama_client: httpx.AsyncC
             if json.loads(sse.data)["type"] == "chunk":
                 break
     async with _engine(llama_client) as (engine, raw):
-        for _ in range(100):
+        for _ in range(500):
             slots = (await raw.get("/slots")).json()
             if engine.active == 0 and not any(s.get("is_processing") for s in slots):
                 break
@@ -139,3 +139,13 @@ async def test_client_closing_stream_stops_the_engine(llama_client: httpx.AsyncC
     assert engine.active == 0
     assert slots and slots[0]["n_ctx"] > 0
     assert not any(s.get("is_processing") for s in slots)
+
+
+async def test_llama_extra_parameters_checked_and_passed(llama_client: httpx.AsyncClient) -> None:
+    bad = await llama_client.post("/api/v1/generate", json={
+        "prompt": "hi", "stream": True, "parameters": {"warp_factor": 9}})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "parameters.warp_factor"
+    forced = await llama_client.post("/api/v1/generate", json={
+        "prompt": "Say OK.", "parameters": {"max_tokens": 40, "ignore_eos": True}})
+    assert forced.json()["usage"]["completion_tokens"] == 40

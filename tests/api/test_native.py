@@ -266,3 +266,15 @@ async def test_drop_in_and_broken_plugins(make_client, tmp_path: Path) -> None:
     assert by_type["broken"]["status"] == "error"
     assert "plugin exploded" in by_type["broken"]["error"]
     assert answer.json()["output"][0]["data"] == ">cba"
+
+
+async def test_cors_only_for_configured_origins(make_client) -> None:
+    base = __import__("tests.conftest").conftest.BASE_CONFIG.replace(
+        "port = 9601", 'port = 9601\ncors_origins = ["http://ui.local"]')
+    async with make_client(base=base) as client:
+        allowed = await client.options("/api/v1/generate", headers={
+            "Origin": "http://ui.local", "Access-Control-Request-Method": "POST"})
+        denied = await client.options("/api/v1/generate", headers={
+            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert allowed.headers["access-control-allow-origin"] == "http://ui.local"
+    assert "access-control-allow-origin" not in denied.headers

@@ -1,46 +1,118 @@
 """Server-Sent Events: the one encoder for streamed responses.
 
-Routes hand over an async iterator of JSON-able dicts. An exception raised after the stream
-started becomes one ``error`` event (same body as the JSON error envelope, plus
-``"type": "error"``) and the stream ends; a client that disconnects cancels the iterator,
-which closes the generation under it.
+Routes hand over an async iterator of JSON-able dicts; each becomes one ``data: <json>``
+event. An exception raised after the stream started becomes one ``error`` event (same body
+as the JSON error envelope, plus ``"type": "error"``) and the stream ends. A client that
+disconnects cancels the iterator at once (not at the next write), which closes the
+generation under it; an idle stream gets a ``: ping`` comment every ``ping_seconds``.
+
+This is a small ASGI response rather than sse-starlette: the token path is the hot path, and
+sse-starlette's per-event timeout scope cost more CPU than the rest of the relay together
+(measured with bench/relay.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sse_starlette import EventSourceResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from lollms_server.api.errors import error_payload
 
-__all__ = ["sse_response"]
+__all__ = ["SSEResponse", "encode_event", "sse_response"]
 
-PING_SECONDS = 15
-
-
-def _dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-
-
-async def _encode(source: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    try:
-        async for payload in source:
-            yield _dumps(payload)
-    except Exception as exc:
-        _, body = error_payload(exc)
-        yield _dumps({"type": "error", **body})
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+logger = logging.getLogger(__name__)
+PING_SECONDS = 15.0
+_PING = b": ping\n\n"
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def sse_response(source: AsyncIterator[dict[str, Any]]) -> EventSourceResponse:
-    return EventSourceResponse(
-        _encode(source),
-        ping=PING_SECONDS,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+def encode_event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + _dumps(payload).encode("utf-8") + b"\n\n"
+
+
+class SSEResponse(Response):
+    """An ASGI response streaming ``source`` as Server-Sent Events."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, source: AsyncIterator[dict[str, Any]],
+                 ping_seconds: float = PING_SECONDS) -> None:
+        super().__init__(status_code=200, headers={"cache-control": "no-cache",
+                                                   "x-accel-buffering": "no"})
+        # A stream has no length: drop the content-length Response computed for no body.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.source = source
+        self.ping_seconds = ping_seconds
+        self._disconnected = False
+        self._sending = False
+        self._last_sent = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        streamer = asyncio.current_task()
+        assert streamer is not None
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": self.raw_headers})
+        self._last_sent = loop.time()
+        watcher = asyncio.create_task(self._watch_disconnect(receive, streamer))
+        pinger = asyncio.create_task(self._ping(send, loop))
+        try:
+            await self._stream(send, loop)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not self._disconnected:
+                raise  # server shutdown: let it through
+            if hasattr(streamer, "uncancel"):
+                streamer.uncancel()  # we cancelled it ourselves, and handled it
+        except OSError:
+            self._disconnected = True  # the socket went away while we wrote
+        finally:
+            watcher.cancel()
+            pinger.cancel()
+            aclose = getattr(self.source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    async def _stream(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            async for payload in self.source:
+                self._sending = True
+                await send({"type": "http.response.body", "body": encode_event(payload),
+                            "more_body": True})
+                self._sending = False
+                self._last_sent = loop.time()
+        except Exception as exc:
+            _, body = error_payload(exc)
+            await send({"type": "http.response.body",
+                        "body": encode_event({"type": "error", **body}), "more_body": True})
+
+    async def _watch_disconnect(self, receive: Receive, streamer: asyncio.Task[Any]) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._disconnected = True
+                streamer.cancel()
+                return
+
+    async def _ping(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            await asyncio.sleep(self.ping_seconds)
+            if not self._sending and loop.time() - self._last_sent >= self.ping_seconds:
+                self._sending = True
+                try:
+                    await send({"type": "http.response.body", "body": _PING, "more_body": True})
+                finally:
+                    self._sending = False
+                self._last_sent = loop.time()
+
+
+def sse_response(source: AsyncIterator[dict[str, Any]]) -> SSEResponse:
+    return SSEResponse(source)

@@ -81,6 +81,13 @@ class Binding(ABC):
         """Bytes the model needs once loaded, if known before loading."""
         return None
 
+    def check_request(self, request: BindingRequest) -> None:  # noqa: B027 - optional hook
+        """Reject what this binding cannot do, before any response starts (raise BadRequest).
+
+        The default accepts everything; bindings with a fixed set of extra parameters
+        override it so that an unsupported parameter is an error, not silently ignored.
+        """
+
     @abstractmethod
     def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         """Produce events for one request; the model is already loaded.

