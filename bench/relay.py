@@ -225,6 +225,9 @@ def bench(pid: int, client: httpx.Client, gguf: Path, args: argparse.Namespace) 
     for i in range(args.runs):
         for which in ("direct", "server") if i % 2 == 0 else ("server", "direct"):
             owner = me if which == "direct" else pid
+            # Let the other engine's threadpool stop spinning first: on a 2-core machine its
+            # busy-wait after a run would otherwise delay the next run's first token.
+            time.sleep(0.3)
             before, m0 = thread_cpu(owner), machine_cpu()
             c0, s0 = time.process_time(), _stat(f"/proc/{pid}/stat")
             run = run_direct(engine, body_d) if which == "direct" else run_server(client, body_s)
