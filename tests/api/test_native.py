@@ -278,3 +278,20 @@ async def test_cors_only_for_configured_origins(make_client) -> None:
             "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert allowed.headers["access-control-allow-origin"] == "http://ui.local"
     assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_body_limit_without_content_length(make_client) -> None:
+    base = __import__("tests.conftest").conftest.BASE_CONFIG.replace(
+        "port = 9601", "port = 9601\nmax_request_bytes = 1000")
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"prompt": "'
+        for _ in range(20):
+            yield b"x" * 100
+        yield b'"}'
+
+    async with make_client(base=base) as client:
+        response = await client.post("/api/v1/generate", content=chunks(),
+                                     headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lollms_server.api.errors import envelope
@@ -11,14 +12,11 @@ from lollms_server.api.errors import envelope
 __all__ = ["BodyLimitMiddleware"]
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.message = (f"Request body exceeds {max_bytes} bytes ([server] max_request_bytes).")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,7 +27,6 @@ class BodyLimitMiddleware:
                 await self._reject(send)
                 return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -37,25 +34,16 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    # An HTTPException passes FastAPI's body parsing untouched and becomes the
+                    # 413 envelope in api/errors.py. `send` is deliberately not wrapped: the
+                    # streaming hot path should not pay for a check that only reading needs.
+                    raise HTTPException(413, self.message)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
+        await self.app(scope, limited_receive, send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(envelope(
-            "request_too_large", f"Request body exceeds {self.max_bytes} bytes "
-            "([server] max_request_bytes).")).encode()
+        body = json.dumps(envelope("request_too_large", self.message)).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
