@@ -6,10 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from lollms_server import __version__
+from lollms_server.api.deps import require_api_key
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.limits import BodyLimitMiddleware
 from lollms_server.api.native.routes import router as native_router
@@ -18,7 +21,8 @@ from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.config import Settings
 from lollms_server.errors import ConfigError
 from lollms_server.generation.service import GenerationService
-from lollms_server.resources.models import ModelManager
+from lollms_server.resources.metrics import Metrics
+from lollms_server.resources.scheduler import Scheduler
 from lollms_server.security.keys import KeyStore
 
 __all__ = ["build_registry", "check_security", "create_app"]
@@ -48,6 +52,17 @@ def check_security(settings: Settings) -> None:
     )
 
 
+def check_preload(settings: Settings, bindings: BindingManager) -> None:
+    for index, target in enumerate(settings.resources.preload):
+        instance = target.partition("/")[0]
+        if instance not in bindings.names():
+            raise ConfigError(
+                settings.source, f"resources.preload.{index}",
+                f"'{target}' names binding instance '{instance}', which is not configured; "
+                f"instances: {', '.join(bindings.names()) or 'none'}",
+            )
+
+
 def build_registry(settings: Settings) -> BindingRegistry:
     registry = BindingRegistry()
     registry.discover_entry_points()
@@ -60,12 +75,20 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     check_security(settings)
     registry = registry or build_registry(settings)
     bindings = BindingManager.from_settings(settings, registry)
-    models = ModelManager()
+    check_preload(settings, bindings)
+    metrics = Metrics()
+    scheduler = Scheduler.from_settings(settings.resources, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for target in settings.resources.preload:
+            instance, _, model = target.partition("/")
+            try:
+                await scheduler.preload(bindings.get(instance), model)
+            except Exception as exc:  # a pinned model that fails must not stop the server
+                logger.error("Preloading '%s' failed: %s", target, exc)
         yield
-        await models.unload_all()
+        await scheduler.shutdown()
         await bindings.close()
 
     docs = settings.server.docs
@@ -81,11 +104,18 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.state.keys = KeyStore(settings.security.api_keys)
     app.state.registry = registry
     app.state.bindings = bindings
-    app.state.models = models
-    app.state.generation = GenerationService(settings, bindings, models)
+    app.state.scheduler = scheduler
+    app.state.metrics = metrics
+    app.state.generation = GenerationService(settings, bindings, scheduler)
 
     install_error_handlers(app)
     app.include_router(native_router)
+
+    @app.get("/metrics", tags=["health"], dependencies=[Depends(require_api_key)],
+             response_class=PlainTextResponse)
+    async def prometheus_metrics() -> PlainTextResponse:
+        """Prometheus metrics (key required)."""
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

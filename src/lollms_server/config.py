@@ -39,6 +39,7 @@ __all__ = [
     "ApiKeyEntry",
     "DefaultsSettings",
     "PathsSettings",
+    "ResourcesSettings",
     "SecuritySettings",
     "ServerSettings",
     "Settings",
@@ -140,6 +141,44 @@ class DefaultsSettings(_Section):
         )
 
 
+class ResourcesSettings(_Section):
+    """Memory budgets and the request queue (see resources/scheduler.py)."""
+
+    gpu_memory: str | int = "auto"
+    system_memory: str | int = "auto"
+    safety_margin: str | int = "512MiB"
+    max_queue: int = Field(64, ge=0)
+    queue_timeout: float = Field(120.0, gt=0)
+    keep_alive: float = Field(300.0, ge=-1)
+    swap_delay: float = Field(2.0, ge=0)
+    preload: list[str] = Field(default_factory=list)
+
+    @field_validator("gpu_memory", "system_memory")
+    @classmethod
+    def _size_or_auto(cls, value: str | int) -> str | int:
+        if value != "auto":
+            from lollms_server.resources.memory import parse_size
+
+            parse_size(value)
+        return value
+
+    @field_validator("safety_margin")
+    @classmethod
+    def _size(cls, value: str | int) -> str | int:
+        from lollms_server.resources.memory import parse_size
+
+        parse_size(value)
+        return value
+
+    @field_validator("preload")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if "/" not in item:
+                raise ValueError(f"'{item}' must be 'instance/model'")
+        return value
+
+
 class Settings(BaseSettings):
     """The whole config.toml."""
 
@@ -154,6 +193,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
     defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
+    resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
     bindings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     _source: str = PrivateAttr(default="<defaults>")

@@ -16,6 +16,9 @@ __all__ = [
     "BindingUnavailable",
     "ConfigError",
     "GenerationFailed",
+    "InsufficientMemory",
+    "Overloaded",
+    "QueueTimeout",
     "LollmsError",
     "ModelNotFound",
     "NotFound",
@@ -109,6 +112,25 @@ class BindingUnavailable(LollmsError):
     ) -> None:
         super().__init__(message, param=param)
         self.retry_after = retry_after
+
+
+class Overloaded(BindingUnavailable):
+    """The request queue is full."""
+
+    error_type = "overloaded"
+
+
+class QueueTimeout(BindingUnavailable):
+    """The request waited in the queue longer than its timeout."""
+
+    error_type = "queue_timeout"
+
+
+class InsufficientMemory(LollmsError):
+    """The model can never fit the memory budget: refused at once, never queued."""
+
+    status_code = 507
+    error_type = "insufficient_memory"
 
 
 class GenerationFailed(LollmsError):

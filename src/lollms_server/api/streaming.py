@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -43,12 +43,14 @@ class SSEResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, source: AsyncIterator[dict[str, Any]],
-                 ping_seconds: float = PING_SECONDS) -> None:
+                 ping_seconds: float = PING_SECONDS,
+                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         super().__init__(status_code=200, headers={"cache-control": "no-cache",
                                                    "x-accel-buffering": "no"})
         # A stream has no length: drop the content-length Response computed for no body.
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.source = source
+        self.on_close = on_close
         self.ping_seconds = ping_seconds
         self._disconnected = False
         self._sending = False
@@ -80,6 +82,9 @@ class SSEResponse(Response):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+            if self.on_close is not None:
+                # Runs even when the source never started (a generator's finally would not).
+                await self.on_close()
 
     async def _stream(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -114,5 +119,6 @@ class SSEResponse(Response):
                 self._last_sent = loop.time()
 
 
-def sse_response(source: AsyncIterator[dict[str, Any]]) -> SSEResponse:
-    return SSEResponse(source)
+def sse_response(source: AsyncIterator[dict[str, Any]],
+                 on_close: Callable[[], Awaitable[None]] | None = None) -> SSEResponse:
+    return SSEResponse(source, on_close=on_close)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.bindings.events import Event
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
@@ -25,6 +25,10 @@ class BindingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
     default_model: str | None = None
+    keep_alive: float | None = Field(
+        None, ge=-1, description="Seconds an idle model stays loaded ([resources] default); "
+        "0 = unload after each request, -1 = never."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,18 @@ class Binding(ABC):
     def memory_estimate(self, model: str) -> int | None:
         """Bytes the model needs once loaded, if known before loading."""
         return None
+
+    def memory_used(self, model: str) -> int | None:
+        """Bytes the loaded model really takes, when known (wins over the estimate)."""
+        return None
+
+    def memory_device(self, model: str) -> str:
+        """Which budget the model draws on: ``"gpu"`` or ``"cpu"`` (system memory)."""
+        return "cpu"
+
+    def max_concurrency(self, model: str) -> int:
+        """How many requests the engine runs at once for ``model`` (batched slots)."""
+        return 1
 
     def check_request(self, request: BindingRequest) -> None:  # noqa: B027 - optional hook
         """Reject what this binding cannot do, before any response starts (raise BadRequest).

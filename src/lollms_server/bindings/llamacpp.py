@@ -159,6 +159,12 @@ class LlamaCppBinding(Binding):
         except (ModelNotFound, OSError):
             return None
 
+    def memory_device(self, model: str) -> str:
+        return "gpu" if self.cfg.n_gpu_layers != 0 else "cpu"
+
+    def max_concurrency(self, model: str) -> int:
+        return self.cfg.n_parallel
+
     # -- load / unload ---------------------------------------------------------------------
     async def load(self, model: str) -> None:
         if model in self._engines:

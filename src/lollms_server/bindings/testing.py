@@ -31,6 +31,12 @@ class ScriptedConfig(BindingConfig):
     delay_s: float = Field(0.0, ge=0)
     fail_after_chunks: int | None = Field(None, ge=0)
     fail_on_load: bool = False
+    load_delay_s: float = Field(0.0, ge=0)
+    memory_bytes: dict[str, int] = Field(
+        default_factory=dict, description="Declared memory need per model (scheduler tests)."
+    )
+    device: str = "cpu"
+    max_concurrency: int = Field(4, ge=1)
     context_size: int = 4096
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -49,6 +55,9 @@ class ScriptedBinding(Binding):
         self.load_count = 0
         self.requests: list[BindingRequest] = []
         self.cancelled = 0
+        self.events: list[tuple[str, str]] = []
+        self.running = 0
+        self.peak_running = 0
         self._vocab: dict[str, int] = {}
 
     async def list_models(self) -> list[ModelInfo]:
@@ -65,12 +74,25 @@ class ScriptedBinding(Binding):
         self._check(model)
         if self.cfg.fail_on_load:
             raise BindingUnavailable(f"scripted load failure for '{model}'")
-        await asyncio.sleep(self.cfg.delay_s)
+        if model in self.loaded:
+            raise RuntimeError(f"'{model}' loaded twice")  # the scheduler must prevent this
+        await asyncio.sleep(self.cfg.load_delay_s)
         self.load_count += 1
+        self.events.append(("load", model))
         self.loaded.add(model)
 
     async def unload(self, model: str) -> None:
+        self.events.append(("unload", model))
         self.loaded.discard(model)
+
+    def memory_estimate(self, model: str) -> int | None:
+        return self.cfg.memory_bytes.get(model, 0)
+
+    def memory_device(self, model: str) -> str:
+        return self.cfg.device
+
+    def max_concurrency(self, model: str) -> int:
+        return self.cfg.max_concurrency
 
     def _answer(self, request: BindingRequest) -> str:
         if self.cfg.reply:
@@ -94,6 +116,10 @@ class ScriptedBinding(Binding):
             text, finish = text[:cut], "stop"
             pieces = _WORD.findall(text)
         prompt_tokens = sum(len(_WORD.findall(m.content)) for m in request.messages)
+        if request.model not in self.loaded:
+            raise GenerationFailed(f"'{request.model}' generated while not loaded")
+        self.running += 1
+        self.peak_running = max(self.peak_running, self.running)
         try:
             for piece in pieces:
                 if self.cfg.fail_after_chunks is not None and emitted >= self.cfg.fail_after_chunks:
@@ -105,6 +131,8 @@ class ScriptedBinding(Binding):
         except (GeneratorExit, asyncio.CancelledError):
             self.cancelled += 1
             raise
+        finally:
+            self.running -= 1
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=emitted)
         yield Finished(finish)
 

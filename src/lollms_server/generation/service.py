@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from lollms_server.bindings.types import BindingRequest, Message, SamplingParams
 from lollms_server.config import Settings
 from lollms_server.errors import BadRequest, UnsupportedCapability, UnsupportedGenerationType
 from lollms_server.generation.thinking import ThinkSplitter
-from lollms_server.resources.models import ModelManager
+from lollms_server.resources.scheduler import Lease, Scheduler
 
 __all__ = ["CollectedOutput", "GenerationRequest", "GenerationRun", "GenerationService", "collect"]
 
@@ -43,6 +44,8 @@ class GenerationRequest:
     raw_prompt: str | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
     personality: str | None = None
+    queue_timeout: float | None = None
+    keep_alive: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -55,9 +58,11 @@ class GenerationRun:
     model: str
     request: BindingRequest
     started: float
-    load_ms: float
+    queue_ms: float
+    lease: Lease
     first_token_ms: float | None = None
-    _events: AsyncIterator[Event] | None = None
+    outcome: str = "cancelled"
+    completion_tokens: int = 0
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
@@ -74,16 +79,39 @@ class GenerationRun:
                         yield piece
                     continue
                 if type(event) is Finished:
+                    self.outcome = "completed"
                     for piece in splitter.flush():
                         yield piece
+                elif type(event) is Usage:
+                    self.completion_tokens = event.completion_tokens
                 yield event
+        except Exception:
+            self.outcome = "failed"
+            raise
         finally:
             await source.aclose()  # type: ignore[attr-defined]
+            self.close()
+
+    def close(self) -> None:
+        """Release the lease (idempotent); also for a run that was never iterated."""
+        if self.lease.released:
+            return
+        self.lease.release()
+        metrics = self.lease.scheduler.metrics
+        instance = self.binding.instance_name
+        metrics.requests.labels(outcome=self.outcome).inc()
+        metrics.generation_time.labels(binding=instance).observe(
+            time.perf_counter() - self.started - self.queue_ms / 1000)
+        if self.completion_tokens:
+            metrics.tokens.labels(binding=instance).inc(self.completion_tokens)
+
+    async def aclose(self) -> None:
+        self.close()
 
     def timings(self) -> dict[str, float | None]:
         total = (time.perf_counter() - self.started) * 1000
         return {
-            "load_ms": round(self.load_ms, 3),
+            "queue_ms": round(self.queue_ms, 3),
             "first_token_ms": None if self.first_token_ms is None
             else round(self.first_token_ms, 3),
             "total_ms": round(total, 3),
@@ -125,10 +153,10 @@ async def collect(events: AsyncIterator[Event]) -> CollectedOutput:
 
 
 class GenerationService:
-    def __init__(self, settings: Settings, bindings: BindingManager, models: ModelManager):
+    def __init__(self, settings: Settings, bindings: BindingManager, scheduler: Scheduler):
         self.settings = settings
         self.bindings = bindings
-        self.models = models
+        self.scheduler = scheduler
 
     async def resolve(
         self, generation_type: str, binding_name: str | None, model_name: str | None
@@ -189,23 +217,28 @@ class GenerationService:
             extra=request.extra,
         )
         binding.check_request(binding_request)
-        before_load = time.perf_counter()
-        await self.models.ensure_loaded(binding, model)
-        load_ms = (time.perf_counter() - before_load) * 1000
+        before = time.perf_counter()
+        lease = await self.scheduler.acquire(
+            binding, model, queue_timeout=request.queue_timeout, keep_alive=request.keep_alive)
         return GenerationRun(
             request_id=f"gen-{uuid.uuid4().hex}",
             binding=binding,
             model=model,
             request=binding_request,
             started=started,
-            load_ms=load_ms,
+            queue_ms=(time.perf_counter() - before) * 1000,
+            lease=lease,
         )
 
-    async def loaded_binding(
+    @asynccontextmanager
+    async def loaded_model(
         self, binding_name: str | None, model_name: str | None
-    ) -> tuple[Binding, str]:
-        """Binding and model for tokenizer calls, with the model loaded."""
+    ) -> AsyncIterator[tuple[Binding, str]]:
+        """Binding and model for tokenizer calls, holding a lease while in use."""
         binding, model = await self.resolve("ttt", binding_name, model_name)
         await binding.model_info(model)
-        await self.models.ensure_loaded(binding, model)
-        return binding, model
+        lease = await self.scheduler.acquire(binding, model)
+        try:
+            yield binding, model
+        finally:
+            lease.release()

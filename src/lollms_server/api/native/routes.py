@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from lollms_server.api.deps import Bindings, Generation, Registry, require_api_key
+from lollms_server.api.disconnect import cancel_on_disconnect
 from lollms_server.api.native import translate
 from lollms_server.api.native.schemas import (
     CountTokensResponse,
@@ -91,33 +92,43 @@ async def get_model_info(
 
 @router.post("/generate", response_model=GenerateResponse,
              responses={200: {"content": {"text/event-stream": {}}}})
-async def generate(body: GenerateRequest, service: Generation) -> Response:
+async def generate(body: GenerateRequest, service: Generation, request: Request) -> Response:
     """Generate; ``stream: true`` answers with Server-Sent Events."""
-    run = await service.start(translate.to_generation_request(body))
+    run = await cancel_on_disconnect(request, service.start(
+        translate.to_generation_request(body)))
     if body.stream:
-        return sse_response(translate.stream_events(run))
-    out = await collect(run.__aiter__())
+        return sse_response(translate.stream_events(run), on_close=run.aclose)
+    try:
+        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
+    finally:
+        run.close()
     return JSONResponse(translate.response_body(run, out))
 
 
 @router.post("/tokenize", response_model=TokenizeResponse)
 async def tokenize(body: TokenizeRequest, service: Generation) -> TokenizeResponse:
-    binding, model = await service.loaded_binding(body.binding_name, body.model_name)
-    tokens = await binding.tokenize(model, body.text)
+    async with service.loaded_model(body.binding_name, body.model_name) as (binding, model):
+        tokens = await binding.tokenize(model, body.text)
     return TokenizeResponse(tokens=tokens, count=len(tokens),
                             binding_name=binding.instance_name, model_name=model)
 
 
 @router.post("/detokenize", response_model=DetokenizeResponse)
 async def detokenize(body: DetokenizeRequest, service: Generation) -> DetokenizeResponse:
-    binding, model = await service.loaded_binding(body.binding_name, body.model_name)
-    text = await binding.detokenize(model, body.tokens)
+    async with service.loaded_model(body.binding_name, body.model_name) as (binding, model):
+        text = await binding.detokenize(model, body.tokens)
     return DetokenizeResponse(text=text, binding_name=binding.instance_name, model_name=model)
 
 
 @router.post("/count_tokens", response_model=CountTokensResponse)
 async def count_tokens(body: TokenizeRequest, service: Generation) -> CountTokensResponse:
-    binding, model = await service.loaded_binding(body.binding_name, body.model_name)
-    tokens = await binding.tokenize(model, body.text)
+    async with service.loaded_model(body.binding_name, body.model_name) as (binding, model):
+        tokens = await binding.tokenize(model, body.text)
     return CountTokensResponse(count=len(tokens), binding_name=binding.instance_name,
                                model_name=model)
+
+
+@router.get("/status")
+async def status(service: Generation) -> dict[str, Any]:
+    """Loaded models, memory per device, queue depth and waits, active generations."""
+    return service.scheduler.status()

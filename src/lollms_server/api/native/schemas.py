@@ -63,6 +63,13 @@ class GenerateRequest(BaseModel):
     raw_prompt: bool = Field(
         False, description="Send `prompt` as is, without the model's chat template."
     )
+    keep_alive: float | None = Field(
+        None, ge=-1, description="Seconds the model stays loaded when idle after this request "
+        "(0 = unload now, -1 = forever)."
+    )
+    queue_timeout: float | None = Field(
+        None, gt=0, le=3600, description="Seconds to wait for a free slot before a 503."
+    )
 
     @model_validator(mode="after")
     def _has_input(self) -> GenerateRequest:

@@ -87,6 +87,8 @@ def to_generation_request(body: GenerateRequest) -> GenerationRequest:
         raw_prompt=body.prompt if body.raw_prompt else None,
         params=params,
         personality=body.personality,
+        queue_timeout=body.queue_timeout,
+        keep_alive=body.keep_alive,
         extra=extra,
     )
 

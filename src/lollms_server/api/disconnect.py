@@ -1,0 +1,48 @@
+"""Cancel a request's work when its client disconnects (for non-streaming responses).
+
+Streaming responses watch for the disconnect themselves (api/streaming.py); a plain JSON
+response would otherwise keep generating for nobody until the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from fastapi import Request
+
+from lollms_server.errors import LollmsError
+
+__all__ = ["ClientDisconnected", "cancel_on_disconnect"]
+
+T = TypeVar("T")
+
+
+class ClientDisconnected(LollmsError):
+    status_code = 499
+    error_type = "client_disconnected"
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    task = asyncio.ensure_future(work)
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+                task.cancel()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if gone:  # our own cancellation: the client left, nobody reads the answer
+            raise ClientDisconnected("The client disconnected; generation stopped.") from None
+        raise
+    finally:
+        watcher.cancel()

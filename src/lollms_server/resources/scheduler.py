@@ -1,0 +1,394 @@
+"""The scheduler: memory budgets, loaded models and the request queue, in one place.
+
+All state lives on the event loop and is changed only by synchronous sections of this class
+(no ``await`` between reading and writing it), so no lock is needed: ``_pump`` is the single
+place that grants leases, starts loads and picks evictions, and it runs after every change.
+
+Policy, in order:
+* a model that can never fit its device's budget is refused at once (507);
+* waiters are served in arrival order; one whose model is loaded with a free slot runs now;
+* an unloaded model is loaded when its need fits the free memory, after evicting least
+  recently used *idle* models (never pinned ones, never one with a running generation);
+* a loaded model that still has queued requests is not evicted for another model until that
+  other model's oldest request has waited ``swap_delay`` seconds; from then on the loaded
+  model gets no new leases, drains, and is swapped out (bounded wait, no swap storms);
+* full queue -> ``Overloaded``; waited past the deadline -> ``QueueTimeout`` (both 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from lollms_server.bindings.base import Binding
+from lollms_server.config import ResourcesSettings
+from lollms_server.errors import (
+    BindingUnavailable,
+    InsufficientMemory,
+    LollmsError,
+    Overloaded,
+    QueueTimeout,
+)
+from lollms_server.resources.memory import (
+    DeviceBudget,
+    detect_gpu_memory,
+    detect_system_memory,
+    format_bytes,
+    parse_size,
+)
+from lollms_server.resources.metrics import Metrics
+
+__all__ = ["Lease", "ModelState", "Scheduler"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class ModelState:
+    binding: Binding
+    model: str
+    device: str
+    need: int
+    max_concurrency: int
+    status: str = "unloaded"  # unloaded | loading | loaded | unloading
+    active: int = 0
+    pinned: bool = False
+    keep_alive: float | None = None
+    last_used: float = 0.0
+    expiry: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.binding.instance_name}/{self.model}"
+
+
+@dataclass(eq=False)
+class _Waiter:
+    state: ModelState
+    future: asyncio.Future[Lease]
+    enqueued: float
+    keep_alive: float | None
+
+
+@dataclass(eq=False)
+class Lease:
+    """Permission to run one generation on a loaded model; release exactly once."""
+
+    scheduler: Scheduler
+    state: ModelState
+    waited: float
+    released: bool = field(default=False)
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.scheduler._release(self)
+
+
+class Scheduler:
+    def __init__(self, settings: ResourcesSettings, budgets: dict[str, DeviceBudget],
+                 metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.budgets = budgets
+        self.metrics = metrics or Metrics()
+        self._states: dict[tuple[str, str], ModelState] = {}
+        self._queue: deque[_Waiter] = deque()
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: ResourcesSettings, metrics: Metrics | None = None
+                      ) -> Scheduler:
+        margin = parse_size(settings.safety_margin)
+        if settings.gpu_memory == "auto":
+            gpu_total, gpu_source = detect_gpu_memory()
+        else:
+            gpu_total, gpu_source = parse_size(settings.gpu_memory), "configured"
+        if settings.system_memory == "auto":
+            cpu_total, cpu_source = detect_system_memory(), "detected (system RAM)"
+        else:
+            cpu_total, cpu_source = parse_size(settings.system_memory), "configured"
+        budgets = {
+            "gpu": DeviceBudget("gpu", gpu_total, margin if gpu_total else 0, gpu_source),
+            "cpu": DeviceBudget("cpu", cpu_total, margin, cpu_source),
+        }
+        return cls(settings, budgets, metrics)
+
+    # -- public ----------------------------------------------------------------------------
+    def state(self, binding: Binding, model: str) -> ModelState:
+        key = (binding.instance_name, model)
+        state = self._states.get(key)
+        if state is None:
+            device = binding.memory_device(model)
+            state = ModelState(
+                binding=binding,
+                model=model,
+                device=device if device in self.budgets else "cpu",
+                need=binding.memory_estimate(model) or 0,
+                max_concurrency=max(1, binding.max_concurrency(model)),
+                keep_alive=binding.config.keep_alive,
+            )
+            self._states[key] = state
+        return state
+
+    async def acquire(self, binding: Binding, model: str, *, queue_timeout: float | None = None,
+                      keep_alive: float | None = None) -> Lease:
+        """Wait for a slot on ``model`` (loading it, evicting idle models as needed)."""
+        state = self.state(binding, model)
+        budget = self.budgets[state.device]
+        if state.need > budget.capacity:
+            raise InsufficientMemory(
+                f"Model '{state.key}' needs {format_bytes(state.need)} of {state.device} memory "
+                f"but the whole {state.device} budget is {format_bytes(budget.capacity)} "
+                f"({budget.source}); it can never be loaded. Raise [resources] "
+                f"{'gpu' if state.device == 'gpu' else 'system'}_memory or use a smaller model.",
+                param="model_name",
+            )
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self._queue and state.status == "loaded" and state.active < state.max_concurrency:
+            return self._grant(state, keep_alive, 0.0)
+        if len(self._queue) >= self.settings.max_queue:
+            self.metrics.requests.labels(outcome="overloaded").inc()
+            raise Overloaded(
+                f"The request queue is full ({self.settings.max_queue} waiting); retry later.",
+                retry_after=self._retry_after(),
+            )
+        waiter = _Waiter(state, loop.create_future(), now, keep_alive)
+        self._queue.append(waiter)
+        self._pump()
+        timeout = queue_timeout if queue_timeout is not None else self.settings.queue_timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+        except asyncio.TimeoutError:
+            self._forget(waiter)
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result()  # granted right at the deadline
+            self.metrics.requests.labels(outcome="queue_timeout").inc()
+            raise QueueTimeout(
+                f"Waited {timeout:g} s in the queue for '{state.key}' without a free slot.",
+                retry_after=self._retry_after(),
+            ) from None
+        except asyncio.CancelledError:
+            self._forget(waiter)  # the client went away while waiting
+            if waiter.future.done() and not waiter.future.cancelled() and \
+                    waiter.future.exception() is None:
+                waiter.future.result().release()
+            raise
+
+    async def preload(self, binding: Binding, model: str) -> None:
+        """Load ``model`` now and pin it: never evicted, never expired."""
+        state = self.state(binding, model)
+        state.pinned = True
+        lease = await self.acquire(binding, model, queue_timeout=3600)
+        lease.release()
+
+    async def shutdown(self) -> None:
+        self._closed = True
+        for waiter in list(self._queue):
+            if not waiter.future.done():
+                waiter.future.set_exception(BindingUnavailable("The server is shutting down."))
+        self._queue.clear()
+        for state in self._states.values():
+            if state.expiry is not None:
+                state.expiry.cancel()
+            if state.task is not None:
+                await asyncio.gather(state.task, return_exceptions=True)
+            if state.status == "loaded":
+                await self._unload(state, "shutdown")
+
+    def loaded(self) -> list[ModelState]:
+        return [s for s in self._states.values() if s.status == "loaded"]
+
+    def active_leases(self) -> int:
+        return sum(s.active for s in self._states.values())
+
+    def status(self) -> dict[str, Any]:
+        now = asyncio.get_running_loop().time()
+        models = []
+        for state in self._states.values():
+            if state.status == "unloaded" and not self._waiters_of(state):
+                continue
+            waiting = self._waiters_of(state)
+            models.append({
+                "binding_name": state.binding.instance_name,
+                "model_name": state.model,
+                "status": state.status,
+                "device": state.device,
+                "memory_bytes": state.need,
+                "active_generations": state.active,
+                "max_concurrency": state.max_concurrency,
+                "pinned": state.pinned,
+                "keep_alive": self._keep_alive(state),
+                "idle_seconds": round(now - state.last_used, 3)
+                if state.active == 0 and state.last_used else None,
+                "queued": len(waiting),
+                "oldest_wait_seconds": round(now - waiting[0].enqueued, 3) if waiting else None,
+            })
+        return {
+            "devices": {
+                name: {"total_bytes": b.total, "budget_bytes": b.capacity, "used_bytes": b.used,
+                       "free_bytes": b.free, "source": b.source}
+                for name, b in self.budgets.items()
+            },
+            "models": models,
+            "queue": {"depth": len(self._queue), "max_queue": self.settings.max_queue},
+            "active_generations": self.active_leases(),
+        }
+
+    # -- internals: every state change goes through these ----------------------------------
+    def _grant(self, state: ModelState, keep_alive: float | None, waited: float) -> Lease:
+        state.active += 1
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        if keep_alive is not None:
+            state.keep_alive = keep_alive  # like Ollama: the latest request's keep_alive wins
+        self.metrics.queue_wait.observe(waited)
+        return Lease(self, state, waited)
+
+    def _release(self, lease: Lease) -> None:
+        state = lease.state
+        state.active -= 1
+        state.last_used = time.monotonic()
+        if state.active == 0 and not state.pinned and not self._closed:
+            keep = self._keep_alive(state)
+            if keep == 0 and not self._waiters_of(state):
+                self._start_unload(state, "keep_alive")
+            elif keep > 0:
+                loop = asyncio.get_running_loop()
+                state.expiry = loop.call_later(keep, self._expire, state)
+        self._pump()
+
+    def _keep_alive(self, state: ModelState) -> float:
+        if state.pinned:
+            return -1
+        return state.keep_alive if state.keep_alive is not None else self.settings.keep_alive
+
+    def _expire(self, state: ModelState) -> None:
+        state.expiry = None
+        if state.status == "loaded" and state.active == 0 and not state.pinned \
+                and not self._waiters_of(state):
+            self._start_unload(state, "keep_alive")
+
+    def _waiters_of(self, state: ModelState) -> list[_Waiter]:
+        return [w for w in self._queue if w.state is state]
+
+    def _forget(self, waiter: _Waiter) -> None:
+        with contextlib.suppress(ValueError):
+            self._queue.remove(waiter)
+        self._pump()
+
+    def _retry_after(self) -> int:
+        return max(1, min(60, int(self.settings.swap_delay) + 1 + len(self._queue) // 4))
+
+    def _pump(self) -> None:
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        drained: set[str] = set()  # devices where an aged waiter has priority
+        for waiter in list(self._queue):
+            if waiter.future.done():
+                self._queue.remove(waiter)
+                continue
+            state = waiter.state
+            aged = now - waiter.enqueued >= self.settings.swap_delay
+            if state.status == "loaded":
+                if state.active < state.max_concurrency and state.device not in drained:
+                    self._queue.remove(waiter)
+                    waiter.future.set_result(self._grant(state, waiter.keep_alive,
+                                                         now - waiter.enqueued))
+                continue
+            if state.status != "unloaded" or state.device in drained:
+                continue
+            if self._make_room(state, aged):
+                self._start_load(state)
+            elif aged:
+                drained.add(state.device)  # stop feeding the models it must wait for
+                loop.call_later(0.05, self._pump)  # re-check as those models drain
+
+    def _make_room(self, state: ModelState, aged: bool) -> bool:
+        budget = self.budgets[state.device]
+        if budget.free >= state.need:
+            return True
+        candidates = sorted(
+            (s for s in self._states.values()
+             if s.device == state.device and s.status == "loaded" and s.active == 0
+             and not s.pinned and (aged or not self._waiters_of(s))),
+            key=lambda s: s.last_used,
+        )
+        pending = sum(s.need for s in self._states.values()
+                      if s.device == state.device and s.status == "unloading")
+        if budget.free + pending + sum(s.need for s in candidates) < state.need:
+            return False
+        for victim in candidates:
+            if budget.free + pending >= state.need:
+                break
+            self.metrics.evictions.inc()
+            logger.info("Evicting idle model '%s' to make room for '%s'", victim.key, state.key)
+            self._start_unload(victim, "evicted")
+            pending += victim.need
+        return False  # the load starts once the unloads have freed the memory
+
+    def _start_load(self, state: ModelState) -> None:
+        state.status = "loading"
+        self.budgets[state.device].used += state.need
+        state.task = asyncio.get_running_loop().create_task(self._load(state))
+
+    async def _load(self, state: ModelState) -> None:
+        budget = self.budgets[state.device]
+        started = time.perf_counter()
+        try:
+            await state.binding.load(state.model)
+        except Exception as exc:
+            state.status = "unloaded"
+            budget.used -= state.need
+            error = exc if isinstance(exc, LollmsError) else BindingUnavailable(
+                f"Loading '{state.key}' failed: {type(exc).__name__}: {exc}")
+            logger.error("Loading '%s' failed: %s", state.key, error)
+            for waiter in self._waiters_of(state):
+                self._queue.remove(waiter)
+                if not waiter.future.done():
+                    waiter.future.set_exception(error)
+        else:
+            measured = state.binding.memory_used(state.model)
+            if measured:
+                budget.used += measured - state.need
+                state.need = measured
+            state.status = "loaded"
+            state.last_used = time.monotonic()
+            self.metrics.loads.inc()
+            logger.info("Loaded '%s' (%s, %s) in %.2f s", state.key, state.device,
+                        format_bytes(state.need), time.perf_counter() - started)
+        finally:
+            state.task = None
+            self._pump()
+
+    def _start_unload(self, state: ModelState, reason: str) -> None:
+        state.status = "unloading"
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        state.task = asyncio.get_running_loop().create_task(self._unload(state, reason))
+
+    async def _unload(self, state: ModelState, reason: str) -> None:
+        assert state.active == 0, "never unload under a running generation"
+        state.status = "unloading"
+        try:
+            await state.binding.unload(state.model)
+        except Exception:
+            logger.exception("Unloading '%s' failed", state.key)
+        finally:
+            state.status = "unloaded"
+            self.budgets[state.device].used -= state.need
+            state.task = None
+            self.metrics.unloads.labels(reason=reason).inc()
+            logger.info("Unloaded '%s' (%s)", state.key, reason)
+            self._pump()
