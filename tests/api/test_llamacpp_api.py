@@ -123,13 +123,21 @@ async def test_concurrent_requests_share_parallel_slots(llama_client: httpx.Asyn
     assert busy_peak >= 3
 
 
-async def test_client_closing_stream_stops_the_engine(llama_client: httpx.AsyncClient) -> None:
-    async with aconnect_sse(llama_client, "POST", "/api/v1/generate", json={
-        "prompt": "Write a very long essay about the sea.", "stream": True,
-        "parameters": {"max_tokens": 1500}}) as source:
-        async for sse in source.aiter_sse():
-            if json.loads(sse.data)["type"] == "chunk":
-                break
+async def test_cancelled_requests_leave_no_lease_and_an_idle_engine(
+    llama_client: httpx.AsyncClient,
+) -> None:
+    app = llama_client.app  # type: ignore[attr-defined]
+    body = {"prompt": "Write a very long essay about the sea.", "parameters": {"max_tokens": 1500}}
+    for i in range(4):
+        if i % 2 == 0:  # streaming: hang up after the first chunk
+            async with aconnect_sse(llama_client, "POST", "/api/v1/generate",
+                                    json={**body, "stream": True}) as source:
+                async for sse in source.aiter_sse():
+                    if json.loads(sse.data)["type"] == "chunk":
+                        break
+        else:  # not streaming: give up waiting
+            with pytest.raises(httpx.ReadTimeout):
+                await llama_client.post("/api/v1/generate", json=body, timeout=0.5)
     async with _engine(llama_client) as (engine, raw):
         for _ in range(500):
             slots = (await raw.get("/slots")).json()
@@ -137,8 +145,8 @@ async def test_client_closing_stream_stops_the_engine(llama_client: httpx.AsyncC
                 break
             await asyncio.sleep(0.02)
     assert engine.active == 0
-    assert slots and slots[0]["n_ctx"] > 0
-    assert not any(s.get("is_processing") for s in slots)
+    assert slots and not any(s.get("is_processing") for s in slots)
+    assert app.state.scheduler.active_leases() == 0
 
 
 async def test_llama_extra_parameters_checked_and_passed(llama_client: httpx.AsyncClient) -> None:

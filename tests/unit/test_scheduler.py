@@ -1,0 +1,227 @@
+"""Scheduler behaviour with the scripted binding declaring memory sizes (no GPU needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from lollms_server.bindings.testing import ScriptedBinding, ScriptedConfig
+from lollms_server.bindings.types import BindingContext
+from lollms_server.config import ResourcesSettings
+from lollms_server.errors import BindingUnavailable, InsufficientMemory, Overloaded, QueueTimeout
+from lollms_server.resources.memory import DeviceBudget, parse_size
+from lollms_server.resources.scheduler import Scheduler
+
+GIB = 1024**3
+
+
+def _binding(name: str = "fake", **config: object) -> ScriptedBinding:
+    defaults: dict[str, object] = {
+        "models": ["a", "b", "c"],
+        "memory_bytes": {"a": 6 * GIB, "b": 6 * GIB, "c": 3 * GIB},
+        "max_concurrency": 1,
+    }
+    defaults.update(config)
+    return ScriptedBinding(ScriptedConfig(**defaults), BindingContext(name, Path("/none")))
+
+
+def _scheduler(cpu_gib: float = 10, **settings: object) -> Scheduler:
+    resources = ResourcesSettings(**{"keep_alive": 300, "swap_delay": 0.3, **settings})
+    budgets = {
+        "cpu": DeviceBudget("cpu", int(cpu_gib * GIB), 0, "test"),
+        "gpu": DeviceBudget("gpu", 0, 0, "no GPU (test)"),
+    }
+    return Scheduler(resources, budgets)
+
+
+async def _settle(s: Scheduler) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        if not any(st.task for st in s._states.values()):
+            return
+
+
+def test_parse_size() -> None:
+    assert parse_size("24GiB") == 24 * GIB
+    assert parse_size("512 MB") == 512_000_000
+    assert parse_size(1024) == 1024
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+async def test_model_that_never_fits_is_refused_at_once() -> None:
+    s = _scheduler(cpu_gib=4)
+    with pytest.raises(InsufficientMemory) as info:
+        await s.acquire(_binding(), "a")
+    assert info.value.status_code == 507
+    assert "6.0 GiB" in info.value.message and "4.0 GiB" in info.value.message
+    gpu = _binding("gpu-instance", device="gpu", memory_bytes={"a": 1})
+    with pytest.raises(InsufficientMemory, match="no GPU"):
+        await s.acquire(gpu, "a")
+
+
+async def test_two_models_that_do_not_fit_together_swap() -> None:
+    s, b = _scheduler(), _binding()
+    lease = await s.acquire(b, "a")
+    lease.release()
+    lease = await s.acquire(b, "b")  # a is idle: evicted to make room
+    assert b.loaded == {"b"}
+    assert b.events == [("load", "a"), ("unload", "a"), ("load", "b")]
+    assert s.budgets["cpu"].used == 6 * GIB
+    lease.release()
+
+
+async def test_lru_idle_model_is_evicted_first() -> None:
+    s = _scheduler(cpu_gib=9)
+    b = _binding(memory_bytes={"a": 3 * GIB, "b": 3 * GIB, "c": 3 * GIB, "d": 3 * GIB},
+                 models=["a", "b", "c", "d"])
+    for model in ("a", "b", "c"):
+        (await s.acquire(b, model)).release()
+        await asyncio.sleep(0.01)
+    (await s.acquire(b, "a")).release()  # a is now the most recently used
+    (await s.acquire(b, "d")).release()
+    assert b.loaded == {"a", "c", "d"}
+    assert ("unload", "b") in b.events and ("unload", "a") not in b.events
+
+
+async def test_pinned_model_is_never_evicted() -> None:
+    s, b = _scheduler(), _binding()
+    await s.preload(b, "a")
+    with pytest.raises(QueueTimeout):
+        await s.acquire(b, "b", queue_timeout=0.3)
+    assert b.loaded == {"a"}
+    (await s.acquire(b, "c")).release()  # fits beside the pinned one
+    assert b.loaded == {"a", "c"}
+
+
+async def test_keep_alive_expiry_and_zero_and_forever() -> None:
+    s, b = _scheduler(), _binding()
+    (await s.acquire(b, "c", keep_alive=0.1)).release()
+    assert b.loaded == {"c"}
+    await asyncio.sleep(0.25)
+    assert b.loaded == set()
+    (await s.acquire(b, "c", keep_alive=0)).release()
+    await _settle(s)
+    assert b.loaded == set()
+    (await s.acquire(b, "c", keep_alive=-1)).release()
+    await asyncio.sleep(0.2)
+    assert b.loaded == {"c"}
+
+
+async def test_never_unloaded_under_a_running_generation() -> None:
+    s, b = _scheduler(), _binding()
+    running = await s.acquire(b, "a", keep_alive=0)
+    other = asyncio.create_task(s.acquire(b, "b", queue_timeout=5))
+    await asyncio.sleep(0.5)  # well past swap_delay: b is aged, a is busy
+    assert b.loaded == {"a"} and not other.done()
+    running.release()
+    lease = await other
+    assert b.loaded == {"b"}
+    lease.release()
+
+
+async def test_full_queue_is_overloaded_with_retry_after() -> None:
+    s, b = _scheduler(max_queue=2), _binding()
+    held = await s.acquire(b, "a")
+    waiting = [asyncio.create_task(s.acquire(b, "a", queue_timeout=5)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(Overloaded) as info:
+        await s.acquire(b, "a")
+    assert info.value.status_code == 503 and info.value.retry_after
+    held.release()
+    for task in waiting:
+        (await task).release()
+
+
+async def test_queue_timeout_is_accurate() -> None:
+    s, b = _scheduler(), _binding()
+    held = await s.acquire(b, "a")
+    started = time.perf_counter()
+    with pytest.raises(QueueTimeout) as info:
+        await s.acquire(b, "a", queue_timeout=0.3)
+    elapsed = time.perf_counter() - started
+    assert 0.3 <= elapsed < 0.4
+    assert info.value.error_type == "queue_timeout"
+    assert s.status()["queue"]["depth"] == 0
+    held.release()
+
+
+async def test_per_model_concurrency() -> None:
+    s, b = _scheduler(), _binding(max_concurrency=3)
+    leases = [await s.acquire(b, "a") for _ in range(3)]
+    fourth = asyncio.create_task(s.acquire(b, "a", queue_timeout=5))
+    await asyncio.sleep(0.05)
+    assert not fourth.done()
+    assert s.status()["models"][0]["active_generations"] == 3
+    leases[0].release()
+    leases.append(await fourth)
+    for lease in leases[1:]:
+        lease.release()
+    assert s.active_leases() == 0
+
+
+async def test_concurrent_first_requests_load_once() -> None:
+    s, b = _scheduler(), _binding(load_delay_s=0.1, max_concurrency=8)
+    leases = await asyncio.gather(*(s.acquire(b, "a") for _ in range(8)))
+    assert b.load_count == 1
+    for lease in leases:
+        lease.release()
+
+
+async def test_cancelled_waiter_leaves_the_queue() -> None:
+    s, b = _scheduler(), _binding()
+    held = await s.acquire(b, "a")
+    waiters = [asyncio.create_task(s.acquire(b, "a", queue_timeout=5)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    assert s.status()["queue"]["depth"] == 5
+    for task in waiters:
+        task.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert s.status()["queue"]["depth"] == 0
+    held.release()
+    assert s.active_leases() == 0
+
+
+async def test_alternating_workload_prefers_the_loaded_model() -> None:
+    """Room for one model; requests for a and b interleaved: far fewer swaps than FIFO."""
+    s, b = _scheduler(swap_delay=0.5), _binding(delay_s=0.005, max_concurrency=1)
+
+    async def job(model: str) -> None:
+        lease = await s.acquire(b, model, queue_timeout=30)
+        await asyncio.sleep(0.01)
+        lease.release()
+
+    jobs = [asyncio.create_task(job("a" if i % 2 == 0 else "b")) for i in range(20)]
+    await asyncio.gather(*jobs)
+    loads = [e for e in b.events if e[0] == "load"]
+    assert len(loads) <= 4  # plain FIFO would load 20 times
+
+
+async def test_failed_load_fails_its_waiters_and_recovers() -> None:
+    s, b = _scheduler(), _binding(fail_on_load=True)
+    with pytest.raises(BindingUnavailable):
+        await s.acquire(b, "a")
+    assert s.budgets["cpu"].used == 0
+    b.cfg.fail_on_load = False
+    (await s.acquire(b, "a")).release()
+    assert b.loaded == {"a"}
+
+
+async def test_status_reports_memory_and_queue() -> None:
+    s, b = _scheduler(), _binding()
+    held = await s.acquire(b, "a")
+    waiter = asyncio.create_task(s.acquire(b, "a", queue_timeout=5))
+    await asyncio.sleep(0.05)
+    status = s.status()
+    assert status["devices"]["cpu"]["used_bytes"] == 6 * GIB
+    assert status["devices"]["cpu"]["free_bytes"] == 4 * GIB
+    model = status["models"][0]
+    assert model["status"] == "loaded" and model["queued"] == 1
+    assert model["oldest_wait_seconds"] >= 0.04
+    held.release()
+    (await waiter).release()
+    await s.shutdown()
+    assert b.loaded == set()
