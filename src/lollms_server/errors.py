@@ -20,6 +20,7 @@ __all__ = [
     "Overloaded",
     "QueueTimeout",
     "LollmsError",
+    "ModelHostCrashed",
     "ModelNotFound",
     "NotFound",
     "Unauthorized",
@@ -112,6 +113,12 @@ class BindingUnavailable(LollmsError):
     ) -> None:
         super().__init__(message, param=param)
         self.retry_after = retry_after
+
+
+class ModelHostCrashed(BindingUnavailable):
+    """The process running the model died; the next request starts a new one."""
+
+    error_type = "model_host_crashed"
 
 
 class Overloaded(BindingUnavailable):

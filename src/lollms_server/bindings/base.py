@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,10 @@ class BindingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
     default_model: str | None = None
+    isolation: Literal["inline", "process"] = Field(
+        "inline", description="'process' runs each loaded model in its own host process: "
+        "unloading frees its memory and a native crash fails only that model's requests."
+    )
     keep_alive: float | None = Field(
         None, ge=-1, description="Seconds an idle model stays loaded ([resources] default); "
         "0 = unload after each request, -1 = never."

@@ -14,6 +14,7 @@ from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.bindings.types import BindingContext
 from lollms_server.config import Settings, format_validation_error
 from lollms_server.errors import BindingNotFound, BindingUnavailable, ConfigError
+from lollms_server.resources.hosts import hosted
 
 __all__ = ["BindingManager", "InstanceRecord", "redact"]
 
@@ -84,7 +85,9 @@ class BindingManager:
                 if len(problems) > 1:
                     message += ". Also: " + "; ".join(f"'{a}': {b}" for a, b in problems[1:])
                 raise ConfigError(settings.source, k, message) from None
-            binding = source.cls(config, BindingContext(name, models_path))
+            binding_cls: type[Binding] = (
+                hosted(source.cls) if config.isolation == "process" else source.cls)
+            binding = binding_cls(config, BindingContext(name, models_path))
             records[name] = InstanceRecord(name, type_name, binding)
         return cls(records)
 

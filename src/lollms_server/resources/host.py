@@ -1,0 +1,116 @@
+"""A model host: one child process running one binding instance for one model.
+
+Started by ``resources/hosts.py`` as ``python -m lollms_server.resources.host``. It reads
+requests (one JSON object per line) on stdin and writes replies and events on the original
+stdout; everything else the process prints (llama.cpp logs included) goes to stderr, so
+nothing but the protocol ever reaches the server's pipe. It exits when stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lollms_server.bindings.base import Binding
+from lollms_server.bindings.registry import _import_file
+from lollms_server.bindings.types import BindingContext
+from lollms_server.resources import wire
+
+
+class _Host:
+    def __init__(self, out_fd: int) -> None:
+        self.out_fd = out_fd
+        self.binding: Binding | None = None
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = wire.encode(message)
+        while data:
+            written = os.write(self.out_fd, data)
+            data = data[written:]
+
+    def build(self, msg: dict[str, Any]) -> Binding:
+        if msg.get("file"):
+            module = _import_file(msg["module"], Path(msg["file"]))
+        else:
+            module = importlib.import_module(msg["module"])
+        cls: Any = module
+        for part in msg["qualname"].split("."):
+            cls = getattr(cls, part)
+        config = cls.Config.model_validate(msg["config"])
+        return cls(config, BindingContext(msg["instance"], Path(msg["models_path"])))  # type: ignore[no-any-return]
+
+    async def call(self, msg: dict[str, Any]) -> None:
+        op, rid = msg["op"], msg["id"]
+        try:
+            if op == "init":
+                self.binding = self.build(msg)
+                result: Any = os.getpid()
+            else:
+                binding = self.binding
+                if binding is None:
+                    raise RuntimeError("model host used before init")
+                result = None
+                if op == "load":
+                    await binding.load(msg["model"])
+                elif op == "unload":
+                    await binding.unload(msg["model"])
+                elif op == "tokenize":
+                    result = await binding.tokenize(msg["model"], msg["text"])
+                elif op == "detokenize":
+                    result = await binding.detokenize(msg["model"], msg["tokens"])
+                else:
+                    raise RuntimeError(f"unknown model host operation '{op}'")
+            self.send({"id": rid, "ok": True, "result": result})
+        except Exception as exc:
+            self.send({"id": rid, "error": wire.error_to_wire(exc)})
+
+    async def generate(self, rid: int, request: dict[str, Any]) -> None:
+        assert self.binding is not None
+        stream = self.binding.generate(wire.request_from_wire(request))
+        try:
+            async for event in stream:
+                self.send({"id": rid, "ev": wire.event_to_wire(event)})
+            self.send({"id": rid, "done": True})
+        except asyncio.CancelledError:
+            self.send({"id": rid, "done": True, "cancelled": True})
+        except Exception as exc:
+            self.send({"id": rid, "error": wire.error_to_wire(exc)})
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+            self.tasks.pop(rid, None)
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 30)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := await reader.readline():
+            msg = wire.decode(line)
+            if msg["op"] == "generate":
+                self.tasks[msg["id"]] = asyncio.create_task(self.generate(msg["id"], msg["req"]))
+            elif msg["op"] == "cancel":
+                task = self.tasks.get(msg["id"])
+                if task is not None:
+                    task.cancel()
+            else:
+                asyncio.create_task(self.call(msg))  # noqa: RUF006 - replies on its own
+        for task in list(self.tasks.values()):
+            task.cancel()
+        if self.binding is not None:
+            await self.binding.close()
+
+
+def main() -> None:
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # stray prints (Python or C) must not corrupt the protocol pipe
+    asyncio.run(_Host(out_fd).serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Models in host processes: same answers, real unloads, and crashes that stay contained."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lollms_server.app import create_app
+from lollms_server.config import load_config
+from tests.conftest import AUTH, BASE_CONFIG
+from tests.live import serve_in_thread
+from tests.llama_support import MODEL_NAME, needs_llama
+
+HOSTED = """
+[bindings.hosted]
+type = "scripted"
+isolation = "process"
+models = ["m"]
+reply = "one two three four five six seven eight nine ten"
+delay_s = 0.05
+keep_alive = 0.3
+"""
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[FastAPI, str]]:
+    path = tmp_path / "config.toml"
+    path.write_text(BASE_CONFIG + HOSTED)
+    app = create_app(load_config(path))
+    with serve_in_thread(app) as url:
+        yield app, url
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and \
+        Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+async def test_hosted_generation_and_unload_ends_the_process(live) -> None:
+    app, url = live
+    binding = app.state.bindings.get("hosted")
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
+        response = await client.post("/api/v1/generate",
+                                     json={"prompt": "x", "binding_name": "hosted"})
+        assert response.status_code == 200, response.text
+        assert response.json()["output"][0]["data"].startswith("one two three")
+        pid = binding.host_pid("m")
+        assert pid is not None and pid != os.getpid() and _alive(pid)
+        tokens = await client.post("/api/v1/tokenize",
+                                   json={"text": "a b a ", "binding_name": "hosted"})
+        assert tokens.json()["count"] == 3
+        for _ in range(100):  # keep_alive = 0.3 s: the host process exits after that
+            if not _alive(pid):
+                break
+            await asyncio.sleep(0.05)
+        assert not _alive(pid)
+        assert binding.host_pid("m") is None
+
+
+async def test_killed_host_fails_its_request_and_the_next_one_works(live) -> None:
+    app, url = live
+    binding = app.state.bindings.get("hosted")
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
+        events = []
+        async with client.stream("POST", "/api/v1/generate", json={
+                "prompt": "x", "binding_name": "hosted", "stream": True,
+                "keep_alive": 60}) as response:
+            killed_at = None
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                events.append(json.loads(line[6:]))
+                if killed_at is None:
+                    os.kill(binding.host_pid("m"), signal.SIGKILL)
+                    killed_at = time.perf_counter()
+            elapsed = time.perf_counter() - killed_at
+        assert events[-1]["type"] == "error"
+        assert events[-1]["error"]["type"] == "model_host_crashed"
+        assert "SIGKILL" in events[-1]["error"]["message"]
+        assert elapsed < 1.0  # promptly, not a hung request
+        other = await client.post("/api/v1/generate", json={"prompt": "still here"})
+        assert other.json()["output"][0]["data"] == "still here"  # the server kept serving
+        again = await client.post("/api/v1/generate",
+                                  json={"prompt": "x", "binding_name": "hosted"})
+        assert again.status_code == 200
+        assert again.json()["output"][0]["data"].startswith("one two")
+    assert app.state.scheduler.active_leases() == 0
+
+
+@pytest.mark.parametrize("mark", [pytest.param(0, marks=needs_llama)])
+async def test_llamacpp_in_a_host_process(tmp_path: Path, mark: int) -> None:
+    config = BASE_CONFIG + """
+[bindings.llm]
+type = "llamacpp"
+isolation = "process"
+n_ctx = 2048
+n_parallel = 2
+system_prompt = "You are a helpful assistant."
+"""
+    path = tmp_path / "config.toml"
+    path.write_text(config)
+    app = create_app(load_config(path))
+    with serve_in_thread(app) as url:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as client:
+            response = await client.post("/api/v1/generate", json={
+                "prompt": "What is the capital of France?", "binding_name": "llm",
+                "model_name": MODEL_NAME, "parameters": {"temperature": 0, "max_tokens": 30}})
+            assert response.status_code == 200, response.text
+            assert "Paris" in response.json()["output"][0]["data"]
+            pid = app.state.bindings.get("llm").host_pid(MODEL_NAME)
+            async with client.stream("POST", "/api/v1/generate", json={
+                    "prompt": "Write a long essay.", "binding_name": "llm",
+                    "model_name": MODEL_NAME, "stream": True,
+                    "parameters": {"max_tokens": 1500}}) as streamed:
+                async for line in streamed.aiter_lines():
+                    if '"chunk"' in line:
+                        break
+            # The cancel reached the host: its CPU use stops growing.
+            await asyncio.sleep(0.3)
+            before = _cpu(pid)
+            await asyncio.sleep(0.5)
+            assert _cpu(pid) - before < 0.1
+    assert not _alive(pid)  # shutdown ended the host
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
