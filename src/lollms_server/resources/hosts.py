@@ -233,8 +233,12 @@ class HostedBinding(Binding):
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         host = await self._live_host(request.model)
-        async for event in host.stream(request):
-            yield event
+        stream = host.stream(request)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # sends the cancel at once
 
     async def tokenize(self, model: str, text: str) -> list[int]:
         result = await (await self._live_host(model)).call("tokenize", model=model, text=text)
