@@ -225,3 +225,14 @@ async def test_status_reports_memory_and_queue() -> None:
     (await waiter).release()
     await s.shutdown()
     assert b.loaded == set()
+
+
+async def test_waiter_blocked_by_pinned_models_does_not_stall_others() -> None:
+    s, b = _scheduler(swap_delay=0.05), _binding(max_concurrency=1)
+    await s.preload(b, "a")  # 6 of 10 GiB pinned: "b" (6 GiB) can never load beside it
+    blocked = asyncio.create_task(s.acquire(b, "b", queue_timeout=1))
+    await asyncio.sleep(0.2)  # "b" is aged now
+    lease = await asyncio.wait_for(s.acquire(b, "c", queue_timeout=1), 0.5)  # still served
+    lease.release()
+    with pytest.raises(QueueTimeout):
+        await blocked

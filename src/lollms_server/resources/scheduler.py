@@ -310,9 +310,16 @@ class Scheduler:
                 continue
             if self._make_room(state, aged):
                 self._start_load(state)
-            elif aged:
+            elif aged and self._could_fit(state):
                 drained.add(state.device)  # stop feeding the models it must wait for
                 loop.call_later(0.05, self._pump)  # re-check as those models drain
+
+    def _could_fit(self, state: ModelState) -> bool:
+        """Whether evicting every unpinned model of the device would make enough room."""
+        budget = self.budgets[state.device]
+        movable = sum(s.need for s in self._states.values()
+                      if s.device == state.device and s.status != "unloaded" and not s.pinned)
+        return budget.free + movable >= state.need
 
     def _make_room(self, state: ModelState, aged: bool) -> bool:
         budget = self.budgets[state.device]
