@@ -87,6 +87,9 @@ def serve(config_path: Path, host: str | None, port: int | None, log_level: str 
         port=settings.server.port,
         log_level=level,
         timeout_graceful_shutdown=5,
+        # Longer than clients' pool idle times, so a reused connection is not closed under a
+        # new request (uvicorn's 5 s default made pooled clients see resets).
+        timeout_keep_alive=int(settings.server.keep_alive_timeout),
     )
 
 

@@ -64,6 +64,7 @@ class ServerSettings(_Section):
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     log_level: LogLevel = "info"
     docs: bool = True
+    keep_alive_timeout: float = Field(75.0, gt=0)
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
