@@ -30,13 +30,15 @@ _HTTP_TYPES = {
 
 
 def envelope(error_type: str, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"type": error_type, "message": message, "param": param}}
+    # "code" repeats the type: OpenAI clients read it, and it costs nothing to others.
+    return {"error": {"type": error_type, "message": message, "param": param,
+                      "code": error_type}}
 
 
 def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Status and body for any exception; unknown ones become a bare 500 (logged)."""
     if isinstance(exc, LollmsError):
-        return exc.status_code, {"error": exc.to_dict()}
+        return exc.status_code, envelope(exc.error_type, exc.message, exc.param)
     logger.error("Unhandled error", exc_info=exc)
     return 500, envelope("internal_error", "Internal server error; see the server log.")
 

@@ -44,13 +44,17 @@ class SSEResponse(Response):
 
     def __init__(self, source: AsyncIterator[dict[str, Any]],
                  ping_seconds: float = PING_SECONDS,
-                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
+                 on_close: Callable[[], Awaitable[None]] | None = None,
+                 terminator: bytes | None = None,
+                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         super().__init__(status_code=200, headers={"cache-control": "no-cache",
                                                    "x-accel-buffering": "no"})
         # A stream has no length: drop the content-length Response computed for no body.
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.source = source
         self.on_close = on_close
+        self.terminator = terminator  # e.g. OpenAI's "data: [DONE]", sent last in any case
+        self.error_event = error_event or _native_error
         self.ping_seconds = ping_seconds
         self._disconnected = False
         self._sending = False
@@ -97,7 +101,10 @@ class SSEResponse(Response):
         except Exception as exc:
             _, body = error_payload(exc)
             await send({"type": "http.response.body",
-                        "body": encode_event({"type": "error", **body}), "more_body": True})
+                        "body": encode_event(self.error_event(body)), "more_body": True})
+        if self.terminator is not None:
+            await send({"type": "http.response.body", "body": self.terminator,
+                        "more_body": True})
 
     async def _watch_disconnect(self, receive: Receive, streamer: asyncio.Task[Any]) -> None:
         while True:
@@ -117,6 +124,10 @@ class SSEResponse(Response):
                 finally:
                     self._sending = False
                 self._last_sent = loop.time()
+
+
+def _native_error(body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "error", **body}
 
 
 def sse_response(source: AsyncIterator[dict[str, Any]],

@@ -42,6 +42,7 @@ class Capabilities:
     tools: bool = False
     vision: bool = False
     embeddings: bool = False
+    structured_output: bool = False
 
 
 class Binding(ABC):

@@ -97,7 +97,8 @@ class _Engine:
 class LlamaCppBinding(Binding):
     name: ClassVar[str] = "llamacpp"
     description: ClassVar[str] = "GGUF models on llama.cpp (xllamacpp), parallel slots."
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        streaming=True, tokenizer=True, structured_output=True)
     Config: ClassVar[type[BindingConfig]] = LlamaCppConfig
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:

@@ -28,7 +28,14 @@ from lollms_server.bindings.events import (
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.types import BindingRequest, Message, SamplingParams
 from lollms_server.config import Settings
-from lollms_server.errors import BadRequest, UnsupportedCapability, UnsupportedGenerationType
+from lollms_server.errors import (
+    AmbiguousName,
+    BadRequest,
+    LollmsError,
+    NotFound,
+    UnsupportedCapability,
+    UnsupportedGenerationType,
+)
 from lollms_server.generation.thinking import ThinkSplitter
 from lollms_server.resources.scheduler import Lease, Scheduler
 
@@ -190,6 +197,43 @@ class GenerationService:
                                  param="model_name")
             model = listed[0].name
         return binding, model
+
+    async def find_model(self, name: str, generation_type: str = "ttt") -> tuple[str, str]:
+        """``(instance, model)`` for a client's model id.
+
+        Accepted: ``instance/model``; an instance name (its default model); ``default``;
+        or a bare model name served by exactly one instance (409 when several serve it).
+        """
+        instances = self.bindings.active_names()
+        head, sep, tail = name.partition("/")
+        if sep and head in instances:
+            return head, tail
+        if name in instances:
+            _, model = await self.resolve(generation_type, name, None)
+            return name, model
+        if name in ("", "default"):
+            binding, model = await self.resolve(generation_type, None, None)
+            return binding.instance_name, model
+        holders: list[str] = []
+        for instance in instances:
+            binding = self.bindings.get(instance)
+            if generation_type not in binding.modalities:
+                continue
+            try:
+                models = await binding.list_models()
+            except LollmsError:
+                continue
+            if any(m.name == name for m in models):
+                holders.append(instance)
+        if len(holders) == 1:
+            return holders[0], name
+        if holders:
+            raise AmbiguousName(
+                f"Model '{name}' is served by several binding instances; name one of: "
+                f"{', '.join(f'{h}/{name}' for h in holders)}.", param="model")
+        raise NotFound(
+            f"Model '{name}' not found. Use 'instance/model' ids as listed by GET /v1/models.",
+            param="model")
 
     async def start(self, request: GenerationRequest) -> GenerationRun:
         if request.personality:

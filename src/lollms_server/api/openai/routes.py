@@ -1,0 +1,97 @@
+"""OpenAI-compatible ``/v1`` routes: models, chat completions, completions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from lollms_server.api.deps import Bindings, Generation, require_api_key
+from lollms_server.api.disconnect import cancel_on_disconnect
+from lollms_server.api.openai import translate
+from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
+from lollms_server.api.streaming import SSEResponse
+from lollms_server.generation.service import GenerationRequest, GenerationService, collect
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"])
+_DONE = b"data: [DONE]\n\n"
+
+
+def _model_entry(instance: str, model: str, owner: str) -> dict[str, Any]:
+    return {"id": f"{instance}/{model}", "object": "model", "created": 0, "owned_by": owner}
+
+
+@router.get("/models")
+async def list_models(bindings: Bindings) -> dict[str, Any]:
+    """Every model of every active binding instance, as ``instance/model``."""
+    names = bindings.active_names()
+    listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
+                                  return_exceptions=True)
+    data = [
+        _model_entry(name, model.name, bindings.get(name).name)
+        for name, models in zip(names, listed, strict=True)
+        if not isinstance(models, BaseException)
+        for model in models
+    ]
+    return {"object": "list", "data": data}
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, service: Generation) -> dict[str, Any]:
+    instance, model = await service.find_model(model_id)
+    binding = service.bindings.get(instance)
+    await binding.model_info(model)
+    return _model_entry(instance, model, binding.name)
+
+
+async def _run(service: GenerationService, request: Request, body: GenerationRequest,
+               ) -> Any:
+    return await cancel_on_disconnect(request, service.start(body))
+
+
+def _openai_error(body: dict[str, Any]) -> dict[str, Any]:
+    return body  # already {"error": {...}}, the shape OpenAI streams use
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, service: Generation,
+                           request: Request) -> Response:
+    instance, model = await service.find_model(body.model)
+    binding = service.bindings.get(instance)
+    model_id = f"{instance}/{model}"
+    run = await _run(service, request, translate.chat_request(body, binding, model))
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return SSEResponse(translate.chat_chunks(run, model_id, usage), on_close=run.aclose,
+                           terminator=_DONE, error_event=_openai_error)
+    try:
+        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
+    finally:
+        run.close()
+    return JSONResponse(translate.chat_response(run, model_id, out))
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, service: Generation,
+                      request: Request) -> Response:
+    instance, model = await service.find_model(body.model)
+    binding = service.bindings.get(instance)
+    model_id = f"{instance}/{model}"
+    echo = (body.prompt if isinstance(body.prompt, str) else body.prompt[0]) if body.echo \
+        else None
+    run = await _run(service, request, translate.completion_request(body, binding, model))
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return SSEResponse(translate.completion_chunks(run, model_id, usage, echo),
+                           on_close=run.aclose, terminator=_DONE, error_event=_openai_error)
+    try:
+        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
+    finally:
+        run.close()
+    return JSONResponse(translate.completion_response(run, model_id, out, echo))
+
+

@@ -1,0 +1,199 @@
+"""OpenAI ``/v1`` <-> GenerationService translation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from lollms_server.api.openai.schemas import (
+    ChatCompletionRequest,
+    ChatMessage,
+    CompletionRequest,
+    _Sampling,
+)
+from lollms_server.bindings.base import Binding
+from lollms_server.bindings.events import Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.types import MediaPart, Message, SamplingParams
+from lollms_server.errors import BadRequest, UnsupportedCapability
+from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationRun
+
+__all__ = ["chat_chunks", "chat_request", "chat_response", "completion_chunks",
+           "completion_request", "completion_response"]
+
+
+def _sampling(body: _Sampling, max_tokens: int | None) -> tuple[SamplingParams, dict[str, Any]]:
+    if body.n != 1:
+        raise BadRequest("Only n = 1 is supported.", param="n")
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    extra: dict[str, Any] = {}
+    if body.frequency_penalty is not None:
+        extra["frequency_penalty"] = body.frequency_penalty
+    if body.presence_penalty is not None:
+        extra["presence_penalty"] = body.presence_penalty
+    params = SamplingParams(temperature=body.temperature, top_p=body.top_p,
+                            max_tokens=max_tokens, seed=body.seed,
+                            stop=tuple(s for s in stop if s))
+    return params, extra
+
+
+def _image(url: str, index: int) -> MediaPart:
+    if not url.startswith("data:"):
+        raise BadRequest("Only data: URLs are accepted for images (the server fetches nothing).",
+                         param=f"messages.{index}.content")
+    header, _, data = url.partition(",")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Image data URL is not valid base64.",
+                         param=f"messages.{index}.content") from None
+    return MediaPart("image", raw, header[5:].split(";")[0] or "image/png")
+
+
+def _message(message: ChatMessage, index: int) -> Message:
+    if message.role == "tool":
+        raise UnsupportedCapability("Tool messages need a binding with tool calling.",
+                                    param=f"messages.{index}.role")
+    role = "system" if message.role == "developer" else message.role
+    if message.content is None or isinstance(message.content, str):
+        return Message(role, message.content or "")
+    texts: list[str] = []
+    media: list[MediaPart] = []
+    for part in message.content:
+        if part.type == "text":
+            texts.append(part.text or "")
+        elif part.type == "image_url" and part.image_url:
+            media.append(_image(str(part.image_url.get("url", "")), index))
+        else:
+            raise BadRequest(f"Unsupported content part type '{part.type}'.",
+                             param=f"messages.{index}.content")
+    return Message(role, "\n".join(texts), tuple(media))
+
+
+def chat_request(body: ChatCompletionRequest, binding: Binding, model: str
+                 ) -> GenerationRequest:
+    if body.tools and not binding.capabilities.tools:
+        raise UnsupportedCapability(
+            f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools")
+    params, extra = _sampling(body, body.max_completion_tokens or body.max_tokens)
+    fmt = (body.response_format or {}).get("type", "text")
+    if fmt != "text":
+        if not binding.capabilities.structured_output:
+            raise BadRequest(f"Binding instance '{binding.instance_name}' cannot constrain "
+                             f"output to '{fmt}'.", param="response_format")
+        if fmt == "json_object":
+            extra["json_schema"] = {"type": "object"}
+        elif fmt == "json_schema":
+            schema = (body.response_format or {}).get("json_schema", {}).get("schema")
+            if not isinstance(schema, dict):
+                raise BadRequest("response_format.json_schema.schema must be an object.",
+                                 param="response_format")
+            extra["json_schema"] = schema
+        else:
+            raise BadRequest(f"Unknown response_format type '{fmt}'.", param="response_format")
+    return GenerationRequest(
+        binding_name=binding.instance_name, model_name=model,
+        messages=tuple(_message(m, i) for i, m in enumerate(body.messages)),
+        params=params, personality=body.personality, extra=extra)
+
+
+def completion_request(body: CompletionRequest, binding: Binding, model: str
+                       ) -> GenerationRequest:
+    if isinstance(body.prompt, list):
+        if len(body.prompt) != 1:
+            raise BadRequest("Only one prompt per request is supported.", param="prompt")
+        prompt = body.prompt[0]
+    else:
+        prompt = body.prompt
+    if body.suffix:
+        raise BadRequest("'suffix' (fill-in-the-middle) is not supported.", param="suffix")
+    params, extra = _sampling(body, body.max_tokens or 16)  # OpenAI's default is 16
+    return GenerationRequest(binding_name=binding.instance_name, model_name=model,
+                             raw_prompt=prompt, params=params, personality=body.personality,
+                             extra=extra)
+
+
+def _usage(usage: Usage | None) -> dict[str, int]:
+    if usage is None:
+        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def _finish(reason: str | None) -> str:
+    return reason if reason in ("stop", "length", "tool_calls", "content_filter") else "stop"
+
+
+def _head(run: GenerationRun, model_id: str, kind: str) -> dict[str, Any]:
+    prefix = "chatcmpl" if kind.startswith("chat") else "cmpl"
+    return {"id": f"{prefix}-{run.request_id[4:]}", "object": kind,
+            "created": int(time.time()), "model": model_id}
+
+
+def chat_response(run: GenerationRun, model_id: str, out: CollectedOutput) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": out.text}
+    if out.thoughts:
+        message["reasoning_content"] = out.thoughts
+    return {**_head(run, model_id, "chat.completion"),
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": _finish(out.finish_reason), "logprobs": None}],
+            "usage": _usage(out.usage)}
+
+
+def completion_response(run: GenerationRun, model_id: str, out: CollectedOutput,
+                        echo: str | None) -> dict[str, Any]:
+    return {**_head(run, model_id, "text_completion"),
+            "choices": [{"index": 0, "text": (echo or "") + out.text, "logprobs": None,
+                         "finish_reason": _finish(out.finish_reason)}],
+            "usage": _usage(out.usage)}
+
+
+async def chat_chunks(run: GenerationRun, model_id: str, include_usage: bool
+                      ) -> AsyncIterator[dict[str, Any]]:
+    head = _head(run, model_id, "chat.completion.chunk")
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                     "logprobs": None}]}
+
+    yield chunk({"role": "assistant", "content": ""})
+    usage: Usage | None = None
+    finish: str | None = None
+    async for event in run:
+        if type(event) is TextDelta:
+            yield chunk({"content": event.text})
+        elif type(event) is ThoughtsDelta:
+            yield chunk({"reasoning_content": event.text})
+        elif isinstance(event, Usage):
+            usage = event
+        elif isinstance(event, Finished):
+            finish = event.finish_reason
+    yield chunk({}, _finish(finish))
+    if include_usage:
+        yield {**head, "choices": [], "usage": _usage(usage)}
+
+
+async def completion_chunks(run: GenerationRun, model_id: str, include_usage: bool,
+                            echo: str | None) -> AsyncIterator[dict[str, Any]]:
+    head = _head(run, model_id, "text_completion")
+
+    def chunk(text: str, finish: str | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "text": text, "logprobs": None,
+                                     "finish_reason": finish}]}
+
+    if echo:
+        yield chunk(echo)
+    usage: Usage | None = None
+    finish: str | None = None
+    async for event in run:
+        if type(event) is TextDelta:
+            yield chunk(event.text)
+        elif isinstance(event, Usage):
+            usage = event
+        elif isinstance(event, Finished):
+            finish = event.finish_reason
+    yield chunk("", _finish(finish))
+    if include_usage:
+        yield {**head, "choices": [], "usage": _usage(usage)}
