@@ -16,6 +16,7 @@ from lollms_server.api.deps import require_api_key
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.limits import BodyLimitMiddleware
 from lollms_server.api.native.routes import router as native_router
+from lollms_server.api.ollama.routes import router as ollama_router
 from lollms_server.api.openai.routes import router as openai_router
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
@@ -112,6 +113,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     install_error_handlers(app)
     app.include_router(native_router)
     app.include_router(openai_router)
+    app.include_router(ollama_router)
 
     @app.get("/metrics", tags=["health"], dependencies=[Depends(require_api_key)],
              response_class=PlainTextResponse)

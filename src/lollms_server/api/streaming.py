@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from lollms_server.api.errors import error_payload
 
-__all__ = ["SSEResponse", "encode_event", "sse_response"]
+__all__ = ["NDJSONResponse", "SSEResponse", "encode_event", "sse_response"]
 
 logger = logging.getLogger(__name__)
 PING_SECONDS = 15.0
@@ -94,17 +94,20 @@ class SSEResponse(Response):
         try:
             async for payload in self.source:
                 self._sending = True
-                await send({"type": "http.response.body", "body": encode_event(payload),
+                await send({"type": "http.response.body", "body": self.frame(payload),
                             "more_body": True})
                 self._sending = False
                 self._last_sent = loop.time()
         except Exception as exc:
             _, body = error_payload(exc)
             await send({"type": "http.response.body",
-                        "body": encode_event(self.error_event(body)), "more_body": True})
+                        "body": self.frame(self.error_event(body)), "more_body": True})
         if self.terminator is not None:
             await send({"type": "http.response.body", "body": self.terminator,
                         "more_body": True})
+
+    def frame(self, payload: dict[str, Any]) -> bytes:
+        return encode_event(payload)
 
     async def _watch_disconnect(self, receive: Receive, streamer: asyncio.Task[Any]) -> None:
         while True:
@@ -115,6 +118,8 @@ class SSEResponse(Response):
                 return
 
     async def _ping(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
+        if self.ping_seconds <= 0:
+            return
         while True:
             await asyncio.sleep(self.ping_seconds)
             if not self._sending and loop.time() - self._last_sent >= self.ping_seconds:
@@ -124,6 +129,20 @@ class SSEResponse(Response):
                 finally:
                     self._sending = False
                 self._last_sent = loop.time()
+
+
+class NDJSONResponse(SSEResponse):
+    """The same stream as newline-delimited JSON (Ollama's wire format); no pings."""
+
+    media_type = "application/x-ndjson"
+
+    def __init__(self, source: AsyncIterator[dict[str, Any]],
+                 on_close: Callable[[], Awaitable[None]] | None = None,
+                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        super().__init__(source, ping_seconds=0, on_close=on_close, error_event=error_event)
+
+    def frame(self, payload: dict[str, Any]) -> bytes:
+        return _dumps(payload).encode("utf-8") + b"\n"
 
 
 def _native_error(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""Ollama-compatible ``/api`` routes: tags, show, ps, version, generate, chat (NDJSON)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+
+from lollms_server import __version__
+from lollms_server.api.deps import Bindings, Generation, require_api_key
+from lollms_server.api.disconnect import cancel_on_disconnect
+from lollms_server.api.errors import error_payload
+from lollms_server.api.ollama import translate
+from lollms_server.api.ollama.schemas import ChatRequest, GenerateRequest, ModelRequest
+from lollms_server.api.streaming import NDJSONResponse
+from lollms_server.bindings.types import ModelInfo
+from lollms_server.errors import LollmsError, UnsupportedCapability
+from lollms_server.generation.service import GenerationRequest, GenerationService
+
+__all__ = ["router"]
+
+
+class _OllamaRoute(APIRoute):
+    """Errors in Ollama's own shape, ``{"error": "message"}``, with the same status codes."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LollmsError as exc:
+                status, _ = error_payload(exc)
+                return JSONResponse({"error": exc.message}, status_code=status)
+
+        return wrapped
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)], tags=["ollama"],
+                   route_class=_OllamaRoute)
+
+
+def _details(info: ModelInfo) -> dict[str, Any]:
+    return {"parent_model": "", "format": str(info.details.get("format", "")),
+            "family": "", "families": None, "parameter_size": "",
+            "quantization_level": str(info.details.get("quantization") or "")}
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    return {"version": __version__}
+
+
+@router.get("/tags")
+async def tags(bindings: Bindings) -> dict[str, Any]:
+    names = bindings.active_names()
+    listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
+                                  return_exceptions=True)
+    models = [
+        {"name": f"{name}/{m.name}", "model": f"{name}/{m.name}", "modified_at": _stamp(),
+         "size": m.size_bytes or 0, "digest": "", "details": _details(m)}
+        for name, infos in zip(names, listed, strict=True)
+        if not isinstance(infos, BaseException) for m in infos
+    ]
+    return {"models": models}
+
+
+@router.post("/show")
+async def show(body: ModelRequest, service: Generation) -> dict[str, Any]:
+    instance, model = await service.find_model(body.model)
+    info = await service.bindings.get(instance).model_info(model)
+    return {"modelfile": "", "parameters": "", "template": str(
+        info.details.get("chat_template") or ""), "details": _details(info),
+        "model_info": {"context_length": info.context_size, **{
+            k: v for k, v in info.details.items() if isinstance(v, str | int | float)}},
+        "capabilities": ["completion"], "modified_at": _stamp()}
+
+
+@router.get("/ps")
+async def ps(service: Generation) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    models = []
+    for state in service.scheduler.loaded():
+        keep = service.scheduler._keep_alive(state)
+        expires = now + timedelta(days=3650) if keep < 0 else now + timedelta(seconds=keep)
+        models.append({
+            "name": state.key, "model": state.key, "size": state.need, "digest": "",
+            "size_vram": state.need if state.device == "gpu" else 0,
+            "expires_at": expires.isoformat(), "details": _details(
+                await state.binding.model_info(state.model))})
+    return {"models": models}
+
+
+@router.post("/embed")
+async def embed(body: ModelRequest, service: Generation) -> dict[str, Any]:
+    instance, _ = await service.find_model(body.model)
+    raise UnsupportedCapability(f"Binding instance '{instance}' has no embeddings.",
+                                param="model")
+
+
+async def _answer(service: GenerationService, request: Request, body: GenerationRequest,
+                  model_id: str, chat: bool, streamed: bool) -> Response:
+    run = await cancel_on_disconnect(request, service.start(body))
+    records = translate.stream(run, model_id, chat)
+    if streamed:
+        return NDJSONResponse(records, on_close=run.aclose,
+                              error_event=lambda e: {"error": e["error"]["message"]})
+
+    async def merge() -> dict[str, Any]:
+        text: list[str] = []
+        thinking: list[str] = []
+        final: dict[str, Any] = {}
+        async for record in records:
+            piece = record["message"] if chat else record
+            text.append(piece.get("content" if chat else "response", ""))
+            thinking.append(piece.get("thinking", "") or "")
+            final = record
+        if chat:
+            final["message"] = {"role": "assistant", "content": "".join(text)}
+            if any(thinking):
+                final["message"]["thinking"] = "".join(thinking)
+        else:
+            final["response"] = "".join(text)
+            if any(thinking):
+                final["thinking"] = "".join(thinking)
+        return final
+
+    try:
+        return JSONResponse(await cancel_on_disconnect(request, merge()))
+    finally:
+        run.close()
+
+
+@router.post("/generate")
+async def generate(body: GenerateRequest, service: Generation, request: Request) -> Response:
+    instance, model = await service.find_model(body.model)
+    binding = service.bindings.get(instance)
+    if not body.prompt and not body.images:  # Ollama: an empty prompt just loads the model
+        lease = await service.scheduler.acquire(
+            binding, model, keep_alive=translate.parse_keep_alive(body.keep_alive))
+        lease.release()
+        return JSONResponse({"model": f"{instance}/{model}", "created_at": _stamp(),
+                             "response": "", "done": True, "done_reason": "load"})
+    return await _answer(service, request, translate.generate_request(body, binding, model),
+                         f"{instance}/{model}", chat=False, streamed=body.stream)
+
+
+@router.post("/chat")
+async def chat(body: ChatRequest, service: Generation, request: Request) -> Response:
+    instance, model = await service.find_model(body.model)
+    binding = service.bindings.get(instance)
+    return await _answer(service, request, translate.chat_request(body, binding, model),
+                         f"{instance}/{model}", chat=True, streamed=body.stream)

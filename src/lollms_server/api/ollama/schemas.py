@@ -1,0 +1,46 @@
+"""Request bodies of the Ollama-compatible ``/api`` routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ChatRequest", "GenerateRequest", "ModelRequest", "OllamaMessage"]
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ModelRequest(_Lenient):
+    model: str
+
+
+class OllamaMessage(_Lenient):
+    role: str
+    content: str = ""
+    images: list[str] | None = None
+    thinking: str | None = None
+
+
+class _Common(_Lenient):
+    model: str
+    stream: bool = True
+    options: dict[str, Any] | None = None
+    keep_alive: float | str | None = None
+    format: str | dict[str, Any] | None = None
+    think: bool | str | None = None
+
+
+class GenerateRequest(_Common):
+    prompt: str = ""
+    system: str | None = None
+    images: list[str] | None = None
+    raw: bool = False
+    suffix: str | None = None
+
+
+class ChatRequest(_Common):
+    messages: list[OllamaMessage] = Field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
