@@ -1,0 +1,186 @@
+"""What the ``lollms-client`` package calls: ``/lollms/v1/...`` beside ``/v1`` (its ``lollms``
+binding) and ``/lollms_generate`` (its ``lollms_webui`` binding, lollms' own prompt format).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from lollms_server.api.deps import Bindings, Generation, require_api_key
+from lollms_server.api.disconnect import cancel_on_disconnect
+from lollms_server.bindings.events import TextDelta
+from lollms_server.bindings.types import MediaPart, Message, SamplingParams
+from lollms_server.errors import BadRequest
+from lollms_server.generation.service import GenerationRequest, collect
+
+__all__ = ["router", "split_lollms_prompt"]
+
+router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-client"])
+_BINDING_TYPES = {"llm": "ttt", "tti": "tti", "ttv": "ttv", "ttm": "ttm", "tts": "tts",
+                  "stt": "stt"}
+_MARKER = re.compile(r"!@>\s*([^:\n]+?)\s*:\s?")
+_ASSISTANT = {"assistant", "ai", "lollms", "bot"}
+
+
+class _ModelBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+
+
+class _TokenizeBody(_ModelBody):
+    text: str
+
+
+class _DetokenizeBody(_ModelBody):
+    tokens: list[int]
+
+
+@router.get("/lollms/v1/capabilities")
+async def capabilities(bindings: Bindings) -> dict[str, Any]:
+    active: dict[str, list[str]] = {}
+    for name in bindings.active_names():
+        for gen_type in bindings.get(name).modalities:
+            kind = next((k for k, v in _BINDING_TYPES.items() if v == gen_type), gen_type)
+            active.setdefault(kind, []).append(name)
+    caps = sorted(active) + ["tokenize", "detokenize", "context_size"]
+    return {"capabilities": caps, "active_bindings": active}
+
+
+@router.get("/lollms/v1/personalities")
+async def personalities() -> list[dict[str, Any]]:
+    """No personality is mounted until personalities are supported (an honest empty list)."""
+    return []
+
+
+@router.get("/lollms/v1/{binding_type}/models")
+async def models_by_type(binding_type: str, bindings: Bindings) -> dict[str, Any]:
+    gen_type = _BINDING_TYPES.get(binding_type)
+    if gen_type is None:
+        raise BadRequest(f"Unknown binding type '{binding_type}'; known: "
+                         f"{', '.join(_BINDING_TYPES)}.", param="binding_type")
+    names = [n for n in bindings.active_names() if gen_type in bindings.get(n).modalities]
+    listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
+                                  return_exceptions=True)
+    data = [
+        {"model_name": f"{name}/{m.name}", "binding_alias": name,
+         "context_size": m.context_size, "size": m.size_bytes}
+        for name, infos in zip(names, listed, strict=True)
+        if not isinstance(infos, BaseException) for m in infos
+    ]
+    return {"data": data}
+
+
+@router.post("/lollms/v1/tokenize")
+async def tokenize(body: _TokenizeBody, service: Generation) -> dict[str, Any]:
+    instance, model = await service.find_model(body.model or "default")
+    async with service.loaded_model(instance, model) as (binding, name):
+        tokens = await binding.tokenize(name, body.text)
+    return {"tokens": tokens, "count": len(tokens)}
+
+
+@router.post("/lollms/v1/detokenize")
+async def detokenize(body: _DetokenizeBody, service: Generation) -> dict[str, Any]:
+    instance, model = await service.find_model(body.model or "default")
+    async with service.loaded_model(instance, model) as (binding, name):
+        text = await binding.detokenize(name, body.tokens)
+    return {"text": text}
+
+
+@router.post("/lollms/v1/context_size")
+async def context_size(body: _ModelBody, service: Generation) -> dict[str, Any]:
+    instance, model = await service.find_model(body.model or "default")
+    info = await service.bindings.get(instance).model_info(model)
+    return {"context_size": info.context_size}
+
+
+def split_lollms_prompt(prompt: str) -> tuple[Message, ...]:
+    """``!@>system: ...\\n!@>user: ...`` into messages; unmarked text is one user message."""
+    marks = list(_MARKER.finditer(prompt))
+    if not marks:
+        return (Message("user", prompt),)
+    messages = []
+    if prompt[: marks[0].start()].strip():
+        messages.append(Message("user", prompt[: marks[0].start()].strip()))
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(prompt)
+        name = mark.group(1).strip().lower()
+        role = "system" if name == "system" else "assistant" if name in _ASSISTANT else "user"
+        content = prompt[mark.end():end].strip()
+        if content or role != "assistant":
+            messages.append(Message(role, content))
+    return tuple(messages)
+
+
+class LollmsGenerateBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str
+    model_name: str | None = None
+    personality: str | int | None = None
+    n_predict: int | None = Field(None, ge=-1)
+    stream: bool | None = False  # lollms-client's lollms_webui binding sends null
+    temperature: float | None = Field(None, ge=0)
+    top_k: int | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    repeat_penalty: float | None = Field(None, gt=0)
+    repeat_last_n: int | None = None
+    seed: int | None = None
+    images: list[str] | None = None
+
+
+def _request(body: LollmsGenerateBody, instance: str, model: str) -> GenerationRequest:
+    if body.personality not in (None, "", -1):
+        raise BadRequest("Personalities are not supported by this server version yet.",
+                         param="personality")
+    messages = list(split_lollms_prompt(body.prompt))
+    if body.images:
+        try:
+            media = tuple(MediaPart("image", base64.b64decode(i.split(",")[-1], validate=True),
+                                    "image/png") for i in body.images)
+        except (binascii.Error, ValueError):
+            raise BadRequest("images must be base64 strings", param="images") from None
+        last = messages[-1]
+        messages[-1] = Message(last.role, last.content, last.media + media)
+    extra = {"repeat_last_n": body.repeat_last_n} if body.repeat_last_n is not None else {}
+    return GenerationRequest(
+        binding_name=instance, model_name=model, messages=tuple(messages),
+        params=SamplingParams(
+            temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
+            repeat_penalty=body.repeat_penalty,
+            max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
+            seed=body.seed if body.seed not in (None, -1) else None),
+        extra=extra)
+
+
+@router.post("/lollms_generate")
+@router.post("/lollms_generate_with_images")
+async def lollms_generate(body: LollmsGenerateBody, service: Generation,
+                          request: Request) -> Response:
+    """lollms-webui's generation endpoint: plain text back, or a plain text stream."""
+    instance, model = await service.find_model(body.model_name or "default")
+    run = await cancel_on_disconnect(request, service.start(_request(body, instance, model)))
+    if body.stream:
+        async def text() -> AsyncIterator[bytes]:
+            try:
+                async for event in run:
+                    if type(event) is TextDelta:
+                        yield event.text.encode("utf-8")
+            finally:
+                run.close()
+
+        return StreamingResponse(text(), media_type="text/plain; charset=utf-8")
+    try:
+        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
+    finally:
+        run.close()
+    return PlainTextResponse(out.text)
