@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="Model names clients may use: alias = 'instance/model'."
+    )
     bindings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     _source: str = PrivateAttr(default="<defaults>")
@@ -219,6 +222,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"[bindings.{name}] must be a table")
             if not re.match(r"^[A-Za-z0-9_.-]+$", name):
                 raise ValueError(f"instance name '{name}' may use letters, digits, '_', '-', '.'")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        for alias, target in value.items():
+            if "/" not in target:
+                raise ValueError(f"alias '{alias}' must point at 'instance/model'")
         return value
 
     @property

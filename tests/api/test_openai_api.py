@@ -16,6 +16,9 @@ from tests.live import serve_in_thread
 from tests.llama_support import LLAMA_CONFIG, MODEL_NAME, needs_llama
 
 EXTRA = """
+[aliases]
+"gpt-4o-mini" = "fake/other-model"
+
 [bindings.flaky]
 type = "scripted"
 models = ["boom"]
@@ -48,6 +51,15 @@ def test_models_list_instance_slash_model(client: openai.OpenAI) -> None:
     assert "fake/scripted-model" in ids and "fake/other-model" in ids
     assert "flaky/boom" in ids
     assert client.models.retrieve("fake/other-model").id == "fake/other-model"
+    assert "gpt-4o-mini" in ids
+
+
+def test_alias_and_embeddings(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="gpt-4o-mini",
+                                           messages=[{"role": "user", "content": "via alias"}])
+    assert reply.model == "fake/other-model" and reply.choices[0].message.content == "via alias"
+    with pytest.raises(openai.BadRequestError, match="cannot embed"):
+        client.embeddings.create(model="fake/scripted-model", input="x")
 
 
 def test_chat_completion(client: openai.OpenAI, live) -> None:

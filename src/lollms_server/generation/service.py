@@ -205,6 +205,7 @@ class GenerationService:
         or a bare model name served by exactly one instance (409 when several serve it).
         """
         instances = self.bindings.active_names()
+        name = self.settings.aliases.get(name, name)
         head, sep, tail = name.partition("/")
         if sep and head in instances:
             return head, tail

@@ -13,6 +13,7 @@ from lollms_server.api.disconnect import cancel_on_disconnect
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from lollms_server.api.streaming import SSEResponse
+from lollms_server.errors import UnsupportedCapability
 from lollms_server.generation.service import GenerationRequest, GenerationService, collect
 
 __all__ = ["router"]
@@ -26,8 +27,8 @@ def _model_entry(instance: str, model: str, owner: str) -> dict[str, Any]:
 
 
 @router.get("/models")
-async def list_models(bindings: Bindings) -> dict[str, Any]:
-    """Every model of every active binding instance, as ``instance/model``."""
+async def list_models(bindings: Bindings, service: Generation) -> dict[str, Any]:
+    """Every model of every active binding instance, as ``instance/model``, plus aliases."""
     names = bindings.active_names()
     listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
                                   return_exceptions=True)
@@ -37,6 +38,8 @@ async def list_models(bindings: Bindings) -> dict[str, Any]:
         if not isinstance(models, BaseException)
         for model in models
     ]
+    data += [{"id": alias, "object": "model", "created": 0, "owned_by": target}
+             for alias, target in service.settings.aliases.items()]
     return {"object": "list", "data": data}
 
 
@@ -95,3 +98,11 @@ async def completions(body: CompletionRequest, service: Generation,
     return JSONResponse(translate.completion_response(run, model_id, out, echo))
 
 
+
+
+@router.post("/embeddings")
+async def embeddings(body: dict[str, Any], service: Generation) -> dict[str, Any]:
+    instance, _ = await service.find_model(str(body.get("model", "")))
+    raise UnsupportedCapability(
+        f"Binding instance '{instance}' cannot embed (no embedding binding is available yet).",
+        param="model")
