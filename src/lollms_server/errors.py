@@ -12,6 +12,7 @@ from collections.abc import Iterable
 __all__ = [
     "AmbiguousName",
     "BadRequest",
+    "BindingAuthError",
     "BindingNotFound",
     "BindingUnavailable",
     "ConfigError",
@@ -138,6 +139,13 @@ class InsufficientMemory(LollmsError):
 
     status_code = 507
     error_type = "insufficient_memory"
+
+
+class BindingAuthError(LollmsError):
+    """The backend refused the binding's own credentials (not the client's key)."""
+
+    status_code = 502
+    error_type = "binding_auth_error"
 
 
 class GenerationFailed(LollmsError):

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from lollms_server.app import create_app
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
 from lollms_server.bindings.llamacpp import LlamaCppBinding, LlamaCppConfig
+from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
 from lollms_server.bindings.testing import ScriptedBinding, ScriptedConfig
 from lollms_server.bindings.types import BindingContext, BindingRequest, Message, SamplingParams
-from lollms_server.errors import ModelNotFound
+from lollms_server.config import load_config
+from lollms_server.errors import ModelNotFound, UnsupportedCapability
+from tests.conftest import API_KEY, BASE_CONFIG
+from tests.live import serve_in_thread
 from tests.llama_support import MODEL_NAME, needs_llama
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -31,17 +38,57 @@ def _llamacpp() -> tuple[Binding, str]:
     return LlamaCppBinding(config, BindingContext("llm", Path("/nonexistent"))), MODEL_NAME
 
 
+@contextmanager
+def _openai_to_lollms() -> Iterator[tuple[Binding, str]]:
+    """The openai binding in front of a real lollms_server (itself on the scripted binding)."""
+    folder = Path(tempfile.mkdtemp())
+    (folder / "config.toml").write_text(BASE_CONFIG)
+    app = create_app(load_config(folder / "config.toml"))
+    with serve_in_thread(app) as url:
+        config = OpenAIConfig(base_url=url + "/v1", api_key=API_KEY, context_size=4096)
+        yield OpenAIBinding(config, BindingContext("up", folder)), "fake/scripted-model"
+
+
+@contextmanager
+def _openai_to_llamacpp_server() -> Iterator[tuple[Binding, str]]:
+    """The openai binding in front of llama.cpp's own HTTP server (xllamacpp), SmolLM2."""
+    import secrets
+
+    import xllamacpp
+
+    from tests.llama_support import EMBEDDED
+
+    key = secrets.token_urlsafe(16)
+    params = xllamacpp.CommonParams()
+    params.model.path = str(EMBEDDED)
+    params.model_alias = {"smol"}
+    params.n_ctx, params.n_parallel, params.verbosity = 2048, 2, 0
+    params.api_keys = [key]
+    server = xllamacpp.Server(params)
+    config = OpenAIConfig(base_url=server.listening_address + "/v1", api_key=key,
+                          context_size=2048)
+    try:
+        yield OpenAIBinding(config, BindingContext("llama-server", Path("/none"))), "smol"
+    finally:
+        del server
+
+
 @pytest_asyncio.fixture(
     scope="module", loop_scope="module",
     params=[pytest.param(_scripted, id="scripted"),
-            pytest.param(_llamacpp, id="llamacpp", marks=needs_llama)],
+            pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
+            pytest.param(_openai_to_lollms, id="openai-lollms_server"),
+            pytest.param(_openai_to_llamacpp_server, id="openai-llamacpp_server",
+                         marks=needs_llama)],
 )
 async def loaded(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Binding, str]]:
-    binding, model = request.param()
-    await binding.load(model)
-    yield binding, model
-    await binding.unload(model)
-    await binding.close()
+    made = request.param()
+    with made if isinstance(made, AbstractContextManager) else nullcontext(made) as pair:
+        binding, model = pair
+        await binding.load(model)
+        yield binding, model
+        await binding.unload(model)
+        await binding.close()
 
 
 def _request(model: str, **params: object) -> BindingRequest:
@@ -103,6 +150,10 @@ async def test_stop_sequence_honoured(loaded) -> None:
 
 async def test_tokenize_roundtrip(loaded) -> None:
     binding, model = loaded
+    if not binding.capabilities.tokenizer:
+        with pytest.raises(UnsupportedCapability):
+            await binding.tokenize(model, "Hello")
+        return
     tokens = await binding.tokenize(model, "Hello world, how are you? ")
     assert len(tokens) >= 3 and all(isinstance(t, int) for t in tokens)
     assert await binding.detokenize(model, tokens) == "Hello world, how are you? "

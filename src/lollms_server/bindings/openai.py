@@ -1,0 +1,228 @@
+"""OpenAI-compatible binding, on the official ``openai`` async SDK.
+
+Works with OpenAI itself and any server speaking its API: vLLM, LM Studio, llama.cpp's
+server, OpenRouter, or another lollms_server. Upstream errors are mapped into the server's
+error tree: 401/403 -> ``binding_auth_error`` (502: the *upstream* key is wrong, not the
+client's), 429 and 5xx -> 503 with the upstream's Retry-After, connection refused ->
+``binding_unavailable`` naming the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, SecretStr
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.types import BindingContext, BindingRequest, Message, ModelInfo
+from lollms_server.errors import (
+    BadRequest,
+    BindingAuthError,
+    BindingUnavailable,
+    GenerationFailed,
+    LollmsError,
+    NotFound,
+)
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+__all__ = ["OpenAIBinding", "OpenAIConfig"]
+
+EXTRA_PARAMETERS = frozenset({"frequency_penalty", "presence_penalty", "logit_bias",
+                              "response_format", "json_schema", "reasoning_effort"})
+
+
+class OpenAIConfig(BindingConfig):
+    base_url: str = Field("https://api.openai.com/v1", description="The API's /v1 URL.")
+    api_key: SecretStr | None = Field(None, description="Key sent upstream (or api_key_env).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the key.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    timeout: float = Field(600.0, gt=0)
+    models: list[str] = Field(
+        default_factory=list, description="Model ids, for servers without GET /models.")
+    context_size: int | None = Field(None, ge=1, description="Reported context size.")
+    max_concurrency: int = Field(16, ge=1, description="Requests run at once upstream.")
+    vision: bool = Field(True, description="Send image inputs (for vision models).")
+
+
+class OpenAIBinding(Binding):
+    name: ClassVar[str] = "openai"
+    description: ClassVar[str] = "Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...)."
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        streaming=True, vision=True, structured_output=True)
+    Config: ClassVar[type[BindingConfig]] = OpenAIConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: OpenAIConfig = config  # type: ignore[assignment]
+        self._client: AsyncOpenAI | None = None
+
+    def _key(self) -> str:
+        if self.cfg.api_key is not None:
+            return self.cfg.api_key.get_secret_value()
+        if self.cfg.api_key_env:
+            return os.environ.get(self.cfg.api_key_env, "")
+        return "none"  # keyless local servers; the SDK insists on a value
+
+    def client(self) -> AsyncOpenAI:
+        if self._client is None:
+            try:
+                from openai import AsyncOpenAI
+            except ImportError as exc:
+                raise BindingUnavailable(
+                    "The openai package is not installed: pip install 'lollms_server[openai]'"
+                ) from exc
+            self._client = AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key(),
+                                       default_headers=self.cfg.headers,
+                                       timeout=self.cfg.timeout, max_retries=0)
+        return self._client
+
+    # -- models ----------------------------------------------------------------------------
+    async def list_models(self) -> list[ModelInfo]:
+        names = list(self.cfg.models)
+        if not names:
+            try:
+                page = await self.client().models.list()
+                names = [m.id async for m in page]
+            except Exception as exc:
+                raise self._map(exc) from exc
+        return [ModelInfo(name=n, context_size=self.cfg.context_size,
+                          details={"base_url": self.cfg.base_url}) for n in names]
+
+    def max_concurrency(self, model: str) -> int:
+        return self.cfg.max_concurrency
+
+    def memory_estimate(self, model: str) -> int | None:
+        return 0  # served elsewhere: takes nothing from this machine's budget
+
+    async def load(self, model: str) -> None:
+        return None  # nothing to load here: the upstream server owns the model
+
+    async def unload(self, model: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- generation ------------------------------------------------------------------------
+    def check_request(self, request: BindingRequest) -> None:
+        unknown = sorted(set(request.extra) - EXTRA_PARAMETERS)
+        if unknown:
+            raise BadRequest(
+                f"Unknown parameter(s) for an OpenAI-compatible server: {', '.join(unknown)}; "
+                f"supported extras: {', '.join(sorted(EXTRA_PARAMETERS))}.",
+                param=f"parameters.{unknown[0]}")
+        if not self.cfg.vision and any(m.media for m in request.messages):
+            raise BadRequest(f"Binding instance '{self.instance_name}' is configured without "
+                             "vision (vision = false).", param="input_data")
+
+    def _message(self, message: Message) -> dict[str, Any]:
+        if not message.media:
+            return {"role": message.role, "content": message.content}
+        parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+        for media in message.media:
+            if media.kind != "image":
+                raise BadRequest(f"Only images can be sent upstream, not {media.kind}.",
+                                 param="input_data")
+            url = f"data:{media.mime_type};base64,{base64.b64encode(media.data).decode()}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        return {"role": message.role, "content": parts}
+
+    def _params(self, request: BindingRequest) -> dict[str, Any]:
+        p = request.params
+        out: dict[str, Any] = {"model": request.model, "stream": True}
+        for name, value in (("temperature", p.temperature), ("top_p", p.top_p),
+                            ("max_tokens", p.max_tokens), ("seed", p.seed)):
+            if value is not None:
+                out[name] = value
+        if p.stop:
+            out["stop"] = list(p.stop)
+        extra_body: dict[str, Any] = {}
+        if p.top_k is not None:
+            extra_body["top_k"] = p.top_k
+        if p.repeat_penalty is not None:
+            extra_body["repeat_penalty"] = p.repeat_penalty
+        extra = dict(request.extra)
+        if "json_schema" in extra:
+            out["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "output", "schema": extra.pop("json_schema")}}
+        out.update(extra)
+        if extra_body:
+            out["extra_body"] = extra_body
+        return out
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        params = self._params(request)
+        client = self.client()
+        try:
+            if request.raw_prompt is not None:
+                stream: Any = await client.completions.create(prompt=request.raw_prompt,
+                                                              **params)
+            else:
+                stream = await client.chat.completions.create(  # type: ignore[call-overload]
+                    messages=[self._message(m) for m in request.messages],
+                    stream_options={"include_usage": True}, **params)
+        except Exception as exc:
+            raise self._map(exc) from exc
+        finish = "stop"
+        usage = None
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices:
+                    if request.raw_prompt is not None:
+                        text = choice.text
+                    else:
+                        thoughts = getattr(choice.delta, "reasoning_content", None) or \
+                            getattr(choice.delta, "reasoning", None)
+                        if thoughts:
+                            yield ThoughtsDelta(thoughts)
+                        text = choice.delta.content
+                    if text:
+                        yield TextDelta(text)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except LollmsError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+        finally:
+            await stream.close()
+        if usage is not None:
+            yield Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+        yield Finished(finish, {"upstream": self.cfg.base_url})
+
+    # -- errors ----------------------------------------------------------------------------
+    def _map(self, exc: Exception) -> LollmsError:
+        import openai
+
+        where = f"'{self.instance_name}' ({self.cfg.base_url})"
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return BindingAuthError(f"The upstream server of {where} refused the binding's "
+                                    f"API key (HTTP {exc.status_code}).")
+        if isinstance(exc, openai.NotFoundError):
+            return NotFound(f"The upstream server of {where} answered 404: {exc.message}",
+                            param="model_name")
+        if isinstance(exc, openai.APIStatusError):
+            retry = exc.response.headers.get("retry-after")
+            if exc.status_code == 429 or exc.status_code >= 500:
+                return BindingUnavailable(
+                    f"The upstream server of {where} answered HTTP {exc.status_code}.",
+                    retry_after=int(retry) if retry and retry.isdigit() else None)
+            if exc.status_code in (400, 422):
+                return BadRequest(f"The upstream server of {where} rejected the request: "
+                                  f"{exc.message}")
+            return GenerationFailed(f"The upstream server of {where} failed: {exc.message}")
+        if isinstance(exc, openai.APITimeoutError):
+            return BindingUnavailable(f"The upstream server of {where} timed out.")
+        if isinstance(exc, openai.APIConnectionError):
+            return BindingUnavailable(f"Cannot reach the upstream server of {where}.")
+        return GenerationFailed(f"Upstream error from {where}: {type(exc).__name__}: {exc}")
