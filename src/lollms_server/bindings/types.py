@@ -64,6 +64,7 @@ class BindingRequest:
     raw_prompt: str | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    keep_alive: float | None = None  # the client's wish, for backends that manage their own
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,7 @@ class GenerationService:
             raw_prompt=request.raw_prompt,
             params=request.params,
             extra=request.extra,
+            keep_alive=request.keep_alive,
         )
         binding.check_request(binding_request)
         before = time.perf_counter()

@@ -78,6 +78,7 @@ def request_to_wire(request: BindingRequest) -> dict[str, Any]:
                    "repeat_penalty": p.repeat_penalty, "max_tokens": p.max_tokens,
                    "seed": p.seed, "stop": list(p.stop)},
         "extra": dict(request.extra),
+        "keep_alive": request.keep_alive,
     }
 
 
@@ -96,6 +97,7 @@ def request_from_wire(data: dict[str, Any]) -> BindingRequest:
         raw_prompt=data["raw_prompt"],
         params=SamplingParams(**params),
         extra=data["extra"],
+        keep_alive=data.get("keep_alive"),
     )
 
 

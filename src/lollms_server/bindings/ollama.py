@@ -1,0 +1,213 @@
+"""Ollama binding, on the official ``ollama`` async client.
+
+Ollama loads and unloads its own models; ``keep_alive`` from the request is passed through,
+so its memory policy follows the client's. Errors: 401/403 -> ``binding_auth_error``,
+404 model -> 404 (or a pull when ``pull_missing`` is on), 5xx -> 503, unreachable -> 503
+naming the host.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, SecretStr
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.errors import (
+    BadRequest,
+    BindingAuthError,
+    BindingUnavailable,
+    GenerationFailed,
+    LollmsError,
+    ModelNotFound,
+    NotFound,
+)
+
+if TYPE_CHECKING:
+    from ollama import AsyncClient
+
+__all__ = ["OllamaBinding", "OllamaConfig"]
+
+logger = logging.getLogger(__name__)
+EXTRA_OPTIONS = frozenset({"min_p", "typical_p", "presence_penalty", "frequency_penalty",
+                           "repeat_last_n", "mirostat", "mirostat_tau", "mirostat_eta",
+                           "num_ctx", "json_schema"})
+
+
+class OllamaConfig(BindingConfig):
+    host: str = Field("http://127.0.0.1:11434", description="The Ollama server.")
+    api_key: SecretStr | None = Field(None, description="Bearer key, for a protected Ollama.")
+    num_ctx: int | None = Field(None, ge=1, description="Context size sent with every request.")
+    pull_missing: bool = Field(False, description="Pull a model the server lacks, then run it.")
+    timeout: float = Field(600.0, gt=0)
+    max_concurrency: int = Field(4, ge=1)
+
+
+class OllamaBinding(Binding):
+    name: ClassVar[str] = "ollama"
+    description: ClassVar[str] = "Models served by an Ollama server."
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        streaming=True, vision=True, structured_output=True)
+    Config: ClassVar[type[BindingConfig]] = OllamaConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: OllamaConfig = config  # type: ignore[assignment]
+        self._client: AsyncClient | None = None
+
+    def client(self) -> AsyncClient:
+        if self._client is None:
+            try:
+                from ollama import AsyncClient
+            except ImportError as exc:
+                raise BindingUnavailable(
+                    "The ollama package is not installed: pip install 'lollms_server[ollama]'"
+                ) from exc
+            headers = ({"Authorization": f"Bearer {self.cfg.api_key.get_secret_value()}"}
+                       if self.cfg.api_key else None)
+            self._client = AsyncClient(host=self.cfg.host, headers=headers,
+                                       timeout=self.cfg.timeout)
+        return self._client
+
+    async def list_models(self) -> list[ModelInfo]:
+        try:
+            listed = await self.client().list()
+        except Exception as exc:
+            raise self._map(exc) from exc
+        out = []
+        for model in listed.models:
+            details = model.details.model_dump(exclude_none=True) if model.details else {}
+            out.append(ModelInfo(name=model.model or "", size_bytes=int(model.size or 0),
+                                 context_size=self.cfg.num_ctx, details=details))
+        return out
+
+    async def model_info(self, model: str) -> ModelInfo:
+        try:
+            shown = await self.client().show(model)
+        except Exception as exc:
+            error = self._map(exc)
+            if isinstance(error, NotFound):
+                if self.cfg.pull_missing:
+                    return ModelInfo(name=model, details={"pull_on_load": True})
+                available = [m.name for m in await self.list_models()]
+                raise ModelNotFound(model, self.instance_name, available) from exc
+            raise error from exc
+        info = dict(shown.modelinfo or {})
+        context = next((int(v) for k, v in info.items()
+                        if k.endswith("context_length") and isinstance(v, int)), None)
+        details = shown.details.model_dump(exclude_none=True) if shown.details else {}
+        return ModelInfo(name=model, context_size=self.cfg.num_ctx or context, details=details)
+
+    def max_concurrency(self, model: str) -> int:
+        return self.cfg.max_concurrency
+
+    def memory_estimate(self, model: str) -> int | None:
+        return 0  # Ollama runs the model in its own process and budget
+
+    async def load(self, model: str) -> None:
+        if not self.cfg.pull_missing:
+            return
+        try:
+            await self.client().show(model)
+        except Exception as exc:
+            if not isinstance(self._map(exc), NotFound):
+                raise self._map(exc) from exc
+            logger.info("Pulling '%s' on %s", model, self.cfg.host)
+            try:
+                async for progress in await self.client().pull(model, stream=True):
+                    if progress.total:
+                        logger.info("Pulling '%s': %s %d/%d", model, progress.status,
+                                    progress.completed or 0, progress.total)
+            except Exception as pull_exc:
+                raise self._map(pull_exc) from pull_exc
+
+    async def unload(self, model: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._client = None
+
+    def check_request(self, request: BindingRequest) -> None:
+        unknown = sorted(set(request.extra) - EXTRA_OPTIONS)
+        if unknown:
+            raise BadRequest(f"Unknown option(s) for Ollama: {', '.join(unknown)}.",
+                             param=f"parameters.{unknown[0]}")
+
+    def _options(self, request: BindingRequest) -> dict[str, Any]:
+        p = request.params
+        options: dict[str, Any] = {k: v for k, v in (
+            ("temperature", p.temperature), ("top_p", p.top_p), ("top_k", p.top_k),
+            ("repeat_penalty", p.repeat_penalty), ("num_predict", p.max_tokens),
+            ("seed", p.seed)) if v is not None}
+        if p.stop:
+            options["stop"] = list(p.stop)
+        if self.cfg.num_ctx:
+            options["num_ctx"] = self.cfg.num_ctx
+        options.update({k: v for k, v in request.extra.items()
+                        if k in EXTRA_OPTIONS and k != "json_schema"})
+        return options
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        client = self.client()
+        common: dict[str, Any] = {"model": request.model, "stream": True,
+                                  "options": self._options(request)}
+        if "json_schema" in request.extra:
+            common["format"] = request.extra["json_schema"]
+        if request.keep_alive is not None:
+            common["keep_alive"] = request.keep_alive
+        try:
+            if request.raw_prompt is not None:
+                stream: Any = await client.generate(prompt=request.raw_prompt, raw=True,
+                                                    **common)
+            else:
+                messages = [{"role": m.role, "content": m.content,
+                             **({"images": [base64.b64encode(x.data).decode()
+                                            for x in m.media]} if m.media else {})}
+                            for m in request.messages]
+                stream = await client.chat(messages=messages, **common)
+            final: Any = None
+            async for part in stream:
+                if request.raw_prompt is not None:
+                    text, thinking = part.response, part.thinking
+                else:
+                    text, thinking = part.message.content, part.message.thinking
+                if thinking:
+                    yield ThoughtsDelta(thinking)
+                if text:
+                    yield TextDelta(text)
+                if part.done:
+                    final = part
+        except LollmsError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+        if final is not None:
+            yield Usage(final.prompt_eval_count or 0, final.eval_count or 0)
+        reason = getattr(final, "done_reason", None) or "stop"
+        yield Finished(reason if reason in ("stop", "length") else "stop",
+                       {"upstream": self.cfg.host})
+
+    def _map(self, exc: Exception) -> LollmsError:
+        import httpx
+        import ollama
+
+        where = f"'{self.instance_name}' ({self.cfg.host})"
+        if isinstance(exc, ollama.ResponseError):
+            status = exc.status_code
+            if status in (401, 403):
+                return BindingAuthError(f"The Ollama server of {where} refused the key.")
+            if status == 404:
+                return NotFound(f"Ollama at {where}: {exc.error}", param="model_name")
+            if status >= 500 or status == 429:
+                return BindingUnavailable(f"Ollama at {where} answered {status}: {exc.error}")
+            if status in (400, 422):
+                return BadRequest(f"Ollama at {where} rejected the request: {exc.error}")
+            return GenerationFailed(f"Ollama at {where} failed ({status}): {exc.error}")
+        if isinstance(exc, httpx.TransportError | ConnectionError):
+            return BindingUnavailable(f"Cannot reach the Ollama server of {where}.")
+        return GenerationFailed(f"Ollama error from {where}: {type(exc).__name__}: {exc}")
