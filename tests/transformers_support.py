@@ -1,0 +1,56 @@
+"""A tiny causal LM built from a config (random weights) and a word-level tokenizer, saved
+with save_pretrained so tests load it through the transformers binding's real path."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+needs_transformers = [
+    pytest.mark.transformers,
+    pytest.mark.skipif(
+        importlib.util.find_spec("torch") is None
+        or importlib.util.find_spec("transformers") is None,
+        reason="needs torch and transformers (make install-dev installs both)",
+    ),
+]
+
+CORPUS = """Hello world, how are you? The capital of France is Paris. List the numbers
+from one to thirty: one two three four five six seven eight nine ten eleven twelve. Write a
+story about the sea, a lighthouse and the people who keep it. What is the weather today?"""
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+
+def build_tiny_model(folder: Path) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
+    # Byte-level BPE: any text round-trips exactly, as with real models' tokenizers.
+    core = Tokenizer(models.BPE(unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator([CORPUS], trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
+                                        bos_token="<s>", eos_token="</s>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=core.get_vocab_size(), hidden_size=32,
+                         intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1,
+                         eos_token_id=None)
+    model = LlamaForCausalLM(config)
+    # No end-of-sequence token: the random model always produces max_tokens tokens.
+    model.generation_config.eos_token_id = None
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
