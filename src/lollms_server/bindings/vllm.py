@@ -1,0 +1,100 @@
+"""vLLM binding: the OpenAI-compatible binding plus vLLM's own request extras.
+
+What differs from ``openai``: guided decoding (``guided_json``, ``guided_regex``,
+``guided_choice``, ``guided_grammar``), ``chat_template_kwargs`` (e.g. ``enable_thinking``),
+``top_k``/``repetition_penalty``/``min_p`` sent the way vLLM reads them (``extra_body``), and a
+check at start that the server really is vLLM (``GET /version``, which vLLM serves beside
+``/v1``), so a misconfigured URL fails with a clear message instead of odd 400s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field
+
+from lollms_server.bindings.base import BindingConfig
+from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
+from lollms_server.bindings.types import BindingRequest, ModelInfo
+from lollms_server.errors import BadRequest, BindingUnavailable
+
+__all__ = ["VLLMBinding", "VLLMConfig"]
+
+VLLM_EXTRAS = frozenset({"guided_json", "guided_regex", "guided_choice", "guided_grammar",
+                         "chat_template_kwargs", "enable_thinking", "min_p",
+                         "repetition_penalty", "json_schema", "frequency_penalty",
+                         "presence_penalty", "logit_bias"})
+
+
+class VLLMConfig(OpenAIConfig):
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="vLLM's /v1 URL.")
+    check_version: bool = Field(True, description="Ask GET /version that this is vLLM.")
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Sent with every chat request (enable_thinking...).")
+
+
+class VLLMBinding(OpenAIBinding):
+    name: ClassVar[str] = "vllm"
+    description: ClassVar[str] = "A vLLM server (OpenAI API plus guided decoding)."
+    Config: ClassVar[type[BindingConfig]] = VLLMConfig
+
+    version: str | None = None
+
+    async def _detect(self) -> str:
+        cfg: VLLMConfig = self.config  # type: ignore[assignment]
+        if self.version is not None or not cfg.check_version:
+            return self.version or "unchecked"
+        root = cfg.base_url.rstrip("/").removesuffix("/v1")
+        try:
+            async with httpx.AsyncClient(timeout=10, headers=cfg.headers) as client:
+                response = await client.get(f"{root}/version")
+            version = response.json().get("version") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise BindingUnavailable(f"Cannot reach vLLM at {root}: {exc}") from exc
+        if not isinstance(version, str):
+            raise BindingUnavailable(
+                f"{root} does not answer GET /version like vLLM (HTTP {response.status_code}); "
+                "use type = \"openai\" for other OpenAI-compatible servers.")
+        self.version = version
+        return version
+
+    async def list_models(self) -> list[ModelInfo]:
+        version = await self._detect()
+        models = await super().list_models()
+        return [m.model_copy(update={"details": {**m.details, "vllm_version": version}})
+                for m in models]
+
+    async def load(self, model: str) -> None:
+        await self._detect()
+
+    def check_request(self, request: BindingRequest) -> None:
+        unknown = sorted(set(request.extra) - VLLM_EXTRAS)
+        if unknown:
+            raise BadRequest(f"Unknown parameter(s) for vLLM: {', '.join(unknown)}; supported "
+                             f"extras: {', '.join(sorted(VLLM_EXTRAS))}.",
+                             param=f"parameters.{unknown[0]}")
+
+    def _params(self, request: BindingRequest) -> dict[str, Any]:
+        cfg: VLLMConfig = self.config  # type: ignore[assignment]
+        passthrough = {k: v for k, v in request.extra.items()
+                       if k in ("json_schema", "frequency_penalty", "presence_penalty",
+                                "logit_bias")}
+        plain = BindingRequest(model=request.model, generation_type=request.generation_type,
+                               messages=request.messages, raw_prompt=request.raw_prompt,
+                               params=request.params, extra=passthrough)
+        out = super()._params(plain)
+        body: dict[str, Any] = dict(out.pop("extra_body", {}))
+        if "repeat_penalty" in body:  # vLLM's name for it
+            body["repetition_penalty"] = body.pop("repeat_penalty")
+        for key, value in request.extra.items():
+            if key not in passthrough and key != "enable_thinking":
+                body[key] = value
+        template_kwargs = {**cfg.chat_template_kwargs, **body.pop("chat_template_kwargs", {})}
+        if "enable_thinking" in request.extra:
+            template_kwargs["enable_thinking"] = bool(request.extra["enable_thinking"])
+        if template_kwargs and request.raw_prompt is None:
+            body["chat_template_kwargs"] = template_kwargs
+        if body:
+            out["extra_body"] = body
+        return out
