@@ -158,3 +158,35 @@ def test_every_command_has_help(tmp_path: Path) -> None:
         result = _run(*command, "--help", cwd=tmp_path)
         assert result.returncode == 0
         assert "Usage:" in result.stdout and len(result.stdout) > 80
+
+
+@pytest.mark.parametrize("mark", [pytest.param(0, marks=needs_llama)])
+def test_real_process_speaks_openai_ollama_and_lollms_client(
+    server: tuple[str, str], mark: int
+) -> None:
+    """The official clients against the real `lollms-server serve` process and SmolLM2."""
+    import ollama
+    import openai
+    from lollms_client import LollmsClient
+
+    url, key = server
+    model = "default_llm/SmolLM2-135M-Instruct.Q4_1"
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    oa = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
+    assert model in [m.id for m in oa.models.list()]
+    reply = oa.chat.completions.create(model=model, messages=question, temperature=0,
+                                       max_tokens=30)
+    assert "Paris" in (reply.choices[0].message.content or "")
+    streamed = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
+        model=model, messages=question, temperature=0, max_tokens=30, stream=True)
+        if c.choices)
+    assert "Paris" in streamed
+    ol = ollama.Client(host=url, headers={"Authorization": f"Bearer {key}"})
+    assert model in [m.model for m in ol.list().models]
+    answer = ol.chat(model=model, messages=question, options={"temperature": 0})
+    assert "Paris" in answer.message.content
+    lc = LollmsClient(llm_binding_name="lollms", llm_binding_config={
+        "host_address": url, "model_name": model, "service_key": key})
+    assert "Paris" in lc.generate_text("What is the capital of France?", temperature=0.0,
+                                       n_predict=30)
+    assert lc.count_tokens("Hello world") == 2
