@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, SecretStr
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
-from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.events import (
+    Event,
+    Finished,
+    TextDelta,
+    ThoughtsDelta,
+    ToolCall,
+    Usage,
+)
 from lollms_server.bindings.types import BindingContext, BindingRequest, Message, ModelInfo
 from lollms_server.errors import (
     BadRequest,
@@ -54,7 +61,7 @@ class OpenAIBinding(Binding):
     name: ClassVar[str] = "openai"
     description: ClassVar[str] = "Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...)."
     capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, vision=True, structured_output=True)
+        streaming=True, vision=True, structured_output=True, tools=True)
     Config: ClassVar[type[BindingConfig]] = OpenAIConfig
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
@@ -124,6 +131,13 @@ class OpenAIBinding(Binding):
                              "vision (vision = false).", param="input_data")
 
     def _message(self, message: Message) -> dict[str, Any]:
+        if message.tool_calls or message.tool_call_id:
+            out: dict[str, Any] = {"role": message.role, "content": message.content or None}
+            if message.tool_calls:
+                out["tool_calls"] = [dict(c) for c in message.tool_calls]
+            if message.tool_call_id:
+                out["tool_call_id"] = message.tool_call_id
+            return out
         if not message.media:
             return {"role": message.role, "content": message.content}
         parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
@@ -144,6 +158,10 @@ class OpenAIBinding(Binding):
                 out[name] = value
         if p.stop:
             out["stop"] = list(p.stop)
+        if request.tools:
+            out["tools"] = [dict(t) for t in request.tools]
+            if request.tool_choice is not None:
+                out["tool_choice"] = request.tool_choice
         extra_body: dict[str, Any] = {}
         if p.top_k is not None:
             extra_body["top_k"] = p.top_k
@@ -173,6 +191,7 @@ class OpenAIBinding(Binding):
             raise self._map(exc) from exc
         finish = "stop"
         usage = None
+        calls: dict[int, dict[str, str]] = {}  # tool calls arrive in fragments, by index
         try:
             async for chunk in stream:
                 if chunk.usage is not None:
@@ -186,6 +205,13 @@ class OpenAIBinding(Binding):
                         if thoughts:
                             yield ThoughtsDelta(thoughts)
                         text = choice.delta.content
+                        for part in choice.delta.tool_calls or ():
+                            call = calls.setdefault(part.index, {"id": "", "name": "",
+                                                                 "arguments": ""})
+                            call["id"] = part.id or call["id"]
+                            if part.function is not None:
+                                call["name"] += part.function.name or ""
+                                call["arguments"] += part.function.arguments or ""
                     if text:
                         yield TextDelta(text)
                     if choice.finish_reason:
@@ -196,6 +222,9 @@ class OpenAIBinding(Binding):
             raise self._map(exc) from exc
         finally:
             await stream.close()
+        for index in sorted(calls):
+            call = calls[index]
+            yield ToolCall(call["id"] or f"call_{index}", call["name"], call["arguments"])
         if usage is not None:
             yield Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
         yield Finished(finish, {"upstream": self.cfg.base_url})

@@ -16,11 +16,11 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
-from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.events import Event, Finished, TextDelta, ToolCall, Usage
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.errors import BindingUnavailable, GenerationFailed, ModelNotFound
 
-__all__ = ["ScriptedBinding", "ScriptedConfig"]
+__all__ = ["ScriptedBinding", "ScriptedConfig", "ScriptedToolsBinding", "ScriptedToolsConfig"]
 
 _WORD = re.compile(r"\S+\s*|\s+")
 
@@ -144,3 +144,38 @@ class ScriptedBinding(Binding):
         self._check(model)
         reverse = {v: k for k, v in self._vocab.items()}
         return "".join(reverse.get(t, "") for t in tokens)
+
+
+class ScriptedToolsConfig(ScriptedConfig):
+    tool_arguments: str = Field('{"city": "Paris"}', description="Arguments of the tool call.")
+
+
+class ScriptedToolsBinding(ScriptedBinding):
+    """Scripted tool calling: with ``tools``, calls the first one; given the tool's result
+    (a ``tool`` message), answers with it. For tool round-trip tests."""
+
+    name: ClassVar[str] = "scripted_tools"
+    description: ClassVar[str] = "Scripted tool calls (tests of tool round trips)."
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True,
+                                                        tools=True)
+    Config: ClassVar[type[BindingConfig]] = ScriptedToolsConfig
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        last = request.messages[-1] if request.messages else None
+        if request.tools and (last is None or last.role != "tool"):
+            self.requests.append(request)
+            function = request.tools[0].get("function", {})
+            config: ScriptedToolsConfig = self.config  # type: ignore[assignment]
+            yield ToolCall(f"call_{len(self.requests)}", str(function.get("name", "")),
+                           config.tool_arguments)
+            yield Usage(prompt_tokens=1, completion_tokens=1)
+            yield Finished("tool_calls")
+            return
+        if last is not None and last.role == "tool":
+            self.requests.append(request)
+            yield TextDelta(f"The tool said: {last.content}")
+            yield Usage(prompt_tokens=1, completion_tokens=4)
+            yield Finished("stop")
+            return
+        async for event in super().generate(request):
+            yield event

@@ -35,6 +35,9 @@ class Message:
     role: str
     content: str
     media: tuple[MediaPart, ...] = ()
+    # Tool calling round trips: an assistant turn that called tools, or a tool's result.
+    tool_calls: tuple[Mapping[str, Any], ...] = ()  # OpenAI shape: {id, type, function}
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class BindingRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     extra: Mapping[str, Any] = field(default_factory=dict)
     keep_alive: float | None = None  # the client's wish, for backends that manage their own
+    tools: tuple[Mapping[str, Any], ...] = ()  # OpenAI-shape function definitions
+    tool_choice: Any = None
 
 
 @dataclass(frozen=True, slots=True)

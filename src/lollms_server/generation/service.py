@@ -54,6 +54,8 @@ class GenerationRequest:
     queue_timeout: float | None = None
     keep_alive: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: Any = None
 
 
 @dataclass
@@ -261,7 +263,14 @@ class GenerationService:
             params=request.params,
             extra=request.extra,
             keep_alive=request.keep_alive,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
         )
+        uses_tools = request.tools or any(m.tool_calls or m.tool_call_id
+                                          for m in request.messages)
+        if uses_tools and not binding.capabilities.tools:
+            raise UnsupportedCapability(
+                f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools")
         binding.check_request(binding_request)
         before = time.perf_counter()
         lease = await self.scheduler.acquire(

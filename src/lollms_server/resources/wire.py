@@ -70,7 +70,8 @@ def request_to_wire(request: BindingRequest) -> dict[str, Any]:
         "messages": [
             {"role": m.role, "content": m.content,
              "media": [{"kind": x.kind, "data": _b64(x.data), "mime_type": x.mime_type}
-                       for x in m.media]}
+                       for x in m.media],
+             "tool_calls": [dict(c) for c in m.tool_calls], "tool_call_id": m.tool_call_id}
             for m in request.messages
         ],
         "raw_prompt": request.raw_prompt,
@@ -79,6 +80,8 @@ def request_to_wire(request: BindingRequest) -> dict[str, Any]:
                    "seed": p.seed, "stop": list(p.stop)},
         "extra": dict(request.extra),
         "keep_alive": request.keep_alive,
+        "tools": [dict(t) for t in request.tools],
+        "tool_choice": request.tool_choice,
     }
 
 
@@ -91,13 +94,15 @@ def request_from_wire(data: dict[str, Any]) -> BindingRequest:
         messages=tuple(
             Message(m["role"], m["content"], tuple(
                 MediaPart(x["kind"], base64.b64decode(x["data"]), x["mime_type"])
-                for x in m["media"]))
+                for x in m["media"]), tuple(m.get("tool_calls") or ()), m.get("tool_call_id"))
             for m in data["messages"]
         ),
         raw_prompt=data["raw_prompt"],
         params=SamplingParams(**params),
         extra=data["extra"],
         keep_alive=data.get("keep_alive"),
+        tools=tuple(data.get("tools") or ()),
+        tool_choice=data.get("tool_choice"),
     )
 
 

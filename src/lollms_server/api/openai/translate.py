@@ -15,9 +15,9 @@ from lollms_server.api.openai.schemas import (
     _Sampling,
 )
 from lollms_server.bindings.base import Binding
-from lollms_server.bindings.events import Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.events import Finished, TextDelta, ThoughtsDelta, ToolCall, Usage
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
-from lollms_server.errors import BadRequest, UnsupportedCapability
+from lollms_server.errors import BadRequest
 from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationRun
 
 __all__ = ["chat_chunks", "chat_request", "chat_response", "completion_chunks",
@@ -53,12 +53,10 @@ def _image(url: str, index: int) -> MediaPart:
 
 
 def _message(message: ChatMessage, index: int) -> Message:
-    if message.role == "tool":
-        raise UnsupportedCapability("Tool messages need a binding with tool calling.",
-                                    param=f"messages.{index}.role")
     role = "system" if message.role == "developer" else message.role
+    calls = tuple(message.tool_calls or ())
     if message.content is None or isinstance(message.content, str):
-        return Message(role, message.content or "")
+        return Message(role, message.content or "", (), calls, message.tool_call_id)
     texts: list[str] = []
     media: list[MediaPart] = []
     for part in message.content:
@@ -69,14 +67,11 @@ def _message(message: ChatMessage, index: int) -> Message:
         else:
             raise BadRequest(f"Unsupported content part type '{part.type}'.",
                              param=f"messages.{index}.content")
-    return Message(role, "\n".join(texts), tuple(media))
+    return Message(role, "\n".join(texts), tuple(media), calls, message.tool_call_id)
 
 
 def chat_request(body: ChatCompletionRequest, binding: Binding, model: str
                  ) -> GenerationRequest:
-    if body.tools and not binding.capabilities.tools:
-        raise UnsupportedCapability(
-            f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools")
     params, extra = _sampling(body, body.max_completion_tokens or body.max_tokens)
     fmt = (body.response_format or {}).get("type", "text")
     if fmt != "text":
@@ -96,7 +91,8 @@ def chat_request(body: ChatCompletionRequest, binding: Binding, model: str
     return GenerationRequest(
         binding_name=binding.instance_name, model_name=model,
         messages=tuple(_message(m, i) for i, m in enumerate(body.messages)),
-        params=params, personality=body.personality, extra=extra)
+        params=params, personality=body.personality, extra=extra,
+        tools=tuple(body.tools or ()), tool_choice=body.tool_choice)
 
 
 def completion_request(body: CompletionRequest, binding: Binding, model: str
@@ -132,13 +128,26 @@ def _head(run: GenerationRun, model_id: str, kind: str) -> dict[str, Any]:
             "created": int(time.time()), "model": model_id}
 
 
+def _tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": call.id, "type": "function",
+                           "function": {"name": call.name, "arguments": call.arguments}}
+    if index is not None:
+        out["index"] = index
+    return out
+
+
 def chat_response(run: GenerationRun, model_id: str, out: CollectedOutput) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": out.text}
     if out.thoughts:
         message["reasoning_content"] = out.thoughts
+    finish = _finish(out.finish_reason)
+    if out.tool_calls:
+        message["tool_calls"] = [_tool_call(c) for c in out.tool_calls]
+        message["content"] = out.text or None
+        finish = "tool_calls"
     return {**_head(run, model_id, "chat.completion"),
             "choices": [{"index": 0, "message": message,
-                         "finish_reason": _finish(out.finish_reason), "logprobs": None}],
+                         "finish_reason": finish, "logprobs": None}],
             "usage": _usage(out.usage)}
 
 
@@ -161,16 +170,20 @@ async def chat_chunks(run: GenerationRun, model_id: str, include_usage: bool
     yield chunk({"role": "assistant", "content": ""})
     usage: Usage | None = None
     finish: str | None = None
+    calls = 0
     async for event in run:
         if type(event) is TextDelta:
             yield chunk({"content": event.text})
         elif type(event) is ThoughtsDelta:
             yield chunk({"reasoning_content": event.text})
+        elif isinstance(event, ToolCall):
+            yield chunk({"tool_calls": [_tool_call(event, calls)]})
+            calls += 1
         elif isinstance(event, Usage):
             usage = event
         elif isinstance(event, Finished):
             finish = event.finish_reason
-    yield chunk({}, _finish(finish))
+    yield chunk({}, "tool_calls" if calls else _finish(finish))
     if include_usage:
         yield {**head, "choices": [], "usage": _usage(usage)}
 
