@@ -48,8 +48,12 @@ def build_tiny_model(folder: Path) -> Path:
                          num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1,
                          eos_token_id=None)
     model = LlamaForCausalLM(config)
-    # No end-of-sequence token: the random model always produces max_tokens tokens.
+    # No end-of-sequence token: the random model always produces max_tokens tokens; and only
+    # tokens that decode to whole characters, so that every token is one streamed piece.
     model.generation_config.eos_token_id = None
+    model.generation_config.suppress_tokens = [
+        i for i in range(core.get_vocab_size())
+        if "\ufffd" in core.decode([i]) or i < len(specials)]
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -321,18 +321,8 @@ class _TokenStreamer:
         self.queue.put(None)
 
     def take(self) -> list[int] | None:
-        """Every id queued so far (blocking for the first), or None at the end."""
-        first = self.queue.get()
-        if first is None:
-            return None
-        batch = list(first)
-        while not self.queue.empty():
-            more = self.queue.get_nowait()
-            if more is None:
-                self.queue.put(None)
-                break
-            batch.extend(more)
-        return batch
+        """The next generated ids (one token per call: true token-by-token streaming)."""
+        return self.queue.get()
 
 
 class _StopSplitter:
