@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from lollms_server.app import create_app
 from lollms_server.config import load_config
-from tests.conftest import AUTH, BASE_CONFIG
+from tests.conftest import API_KEY, AUTH, BASE_CONFIG
 from tests.live import serve_in_thread
 
 SECRET = "sk-upstream-secret-123"
@@ -89,3 +90,45 @@ def test_upstream_errors_are_mapped(edge: str) -> None:
             "prompt": "x", "binding_name": "up", "model_name": "fake/scripted-model",
             "parameters": {"mirostat": 1}})
         assert unknown.status_code == 400
+
+
+def test_upstream_overload_becomes_503_with_its_retry_after(tmp_path: Path) -> None:
+    """A busy upstream (lollms_server with a full queue answers 503 + Retry-After)."""
+    import threading
+
+    busy = tmp_path / "busy.toml"
+    busy.write_text(BASE_CONFIG.replace('ttt_binding = "fake"', 'ttt_binding = "slow"') + """
+[resources]
+max_queue = 0
+
+[bindings.slow]
+type = "scripted"
+models = ["m"]
+reply = "one two three four five six seven eight"
+delay_s = 0.1
+max_concurrency = 1
+""")
+    with serve_in_thread(create_app(load_config(busy))) as upstream:
+        edge_cfg = tmp_path / "edge.toml"
+        edge_cfg.write_text(BASE_CONFIG + f"""
+[bindings.up]
+type = "openai"
+base_url = "{upstream}/v1"
+api_key = "{API_KEY}"
+models = ["slow/m"]
+""")
+        with serve_in_thread(create_app(load_config(edge_cfg))) as edge:
+            hold = threading.Thread(target=httpx.post, args=(upstream + "/api/v1/generate",),
+                                    kwargs={"json": {"prompt": "x"}, "headers": AUTH,
+                                            "timeout": 30})
+            hold.start()
+            import time
+
+            time.sleep(0.3)  # the upstream's only slot is busy, its queue holds none
+            answer = httpx.post(edge + "/api/v1/generate", headers=AUTH, timeout=30, json={
+                "prompt": "x", "binding_name": "up", "model_name": "slow/m"})
+            hold.join()
+    assert answer.status_code == 503
+    assert answer.json()["error"]["type"] == "binding_unavailable"
+    assert "503" in answer.json()["error"]["message"]
+    assert int(answer.headers["retry-after"]) >= 1
