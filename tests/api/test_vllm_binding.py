@@ -60,6 +60,7 @@ async def test_vllm_extras_reach_the_server() -> None:
     seen: list[tuple[dict, str]] = []
     with serve_in_thread(_fake_vllm(seen)) as base:
         await _exercise(base, seen)
+    assert len(seen) == 1  # exactly one chat request reached the stand-in server
 
 
 async def _exercise(base: str, seen: list[tuple[dict, str]]) -> None:
