@@ -116,6 +116,7 @@ type = "openai"
 base_url = "{upstream}/v1"
 api_key = "{API_KEY}"
 models = ["slow/m"]
+max_retries = 0
 """)
         with serve_in_thread(create_app(load_config(edge_cfg))) as edge:
             hold = threading.Thread(target=httpx.post, args=(upstream + "/api/v1/generate",),

@@ -50,6 +50,9 @@ class OpenAIConfig(BindingConfig):
     api_key_env: str | None = Field(None, description="Environment variable holding the key.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
     timeout: float = Field(600.0, gt=0)
+    max_retries: int = Field(
+        2, ge=0, le=10, description="SDK retries of dropped connections, 429 and 5xx (with "
+        "the upstream's Retry-After); 0 passes them to the client at once.")
     models: list[str] = Field(
         default_factory=list, description="Model ids, for servers without GET /models.")
     context_size: int | None = Field(None, ge=1, description="Reported context size.")
@@ -86,7 +89,8 @@ class OpenAIBinding(Binding):
                 ) from exc
             self._client = AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key(),
                                        default_headers=self.cfg.headers,
-                                       timeout=self.cfg.timeout, max_retries=0)
+                                       timeout=self.cfg.timeout,
+                                       max_retries=self.cfg.max_retries)
         return self._client
 
     # -- models ----------------------------------------------------------------------------
