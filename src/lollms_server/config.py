@@ -145,7 +145,7 @@ class DefaultsSettings(_Section):
 class ResourcesSettings(_Section):
     """Memory budgets and the request queue (see resources/scheduler.py)."""
 
-    gpu_memory: str | int = "auto"
+    gpu_memory: str | int | list[str | int] = "auto"  # one size per GPU, or one for GPU 0
     system_memory: str | int = "auto"
     safety_margin: str | int = "512MiB"
     max_queue: int = Field(64, ge=0)
@@ -156,11 +156,12 @@ class ResourcesSettings(_Section):
 
     @field_validator("gpu_memory", "system_memory")
     @classmethod
-    def _size_or_auto(cls, value: str | int) -> str | int:
-        if value != "auto":
-            from lollms_server.resources.memory import parse_size
+    def _size_or_auto(cls, value: str | int | list[str | int]) -> str | int | list[str | int]:
+        from lollms_server.resources.memory import parse_size
 
-            parse_size(value)
+        for item in value if isinstance(value, list) else [value]:
+            if item != "auto":
+                parse_size(item)
         return value
 
     @field_validator("safety_margin")

@@ -38,7 +38,7 @@ async def test_status_and_metrics_need_the_key(make_client) -> None:
         status = (await client.get("/api/v1/status")).json()
         metrics = (await client.get("/metrics")).text
     assert status["active_generations"] == 0
-    assert {"cpu", "gpu"} <= set(status["devices"])
+    assert {"cpu", "gpu:0"} <= set(status["devices"])
     assert status["models"][0]["model_name"] == "scripted-model"
     assert status["models"][0]["status"] == "loaded"
     assert 'lollms_requests_total{outcome="completed"} 1.0' in metrics

@@ -32,7 +32,7 @@ def _scheduler(cpu_gib: float = 10, **settings: object) -> Scheduler:
     resources = ResourcesSettings(**{"keep_alive": 300, "swap_delay": 0.3, **settings})
     budgets = {
         "cpu": DeviceBudget("cpu", int(cpu_gib * GIB), 0, "test"),
-        "gpu": DeviceBudget("gpu", 0, 0, "no GPU (test)"),
+        "gpu:0": DeviceBudget("gpu:0", 0, 0, "no GPU (test)"),
     }
     return Scheduler(resources, budgets)
 
@@ -236,3 +236,28 @@ async def test_waiter_blocked_by_pinned_models_does_not_stall_others() -> None:
     lease.release()
     with pytest.raises(QueueTimeout):
         await blocked
+
+
+async def test_one_budget_per_gpu_from_config() -> None:
+    settings = ResourcesSettings(gpu_memory=["2GiB", "8GiB"], system_memory="1GiB",
+                                 safety_margin=0)
+    s = Scheduler.from_settings(settings)
+    assert {k: b.capacity for k, b in s.budgets.items()} == {
+        "gpu:0": 2 * GIB, "gpu:1": 8 * GIB, "cpu": GIB}
+    big = {"a": 6 * GIB}
+    on_second = _binding("second", device="cuda:1", memory_bytes=big)
+    (await s.acquire(on_second, "a")).release()
+    assert s.budgets["gpu:1"].used == 6 * GIB and s.budgets["gpu:0"].used == 0
+    with pytest.raises(InsufficientMemory, match="gpu:0"):
+        await s.acquire(_binding("first", device="gpu", memory_bytes=big), "a")
+    with pytest.raises(InsufficientMemory, match="gpu:5"):
+        await s.acquire(_binding("missing", device="gpu:5", memory_bytes={"a": 1}), "a")
+    await s.shutdown()
+
+
+def test_auto_without_nvidia_reports_no_gpu() -> None:
+    s = Scheduler.from_settings(ResourcesSettings())
+    gpu = s.budgets["gpu:0"]
+    if gpu.total == 0:  # this machine: no NVIDIA GPU (or no nvidia-ml-py)
+        assert "no GPU" in gpu.source
+    assert s.budgets["cpu"].total > 0

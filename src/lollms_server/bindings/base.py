@@ -95,7 +95,8 @@ class Binding(ABC):
         return None
 
     def memory_device(self, model: str) -> str:
-        """Which budget the model draws on: ``"gpu"`` or ``"cpu"`` (system memory)."""
+        """Which budget the model draws on: ``"cpu"`` (system memory), ``"gpu"`` (GPU 0) or
+        ``"gpu:N"``."""
         return "cpu"
 
     def max_concurrency(self, model: str) -> int:

@@ -105,7 +105,10 @@ class TransformersBinding(Binding):
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
     def memory_device(self, model: str) -> str:
-        return "cpu" if self.cfg.device == "cpu" else "gpu"
+        device = self.cfg.device
+        if device in ("cpu", "mps"):
+            return "cpu"  # Apple's unified memory is system memory
+        return device if device.startswith("cuda:") else "gpu"
 
     # -- load / unload ---------------------------------------------------------------------
     async def load(self, model: str) -> None:

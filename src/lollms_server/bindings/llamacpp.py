@@ -74,6 +74,7 @@ class LlamaCppConfig(BindingConfig):
     n_ctx: int = Field(4096, ge=128, description="Context size shared by the slots (tokens).")
     n_parallel: int = Field(4, ge=1, le=256, description="Parallel slots (batched requests).")
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU; -1 = all.")
+    main_gpu: int = Field(0, ge=0, description="GPU holding the model (its memory budget).")
     n_threads: int | None = Field(None, ge=1, description="CPU threads; default: llama.cpp's.")
     n_batch: int = Field(512, ge=1)
     system_prompt: str | None = Field(
@@ -170,7 +171,7 @@ class LlamaCppBinding(Binding):
             return size
 
     def memory_device(self, model: str) -> str:
-        return "gpu" if self.cfg.n_gpu_layers != 0 else "cpu"
+        return f"gpu:{self.cfg.main_gpu}" if self.cfg.n_gpu_layers != 0 else "cpu"
 
     def max_concurrency(self, model: str) -> int:
         return self.cfg.n_parallel
@@ -214,6 +215,7 @@ class LlamaCppBinding(Binding):
         params.n_parallel = self.cfg.n_parallel
         params.kv_unified = True  # slots share the context instead of splitting it
         params.n_gpu_layers = self.cfg.n_gpu_layers
+        params.main_gpu = self.cfg.main_gpu
         params.n_batch = self.cfg.n_batch
         params.api_keys = [key]
         params.hostnames = ["127.0.0.1"]

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = ["DeviceBudget", "detect_gpu_memory", "detect_system_memory", "format_bytes",
-           "parse_size"]
+           "gpu_device", "parse_size"]
 
 logger = logging.getLogger(__name__)
 _UNITS = {
@@ -48,25 +48,36 @@ def detect_system_memory() -> int:
     return int(psutil.virtual_memory().total)
 
 
-def detect_gpu_memory() -> tuple[int, str]:
-    """Total memory of GPU 0 through NVML, or ``(0, reason)`` when there is none."""
+def detect_gpu_memory() -> tuple[list[tuple[int, str]], str]:
+    """``([(total bytes, name) per GPU], note)`` through NVML; an empty list when none."""
     try:
         import pynvml
     except ImportError:
-        return 0, "no GPU detected (nvidia-ml-py is not installed: pip install nvidia-ml-py)"
+        return [], "no GPU detected (nvidia-ml-py is not installed: pip install nvidia-ml-py)"
     try:
         pynvml.nvmlInit()
         try:
-            if pynvml.nvmlDeviceGetCount() == 0:
-                return 0, "no GPU detected (NVML lists no device)"
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-            total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-            name = pynvml.nvmlDeviceGetName(handle)
-            return total, f"GPU 0 ({name.decode() if isinstance(name, bytes) else name})"
+            gpus = []
+            for index in range(pynvml.nvmlDeviceGetCount()):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                name = pynvml.nvmlDeviceGetName(handle)
+                gpus.append((int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+                             name.decode() if isinstance(name, bytes) else str(name)))
+            return gpus, "detected (NVML)" if gpus else "no GPU detected (NVML lists none)"
         finally:
             pynvml.nvmlShutdown()
     except Exception as exc:  # NVML raises its own error types when no driver is present
-        return 0, f"no GPU detected ({type(exc).__name__}: {exc})"
+        return [], f"no GPU detected ({type(exc).__name__}: {exc})"
+
+
+def gpu_device(name: str) -> str:
+    """Normalise a device name: ``gpu``/``cuda`` -> ``gpu:0``, ``cuda:1`` -> ``gpu:1``."""
+    if name in ("gpu", "cuda"):
+        return "gpu:0"
+    for prefix in ("cuda:", "gpu:"):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return f"gpu:{int(name[len(prefix):])}"
+    return name
 
 
 @dataclass

@@ -39,6 +39,7 @@ from lollms_server.resources.memory import (
     detect_gpu_memory,
     detect_system_memory,
     format_bytes,
+    gpu_device,
     parse_size,
 )
 from lollms_server.resources.metrics import Metrics
@@ -105,18 +106,26 @@ class Scheduler:
     def from_settings(cls, settings: ResourcesSettings, metrics: Metrics | None = None
                       ) -> Scheduler:
         margin = parse_size(settings.safety_margin)
+        budgets: dict[str, DeviceBudget] = {}
         if settings.gpu_memory == "auto":
-            gpu_total, gpu_source = detect_gpu_memory()
+            gpus, note = detect_gpu_memory()
+            for index, (total, name) in enumerate(gpus):
+                budgets[f"gpu:{index}"] = DeviceBudget(f"gpu:{index}", total, margin,
+                                                       f"{note}: {name}")
+            if not gpus:
+                budgets["gpu:0"] = DeviceBudget("gpu:0", 0, 0, note)
         else:
-            gpu_total, gpu_source = parse_size(settings.gpu_memory), "configured"
+            sizes = settings.gpu_memory if isinstance(settings.gpu_memory, list) \
+                else [settings.gpu_memory]
+            for index, size in enumerate(sizes):
+                total = parse_size(size)
+                budgets[f"gpu:{index}"] = DeviceBudget(f"gpu:{index}", total,
+                                                       margin if total else 0, "configured")
         if settings.system_memory == "auto":
             cpu_total, cpu_source = detect_system_memory(), "detected (system RAM)"
         else:
             cpu_total, cpu_source = parse_size(settings.system_memory), "configured"
-        budgets = {
-            "gpu": DeviceBudget("gpu", gpu_total, margin if gpu_total else 0, gpu_source),
-            "cpu": DeviceBudget("cpu", cpu_total, margin, cpu_source),
-        }
+        budgets["cpu"] = DeviceBudget("cpu", cpu_total, margin, cpu_source)
         return cls(settings, budgets, metrics)
 
     # -- public ----------------------------------------------------------------------------
@@ -124,11 +133,13 @@ class Scheduler:
         key = (binding.instance_name, model)
         state = self._states.get(key)
         if state is None:
-            device = binding.memory_device(model)
+            device = gpu_device(binding.memory_device(model))
+            if device not in self.budgets:  # e.g. gpu:3 on a 2-GPU machine: a 0-byte budget
+                self.budgets[device] = DeviceBudget(device, 0, 0, "no such device")
             state = ModelState(
                 binding=binding,
                 model=model,
-                device=device if device in self.budgets else "cpu",
+                device=device,
                 need=binding.memory_estimate(model) or 0,
                 max_concurrency=max(1, binding.max_concurrency(model)),
                 keep_alive=binding.config.keep_alive,
@@ -146,7 +157,8 @@ class Scheduler:
                 f"Model '{state.key}' needs {format_bytes(state.need)} of {state.device} memory "
                 f"but the whole {state.device} budget is {format_bytes(budget.capacity)} "
                 f"({budget.source}); it can never be loaded. Raise [resources] "
-                f"{'gpu' if state.device == 'gpu' else 'system'}_memory or use a smaller model.",
+                f"{'gpu' if state.device.startswith('gpu') else 'system'}_memory or use a "
+                "smaller model.",
                 param="model_name",
             )
         loop = asyncio.get_running_loop()

@@ -94,7 +94,7 @@ async def ps(service: Generation) -> dict[str, Any]:
         expires = now + timedelta(days=3650) if keep < 0 else now + timedelta(seconds=keep)
         models.append({
             "name": state.key, "model": state.key, "size": state.need, "digest": "",
-            "size_vram": state.need if state.device == "gpu" else 0,
+            "size_vram": state.need if state.device.startswith("gpu") else 0,
             "expires_at": expires.isoformat(), "details": _details(
                 await state.binding.model_info(state.model))})
     return {"models": models}
