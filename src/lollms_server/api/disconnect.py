@@ -13,8 +13,15 @@ from typing import TypeVar
 from fastapi import Request
 
 from lollms_server.errors import LollmsError
+from lollms_server.generation.service import (
+    CollectedOutput,
+    GenerationRequest,
+    GenerationRun,
+    GenerationService,
+    collect,
+)
 
-__all__ = ["ClientDisconnected", "cancel_on_disconnect"]
+__all__ = ["ClientDisconnected", "cancel_on_disconnect", "collect_run", "start_run"]
 
 T = TypeVar("T")
 
@@ -46,3 +53,17 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
         raise
     finally:
         watcher.cancel()
+
+
+async def start_run(request: Request, service: GenerationService,
+                    body: GenerationRequest) -> GenerationRun:
+    """Start a generation (queueing, loading), given up if the client leaves meanwhile."""
+    return await cancel_on_disconnect(request, service.start(body))
+
+
+async def collect_run(request: Request, run: GenerationRun) -> CollectedOutput:
+    """The whole output of ``run`` for a non-streaming answer; the lease is always released."""
+    try:
+        return await cancel_on_disconnect(request, collect(run.__aiter__()))
+    finally:
+        run.close()

@@ -16,11 +16,11 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect
+from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.bindings.events import TextDelta
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
-from lollms_server.generation.service import GenerationRequest, collect
+from lollms_server.generation.service import GenerationRequest
 
 __all__ = ["router", "split_lollms_prompt"]
 
@@ -168,7 +168,7 @@ async def lollms_generate(body: LollmsGenerateBody, service: Generation,
                           request: Request) -> Response:
     """lollms-webui's generation endpoint: plain text back, or a plain text stream."""
     instance, model = await service.find_model(body.model_name or "default")
-    run = await cancel_on_disconnect(request, service.start(_request(body, instance, model)))
+    run = await start_run(request, service, _request(body, instance, model))
     if body.stream:
         async def text() -> AsyncIterator[bytes]:
             try:
@@ -179,8 +179,5 @@ async def lollms_generate(body: LollmsGenerateBody, service: Generation,
                 run.close()
 
         return StreamingResponse(text(), media_type="text/plain; charset=utf-8")
-    try:
-        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
-    finally:
-        run.close()
+    out = await collect_run(request, run)
     return PlainTextResponse(out.text)

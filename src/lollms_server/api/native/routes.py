@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from lollms_server.api.deps import Bindings, Generation, Registry, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect
+from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.api.native import translate
 from lollms_server.api.native.schemas import (
     CountTokensResponse,
@@ -24,7 +24,6 @@ from lollms_server.api.native.schemas import (
 from lollms_server.api.streaming import sse_response
 from lollms_server.bindings.types import ModelInfo
 from lollms_server.errors import LollmsError
-from lollms_server.generation.service import collect
 
 __all__ = ["router"]
 
@@ -94,14 +93,10 @@ async def get_model_info(
              responses={200: {"content": {"text/event-stream": {}}}})
 async def generate(body: GenerateRequest, service: Generation, request: Request) -> Response:
     """Generate; ``stream: true`` answers with Server-Sent Events."""
-    run = await cancel_on_disconnect(request, service.start(
-        translate.to_generation_request(body)))
+    run = await start_run(request, service, translate.to_generation_request(body))
     if body.stream:
         return sse_response(translate.stream_events(run), on_close=run.aclose)
-    try:
-        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
-    finally:
-        run.close()
+    out = await collect_run(request, run)
     return JSONResponse(translate.response_body(run, out))
 
 

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect
+from lollms_server.api.disconnect import cancel_on_disconnect, start_run
 from lollms_server.api.errors import error_payload
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import ChatRequest, GenerateRequest, ModelRequest
@@ -109,7 +109,7 @@ async def embed(body: ModelRequest, service: Generation) -> dict[str, Any]:
 
 async def _answer(service: GenerationService, request: Request, body: GenerationRequest,
                   model_id: str, chat: bool, streamed: bool) -> Response:
-    run = await cancel_on_disconnect(request, service.start(body))
+    run = await start_run(request, service, body)
     records = translate.stream(run, model_id, chat)
     if streamed:
         return NDJSONResponse(records, on_close=run.aclose,

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect
+from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from lollms_server.api.streaming import SSEResponse
 from lollms_server.errors import UnsupportedCapability
-from lollms_server.generation.service import GenerationRequest, GenerationService, collect
 
 __all__ = ["router"]
 
@@ -51,11 +50,6 @@ async def get_model(model_id: str, service: Generation) -> dict[str, Any]:
     return _model_entry(instance, model, binding.name)
 
 
-async def _run(service: GenerationService, request: Request, body: GenerationRequest,
-               ) -> Any:
-    return await cancel_on_disconnect(request, service.start(body))
-
-
 def _openai_error(body: dict[str, Any]) -> dict[str, Any]:
     return body  # already {"error": {...}}, the shape OpenAI streams use
 
@@ -66,15 +60,12 @@ async def chat_completions(body: ChatCompletionRequest, service: Generation,
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
     model_id = f"{instance}/{model}"
-    run = await _run(service, request, translate.chat_request(body, binding, model))
+    run = await start_run(request, service, translate.chat_request(body, binding, model))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.chat_chunks(run, model_id, usage), on_close=run.aclose,
                            terminator=_DONE, error_event=_openai_error)
-    try:
-        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
-    finally:
-        run.close()
+    out = await collect_run(request, run)
     return JSONResponse(translate.chat_response(run, model_id, out))
 
 
@@ -86,15 +77,13 @@ async def completions(body: CompletionRequest, service: Generation,
     model_id = f"{instance}/{model}"
     echo = (body.prompt if isinstance(body.prompt, str) else body.prompt[0]) if body.echo \
         else None
-    run = await _run(service, request, translate.completion_request(body, binding, model))
+    run = await start_run(request, service,
+                          translate.completion_request(body, binding, model))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.completion_chunks(run, model_id, usage, echo),
                            on_close=run.aclose, terminator=_DONE, error_event=_openai_error)
-    try:
-        out = await cancel_on_disconnect(request, collect(run.__aiter__()))
-    finally:
-        run.close()
+    out = await collect_run(request, run)
     return JSONResponse(translate.completion_response(run, model_id, out, echo))
 
 
