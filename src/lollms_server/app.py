@@ -16,6 +16,7 @@ from lollms_server.api.deps import require_api_key
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.limits import BodyLimitMiddleware
 from lollms_server.api.lollms_compat import router as lollms_router
+from lollms_server.api.native.personalities import router as personalities_router
 from lollms_server.api.native.routes import router as native_router
 from lollms_server.api.ollama.routes import router as ollama_router
 from lollms_server.api.openai.routes import router as openai_router
@@ -23,7 +24,9 @@ from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.config import Settings
 from lollms_server.errors import ConfigError
+from lollms_server.functions.registry import FunctionRegistry
 from lollms_server.generation.service import GenerationService
+from lollms_server.personalities.registry import PersonalityRegistry
 from lollms_server.resources.metrics import Metrics
 from lollms_server.resources.scheduler import Scheduler
 from lollms_server.security.keys import KeyStore
@@ -109,10 +112,18 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.state.bindings = bindings
     app.state.scheduler = scheduler
     app.state.metrics = metrics
-    app.state.generation = GenerationService(settings, bindings, scheduler)
+    app.state.generation = GenerationService(
+        settings, bindings, scheduler,
+        personalities=PersonalityRegistry.discover(
+            settings.resolve_path(p) for p in settings.paths.personalities),
+        functions=FunctionRegistry.discover(
+            (settings.resolve_path(p) for p in settings.paths.functions),
+            default_timeout=settings.functions.timeout),
+    )
 
     install_error_handlers(app)
     app.include_router(native_router)
+    app.include_router(personalities_router)
     app.include_router(openai_router)
     app.include_router(ollama_router)
     app.include_router(lollms_router)

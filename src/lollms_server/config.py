@@ -114,9 +114,29 @@ class PathsSettings(_Section):
     """Folders; relative ones are resolved against the config file's folder."""
 
     bindings: Path = Path("bindings")
-    personalities: Path = Path("personalities")
-    functions: Path = Path("functions")
+    personalities: list[Path] = Field(default_factory=lambda: [Path("personalities")])
+    functions: list[Path] = Field(default_factory=lambda: [Path("functions")])
     models: Path = Path("models")
+
+    @field_validator("personalities", "functions", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path) else value
+
+
+class PersonalitiesSettings(_Section):
+    """Personalities (folders in ``[paths] personalities``)."""
+
+    script_timeout: float = Field(300.0, gt=0, description="Seconds a personality's script "
+                                  "may run before it is stopped (504).")
+
+
+class FunctionsSettings(_Section):
+    """Functions (modules in ``[paths] functions``) and the tool-calling loop."""
+
+    timeout: float = Field(30.0, gt=0, description="Seconds one function call may take.")
+    max_tool_rounds: int = Field(5, ge=1, le=50, description="Tool-call rounds per request.")
+    loop_timeout: float = Field(600.0, gt=0, description="Seconds a whole tool loop may take.")
 
 
 class DefaultsSettings(_Section):
@@ -196,6 +216,8 @@ class Settings(BaseSettings):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
+    personalities: PersonalitiesSettings = Field(default_factory=PersonalitiesSettings)
+    functions: FunctionsSettings = Field(default_factory=FunctionsSettings)
     aliases: dict[str, str] = Field(
         default_factory=dict, description="Model names clients may use: alias = 'instance/model'."
     )

@@ -27,6 +27,9 @@ __all__ = [
     "Unauthorized",
     "UnsupportedCapability",
     "UnsupportedGenerationType",
+    "WorkflowFailed",
+    "WorkflowTimeout",
+    "WorkflowUnavailable",
 ]
 
 
@@ -153,6 +156,25 @@ class GenerationFailed(LollmsError):
 
     status_code = 502
     error_type = "generation_failed"
+
+
+class WorkflowFailed(LollmsError):
+    """A personality script (or another server-side workflow) raised."""
+
+    status_code = 500
+    error_type = "workflow_error"
+
+
+class WorkflowTimeout(LollmsError):
+    status_code = 504
+    error_type = "workflow_timeout"
+
+
+class WorkflowUnavailable(LollmsError):
+    """A personality's script exists but cannot be loaded (import error, no entry point)."""
+
+    status_code = 503
+    error_type = "workflow_unavailable"
 
 
 class ConfigError(Exception):

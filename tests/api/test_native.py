@@ -142,7 +142,7 @@ async def test_image_input_refused_by_text_only_binding(client: httpx.AsyncClien
     ({"prompt": "x", "parameters": {"temperature": -1}}, 422, "validation_error",
      "temperature"),
     ({}, 422, "validation_error", "prompt"),
-    ({"prompt": "x", "personality": "lollms"}, 400, "invalid_request_error", "ersonalit"),
+    ({"prompt": "x", "personality": "nobody"}, 404, "personality_not_found", "nobody"),
     ({"input_data": [{"type": "image", "data": "!!notbase64"}]}, 400,
      "invalid_request_error", "base64"),
 ])

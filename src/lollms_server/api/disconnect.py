@@ -16,8 +16,8 @@ from lollms_server.errors import LollmsError
 from lollms_server.generation.service import (
     CollectedOutput,
     GenerationRequest,
-    GenerationRun,
     GenerationService,
+    Run,
     collect,
 )
 
@@ -56,12 +56,12 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
 
 
 async def start_run(request: Request, service: GenerationService,
-                    body: GenerationRequest) -> GenerationRun:
+                    body: GenerationRequest) -> Run:
     """Start a generation (queueing, loading), given up if the client leaves meanwhile."""
     return await cancel_on_disconnect(request, service.start(body))
 
 
-async def collect_run(request: Request, run: GenerationRun) -> CollectedOutput:
+async def collect_run(request: Request, run: Run) -> CollectedOutput:
     """The whole output of ``run`` for a non-streaming answer; the lease is always released."""
     try:
         return await cancel_on_disconnect(request, collect(run.__aiter__()))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,14 +20,13 @@ from lollms_server.bindings.events import TextDelta
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
 from lollms_server.generation.service import GenerationRequest
+from lollms_server.personalities.prompting import split_lollms_prompt
 
 __all__ = ["router", "split_lollms_prompt"]
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-client"])
 _BINDING_TYPES = {"llm": "ttt", "tti": "tti", "ttv": "ttv", "ttm": "ttm", "tts": "tts",
                   "stt": "stt"}
-_MARKER = re.compile(r"!@>\s*([^:\n]+?)\s*:\s?")
-_ASSISTANT = {"assistant", "ai", "lollms", "bot"}
 
 
 class _ModelBody(BaseModel):
@@ -101,24 +99,6 @@ async def context_size(body: _ModelBody, service: Generation) -> dict[str, Any]:
     instance, model = await service.find_model(body.model or "default")
     info = await service.bindings.get(instance).model_info(model)
     return {"context_size": info.context_size}
-
-
-def split_lollms_prompt(prompt: str) -> tuple[Message, ...]:
-    """``!@>system: ...\\n!@>user: ...`` into messages; unmarked text is one user message."""
-    marks = list(_MARKER.finditer(prompt))
-    if not marks:
-        return (Message("user", prompt),)
-    messages = []
-    if prompt[: marks[0].start()].strip():
-        messages.append(Message("user", prompt[: marks[0].start()].strip()))
-    for index, mark in enumerate(marks):
-        end = marks[index + 1].start() if index + 1 < len(marks) else len(prompt)
-        name = mark.group(1).strip().lower()
-        role = "system" if name == "system" else "assistant" if name in _ASSISTANT else "user"
-        content = prompt[mark.end():end].strip()
-        if content or role != "assistant":
-            messages.append(Message(role, content))
-    return tuple(messages)
 
 
 class LollmsGenerateBody(BaseModel):

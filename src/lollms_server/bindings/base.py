@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.bindings.events import Event
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
-from lollms_server.errors import ModelNotFound, UnsupportedCapability
+from lollms_server.errors import LollmsError, ModelNotFound, UnsupportedCapability
 
 __all__ = ["Binding", "BindingConfig", "Capabilities"]
 
@@ -109,6 +109,19 @@ class Binding(ABC):
         The default accepts everything; bindings with a fixed set of extra parameters
         override it so that an unsupported parameter is an error, not silently ignored.
         """
+
+    def accepts_parameter(self, name: str) -> bool:
+        """Whether ``name`` may travel in ``BindingRequest.extra`` (asks ``check_request``)."""
+        try:
+            self.check_request(BindingRequest(model="", extra={name: None}))
+        except LollmsError:
+            return False
+        return True
+
+    def uses_chat_template(self, model: str) -> bool:
+        """False for completion-only engines: the server then renders conversations as text
+        (with a personality's user/AI prefixes) and sends ``raw_prompt``."""
+        return True
 
     @abstractmethod
     def generate(self, request: BindingRequest) -> AsyncIterator[Event]:

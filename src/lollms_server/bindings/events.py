@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "Finished", "MediaOutput", "TextDelta", "ThoughtsDelta", "ToolCall", "Usage"]
+__all__ = [
+    "Event",
+    "Finished",
+    "MediaOutput",
+    "Step",
+    "TextDelta",
+    "TextReplace",
+    "ThoughtsDelta",
+    "ToolCall",
+    "ToolResult",
+    "Usage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,34 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What the server's function call for ``ToolCall`` ``id`` returned (or its error)."""
+
+    id: str
+    name: str
+    content: str
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TextReplace:
+    """The whole answer so far is replaced by ``text`` (a script rewrote its message)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Progress of a workflow: ``kind`` is step_start, step_end, step, info, warning or
+    exception; ``ok`` tells how a step ended."""
+
+    kind: str
+    text: str
+    ok: bool | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
@@ -62,4 +101,5 @@ class Finished:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-Event = TextDelta | ThoughtsDelta | MediaOutput | ToolCall | Usage | Finished
+Event = (TextDelta | ThoughtsDelta | MediaOutput | ToolCall | ToolResult | TextReplace | Step
+         | Usage | Finished)

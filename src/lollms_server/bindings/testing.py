@@ -38,6 +38,7 @@ class ScriptedConfig(BindingConfig):
     device: str = "cpu"
     max_concurrency: int = Field(4, ge=1)
     context_size: int = 4096
+    chat_template: bool = Field(True, description="False: a completion-only engine (raw text).")
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 
@@ -93,6 +94,9 @@ class ScriptedBinding(Binding):
 
     def max_concurrency(self, model: str) -> int:
         return self.cfg.max_concurrency
+
+    def uses_chat_template(self, model: str) -> bool:
+        return self.cfg.chat_template
 
     def _answer(self, request: BindingRequest) -> str:
         if self.cfg.reply:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lollms_server.bindings.base import Binding
@@ -20,9 +20,12 @@ from lollms_server.bindings.events import (
     Event,
     Finished,
     MediaOutput,
+    Step,
     TextDelta,
+    TextReplace,
     ThoughtsDelta,
     ToolCall,
+    ToolResult,
     Usage,
 )
 from lollms_server.bindings.manager import BindingManager
@@ -36,10 +39,30 @@ from lollms_server.errors import (
     UnsupportedCapability,
     UnsupportedGenerationType,
 )
+from lollms_server.functions.registry import FunctionRegistry
 from lollms_server.generation.thinking import ThinkSplitter
+from lollms_server.generation.tools import ToolLoop
+from lollms_server.generation.workflow import WorkflowRun
+from lollms_server.personalities.model import Personality
+from lollms_server.personalities.prompting import (
+    apply_sampling,
+    render_lollms_prompt,
+    render_plain_prompt,
+    system_prompt,
+    with_system,
+)
+from lollms_server.personalities.registry import PersonalityRegistry
+from lollms_server.personalities.scripted import ScriptLoader
 from lollms_server.resources.scheduler import Lease, Scheduler
 
-__all__ = ["CollectedOutput", "GenerationRequest", "GenerationRun", "GenerationService", "collect"]
+__all__ = [
+    "CollectedOutput",
+    "GenerationRequest",
+    "GenerationRun",
+    "GenerationService",
+    "Run",
+    "collect",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,11 @@ class GenerationRequest:
     extra: Mapping[str, Any] = field(default_factory=dict)
     tools: tuple[Mapping[str, Any], ...] = ()
     tool_choice: Any = None
+    language: str | None = None  # a personality's translation
+    user_name: str | None = None  # fills {{user_name}} in a personality's conditioning
+    functions: tuple[str, ...] = ()  # server functions the model may call
+    max_tool_rounds: int | None = None
+    personality_config: Mapping[str, Any] = field(default_factory=dict)  # script settings
 
 
 @dataclass
@@ -127,12 +155,17 @@ class GenerationRun:
         }
 
 
+Run = GenerationRun | WorkflowRun
+
+
 @dataclass
 class CollectedOutput:
     text: str = ""
     thoughts: str = ""
     media: list[MediaOutput] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -146,6 +179,12 @@ async def collect(events: AsyncIterator[Event]) -> CollectedOutput:
     async for event in events:
         if isinstance(event, TextDelta):
             text.append(event.text)
+        elif isinstance(event, TextReplace):
+            text[:] = [event.text]
+        elif isinstance(event, ToolResult):
+            out.tool_results.append(event)
+        elif isinstance(event, Step):
+            out.steps.append(event)
         elif isinstance(event, ThoughtsDelta):
             thoughts.append(event.text)
         elif isinstance(event, MediaOutput):
@@ -162,10 +201,15 @@ async def collect(events: AsyncIterator[Event]) -> CollectedOutput:
 
 
 class GenerationService:
-    def __init__(self, settings: Settings, bindings: BindingManager, scheduler: Scheduler):
+    def __init__(self, settings: Settings, bindings: BindingManager, scheduler: Scheduler,
+                 personalities: PersonalityRegistry | None = None,
+                 functions: FunctionRegistry | None = None) -> None:
         self.settings = settings
         self.bindings = bindings
         self.scheduler = scheduler
+        self.personalities = personalities or PersonalityRegistry([])
+        self.functions = functions or FunctionRegistry([])
+        self.scripts = ScriptLoader()
 
     async def resolve(
         self, generation_type: str, binding_name: str | None, model_name: str | None
@@ -238,17 +282,67 @@ class GenerationService:
             f"Model '{name}' not found. Use 'instance/model' ids as listed by GET /v1/models.",
             param="model")
 
-    async def start(self, request: GenerationRequest) -> GenerationRun:
-        if request.personality:
-            raise BadRequest(
-                "Personalities are not supported by this server version yet.",
-                param="personality",
-            )
+    async def start(self, request: GenerationRequest) -> Run:
+        """Resolve, check and queue ``request``; every such error is raised here, before
+        a response starts. Scripted personalities and tool loops give a WorkflowRun."""
+        personality = self._personality(request)
+        if personality is not None:
+            request = self._recommended_target(request, personality)
+            if personality.runs_script:
+                return await self._start_script(request, personality)
+        if request.functions and request.tool_choice != "none":
+            return await self._start_tools(request, personality)
+        return await self.start_single(replace(request, functions=()), personality)
+
+    def _personality(self, request: GenerationRequest) -> Personality | None:
+        if not request.personality:
+            if request.language:
+                raise BadRequest("'language' selects a personality's translation; name a "
+                                 "personality too.", param="language")
+            return None
+        found = self.personalities.get(request.personality)
+        return self.personalities.localized(found, request.language)
+
+    def _recommended_target(self, request: GenerationRequest,
+                            personality: Personality) -> GenerationRequest:
+        """A personality's recommended binding (when it names an active instance) is used
+        when the request names none."""
+        binding = personality.recommended_binding
+        if request.binding_name or not binding or binding not in self.bindings.active_names():
+            return request
+        return replace(request, binding_name=binding,
+                       model_name=request.model_name or personality.recommended_model)
+
+    def personalize(self, request: GenerationRequest, binding: Binding, model: str,
+                    personality: Personality) -> GenerationRequest:
+        """``request`` with the personality's system prompt, stops and sampling applied."""
+        system = system_prompt(personality, user_name=request.user_name)
+        params, extra = apply_sampling(request.params, dict(request.extra), personality)
+        extra = {k: v for k, v in extra.items()
+                 if k in request.extra or binding.accepts_parameter(k)}
+        messages = request.messages
+        if request.raw_prompt is not None:
+            messages = (*messages, Message(role="user", content=request.raw_prompt))
+        messages = with_system(messages, system)
+        raw = None
+        if request.raw_prompt is not None or not binding.uses_chat_template(model):
+            raw, messages = render_lollms_prompt(messages, personality), ()
+        return replace(request, messages=messages, raw_prompt=raw, params=params, extra=extra)
+
+    async def start_single(self, request: GenerationRequest,
+                           personality: Personality | None = None) -> GenerationRun:
+        """One generation on one binding (a personality applied, no script, no tools)."""
         started = time.perf_counter()
         binding, model = await self.resolve(
             request.generation_type, request.binding_name, request.model_name
         )
         await binding.model_info(model)  # 404 naming what exists, before any loading
+        if personality is not None and request.generation_type == "ttt":
+            request = self.personalize(request, binding, model, personality)
+        elif not binding.uses_chat_template(model) and request.raw_prompt is None \
+                and request.generation_type == "ttt":
+            request = replace(request, raw_prompt=render_plain_prompt(request.messages),
+                              messages=())
         if not binding.capabilities.vision and any(m.media for m in request.messages):
             raise UnsupportedCapability(
                 f"Binding instance '{binding.instance_name}' takes no image, audio or video "
@@ -284,6 +378,47 @@ class GenerationService:
             queue_ms=(time.perf_counter() - before) * 1000,
             lease=lease,
         )
+
+    async def events(self, request: GenerationRequest,
+                     personality: Personality | None = None) -> AsyncIterator[Event]:
+        """Start one generation and yield its events (the lease lives as long as this)."""
+        run = await self.start_single(request, personality)
+        try:
+            async for event in run:
+                yield event
+        finally:
+            run.close()
+
+    async def _start_tools(self, request: GenerationRequest,
+                           personality: Personality | None) -> WorkflowRun:
+        if request.tools:
+            raise BadRequest("Give either client-defined 'tools' or server 'functions', not "
+                             "both.", param="functions")
+        if request.generation_type != "ttt":
+            raise BadRequest("Functions need generation_type 'ttt'.", param="functions")
+        functions = [self.functions.get(name) for name in dict.fromkeys(request.functions)]
+        binding, model = await self.resolve("ttt", request.binding_name, request.model_name)
+        await binding.model_info(model)
+        fixed = replace(request, binding_name=binding.instance_name, model_name=model)
+        rounds = request.max_tool_rounds or self.settings.functions.max_tool_rounds
+
+        def run_events(step: GenerationRequest) -> AsyncIterator[Event]:
+            return self.events(step, personality)
+
+        loop = ToolLoop(fixed, binding, functions, self.functions, rounds, run_events)
+        return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
+                           body=loop, label="The tool-calling loop",
+                           timeout=self.settings.functions.loop_timeout)
+
+    async def _start_script(self, request: GenerationRequest,
+                            personality: Personality) -> WorkflowRun:
+        binding, model = await self.resolve("ttt", request.binding_name, request.model_name)
+        await binding.model_info(model)
+        fixed = replace(request, binding_name=binding.instance_name, model_name=model)
+        body = self.scripts.body(personality, fixed, self)
+        return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
+                           body=body, label=f"The script of personality '{personality.id}'",
+                           timeout=self.settings.personalities.script_timeout)
 
     @asynccontextmanager
     async def loaded_model(

@@ -118,7 +118,9 @@ def event_to_wire(event: Event) -> dict[str, Any]:
     if isinstance(event, MediaOutput):
         return {"k": "media", "d": _b64(event.data), "mime": event.mime_type,
                 "kind": event.kind, "m": event.metadata}
-    return {"k": "tool", "id": event.id, "name": event.name, "args": event.arguments}
+    if isinstance(event, ToolCall):
+        return {"k": "tool", "id": event.id, "name": event.name, "args": event.arguments}
+    raise TypeError(f"{type(event).__name__} is not a binding event")  # workflow-only events
 
 
 def event_from_wire(data: dict[str, Any]) -> Event:

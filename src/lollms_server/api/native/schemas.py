@@ -70,6 +70,21 @@ class GenerateRequest(BaseModel):
     queue_timeout: float | None = Field(
         None, gt=0, le=3600, description="Seconds to wait for a free slot before a 503."
     )
+    language: str | None = Field(
+        None, description="The personality's translation to use (e.g. 'french' or 'fr')."
+    )
+    user_name: str | None = Field(None, description="Fills {{user_name}} in a personality.")
+    personality_config: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of a scripted personality."
+    )
+    functions: list[str] = Field(
+        default_factory=list, description="Server functions the model may call "
+        "(GET /api/v1/list_functions)."
+    )
+    tool_choice: Literal["auto", "required", "none"] = Field(
+        "auto", description="'required': the model must call a function first."
+    )
+    max_tool_rounds: int | None = Field(None, ge=1, le=50)
 
     @model_validator(mode="after")
     def _has_input(self) -> GenerateRequest:
@@ -81,15 +96,23 @@ class GenerateRequest(BaseModel):
 
 
 class OutputItem(BaseModel):
-    type: Literal["text", "image", "audio", "video", "tool_call"]
+    type: Literal["text", "image", "audio", "video", "tool_call", "tool_result"]
     data: Any
     mime_type: str | None = None
     thoughts: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class StepItem(BaseModel):
+    kind: str
+    text: str
+    ok: bool | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class GenerateResponse(BaseModel):
     output: list[OutputItem]
+    steps: list[StepItem] = Field(default_factory=list)
     usage: dict[str, int] | None = None
     request_id: str
     binding_name: str

@@ -11,14 +11,17 @@ from lollms_server.api.native.schemas import GenerateRequest, GenerationParamete
 from lollms_server.bindings.events import (
     Finished,
     MediaOutput,
+    Step,
     TextDelta,
+    TextReplace,
     ThoughtsDelta,
     ToolCall,
+    ToolResult,
     Usage,
 )
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
-from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationRun
+from lollms_server.generation.service import CollectedOutput, GenerationRequest, Run
 
 __all__ = ["response_body", "stream_events", "to_generation_request"]
 
@@ -90,6 +93,12 @@ def to_generation_request(body: GenerateRequest) -> GenerationRequest:
         queue_timeout=body.queue_timeout,
         keep_alive=body.keep_alive,
         extra=extra,
+        language=body.language,
+        user_name=body.user_name,
+        personality_config=body.personality_config,
+        functions=tuple(body.functions),
+        tool_choice=body.tool_choice if body.functions else None,
+        max_tool_rounds=body.max_tool_rounds,
     )
 
 
@@ -129,12 +138,23 @@ def _output(out: CollectedOutput) -> list[dict[str, Any]]:
          "mime_type": "application/json", "thoughts": None, "metadata": {}}
         for c in out.tool_calls
     )
+    items.extend(
+        {"type": "tool_result", "data": {"id": r.id, "name": r.name, "content": r.content,
+                                         "ok": r.ok},
+         "mime_type": "application/json", "thoughts": None, "metadata": {}}
+        for r in out.tool_results
+    )
     return items
 
 
-def response_body(run: GenerationRun, out: CollectedOutput) -> dict[str, Any]:
+def _step(step: Step) -> dict[str, Any]:
+    return {"kind": step.kind, "text": step.text, "ok": step.ok, "data": step.data}
+
+
+def response_body(run: Run, out: CollectedOutput) -> dict[str, Any]:
     return {
         "output": _output(out),
+        "steps": [_step(s) for s in out.steps],
         "usage": _usage(out.usage),
         "request_id": run.request_id,
         "binding_name": run.binding.instance_name,
@@ -143,8 +163,9 @@ def response_body(run: GenerationRun, out: CollectedOutput) -> dict[str, Any]:
     }
 
 
-async def stream_events(run: GenerationRun) -> AsyncIterator[dict[str, Any]]:
-    """Events of the native stream: chunk / thoughts / media / tool_call, then final."""
+async def stream_events(run: Run) -> AsyncIterator[dict[str, Any]]:
+    """Events of the native stream: chunk / set_content / thoughts / media / tool_call /
+    tool_result / step, then final."""
     final = CollectedOutput()
     text: list[str] = []
     thoughts: list[str] = []
@@ -163,6 +184,16 @@ async def stream_events(run: GenerationRun) -> AsyncIterator[dict[str, Any]]:
             final.tool_calls.append(event)
             yield {"type": "tool_call", "id": event.id, "name": event.name,
                    "arguments": event.arguments}
+        elif isinstance(event, ToolResult):
+            final.tool_results.append(event)
+            yield {"type": "tool_result", "id": event.id, "name": event.name,
+                   "content": event.content, "ok": event.ok}
+        elif isinstance(event, TextReplace):
+            text[:] = [event.text]
+            yield {"type": "set_content", "content": event.text}
+        elif isinstance(event, Step):
+            final.steps.append(event)
+            yield {"type": "step", **_step(event)}
         elif isinstance(event, Usage):
             final.usage = event
         elif isinstance(event, Finished):

@@ -12,10 +12,10 @@ from typing import Any
 
 from lollms_server.api.ollama.schemas import ChatRequest, GenerateRequest, _Common
 from lollms_server.bindings.base import Binding
-from lollms_server.bindings.events import Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.events import Finished, TextDelta, TextReplace, ThoughtsDelta, Usage
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest, UnsupportedCapability
-from lollms_server.generation.service import GenerationRequest, GenerationRun
+from lollms_server.generation.service import GenerationRequest, Run
 
 __all__ = ["chat_request", "generate_request", "now_iso", "parse_keep_alive", "stream"]
 
@@ -102,7 +102,7 @@ def chat_request(body: ChatRequest, binding: Binding, model: str) -> GenerationR
         keep_alive=parse_keep_alive(body.keep_alive), extra=extra)
 
 
-async def stream(run: GenerationRun, model_id: str, chat: bool) -> AsyncIterator[dict[str, Any]]:
+async def stream(run: Run, model_id: str, chat: bool) -> AsyncIterator[dict[str, Any]]:
     """Ollama records: one per piece, then the ``done`` record with counts and durations."""
     usage: Usage | None = None
     reason = "stop"
@@ -110,6 +110,8 @@ async def stream(run: GenerationRun, model_id: str, chat: bool) -> AsyncIterator
     started_ns = time.perf_counter_ns()
     for_chat = "message" if chat else "response"
     async for event in run:
+        if type(event) is TextReplace:  # cannot be undone in a stream: shown after it
+            event = TextDelta(f"\n\n{event.text}")
         if type(event) is TextDelta or type(event) is ThoughtsDelta:
             first_ns = first_ns or time.perf_counter_ns()
             thinking = type(event) is ThoughtsDelta

@@ -15,10 +15,17 @@ from lollms_server.api.openai.schemas import (
     _Sampling,
 )
 from lollms_server.bindings.base import Binding
-from lollms_server.bindings.events import Finished, TextDelta, ThoughtsDelta, ToolCall, Usage
+from lollms_server.bindings.events import (
+    Finished,
+    TextDelta,
+    TextReplace,
+    ThoughtsDelta,
+    ToolCall,
+    Usage,
+)
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
-from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationRun
+from lollms_server.generation.service import CollectedOutput, GenerationRequest, Run
 
 __all__ = ["chat_chunks", "chat_request", "chat_response", "completion_chunks",
            "completion_request", "completion_response"]
@@ -122,7 +129,7 @@ def _finish(reason: str | None) -> str:
     return reason if reason in ("stop", "length", "tool_calls", "content_filter") else "stop"
 
 
-def _head(run: GenerationRun, model_id: str, kind: str) -> dict[str, Any]:
+def _head(run: Run, model_id: str, kind: str) -> dict[str, Any]:
     prefix = "chatcmpl" if kind.startswith("chat") else "cmpl"
     return {"id": f"{prefix}-{run.request_id[4:]}", "object": kind,
             "created": int(time.time()), "model": model_id}
@@ -136,7 +143,7 @@ def _tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
     return out
 
 
-def chat_response(run: GenerationRun, model_id: str, out: CollectedOutput) -> dict[str, Any]:
+def chat_response(run: Run, model_id: str, out: CollectedOutput) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": out.text}
     if out.thoughts:
         message["reasoning_content"] = out.thoughts
@@ -151,7 +158,7 @@ def chat_response(run: GenerationRun, model_id: str, out: CollectedOutput) -> di
             "usage": _usage(out.usage)}
 
 
-def completion_response(run: GenerationRun, model_id: str, out: CollectedOutput,
+def completion_response(run: Run, model_id: str, out: CollectedOutput,
                         echo: str | None) -> dict[str, Any]:
     return {**_head(run, model_id, "text_completion"),
             "choices": [{"index": 0, "text": (echo or "") + out.text, "logprobs": None,
@@ -159,7 +166,7 @@ def completion_response(run: GenerationRun, model_id: str, out: CollectedOutput,
             "usage": _usage(out.usage)}
 
 
-async def chat_chunks(run: GenerationRun, model_id: str, include_usage: bool
+async def chat_chunks(run: Run, model_id: str, include_usage: bool
                       ) -> AsyncIterator[dict[str, Any]]:
     head = _head(run, model_id, "chat.completion.chunk")
 
@@ -176,6 +183,8 @@ async def chat_chunks(run: GenerationRun, model_id: str, include_usage: bool
             yield chunk({"content": event.text})
         elif type(event) is ThoughtsDelta:
             yield chunk({"reasoning_content": event.text})
+        elif type(event) is TextReplace:  # cannot be undone in a stream: shown after it
+            yield chunk({"content": f"\n\n{event.text}"})
         elif isinstance(event, ToolCall):
             yield chunk({"tool_calls": [_tool_call(event, calls)]})
             calls += 1
@@ -188,7 +197,7 @@ async def chat_chunks(run: GenerationRun, model_id: str, include_usage: bool
         yield {**head, "choices": [], "usage": _usage(usage)}
 
 
-async def completion_chunks(run: GenerationRun, model_id: str, include_usage: bool,
+async def completion_chunks(run: Run, model_id: str, include_usage: bool,
                             echo: str | None) -> AsyncIterator[dict[str, Any]]:
     head = _head(run, model_id, "text_completion")
 

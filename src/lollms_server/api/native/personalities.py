@@ -1,0 +1,54 @@
+"""Native routes listing personalities and functions."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse
+
+from lollms_server.api.deps import Generation, require_api_key
+from lollms_server.errors import NotFound
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)],
+                   tags=["personalities"])
+
+
+@router.get("/list_personalities")
+async def list_personalities(service: Generation) -> dict[str, Any]:
+    """Every personality found in the configured folders, and the folders that failed."""
+    registry = service.personalities
+    return {
+        "personalities": [p.summary() for p in registry.all()],
+        "errors": [{"folder": problem.path.rsplit("/", 1)[-1], "reason": problem.reason}
+                   for problem in registry.problems],
+    }
+
+
+@router.get("/personalities/{name:path}/logo", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}}})
+async def personality_logo(name: str, service: Generation) -> FileResponse:
+    """The personality's logo image (404 when it has none)."""
+    personality = service.personalities.get(name)
+    if personality.logo is None:
+        raise NotFound(f"Personality '{personality.id}' has no logo.", param="name")
+    media_type = mimetypes.guess_type(personality.logo.name)[0] or "application/octet-stream"
+    return FileResponse(personality.logo, media_type=media_type)
+
+
+@router.get("/personalities/{name:path}")
+async def get_personality(name: str, service: Generation) -> dict[str, Any]:
+    """One personality in full: by id (``category/name``), folder name or display name."""
+    return service.personalities.get(name).details()
+
+
+@router.get("/list_functions")
+async def list_functions(service: Generation) -> dict[str, Any]:
+    """Functions from the configured folders, with their JSON schemas."""
+    registry = service.functions
+    return {"functions": [f.info() for f in registry.all()], "errors": [
+        {"module": p["path"].rsplit("/", 1)[-1], "reason": p["reason"]}
+        for p in registry.problems]}

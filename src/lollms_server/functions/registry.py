@@ -1,0 +1,183 @@
+"""Load function modules from the configured folders, and call functions safely."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from lollms_server.errors import NotFound
+from lollms_server.functions.model import (
+    MARK,
+    FunctionDef,
+    FunctionDefinitionError,
+    describe,
+    validation_message,
+)
+
+__all__ = ["CallResult", "FunctionNotFound", "FunctionRegistry", "import_file"]
+
+logger = logging.getLogger("lollms_server.functions")
+
+
+class FunctionNotFound(NotFound):
+    error_type = "function_not_found"
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What a call gave: ``value`` (JSON-able) or ``error`` (a message for the model)."""
+
+    name: str
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_text(self) -> str:
+        """The result as the model reads it."""
+        if self.error is not None:
+            return json.dumps({"error": self.error})
+        if isinstance(self.value, str):
+            return self.value
+        return json.dumps(self.value, ensure_ascii=False)
+
+
+def import_file(path: Path, namespace: str) -> ModuleType:
+    """Import ``path`` as a fresh module under a private, collision-free name."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+    name = f"{namespace}.{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def _declared(module: ModuleType) -> list[Any]:
+    listed = getattr(module, "FUNCTIONS", None)
+    if listed is not None:
+        return list(listed)
+    return [obj for obj in vars(module).values()
+            if callable(obj) and getattr(obj, MARK, None) is not None
+            and getattr(obj, "__module__", None) == module.__name__]
+
+
+class FunctionRegistry:
+    """Functions found in the configured folders (``*.py`` files at their top level)."""
+
+    def __init__(self, folders: Iterable[Path], default_timeout: float = 30.0) -> None:
+        self.folders = [Path(f) for f in folders]
+        self.default_timeout = default_timeout
+        self._items: dict[str, FunctionDef] = {}
+        self.problems: list[dict[str, str]] = []
+
+    @classmethod
+    def discover(cls, folders: Iterable[Path], default_timeout: float = 30.0
+                 ) -> FunctionRegistry:
+        registry = cls(folders, default_timeout)
+        registry.reload()
+        return registry
+
+    def reload(self) -> None:
+        self._items, self.problems = {}, []
+        for folder in self.folders:
+            if not folder.is_dir():
+                logger.info("functions folder %s does not exist; none loaded from it", folder)
+                continue
+            for path in sorted(folder.glob("*.py")):
+                if not path.name.startswith(("_", ".")):
+                    self._load_module(path)
+        logger.info("%d functions loaded, %d problems", len(self._items), len(self.problems))
+
+    def _problem(self, path: Path, reason: str) -> None:
+        logger.warning("functions %s: %s", path, reason)
+        self.problems.append({"path": str(path), "reason": reason})
+
+    def _load_module(self, path: Path) -> None:
+        try:
+            module = import_file(path, "lollms_server_functions")
+        except Exception as exc:
+            self._problem(path, f"import failed: {type(exc).__name__}: {exc}")
+            return
+        for fn in _declared(module):
+            try:
+                spec = describe(fn, module=path.stem)
+            except FunctionDefinitionError as exc:
+                self._problem(path, str(exc))
+                continue
+            if spec.name in self._items:
+                self._problem(path, f"function '{spec.name}' already defined in module "
+                              f"'{self._items[spec.name].module}'; this one is skipped")
+                continue
+            self._items[spec.name] = spec
+
+    def all(self) -> list[FunctionDef]:
+        return sorted(self._items.values(), key=lambda f: f.name)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, name: str) -> FunctionDef:
+        try:
+            return self._items[name]
+        except KeyError:
+            known = ", ".join(sorted(self._items)) or "none"
+            raise FunctionNotFound(f"Function '{name}' not found; known functions: {known}.",
+                                   param="functions") from None
+
+    async def call(self, name: str, arguments: str | dict[str, Any]) -> CallResult:
+        """Validate ``arguments`` and call ``name``; every failure becomes an error result."""
+        spec = self._items.get(name)
+        if spec is None:
+            return CallResult(name, error=f"unknown function '{name}'; available: "
+                              f"{', '.join(sorted(self._items)) or 'none'}")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except json.JSONDecodeError as exc:
+                return CallResult(name, error=f"arguments are not valid JSON: {exc}")
+        if not isinstance(arguments, dict):
+            return CallResult(name, error="arguments must be a JSON object")
+        try:
+            kwargs = spec.validate(arguments)
+        except ValidationError as exc:
+            return CallResult(name, error=f"invalid arguments: {validation_message(exc)}")
+        return await self._invoke(spec, kwargs)
+
+    async def _invoke(self, spec: FunctionDef, kwargs: dict[str, Any]) -> CallResult:
+        limit = spec.timeout or self.default_timeout
+        try:
+            if spec.is_async:
+                value = await asyncio.wait_for(spec.fn(**kwargs), limit)
+            else:
+                # A thread cannot be killed: past the limit its result is dropped.
+                value = await asyncio.wait_for(asyncio.to_thread(spec.fn, **kwargs), limit)
+        except TimeoutError:
+            return CallResult(spec.name, error=f"timed out after {limit:g} s")
+        except Exception as exc:
+            logger.warning("function %s raised %s: %s", spec.name, type(exc).__name__, exc)
+            return CallResult(spec.name, error=f"{type(exc).__name__}: {exc}")
+        try:
+            return CallResult(spec.name, value=to_jsonable_python(value))
+        except Exception:
+            return CallResult(spec.name, value=repr(value))

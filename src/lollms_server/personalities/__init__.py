@@ -1,0 +1,1 @@
+"""lollms personalities: loading (config.yaml, SOUL.md), applying, and running scripts."""

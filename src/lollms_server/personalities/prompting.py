@@ -1,0 +1,131 @@
+"""Apply a personality to a request: system prompt, stop sequences, default sampling.
+
+- The conditioning becomes the system prompt, with lollms placeholders filled in
+  (``{{date}}``, ``{{time}}``, ``{{datetime}}``, ``{{user_name}}``, ``{{ai_name}}``,
+  ``{{language}}``); a system message of the request's own follows it.
+- ``anti_prompts`` join the request's stop sequences.
+- ``model_*`` (or SOUL.md's ``temperature``...) fill sampling parameters the request left
+  unset; ``repeat_last_n`` travels as an extra parameter.
+- For completion-only bindings (and raw prompts) the conversation is rendered as lollms text
+  with the personality's user/AI prefixes and ``link_text``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from lollms_server.bindings.types import Message, SamplingParams
+from lollms_server.personalities.model import Personality
+
+__all__ = [
+    "apply_sampling",
+    "render_lollms_prompt",
+    "render_plain_prompt",
+    "split_lollms_prompt",
+    "system_prompt",
+    "with_system",
+]
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_MARKER = re.compile(r"!@>\s*([^:\n]+?)\s*:\s?")
+_ASSISTANT = {"assistant", "ai", "lollms", "bot"}
+LOLLMS_HEADER = "!@>"
+
+
+def system_prompt(personality: Personality, *, user_name: str | None = None,
+                  now: datetime | None = None) -> str:
+    """The conditioning with its placeholders filled in (unknown ones are left as they are)."""
+    moment = now or datetime.now()
+    values = {
+        "date": moment.strftime("%Y-%m-%d"),
+        "time": moment.strftime("%H:%M:%S"),
+        "datetime": moment.strftime("%Y-%m-%d %H:%M:%S"),
+        "user_name": user_name or personality.user_name or "user",
+        "ai_name": personality.name,
+        "language": personality.language or "",
+    }
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)),
+                            personality.conditioning)
+
+
+def with_system(messages: Sequence[Message], system: str) -> tuple[Message, ...]:
+    """``messages`` led by ``system``; a leading system message of the request follows it."""
+    if not system:
+        return tuple(messages)
+    if messages and messages[0].role == "system":
+        first = messages[0]
+        merged = dataclasses.replace(first, content=f"{system}\n\n{first.content}".rstrip())
+        return (merged, *messages[1:])
+    return (Message(role="system", content=system), *messages)
+
+
+def apply_sampling(params: SamplingParams, extra: dict[str, Any],
+                   personality: Personality) -> tuple[SamplingParams, dict[str, Any]]:
+    """The request's parameters, with the personality's defaults where the request has none."""
+    defaults = personality.sampling
+    stops = list(params.stop)
+    stops += [s for s in personality.anti_prompts if s and s not in stops]
+    merged = dataclasses.replace(
+        params,
+        temperature=params.temperature if params.temperature is not None
+        else defaults.temperature,
+        top_p=params.top_p if params.top_p is not None else defaults.top_p,
+        top_k=params.top_k if params.top_k is not None else defaults.top_k,
+        repeat_penalty=params.repeat_penalty if params.repeat_penalty is not None
+        else defaults.repeat_penalty,
+        max_tokens=params.max_tokens if params.max_tokens is not None
+        else defaults.max_tokens,
+        stop=tuple(stops),
+    )
+    extra = dict(extra)
+    if defaults.repeat_last_n is not None:
+        extra.setdefault("repeat_last_n", defaults.repeat_last_n)
+    return merged, extra
+
+
+def _render(messages: Sequence[Message], user: str, ai: str, link: str) -> str:
+    names = {"user": user, "assistant": ai}
+    blocks = [f"{LOLLMS_HEADER}{names.get(m.role, m.role)}:\n{m.content}" for m in messages]
+    blocks.append(f"{LOLLMS_HEADER}{ai}:\n")
+    return link.join(blocks)
+
+
+def render_lollms_prompt(messages: Sequence[Message], personality: Personality) -> str:
+    """The conversation as lollms text, ending with the AI's header for it to continue::
+
+        !@>system:
+        <conditioning>
+        !@>User:
+        <message>
+        !@>LoLLMs:
+    """
+    return _render(messages, personality.user_message_prefix,
+                   personality.ai_message_prefix, personality.link_text)
+
+
+def render_plain_prompt(messages: Sequence[Message]) -> str:
+    """The same text form with plain role names (completion-only engines, no personality)."""
+    return _render(messages, "user", "assistant", "\n")
+
+
+def split_lollms_prompt(prompt: str, ai_names: Sequence[str] = ()) -> tuple[Message, ...]:
+    """``!@>system: ...\\n!@>user: ...`` into messages; unmarked text is one user message."""
+    marks = list(_MARKER.finditer(prompt))
+    if not marks:
+        return (Message("user", prompt),)
+    messages = []
+    if prompt[: marks[0].start()].strip():
+        messages.append(Message("user", prompt[: marks[0].start()].strip()))
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(prompt)
+        name = mark.group(1).strip().lower()
+        assistant = name in _ASSISTANT or name in {n.strip().lower() for n in ai_names}
+        role = "system" if name == "system" else "assistant" if assistant else "user"
+        content = prompt[mark.end():end].strip()
+        if content or role != "assistant":
+            messages.append(Message(role, content))
+    return tuple(messages)

@@ -1,0 +1,218 @@
+"""Scripted personalities: load their script and run it as a workflow.
+
+Two forms:
+
+- lollms_server's own: the personality's ``script`` key names a file in its folder exposing
+  ``async def run_workflow(prompt, params, context)``; ``context`` is a
+  :class:`WorkflowContext`. It returns text, a ``MediaOutput`` (or a list), ``None`` (having
+  sent its output through ``context``), or an async iterator of text pieces and events.
+- the zoo's: ``scripts/processor.py`` with ``class Processor(APScript)``, run through the
+  compatibility layer in :mod:`lollms_server.personalities.zoo`.
+
+Scripts are imported only from personality folders found below the configured roots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from lollms_server.bindings.events import Event, MediaOutput, Step, TextDelta, TextReplace
+from lollms_server.bindings.types import Message, SamplingParams
+from lollms_server.errors import WorkflowUnavailable
+from lollms_server.functions.registry import import_file
+from lollms_server.generation.workflow import Emit
+from lollms_server.personalities.model import Personality
+
+if TYPE_CHECKING:
+    from lollms_server.generation.service import GenerationRequest, GenerationService
+
+__all__ = ["FunctionCallError", "ScriptLoader", "WorkflowContext"]
+
+Body = Callable[[Emit], Awaitable[None]]
+
+
+class FunctionCallError(Exception):
+    """A function called by a script failed; the message says why."""
+
+
+class WorkflowContext:
+    """What a script gets: the request, the personality and the server's services."""
+
+    def __init__(self, service: GenerationService, request: GenerationRequest,
+                 personality: Personality, emit: Emit) -> None:
+        self.service = service
+        self.request = request
+        self.personality = personality
+        self._emit = emit
+        self._text = ""
+
+    # -- output ----------------------------------------------------------------------------
+    async def emit(self, event: Event) -> None:
+        """Send any event (``TextDelta``, ``MediaOutput``, ``Step``...) to the client."""
+        if isinstance(event, TextDelta):
+            self._text += event.text
+        elif isinstance(event, TextReplace):
+            self._text = event.text
+        await self._emit(event)
+
+    async def send(self, text: str) -> None:
+        """Append ``text`` to the answer."""
+        await self.emit(TextDelta(text))
+
+    async def set_content(self, text: str) -> None:
+        """Make ``text`` the whole answer (sent as a delta when it extends what was sent)."""
+        if text.startswith(self._text):
+            if text != self._text:
+                await self.emit(TextDelta(text[len(self._text):]))
+        else:
+            await self.emit(TextReplace(text))
+
+    async def step_start(self, text: str) -> None:
+        await self.emit(Step("step_start", text))
+
+    async def step_end(self, text: str, ok: bool = True) -> None:
+        await self.emit(Step("step_end", text, ok=ok))
+
+    async def step(self, text: str) -> None:
+        await self.emit(Step("step", text))
+
+    async def info(self, text: str) -> None:
+        await self.emit(Step("info", text))
+
+    async def warning(self, text: str) -> None:
+        await self.emit(Step("warning", text))
+
+    # -- services --------------------------------------------------------------------------
+    def _request(self, prompt: str | None, messages: tuple[Message, ...] | None,
+                 generation_type: str, binding: str | None, model: str | None,
+                 params: Mapping[str, Any]) -> GenerationRequest:
+        sampling = {k: v for k, v in params.items()
+                    if k in {f.name for f in dataclasses.fields(SamplingParams)}}
+        if isinstance(sampling.get("stop"), list | str):
+            stop = sampling["stop"]
+            sampling["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
+        extra = {k: v for k, v in params.items() if k not in sampling}
+        convo = messages if messages is not None else (Message("user", prompt or ""),)
+        same = binding is None or binding == self.request.binding_name
+        return dataclasses.replace(
+            self.request, generation_type=generation_type, binding_name=binding
+            or self.request.binding_name, model_name=model or (self.request.model_name
+                                                               if same else None),
+            messages=convo, raw_prompt=None, params=SamplingParams(**sampling), extra=extra,
+            personality=None, functions=(), tools=(), tool_choice=None)
+
+    def stream_text(self, prompt: str | None = None, *, messages: tuple[Message, ...] | None
+                    = None, binding: str | None = None, model: str | None = None,
+                    use_personality: bool = True, **params: Any) -> AsyncIterator[str]:
+        """Generate text piece by piece (the personality's conditioning applies unless
+        ``use_personality=False``); nothing reaches the client unless the script sends it."""
+        request = self._request(prompt, messages, "ttt", binding, model, params)
+        personality = self.personality if use_personality else None
+
+        async def pieces() -> AsyncIterator[str]:
+            async for event in self.service.events(request, personality):
+                if isinstance(event, TextDelta):
+                    yield event.text
+        return pieces()
+
+    async def generate(self, prompt: str | None = None, **kwargs: Any) -> str:
+        """The whole generated text (same arguments as :meth:`stream_text`)."""
+        return "".join([piece async for piece in self.stream_text(prompt, **kwargs)])
+
+    async def generate_media(self, prompt: str, generation_type: str = "tti", *,
+                             binding: str | None = None, model: str | None = None,
+                             **params: Any) -> list[MediaOutput]:
+        """Images, audio or video from a media binding (``[defaults]`` picks one)."""
+        request = self._request(prompt, None, generation_type, binding, model, params)
+        if binding is None:
+            request = dataclasses.replace(request, binding_name=None, model_name=model)
+        return [e async for e in self.service.events(request) if isinstance(e, MediaOutput)]
+
+    async def call_function(self, name: str, **arguments: Any) -> Any:
+        """Call a server function; ``FunctionCallError`` when it fails."""
+        result = await self.service.functions.call(name, arguments)
+        if not result.ok:
+            raise FunctionCallError(f"{name}: {result.error}")
+        return result.value
+
+    @property
+    def functions(self) -> list[str]:
+        return [f.name for f in self.service.functions.all()]
+
+
+async def _deliver(result: Any, context: WorkflowContext) -> None:
+    if result is None:
+        return
+    if isinstance(result, str):
+        await context.send(result)
+    elif isinstance(result, MediaOutput):
+        await context.emit(result)
+    elif isinstance(result, list | tuple):
+        for item in result:
+            await _deliver(item, context)
+    elif hasattr(result, "__aiter__"):
+        async for item in result:
+            await _deliver(item, context)
+    elif isinstance(result, Event.__args__):
+        await context.emit(result)
+    else:
+        await context.send(str(result))
+
+
+class ScriptLoader:
+    """Imports scripts once (again when the file changes) and builds workflow bodies."""
+
+    def __init__(self) -> None:
+        self._modules: dict[Path, tuple[float, ModuleType]] = {}
+
+    def module(self, path: Path) -> ModuleType:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError as exc:
+            raise WorkflowUnavailable(f"script {path.name} cannot be read: {exc.strerror}"
+                                      ) from None
+        cached = self._modules.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            module = self._import(path)
+        except Exception as exc:
+            raise WorkflowUnavailable(
+                f"The script {path.name} failed to load: {type(exc).__name__}: {exc}") from None
+        self._modules[path] = (mtime, module)
+        return module
+
+    def _import(self, path: Path) -> ModuleType:
+        if path.name == "processor.py" and path.parent.name == "scripts":
+            from lollms_server.personalities.zoo import import_processor
+
+            return import_processor(path)
+        return import_file(path, "lollms_server_personality_scripts")
+
+    def body(self, personality: Personality, request: GenerationRequest,
+             service: GenerationService) -> Body:
+        assert personality.script is not None
+        module = self.module(personality.script.path)
+        if personality.script.kind == "zoo":
+            from lollms_server.personalities.zoo import ZooRunner
+
+            return ZooRunner(module, personality, request, service)
+        workflow = getattr(module, "run_workflow", None)
+        if workflow is None or not inspect.iscoroutinefunction(workflow):
+            raise WorkflowUnavailable(f"The script of personality '{personality.id}' has no "
+                                      "'async def run_workflow(prompt, params, context)'.")
+
+        async def run(emit: Emit) -> None:
+            context = WorkflowContext(service, request, personality, emit)
+            prompt = next((m.content for m in reversed(request.messages) if m.role == "user"),
+                          request.raw_prompt or "")
+            params = {**dataclasses.asdict(request.params), **request.extra,
+                      **request.personality_config}
+            await _deliver(await workflow(prompt, params, context), context)
+
+        return run

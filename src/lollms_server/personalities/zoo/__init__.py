@@ -1,0 +1,140 @@
+"""Run the zoo's scripted personalities (``scripts/processor.py``, ``class Processor(APScript)``).
+
+The processor module is imported with an ``__import__`` of its own that resolves ``lollms``
+and ``lollms.*`` (and ``ascii_colors``) to :mod:`lollms_server.personalities.zoo.lollms`, so
+an installed ``lollms`` package is neither needed nor disturbed. The processor's synchronous
+``run_workflow`` runs in a worker thread; its helpers reach the event loop through a
+:class:`~lollms_server.personalities.zoo.bridge.Bridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import importlib
+import importlib.util
+import inspect
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from lollms_server.errors import BadRequest, WorkflowUnavailable
+from lollms_server.generation.workflow import Emit
+from lollms_server.personalities.model import Personality
+from lollms_server.personalities.zoo.bridge import Bridge
+
+if TYPE_CHECKING:
+    from lollms_server.generation.service import GenerationRequest, GenerationService
+
+__all__ = ["ZooRunner", "import_processor"]
+
+SHIM = "lollms_server.personalities.zoo.lollms"
+_ALIASES = {"ascii_colors": f"{SHIM}.helpers"}
+
+
+def _shim_import(name: str, globals: Any = None, locals: Any = None,
+                 fromlist: Any = (), level: int = 0) -> Any:
+    if level == 0 and (name == "lollms" or name.startswith("lollms.")):
+        target = SHIM + name[len("lollms"):]
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError:
+            raise ImportError(f"'{name}' is not provided by lollms_server's zoo compatibility "
+                              "layer") from None
+        return module if fromlist else importlib.import_module(SHIM)
+    if level == 0 and name in _ALIASES:
+        return importlib.import_module(_ALIASES[name])
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+def import_processor(path: Path) -> ModuleType:
+    """Import a zoo ``processor.py`` with ``lollms`` resolved to the compatibility layer."""
+    name = f"lollms_server_zoo_processors.p{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _shim_import}
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    if not inspect.isclass(getattr(module, "Processor", None)):
+        raise ImportError("scripts/processor.py defines no class Processor")
+    return module
+
+
+def _workflow_arguments(workflow: Any, context: Any, client: Any, callback: Any,
+                        prompt: str, history: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments for the three run_workflow signatures lollms used over time."""
+    params = list(inspect.signature(workflow).parameters)
+    if params and params[0] == "prompt":
+        kwargs: dict[str, Any] = {}
+        for key, value in (("callback", callback), ("context_details", context),
+                           ("client", client)):
+            if key in params:
+                kwargs[key] = value
+        if len(params) > 1 and params[1] not in kwargs:
+            kwargs[params[1]] = history  # previous_discussion_text / full_context
+        return (prompt,), kwargs
+    return (context, client, callback), {}
+
+
+class ZooRunner:
+    """The workflow body of one request to a zoo-style scripted personality."""
+
+    def __init__(self, module: ModuleType, personality: Personality,
+                 request: GenerationRequest, service: GenerationService) -> None:
+        self.module = module
+        self.personality = personality
+        self.request = request
+        self.service = service
+
+    async def __call__(self, emit: Emit) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="lollms-zoo-"))
+        bridge = Bridge(asyncio.get_running_loop(), emit, self.service, self.request,
+                        self.personality)
+        try:
+            images = bridge.save_images(folder)
+            await asyncio.to_thread(self._run, bridge, folder, images)
+        finally:
+            bridge.cancel()  # a thread past the time limit stops at its next helper call
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _run(self, bridge: Bridge, folder: Path, images: list[Path]) -> None:
+        from lollms_server.personalities.zoo.lollms.client_session import Client, Discussion
+        from lollms_server.personalities.zoo.lollms.personality import AIPersonality
+        from lollms_server.personalities.zoo.lollms.prompting import LollmsContextDetails
+
+        ai = AIPersonality(self.personality, bridge, folder, images)
+        processor = self.module.Processor(ai, callback=None)
+        settings = getattr(processor, "personality_config", None)
+        if self.request.personality_config:
+            if settings is None or not hasattr(settings, "update"):
+                raise BadRequest(f"Personality '{self.personality.id}' has no settings.",
+                                 param="personality_config")
+            try:
+                settings.update(dict(self.request.personality_config))
+            except (KeyError, ValueError, SyntaxError) as exc:
+                raise BadRequest(f"personality_config: {exc}", param="personality_config"
+                                 ) from None
+        prompt, history = bridge.prompt_and_history()
+        client = Client(f"request-{uuid.uuid4().hex[:8]}", Discussion(folder, images))
+        context = LollmsContextDetails(
+            client=client, conditionning=self.personality.conditioning, prompt=prompt,
+            discussion_messages=history, current_language=self.personality.language,
+            ai_prefix=self.personality.ai_message_prefix)
+        workflow = getattr(processor, "run_workflow", None)
+        if workflow is None:
+            raise WorkflowUnavailable("The processor has no run_workflow method.")
+        args, kwargs = _workflow_arguments(workflow, context, client, bridge.callback, prompt,
+                                           history)
+        result = workflow(*args, **kwargs)
+        if isinstance(result, str) and result and not bridge.sent_anything:
+            bridge.operation(result, None)  # returned text that was never shown

@@ -1,0 +1,218 @@
+"""The bridge between a processor's worker thread and the server's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lollms_server.bindings.events import Event, Step, TextDelta, TextReplace
+from lollms_server.bindings.types import MediaPart, SamplingParams
+from lollms_server.generation.workflow import Emit
+from lollms_server.personalities.model import Personality
+from lollms_server.personalities.prompting import apply_sampling, split_lollms_prompt
+
+if TYPE_CHECKING:
+    from lollms_server.generation.service import GenerationRequest, GenerationService
+
+__all__ = ["Bridge", "WorkflowStopped"]
+
+T = TypeVar("T")
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp",
+               "image/gif": ".gif"}
+
+
+class WorkflowStopped(Exception):
+    """Raised inside the processor's thread once its request is over (client gone or time
+    limit): the processor stops at its next helper call."""
+
+
+def _operation_kind(op: Any) -> str:
+    """``MSG_OPERATION_TYPE_STEP_START`` / ``MSG_TYPE_STEP_START`` -> ``STEP_START``."""
+    name = getattr(op, "name", "") or ""
+    for prefix in ("MSG_OPERATION_TYPE_", "MSG_TYPE_"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return "SET_CONTENT"
+
+
+class Bridge:
+    """Thread-side helpers: show text and progress, generate, ask yes/no questions."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, emit: Emit,
+                 service: GenerationService, request: GenerationRequest,
+                 personality: Personality) -> None:
+        self.loop = loop
+        self._emit = emit
+        self.service = service
+        self.request = request
+        self.personality = personality
+        self._text = ""
+        self._stopped = threading.Event()
+        self.sent_anything = False
+
+    # -- plumbing --------------------------------------------------------------------------
+    def cancel(self) -> None:
+        self._stopped.set()
+
+    def _wait(self, coro: Awaitable[T]) -> T:
+        if self._stopped.is_set():
+            getattr(coro, "close", lambda: None)()
+            raise WorkflowStopped("the request is over")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
+
+    def send(self, event: Event) -> None:
+        self.sent_anything = True
+        self._wait(self._emit(event))
+
+    def step(self, kind: str, text: str, ok: bool | None = None,
+             data: dict[str, Any] | None = None) -> None:
+        self.send(Step(kind, text, ok=ok, data=data or {}))
+
+    # -- the callback lollms passes to run_workflow ------------------------------------------
+    def callback(self, data: Any, op: Any = None, *args: Any, **kwargs: Any) -> bool:
+        self.operation(data, op, *args)
+        return True
+
+    def operation(self, data: Any, op: Any, *args: Any) -> None:
+        kind = _operation_kind(op)
+        text = "" if data is None else data if isinstance(data, str) else str(data)
+        if kind in ("ADD_CHUNK", "CHUNK"):
+            self._text += text
+            self.send(TextDelta(text))
+        elif kind in ("SET_CONTENT", "FULL", "SET_CONTENT_INVISIBLE_TO_AI",
+                      "FULL_INVISIBLE_TO_AI"):
+            self._set(text)
+        elif kind in ("SET_CONTENT_INVISIBLE_TO_USER", "FULL_INVISIBLE_TO_USER",
+                      "FINISHED_MESSAGE", "REF", "CODE"):
+            return
+        elif kind in ("STEP_START", "STEP", "INFO", "WARNING", "EXCEPTION"):
+            self.step(kind.lower(), text)
+        elif kind in ("STEP_END_SUCCESS", "STEP_END_FAILURE", "STEP_END"):
+            status = args[0].get("status", True) if args and isinstance(args[0], dict) else True
+            self.step("step_end", text, ok=kind != "STEP_END_FAILURE" and bool(status))
+        elif kind == "STEP_PROGRESS":
+            progress = args[0].get("progress") if args and isinstance(args[0], dict) else None
+            self.step("step_progress", text, data={"progress": progress})
+        elif kind == "JSON_INFOS":
+            self.step("json", "", data={"items": data})
+        elif kind == "UI":
+            self.step("ui", "", data={"html": text})
+        elif kind == "NEW_MESSAGE":
+            self._text = ""
+            self.step("new_message", "")
+            if text:
+                self._set(text)
+
+    def _set(self, text: str) -> None:
+        if text.startswith(self._text):
+            if text != self._text:
+                delta, self._text = text[len(self._text):], text
+                self.send(TextDelta(delta))
+            return
+        self._text = text
+        self.send(TextReplace(text))
+
+    # -- request data ----------------------------------------------------------------------
+    def prompt_and_history(self) -> tuple[str, str]:
+        """The last user message, and the conversation as lollms text."""
+        messages = self.request.messages
+        last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+        prompt = messages[last].content if last >= 0 else (self.request.raw_prompt or "")
+        p = self.personality
+        names = {"user": p.user_message_prefix, "assistant": p.ai_message_prefix}
+        history = p.link_text.join(f"!@>{names.get(m.role, m.role)}:\n{m.content}"
+                                   for m in messages if m.role != "system")
+        return prompt, history
+
+    def save_images(self, folder: Path) -> list[Path]:
+        paths = []
+        for index, part in enumerate(m for msg in self.request.messages for m in msg.media
+                                     if m.kind == "image"):
+            path = folder / f"image_{index}{_EXTENSIONS.get(part.mime_type, '.png')}"
+            path.write_bytes(part.data)
+            paths.append(path)
+        return paths
+
+    # -- generation ------------------------------------------------------------------------
+    def _generation_request(self, prompt: str, max_tokens: int | None,
+                            images: list[Any] | None, params: dict[str, Any]
+                            ) -> GenerationRequest:
+        messages = list(split_lollms_prompt(prompt, (self.personality.ai_message_prefix,)))
+        if images:
+            media = tuple(MediaPart("image", Path(i).read_bytes(), "image/png")
+                          for i in images)
+            last = messages[-1]
+            messages[-1] = dataclasses.replace(last, media=last.media + media)
+        sampling = SamplingParams(
+            temperature=params.get("temperature"), top_k=params.get("top_k"),
+            top_p=params.get("top_p"), repeat_penalty=params.get("repeat_penalty"),
+            max_tokens=max_tokens)
+        sampling, extra = apply_sampling(sampling, {}, self.personality)
+        if params.get("repeat_last_n") is not None:
+            extra["repeat_last_n"] = params["repeat_last_n"]
+        return dataclasses.replace(
+            self.request, messages=tuple(messages), raw_prompt=None, params=sampling,
+            extra=extra, personality=None, functions=(), tools=(), tool_choice=None)
+
+    def _pieces(self, request: GenerationRequest) -> AsyncIterator[str]:
+        async def pieces() -> AsyncIterator[str]:
+            async for event in self.service.events(request):
+                if isinstance(event, TextDelta):
+                    yield event.text
+        return pieces()
+
+    def generate(self, prompt: str, max_tokens: int | None = None, *,
+                 callback: Callable[..., Any] | None = None, images: list[Any] | None = None,
+                 **params: Any) -> str:
+        """Generate through the server; with ``callback``, each piece is passed to it as
+        lollms does (``callback(chunk, MSG_OPERATION_TYPE_ADD_CHUNK)``)."""
+        from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE
+
+        request = self._generation_request(prompt, max_tokens, images, params)
+        stream = self._pieces(request)
+        out: list[str] = []
+        try:
+            while True:
+                try:
+                    piece: str = self._wait(stream.__anext__())
+                except StopAsyncIteration:
+                    break
+                out.append(piece)
+                if callback is not None and callback(
+                        piece, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_ADD_CHUNK) is False:
+                    break
+        finally:
+            if not self.loop.is_closed():
+                asyncio.run_coroutine_threadsafe(stream.aclose(), self.loop)  # type: ignore[attr-defined]
+        return "".join(out)
+
+    def _ask(self, instruction: str, question: str, context: str, conditioning: str) -> str:
+        parts = [f"!@>system:\n{conditioning or 'Answer the question precisely.'}"]
+        if context:
+            parts.append(f"!@>context:\n{context}")
+        parts.append(f"!@>user:\n{question}\n{instruction}")
+        return self.generate("\n".join(parts), 64, temperature=0.0)
+
+    def yes_no(self, question: str, context: str, conditioning: str,
+               explain: bool) -> Any:
+        answer = self._ask("Answer with yes or no only.", question, context, conditioning)
+        verdict = answer.strip().lower().lstrip("*\"' ").startswith(("yes", "oui", "true"))
+        return {"answer": verdict, "explanation": answer} if explain else verdict
+
+    def multichoice(self, question: str, answers: list[str], context: str,
+                    conditioning: str, explain: bool) -> Any:
+        listing = "\n".join(f"{i}. {a}" for i, a in enumerate(answers))
+        reply = self._ask(f"Possible answers:\n{listing}\nAnswer with the number of the "
+                          "right answer only.", question, context, conditioning)
+        index = next((int(tok) for tok in _numbers(reply) if 0 <= int(tok) < len(answers)),
+                     -1)
+        return (index, reply) if explain else index
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"\d+", text)

@@ -1,0 +1,325 @@
+"""``lollms.personality``: ``APScript`` and ``AIPersonality`` backed by lollms_server.
+
+Processors run in a worker thread; every helper that generates or shows something goes
+through the personality's bridge to the server's event loop, so callbacks become streamed
+events and generations go through the server's bindings and scheduler.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lollms_server.personalities.zoo.lollms.config import TypedConfig
+from lollms_server.personalities.zoo.lollms.helpers import ASCIIColors
+from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE
+
+__all__ = ["AIPersonality", "APScript"]
+
+_CODE_BLOCK = re.compile(r"```([\w.+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+class _Paths:
+    def __init__(self, folder: Path) -> None:
+        self.personal_outputs_path = folder
+        self.personal_configuration_path = folder
+        self.personal_data_path = folder
+        self.personal_path = folder
+
+
+class _Config:
+    """The global lollms settings processors read (prompt templates and a few flags)."""
+
+    separator_template = "\n"
+    start_header_id_template = "!@>"
+    end_header_id_template = ": "
+    system_message_template = "system"
+    debug = False
+
+    def __init__(self, ctx_size: int) -> None:
+        self.ctx_size = ctx_size
+
+    def __getattr__(self, name: str) -> Any:
+        return None  # lollms options this server does not have read as unset
+
+
+class _App:
+    """``personality.app``: notifications become info events; no tti/tts services here."""
+
+    def __init__(self, personality: AIPersonality) -> None:
+        self._personality = personality
+        self.tti = None
+        self.tts = None
+        self.config = personality.config
+
+    def notify(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self._personality._bridge.step("info", str(content))
+
+
+class AIPersonality:
+    """The mounted personality, as processors see it."""
+
+    def __init__(self, personality: Any, bridge: Any, outputs: Path,
+                 image_files: list[Path], ctx_size: int = 4096) -> None:
+        self._bridge = bridge
+        self.name = personality.name
+        self.personality_package_path = personality.folder
+        self.personality_folder_name = personality.folder_name
+        self.personality_output_folder = outputs
+        self.lollms_paths = _Paths(outputs)
+        self.config = _Config(ctx_size)
+        self.app = _App(self)
+        self.callback: Callable[..., Any] | None = None
+        self.processor: APScript | None = None
+        self.help = personality.help
+        self.welcome_message = personality.welcome_message
+        self.personality_conditioning = personality.conditioning
+        self.personality_description = personality.description
+        self.user_message_prefix = personality.user_message_prefix
+        self.ai_message_prefix = personality.ai_message_prefix
+        self.link_text = personality.link_text
+        self.anti_prompts = list(personality.anti_prompts)
+        self.language = personality.language
+        self.author = personality.author
+        self.version = personality.version
+        sampling = personality.sampling
+        self.model_temperature = sampling.temperature
+        self.model_top_k = sampling.top_k
+        self.model_top_p = sampling.top_p
+        self.model_repeat_penalty = sampling.repeat_penalty
+        self.model_repeat_last_n = sampling.repeat_last_n
+        self.model_n_predicts = sampling.max_tokens
+        self.text_files: list[Path] = []
+        self.image_files = image_files
+        self.audio_files: list[Path] = []
+        self.model = None  # no direct engine access: generate through the helpers
+
+    def info(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self._bridge.step("info", str(content))
+
+    def success(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self._bridge.step("info", str(content))
+
+    def warning(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self._bridge.step("warning", str(content))
+
+    def error(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self._bridge.step("exception", str(content))
+
+    def fast_gen(self, prompt: str, max_generation_size: int | None = None,
+                 *args: Any, callback: Callable[..., Any] | None = None,
+                 **kwargs: Any) -> str:
+        return str(self._bridge.generate(prompt, max_generation_size, callback=callback,
+                                        **kwargs))
+
+
+class APScript:
+    """Base class of zoo processors."""
+
+    def __init__(self, personality: AIPersonality, personality_config: TypedConfig | None
+                 = None, states_list: Any = None, callback: Callable[..., Any] | None = None
+                 ) -> None:
+        self.personality = personality
+        self.personality_config = personality_config
+        self.states_list = states_list or []
+        self.callback = callback
+        self.config = personality.config
+        self.function_definitions: list[Any] = []
+        self.notify = personality.app.notify
+        personality.processor = self
+
+    # -- hooks a processor may override ----------------------------------------------------
+    def install(self) -> None:
+        """Dependencies are never installed by the server."""
+
+    def uninstall(self) -> None:
+        pass
+
+    def mounted(self) -> None:
+        pass
+
+    def selected(self) -> None:
+        pass
+
+    def settings_updated(self) -> None:
+        pass
+
+    def sink(self, s: Any = None, i: Any = None, d: Any = None) -> None:
+        """A callback that drops what it gets."""
+
+    def print_prompt(self, title: str, prompt: str) -> None:
+        ASCIIColors.info(f"{title}:\n{prompt}")
+
+    # -- message content -------------------------------------------------------------------
+    def _send(self, data: Any, op: MSG_OPERATION_TYPE, callback: Callable[..., Any] | None,
+              *extra: Any) -> None:
+        target = callback or self.callback
+        if target is not None:
+            target(data, op, *extra)
+        else:
+            self.personality._bridge.operation(data, op, *extra)
+
+    def set_message_content(self, full_text: str, callback: Callable[..., Any] | None = None,
+                            msg_type: MSG_OPERATION_TYPE =
+                            MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT) -> None:
+        self._send(full_text, msg_type, callback)
+
+    def add_chunk_to_message_content(self, full_text: str,
+                                     callback: Callable[..., Any] | None = None) -> None:
+        self._send(full_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_ADD_CHUNK, callback)
+
+    def set_message_content_invisible_to_ai(self, full_text: str,
+                                            callback: Callable[..., Any] | None = None) -> None:
+        self._send(full_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT_INVISIBLE_TO_AI,
+                   callback)
+
+    def set_message_content_invisible_to_user(self, full_text: str,
+                                              callback: Callable[..., Any] | None = None
+                                              ) -> None:
+        self._send(full_text,
+                   MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT_INVISIBLE_TO_USER, callback)
+
+    def set_message_html(self, html_ui: str, callback: Callable[..., Any] | None = None
+                         ) -> None:
+        self._send(html_ui, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_UI, callback)
+
+    ui = set_message_html
+    full = set_message_content  # lollms 9.x names
+    chunk = add_chunk_to_message_content
+
+    def new_message(self, message_text: str, message_type: Any = None, metadata: Any = None,
+                    callback: Callable[..., Any] | None = None) -> None:
+        self._send(message_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_NEW_MESSAGE, callback)
+
+    def finished_message(self, message_text: str = "",
+                         callback: Callable[..., Any] | None = None) -> None:
+        self._send(message_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_FINISHED_MESSAGE,
+                   callback)
+
+    # -- progress --------------------------------------------------------------------------
+    def step_start(self, step_text: str, callback: Callable[..., Any] | None = None) -> None:
+        self._send(step_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_START, callback)
+
+    def step_end(self, step_text: str, status: bool = True,
+                 callback: Callable[..., Any] | None = None) -> None:
+        op = MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_END_SUCCESS if status \
+            else MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_END_FAILURE
+        self._send(step_text, op, callback)
+
+    def step(self, step_text: str, callback: Callable[..., Any] | None = None) -> None:
+        self._send(step_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP, callback)
+
+    def step_progress(self, step_text: str, progress: float,
+                      callback: Callable[..., Any] | None = None) -> None:
+        self._send(step_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_PROGRESS, callback,
+                   {"progress": progress})
+
+    def exception(self, ex: Any, callback: Callable[..., Any] | None = None) -> None:
+        self._send(str(ex), MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_EXCEPTION, callback)
+
+    def warning(self, warning: str, callback: Callable[..., Any] | None = None) -> None:
+        self._send(warning, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_WARNING, callback)
+
+    def info(self, info_text: str, callback: Callable[..., Any] | None = None) -> None:
+        # lollms shows info() as the message's content.
+        self._send(info_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT, callback)
+
+    def json(self, title: str, json_infos: dict[str, Any],
+             callback: Callable[..., Any] | None = None, indent: int = 4) -> None:
+        self._send([{"title": title, "content": json.dumps(json_infos, indent=indent)}],
+                   MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_JSON_INFOS, callback)
+
+    def error(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self.personality.error(content)
+
+    def success(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self.personality.success(content)
+
+    def InfoMessage(self, content: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        self.personality.info(content)
+
+    # -- generation ------------------------------------------------------------------------
+    def fast_gen(self, prompt: str, max_generation_size: int | None = None,
+                 placeholders: dict[str, Any] | None = None, sacrifice: Any = None,
+                 debug: bool = False, callback: Callable[..., Any] | None = None,
+                 show_progress: bool = False, **params: Any) -> str:
+        for key, value in (placeholders or {}).items():
+            prompt = prompt.replace(f"{{{{{key}}}}}", str(value))
+        params.pop("max_size", None)
+        return str(self.personality._bridge.generate(prompt, max_generation_size,
+                                                     callback=callback, **params))
+
+    def generate(self, prompt: str, max_size: int | None = None,
+                 temperature: float | None = None, top_k: int | None = None,
+                 top_p: float | None = None, repeat_penalty: float | None = None,
+                 repeat_last_n: int | None = None, callback: Callable[..., Any] | None = None,
+                 debug: bool = False, **params: Any) -> str:
+        return str(self.personality._bridge.generate(
+            prompt, max_size, callback=callback, temperature=temperature, top_k=top_k,
+            top_p=top_p, repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n))
+
+    def fast_gen_with_images(self, prompt: str, images: list[Any], *args: Any,
+                             **kwargs: Any) -> str:
+        bridge = self.personality._bridge
+        return str(bridge.generate(prompt, kwargs.pop("max_generation_size", None),
+                                   images=images, callback=kwargs.pop("callback", None)))
+
+    generate_with_images = fast_gen_with_images
+
+    def generate_code(self, prompt: str, images: Any = None, template: str | None = None,
+                      language: str = "json", code_tag_format: str = "markdown",
+                      max_size: int | None = None, callback: Callable[..., Any] | None = None,
+                      **params: Any) -> str | None:
+        ask = f"{prompt}\nAnswer with one ```{language} code block."
+        if template:
+            ask += f"\nFollow this template:\n```{language}\n{template}\n```"
+        text = self.generate(ask, max_size, callback=callback)
+        blocks = self.extract_code_blocks(text)
+        return blocks[0]["content"] if blocks else None
+
+    def extract_code_blocks(self, text: str, return_remaining_text: bool = False
+                            ) -> list[dict[str, Any]]:
+        return [{"index": i, "file_name": "", "content": m.group(2).rstrip("\n"),
+                 "type": m.group(1) or "language-specific", "is_complete": True}
+                for i, m in enumerate(_CODE_BLOCK.finditer(text))]
+
+    def yes_no(self, question: str, context: str = "", max_answer_length: int | None = None,
+               conditionning: str = "", return_explanation: bool = False,
+               callback: Callable[..., Any] | None = None) -> Any:
+        return self.personality._bridge.yes_no(question, context, conditionning,
+                                               return_explanation)
+
+    def multichoice_question(self, question: str, possible_answers: list[str],
+                             context: str = "", max_answer_length: int | None = None,
+                             conditionning: str = "", return_explanation: bool = False,
+                             callback: Callable[..., Any] | None = None) -> Any:
+        return self.personality._bridge.multichoice(question, list(possible_answers), context,
+                                                    conditionning, return_explanation)
+
+    def build_prompt(self, prompt_parts: list[str], sacrifice_id: int = -1,
+                     context_size: int | None = None,
+                     minimum_spare_context_size: int | None = None) -> str:
+        return self.config.separator_template.join(p for p in prompt_parts if p)
+
+    def build_prompt_from_context_details(self, context_details: Any,
+                                          custom_entries: str = "", suppress: Any = ()
+                                          ) -> str:
+        get = context_details.get if hasattr(context_details, "get") else (
+            lambda key, default=None: getattr(context_details, key, default))
+        parts = [f"!@>system:\n{get('conditionning') or ''}".rstrip()]
+        for key in ("documentation", "user_description", "extra"):
+            if get(key) and key not in suppress:
+                parts.append(f"!@>{key}:\n{get(key)}")
+        if get("discussion_messages"):
+            parts.append(str(get("discussion_messages")))
+        if custom_entries:
+            parts.append(custom_entries)
+        parts.append(f"!@>{self.personality.ai_message_prefix}:")
+        return self.build_prompt(parts)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"APScript.{name} is not provided by lollms_server's zoo compatibility layer")
