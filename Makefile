@@ -28,7 +28,7 @@ serve: install
 	$(BIN)/lollms-server serve --config '$(CONFIG)'
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench zoos
 	$(BIN)/mypy
 
 test: install-dev lint

@@ -19,7 +19,7 @@ from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.bindings.events import TextDelta
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
-from lollms_server.generation.service import GenerationRequest
+from lollms_server.generation.service import GenerationRequest, GenerationService
 from lollms_server.personalities.prompting import split_lollms_prompt
 
 __all__ = ["router", "split_lollms_prompt"]
@@ -55,9 +55,9 @@ async def capabilities(bindings: Bindings) -> dict[str, Any]:
 
 
 @router.get("/lollms/v1/personalities")
-async def personalities() -> list[dict[str, Any]]:
-    """No personality is mounted until personalities are supported (an honest empty list)."""
-    return []
+async def personalities(service: Generation) -> list[dict[str, Any]]:
+    """Every personality the server loaded (lollms-client's ``listMountedPersonalities``)."""
+    return [p.summary() for p in service.personalities.all()]
 
 
 @router.get("/lollms/v1/{binding_type}/models")
@@ -118,10 +118,23 @@ class LollmsGenerateBody(BaseModel):
     images: list[str] | None = None
 
 
-def _request(body: LollmsGenerateBody, instance: str, model: str) -> GenerationRequest:
-    if body.personality not in (None, "", -1):
-        raise BadRequest("Personalities are not supported by this server version yet.",
-                         param="personality")
+def _personality(body: LollmsGenerateBody, service: GenerationService) -> str | None:
+    """lollms-webui sends a mounted personality's index (-1: none) or a name."""
+    chosen = body.personality
+    if chosen in (None, "", -1, "-1"):
+        return None
+    if isinstance(chosen, int) or (isinstance(chosen, str) and chosen.isdigit()):
+        listed = service.personalities.all()
+        index = int(chosen)
+        if not 0 <= index < len(listed):
+            raise BadRequest(f"personality index {index} is out of range (0-"
+                             f"{len(listed) - 1}).", param="personality")
+        return listed[index].id
+    return str(chosen)
+
+
+def _request(body: LollmsGenerateBody, instance: str, model: str,
+             service: GenerationService) -> GenerationRequest:
     messages = list(split_lollms_prompt(body.prompt))
     if body.images:
         try:
@@ -139,7 +152,7 @@ def _request(body: LollmsGenerateBody, instance: str, model: str) -> GenerationR
             repeat_penalty=body.repeat_penalty,
             max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
             seed=body.seed if body.seed not in (None, -1) else None),
-        extra=extra)
+        extra=extra, personality=_personality(body, service))
 
 
 @router.post("/lollms_generate")
@@ -148,7 +161,7 @@ async def lollms_generate(body: LollmsGenerateBody, service: Generation,
                           request: Request) -> Response:
     """lollms-webui's generation endpoint: plain text back, or a plain text stream."""
     instance, model = await service.find_model(body.model_name or "default")
-    run = await start_run(request, service, _request(body, instance, model))
+    run = await start_run(request, service, _request(body, instance, model, service))
     if body.stream:
         async def text() -> AsyncIterator[bytes]:
             try:

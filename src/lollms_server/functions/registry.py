@@ -172,7 +172,7 @@ class FunctionRegistry:
             else:
                 # A thread cannot be killed: past the limit its result is dropped.
                 value = await asyncio.wait_for(asyncio.to_thread(spec.fn, **kwargs), limit)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             return CallResult(spec.name, error=f"timed out after {limit:g} s")
         except Exception as exc:
             logger.warning("function %s raised %s: %s", spec.name, type(exc).__name__, exc)

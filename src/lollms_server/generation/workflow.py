@@ -70,7 +70,7 @@ class WorkflowRun:
 
         try:
             await asyncio.wait_for(self._body(emit), self.timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             await queue.put(WorkflowTimeout(
                 f"{self.label} did not finish within {self.timeout:g} s; stopped."))
         except LollmsError as exc:

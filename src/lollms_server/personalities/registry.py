@@ -101,8 +101,10 @@ class PersonalityRegistry:
             raise AmbiguousName(
                 f"Personality '{name}' matches several; use one of: "
                 f"{', '.join(sorted(p.id for p in matches))}.", param="personality")
-        close = difflib.get_close_matches(wanted, [p.id for p in self._items.values()], n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        forms = {form: p.id for p in self._items.values() for form in _names(p)}
+        close = difflib.get_close_matches(wanted, list(forms), n=3)
+        ids = list(dict.fromkeys(forms[c] for c in close))
+        hint = f" Did you mean: {', '.join(ids)}?" if ids else ""
         raise PersonalityNotFound(
             f"Personality '{name}' not found ({len(self._items)} loaded; "
             f"GET /api/v1/list_personalities lists them).{hint}", param="personality")

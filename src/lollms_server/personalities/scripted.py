@@ -21,7 +21,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from lollms_server.bindings.events import Event, MediaOutput, Step, TextDelta, TextReplace
+from lollms_server.bindings.events import (
+    Event,
+    MediaOutput,
+    Step,
+    TextDelta,
+    TextReplace,
+    Usage,
+)
 from lollms_server.bindings.types import Message, SamplingParams
 from lollms_server.errors import WorkflowUnavailable
 from lollms_server.functions.registry import import_file
@@ -118,6 +125,8 @@ class WorkflowContext:
             async for event in self.service.events(request, personality):
                 if isinstance(event, TextDelta):
                     yield event.text
+                elif isinstance(event, Usage):
+                    await self._emit(event)  # counted in the run's usage
         return pieces()
 
     async def generate(self, prompt: str | None = None, **kwargs: Any) -> str:

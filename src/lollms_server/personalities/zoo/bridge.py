@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lollms_server.bindings.events import Event, Step, TextDelta, TextReplace
+from lollms_server.bindings.events import Event, Step, TextDelta, TextReplace, Usage
 from lollms_server.bindings.types import MediaPart, SamplingParams
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
@@ -164,6 +164,8 @@ class Bridge:
             async for event in self.service.events(request):
                 if isinstance(event, TextDelta):
                     yield event.text
+                elif isinstance(event, Usage):
+                    await self._emit(event)  # counted in the run's usage
         return pieces()
 
     def generate(self, prompt: str, max_tokens: int | None = None, *,
@@ -193,9 +195,8 @@ class Bridge:
 
     def _ask(self, instruction: str, question: str, context: str, conditioning: str) -> str:
         parts = [f"!@>system:\n{conditioning or 'Answer the question precisely.'}"]
-        if context:
-            parts.append(f"!@>context:\n{context}")
-        parts.append(f"!@>user:\n{question}\n{instruction}")
+        body = f"Context:\n{context}\n\n" if context else ""
+        parts.append(f"!@>user:\n{body}Question: {question}\n{instruction}")
         return self.generate("\n".join(parts), 64, temperature=0.0)
 
     def yes_no(self, question: str, context: str, conditioning: str,

@@ -1,0 +1,364 @@
+"""Personalities and functions through the native API, on the scripted binding: what the
+binding receives, scripted workflows (both forms) streamed end to end, and the tool loop."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lollms_server.app import create_app
+from lollms_server.config import load_config
+from tests.conftest import AUTH, BASE_CONFIG, binding_of
+
+ROOT = Path(__file__).resolve().parents[2]
+ZOO = ROOT.parent / "shared" / "personalities"
+EXAMPLES = ROOT / "zoos" / "personalities"
+FUNCTIONS = ROOT / "zoos" / "functions"
+
+FAILING = """
+async def run_workflow(prompt, params, context):
+    await context.step_start("About to fail")
+    await context.send("partial ")
+    raise ValueError("the script broke")
+"""
+SLEEPY = """
+import asyncio
+
+async def run_workflow(prompt, params, context):
+    await context.step_start("Sleeping")
+    await asyncio.sleep(30)
+    return "never"
+"""
+ZOO_FAILING = """
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, context_details, client, callback=None):
+        self.step_start("Working")
+        raise KeyError("missing thing")
+"""
+ZOO_OLD_STYLE = """
+from lollms.types import MSG_TYPE
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text="", callback=None,
+                     context_details=None, client=None):
+        callback("checking", MSG_TYPE.MSG_TYPE_STEP_START)
+        yes = self.yes_no("Is this a greeting?", context=prompt)
+        callback("checking", MSG_TYPE.MSG_TYPE_STEP_END, {"status": yes})
+        self.full(f"greeting={yes}; prompt={prompt}; history={previous_discussion_text!r}")
+"""
+
+
+def _personality(root: Path, name: str, script_name: str, script: str) -> None:
+    folder = root / "tests" / name
+    if script_name == "processor.py":
+        (folder / "scripts").mkdir(parents=True)
+        (folder / "scripts" / "processor.py").write_text(script)
+        (folder / "config.yaml").write_text(f"name: {name}\npersonality_conditioning: x\n")
+    else:
+        folder.mkdir(parents=True)
+        (folder / script_name).write_text(script)
+        (folder / "config.yaml").write_text(
+            f"name: {name}\npersonality_conditioning: x\nscript: {script_name}\n")
+
+
+@pytest.fixture
+def config_text(tmp_path: Path) -> str:
+    extra = tmp_path / "extra"
+    _personality(extra, "failing", "workflow.py", FAILING)
+    _personality(extra, "sleepy", "workflow.py", SLEEPY)
+    _personality(extra, "zoo_failing", "processor.py", ZOO_FAILING)
+    _personality(extra, "zoo_old", "processor.py", ZOO_OLD_STYLE)
+    _personality(extra, "unimportable", "workflow.py", "import not_a_module\n")
+    (extra / "tests" / "broken").mkdir()
+    (extra / "tests" / "broken" / "config.yaml").write_text("name: [oops\n")
+    return textwrap.dedent(BASE_CONFIG) + textwrap.dedent(f"""
+    [paths]
+    personalities = ["{ZOO}", "{EXAMPLES}", "{extra}"]
+    functions = ["{FUNCTIONS}"]
+
+    [personalities]
+    script_timeout = 1.0
+
+    [bindings.raw]
+    type = "scripted"
+    models = ["raw-model"]
+    chat_template = false
+
+    [bindings.tools]
+    type = "scripted_tools"
+    tool_arguments = '{{"expression": "6 * 7"}}'
+
+    [bindings.bad_args]
+    type = "scripted_tools"
+    tool_arguments = '{{"expr": "1"}}'
+
+    [bindings.yes]
+    type = "scripted"
+    reply = "Yes, it is."
+
+    [bindings.planner]
+    type = "scripted"
+    reply = "1. Pack\\n2. Travel"
+
+    [bindings.json]
+    type = "scripted"
+    reply = '{{"tool": "calculate", "arguments": {{"expression": "1 + 1"}}}}'
+    """)
+
+
+@pytest.fixture
+async def client(tmp_path: Path, config_text: str) -> AsyncIterator[httpx.AsyncClient]:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text)
+    app = create_app(load_config(path))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+            headers=AUTH) as c:
+        yield c
+
+
+async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str, Any]]:
+    async with client.stream("POST", "/api/v1/generate", json={**body, "stream": True}) as r:
+        assert r.status_code == 200, await r.aread()
+        lines = [line async for line in r.aiter_lines() if line.startswith("data: ")]
+    return [json.loads(line[6:]) for line in lines]
+
+
+async def test_listing_and_details(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/v1/list_personalities")).json()
+    ids = {p["id"] for p in body["personalities"]}
+    assert len(ids) == 48 + 4 + 5
+    assert [e["folder"] for e in body["errors"]] == ["broken"]
+    ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
+    assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
+    assert ferengi["scripted"] is False and ferengi["welcome_message"].startswith('"Welcome')
+    planner = next(p for p in body["personalities"] if p["name"] == "Step Planner")
+    assert (planner["scripted"], planner["script_kind"], planner["script_available"]) == (
+        True, "workflow", True)
+    assert "folder" not in json.dumps(planner)  # no server paths
+    details = (await client.get("/api/v1/personalities/generic/lollms")).json()
+    assert details["languages"] == ["english", "french"]
+    assert details["sampling"]["temperature"] == 0.7
+    missing = await client.get("/api/v1/personalities/nobody")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "personality_not_found"
+    ambiguous = await client.get("/api/v1/personalities/condamaster")
+    assert ambiguous.status_code == 409
+    assert "soul_md/coding_python/condamaster" in ambiguous.json()["error"]["message"]
+
+
+async def test_logo(client: httpx.AsyncClient) -> None:
+    logo = await client.get("/api/v1/personalities/invoicetex/logo")
+    assert logo.status_code == 200 and logo.headers["content-type"] == "image/png"
+    files = list(ZOO.rglob("invoicetex/assets/logo.png"))
+    assert logo.content == files[0].read_bytes()
+    none = await client.get("/api/v1/personalities/tour_guide/logo")
+    assert none.status_code == 404 and "no logo" in none.json()["error"]["message"]
+
+
+async def test_personality_shapes_what_the_binding_receives(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/generate", json={
+        "prompt": "Where to eat?", "personality": "tour_guide", "user_name": "Ada",
+        "parameters": {"temperature": 0.9}})
+    assert response.status_code == 200, response.text
+    request = binding_of(client).requests[-1]
+    system, user = request.messages
+    assert system.role == "system" and user.content == "Where to eat?"
+    assert system.content == ("You are Tour Guide, a friendly city guide. Answer Ada in two "
+                              "or three short,\npractical sentences. Today is "
+                              f"{date.today().isoformat()}.")
+    p = request.params
+    assert (p.temperature, p.top_k, p.top_p, p.repeat_penalty, p.max_tokens) == (
+        0.9, 40, 0.9, 1.1, 256)
+    assert p.stop == ("!@>", "Traveller:")
+    assert request.extra == {"repeat_last_n": 64}
+
+
+async def test_translation_and_soul_md(client: httpx.AsyncClient) -> None:
+    await client.post("/api/v1/generate", json={"prompt": "Salut", "personality": "tour_guide",
+                                                "language": "fr"})
+    system = binding_of(client).requests[-1].messages[0].content
+    assert system.startswith("Tu es Guide Touristique") and "traveller" in system
+    bad = await client.post("/api/v1/generate", json={
+        "prompt": "x", "personality": "tour_guide", "language": "klingon"})
+    assert bad.status_code == 400 and "languages: english, french" in bad.text
+    await client.post("/api/v1/generate", json={"prompt": "Sea?", "personality": "haiku_poet"})
+    request = binding_of(client).requests[-1]
+    assert request.messages[0].content.startswith("You are Haiku Poet.")
+    assert request.params.temperature == 0.8 and request.params.stop == ()
+
+
+async def test_completion_only_binding_gets_lollms_text(client: httpx.AsyncClient) -> None:
+    await client.post("/api/v1/generate", json={
+        "prompt": "Louvre?", "personality": "tour_guide", "binding_name": "raw"})
+    request = binding_of(client, "raw").requests[-1]
+    assert request.messages == ()
+    assert request.raw_prompt.startswith("!@>system:\nYou are Tour Guide")
+    assert request.raw_prompt.endswith("\n!@>Traveller:\nLouvre?\n!@>Tour Guide:\n")
+    await client.post("/api/v1/generate", json={
+        "prompt": "Hello", "personality": "ferengi_trader", "raw_prompt": True})
+    raw = binding_of(client).requests[-1].raw_prompt
+    assert raw.endswith(" !@>User:\nHello !@>ferengi_trader.:\n")  # link_text is " "
+
+
+async def test_openai_and_lollms_fronts_select_personalities(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/chat/completions", json={
+        "model": "fake/scripted-model", "personality": "haiku_poet",
+        "messages": [{"role": "user", "content": "Moon?"}]})
+    assert response.status_code == 200, response.text
+    assert binding_of(client).requests[-1].messages[0].content.startswith("You are Haiku")
+    listed = (await client.get("/lollms/v1/personalities")).json()
+    assert any(p["name"] == "Haiku Poet" for p in listed)
+
+
+async def test_own_script_streams_steps_and_text(client: httpx.AsyncClient) -> None:
+    events = await _sse(client, {"prompt": "Trip to Rome", "personality": "step_planner",
+                                 "binding_name": "planner",
+                                 "personality_config": {"expression": "2 ** 10"}})
+    kinds = [(e["type"], e.get("kind")) for e in events]
+    assert kinds[:5] == [("step", "step_start"), ("step", "step_end"), ("step", "step"),
+                         ("step", "step"), ("step", "info")]
+    assert events[1]["text"] == "Planned 2 step(s)"
+    assert [e["text"] for e in events[2:4]] == ["Pack", "Travel"]
+    assert events[4]["text"] == "calculate(2 ** 10) = 1024"
+    chunks = "".join(e["content"] for e in events if e["type"] == "chunk")
+    assert chunks == "1. Pack\n2. Travel"
+    final = events[-1]
+    assert final["type"] == "final" and final["output"][0]["data"] == chunks
+    assert final["usage"]["completion_tokens"] == 8  # both generations counted
+    first = binding_of(client, "planner").requests[-2]
+    assert first.messages[0].content == "You are Step Planner, a methodical assistant."
+    assert first.params.temperature == 0.2 and first.params.max_tokens == 96
+
+
+async def test_zoo_processor_runs_unchanged(client: httpx.AsyncClient) -> None:
+    events = await _sse(client, {"prompt": "A long text about cats.",
+                                 "personality": "zoo_summarizer",
+                                 "personality_config": {"max_words": 10,
+                                                        "bullet_points": True}})
+    assert [(e["type"], e.get("kind"), e.get("text")) for e in events[:2]] == [
+        ("step", "step_start", "Summarizing"), ("step", "step_end", "Summarizing")]
+    assert events[1]["ok"] is True
+    request = binding_of(client).requests[-1]
+    assert request.params.max_tokens == 40 and request.params.temperature == 0.1
+    system, user = request.messages
+    assert system.content == "You are a precise summarizer."
+    assert user.content.startswith("Summarize in bullet points of at most 10 words:")
+    assert events[-1]["output"][0]["data"] == user.content  # the scripted binding echoes
+    bad = await client.post("/api/v1/generate", json={
+        "prompt": "x", "personality": "zoo_summarizer", "personality_config": {"colour": 1}})
+    assert bad.status_code == 400
+    assert "unknown setting(s) colour" in bad.json()["error"]["message"]
+
+
+async def test_zoo_old_signature_and_yes_no(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/generate", json={
+        "input_data": [{"type": "text", "role": "user", "data": "Hi"},
+                       {"type": "text", "role": "assistant", "data": "Hello"},
+                       {"type": "text", "role": "user", "data": "yes indeed"}],
+        "personality": "zoo_old", "binding_name": "yes"})
+    body = response.json()
+    assert body["output"][0]["data"] == (
+        "greeting=True; prompt=yes indeed; history='!@>user:\\nHi\\n!@>assistant:\\nHello"
+        "\\n!@>user:\\nyes indeed'")
+    assert [(s["kind"], s["ok"]) for s in body["steps"]] == [("step_start", None),
+                                                            ("step_end", True)]
+    asked = binding_of(client, "yes").requests[-1]
+    assert asked.messages[-1].content == ("Context:\nyes indeed\n\nQuestion: Is this a "
+                                          "greeting?\nAnswer with yes or no only.")
+    assert asked.params.temperature == 0.0 and asked.params.max_tokens == 64
+
+
+@pytest.mark.parametrize(("name", "error_type", "needle"), [
+    ("failing", "workflow_error", "ValueError: the script broke"),
+    ("zoo_failing", "workflow_error", "KeyError: 'missing thing'"),
+    ("sleepy", "workflow_timeout", "did not finish within 1 s"),
+])
+async def test_failing_and_slow_scripts_end_with_an_error_event(
+        client: httpx.AsyncClient, name: str, error_type: str, needle: str) -> None:
+    started = time.perf_counter()
+    events = await _sse(client, {"prompt": "go", "personality": name})
+    assert time.perf_counter() - started < 5
+    assert events[0]["type"] == "step"
+    error = events[-1]
+    assert error["type"] == "error" and error["error"]["type"] == error_type
+    assert needle in error["error"]["message"]
+    plain = await client.post("/api/v1/generate", json={"prompt": "go", "personality": name})
+    assert plain.status_code == (504 if name == "sleepy" else 500)
+    assert plain.json()["error"]["type"] == error_type
+
+
+async def test_unloadable_script_is_refused_before_streaming(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/generate", json={
+        "prompt": "go", "personality": "unimportable", "stream": True})
+    assert response.status_code == 503
+    assert "ModuleNotFoundError" in response.json()["error"]["message"]
+
+
+async def test_list_functions(client: httpx.AsyncClient) -> None:
+    functions = (await client.get("/api/v1/list_functions")).json()["functions"]
+    calc = next(f for f in functions if f["name"] == "calculate")
+    assert calc["parameters"]["required"] == ["expression"] and not calc["is_async"]
+
+
+async def test_native_tool_loop(client: httpx.AsyncClient) -> None:
+    events = await _sse(client, {"prompt": "What is 6 times 7?", "binding_name": "tools",
+                                 "functions": ["calculate"]})
+    call, result = events[0], events[1]
+    assert (call["type"], call["name"], json.loads(call["arguments"])) == (
+        "tool_call", "calculate", {"expression": "6 * 7"})
+    assert (result["type"], result["content"], result["ok"]) == ("tool_result", "42", True)
+    assert events[-1]["output"][0]["data"] == "The tool said: 42"
+    request = binding_of(client, "tools").requests[-1]
+    assert [m.role for m in request.messages] == ["user", "assistant", "tool"]
+    assert request.messages[1].tool_calls[0]["function"]["name"] == "calculate"
+
+
+async def test_invalid_arguments_go_back_to_the_model(client: httpx.AsyncClient) -> None:
+    body = (await client.post("/api/v1/generate", json={
+        "prompt": "1?", "binding_name": "bad_args", "functions": ["calculate"]})).json()
+    result = next(o for o in body["output"] if o["type"] == "tool_result")["data"]
+    assert result["ok"] is False and "expression: Field required" in result["content"]
+    assert body["output"][0]["data"].startswith('The tool said: {"error": "invalid arguments')
+
+
+async def test_prompt_protocol_loop(client: httpx.AsyncClient) -> None:
+    body = (await client.post("/api/v1/generate", json={
+        "prompt": "What is 1 + 1?", "binding_name": "json", "functions": ["calculate"],
+        "max_tool_rounds": 2})).json()
+    calls = [o for o in body["output"] if o["type"] == "tool_call"]
+    results = [o["data"]["content"] for o in body["output"] if o["type"] == "tool_result"]
+    assert len(calls) == 2 and results == ["2", "2"]
+    requests = binding_of(client, "json").requests
+    decision = requests[-3].messages[0].content
+    assert decision.startswith("You can call functions") and '"calculate"' not in decision
+    assert "- calculate: Evaluate an arithmetic expression." in decision
+    final = requests[-1].messages[-1].content
+    assert final.startswith('Function results:\n- calculate({"expression": "1 + 1"}) returned: 2')
+    assert final.endswith("Using these results, answer:\nWhat is 1 + 1?")
+
+
+async def test_function_errors(client: httpx.AsyncClient) -> None:
+    missing = await client.post("/api/v1/generate", json={"prompt": "x",
+                                                          "functions": ["nope"]})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "function_not_found"

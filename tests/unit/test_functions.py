@@ -1,0 +1,161 @@
+"""Functions: JSON schemas from type hints and docstrings, validation, safe calls."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lollms_server.functions.registry import FunctionNotFound, FunctionRegistry
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "zoos" / "functions"
+
+MODULE = '''
+import asyncio
+from enum import Enum
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from lollms_server.functions import function
+
+
+class Colour(str, Enum):
+    red = "red"
+    blue = "blue"
+
+
+class Address(BaseModel):
+    city: str
+    zip_code: Optional[str] = Field(None, description="Postal code.")
+
+
+@function
+def lookup(city: str, unit: Literal["C", "F"] = "C", tags: list[str] | None = None,
+           limit: int = 3) -> dict:
+    """Find things in a city.
+
+    Args:
+        city: The city's name.
+        unit: Temperature unit.
+        tags: Only things with these tags.
+    """
+    return {"city": city, "unit": unit, "tags": tags or [], "limit": limit}
+
+
+@function(name="paint", description="Paint an address.", timeout=5)
+async def paint_house(address: Address, colour: Colour) -> str:
+    return f"{address.city} is now {colour.value}"
+
+
+@function(timeout=0.2)
+async def slow() -> str:
+    await asyncio.sleep(5)
+    return "late"
+
+
+@function
+def broken(x: int) -> int:
+    """Always fails."""
+    raise RuntimeError(f"broken by {x}")
+
+
+@function
+def variadic(*args: int) -> int:
+    return 0
+
+
+def not_offered() -> None:
+    pass
+'''
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> FunctionRegistry:
+    (tmp_path / "tools.py").write_text(MODULE)
+    (tmp_path / "explicit.py").write_text(textwrap.dedent('''
+        def double(n: int) -> int:
+            """Twice n."""
+            return 2 * n
+
+        def hidden() -> None:
+            pass
+
+        FUNCTIONS = [double]
+    '''))
+    (tmp_path / "bad_import.py").write_text("import does_not_exist\n")
+    (tmp_path / "z_dupe.py").write_text(
+        "from lollms_server.functions import function\n\n@function\ndef double(n: int) -> int:"
+        "\n    return n\n")
+    return FunctionRegistry.discover([tmp_path], default_timeout=2)
+
+
+def test_schemas_from_signatures(registry: FunctionRegistry) -> None:
+    names = [f.name for f in registry.all()]
+    assert names == ["broken", "double", "lookup", "paint", "slow"]
+    lookup = registry.get("lookup")
+    assert lookup.description == "Find things in a city."
+    assert lookup.parameters == {
+        "type": "object", "additionalProperties": False, "required": ["city"],
+        "properties": {
+            "city": {"type": "string", "description": "The city's name."},
+            "unit": {"enum": ["C", "F"], "type": "string", "default": "C",
+                     "description": "Temperature unit."},
+            "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}},
+                               {"type": "null"}], "default": None,
+                     "description": "Only things with these tags."},
+            "limit": {"type": "integer", "default": 3},
+        }}
+    paint = registry.get("paint")
+    assert paint.description == "Paint an address." and paint.timeout == 5 and paint.is_async
+    assert paint.parameters["required"] == ["address", "colour"]
+    defs = paint.parameters["$defs"]
+    assert defs["Colour"]["enum"] == ["red", "blue"]
+    assert defs["Address"]["required"] == ["city"]
+    assert paint.tool()["function"]["name"] == "paint"
+    assert registry.get("double").description == "Twice n."
+
+
+def test_problems_are_reported_not_fatal(registry: FunctionRegistry) -> None:
+    reasons = " | ".join(p["reason"] for p in registry.problems)
+    assert "import failed: ModuleNotFoundError" in reasons
+    assert "*args/**kwargs" in reasons
+    assert "'double' already defined" in reasons
+    with pytest.raises(FunctionNotFound, match="known functions: broken, double"):
+        registry.get("nope")
+
+
+async def test_calls_validate_and_contain_failures(registry: FunctionRegistry) -> None:
+    ok = await registry.call("lookup", '{"city": "Paris", "tags": ["museum"]}')
+    assert ok.ok and ok.value == {"city": "Paris", "unit": "C", "tags": ["museum"], "limit": 3}
+    nested = await registry.call("paint", {"address": {"city": "Lyon"}, "colour": "blue"})
+    assert nested.value == "Lyon is now blue"
+    bad = await registry.call("lookup", {"town": "Paris", "unit": "K"})
+    assert not bad.ok and "city: Field required" in bad.error
+    assert "unit: Input should be 'C' or 'F'" in bad.error and "town" in bad.error
+    assert json.loads(bad.as_text()) == {"error": bad.error}
+    assert "not valid JSON" in (await registry.call("lookup", "{city")).error
+    assert (await registry.call("slow", {})).error == "timed out after 0.2 s"
+    assert (await registry.call("broken", {"x": 7})).error == "RuntimeError: broken by 7"
+    assert "unknown function 'nope'" in (await registry.call("nope", {})).error
+
+
+async def test_example_modules() -> None:
+    registry = FunctionRegistry.discover([EXAMPLES])
+    assert {f.name for f in registry.all()} == {"calculate", "convert_length", "current_time",
+                                                "count_days"}
+    assert (await registry.call("calculate", {"expression": "(2 + 3) * 4"})).value == 20
+    unsafe = await registry.call("calculate", {"expression": "__import__('os')"})
+    assert "unsupported expression element" in unsafe.error
+    km = await registry.call("convert_length", {"value": 1, "from_unit": "mi", "to_unit": "km"})
+    assert km.value == pytest.approx(1.609344)
+    days = await registry.call("count_days", {"period": {"start": "2026-11-23",
+                                                         "end": "2026-11-29"},
+                                              "include_weekends": False})
+    assert days.value == 5
+    now = await registry.call("current_time", {"timezone": "Europe/Paris"})
+    assert now.ok and now.value.endswith(("+01:00", "+02:00"))
+    assert "unknown time zone" in (await registry.call("current_time",
+                                                       {"timezone": "Mars/Base"})).error
