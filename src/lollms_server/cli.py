@@ -180,6 +180,46 @@ def keys_remove(config_path: Path, name: str) -> None:
     click.echo(f"Removed key '{name}'.")
 
 
+def _check_personalities(settings: Settings) -> int:
+    """Report personalities (and import their scripts); the number of problems."""
+    from lollms_server.errors import LollmsError
+    from lollms_server.personalities.registry import PersonalityRegistry
+    from lollms_server.personalities.scripted import ScriptLoader
+
+    registry = PersonalityRegistry.discover(
+        settings.resolve_path(p) for p in settings.paths.personalities)
+    scripted = [p for p in registry.all() if p.runs_script]
+    click.echo(f"Personalities: {len(registry)} ({len(scripted)} scripted)")
+    problems = 0
+    for problem in registry.problems:
+        problems += 1
+        click.echo(f"  x {problem.path}: {problem.reason}")
+    loader = ScriptLoader()
+    for personality in scripted:
+        assert personality.script is not None
+        try:
+            loader.module(personality.script.path)
+        except LollmsError as exc:
+            problems += 1
+            click.echo(f"  x {personality.id}: {exc.message}")
+    for personality in registry.all():
+        for warning in personality.warnings:
+            click.echo(f"  ! {personality.id}: {warning}")
+    return problems
+
+
+def _check_functions(settings: Settings) -> int:
+    from lollms_server.functions.registry import FunctionRegistry
+
+    registry = FunctionRegistry.discover(settings.resolve_path(p)
+                                         for p in settings.paths.functions)
+    names = ", ".join(f.name for f in registry.all()) or "none"
+    click.echo(f"Functions: {len(registry)} ({names})")
+    for problem in registry.problems:
+        click.echo(f"  x {problem['path']}: {problem['reason']}")
+    return len(registry.problems)
+
+
 @main.command()
 @config_option
 @click.option("--models/--no-models", default=True, help="Also list each instance's models.")
@@ -221,6 +261,7 @@ def check(config_path: Path, models: bool) -> None:
             except Exception as exc:
                 problems += 1
                 click.echo(f"     models: error: {exc}")
+    problems += _check_personalities(settings) + _check_functions(settings)
     for gen_type in ("ttt", "tti", "ttv", "ttm", "tts", "stt"):
         binding, model = settings.defaults.for_type(gen_type)
         if binding and binding not in manager.names():

@@ -344,10 +344,11 @@ async def test_invalid_arguments_go_back_to_the_model(client: httpx.AsyncClient)
 async def test_prompt_protocol_loop(client: httpx.AsyncClient) -> None:
     body = (await client.post("/api/v1/generate", json={
         "prompt": "What is 1 + 1?", "binding_name": "json", "functions": ["calculate"],
-        "max_tool_rounds": 2})).json()
+        "max_tool_rounds": 4})).json()
     calls = [o for o in body["output"] if o["type"] == "tool_call"]
     results = [o["data"]["content"] for o in body["output"] if o["type"] == "tool_result"]
-    assert len(calls) == 2 and results == ["2", "2"]
+    # The model asks for the same call again in round 2: the loop answers instead.
+    assert len(calls) == 1 and results == ["2"]
     requests = binding_of(client, "json").requests
     decision = requests[-3].messages[0].content
     assert decision.startswith("You can call functions") and '"calculate"' not in decision

@@ -155,6 +155,7 @@ class ToolLoop:
         messages = list(self.request.messages)
         required = self.request.tool_choice == "required"
         results: list[str] = []
+        seen: set[str] = set()
         for round_ in range(self.max_rounds):
             decision = parse_decision(await self._decide(emit, messages, required))
             if isinstance(decision, str):  # answered in prose: that is the answer
@@ -163,6 +164,10 @@ class ToolLoop:
             if decision is None:
                 break
             name, arguments = decision
+            key = json.dumps([name, arguments], sort_keys=True)
+            if key in seen:  # the same call again would get the same result: answer now
+                break
+            seen.add(key)
             call = ToolCall(f"call_{round_ + 1}", name, json.dumps(arguments))
             output = await self._call(emit, call)
             results.append(f"- {name}({call.arguments}) returned: {output}")
