@@ -124,6 +124,13 @@ class PathsSettings(_Section):
         return [value] if isinstance(value, str | Path) else value
 
 
+class AliasTarget(_Section):
+    """An alias that also selects a personality (``model`` omitted: the default model)."""
+
+    model: str | None = None
+    personality: str | None = None
+
+
 class PersonalitiesSettings(_Section):
     """Personalities (folders in ``[paths] personalities``)."""
 
@@ -218,8 +225,9 @@ class Settings(BaseSettings):
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
     personalities: PersonalitiesSettings = Field(default_factory=PersonalitiesSettings)
     functions: FunctionsSettings = Field(default_factory=FunctionsSettings)
-    aliases: dict[str, str] = Field(
-        default_factory=dict, description="Model names clients may use: alias = 'instance/model'."
+    aliases: dict[str, str | AliasTarget] = Field(
+        default_factory=dict, description="Model names clients may use: alias = "
+        "'instance/model', or a table {model = 'instance/model', personality = 'name'}."
     )
     bindings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -249,11 +257,22 @@ class Settings(BaseSettings):
 
     @field_validator("aliases")
     @classmethod
-    def _alias_targets(cls, value: dict[str, str]) -> dict[str, str]:
+    def _alias_targets(cls, value: dict[str, str | AliasTarget]
+                       ) -> dict[str, str | AliasTarget]:
         for alias, target in value.items():
-            if "/" not in target:
+            model = target if isinstance(target, str) else target.model
+            if model is not None and "/" not in model:
                 raise ValueError(f"alias '{alias}' must point at 'instance/model'")
         return value
+
+    def alias(self, name: str) -> tuple[str, str | None]:
+        """``(model id, personality)`` for a client's model name (itself when not an alias)."""
+        target = self.aliases.get(name)
+        if target is None:
+            return name, None
+        if isinstance(target, str):
+            return target, None
+        return target.model or "default", target.personality
 
     @property
     def source(self) -> str:

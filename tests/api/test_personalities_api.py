@@ -3,20 +3,26 @@ binding receives, scripted workflows (both forms) streamed end to end, and the t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import textwrap
 import time
+import types
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
+import ollama
+import openai
 import pytest
 
 from lollms_server.app import create_app
 from lollms_server.config import load_config
-from tests.conftest import AUTH, BASE_CONFIG, binding_of
+from tests.conftest import API_KEY, AUTH, BASE_CONFIG, binding_of
+from tests.live import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT.parent / "shared" / "personalities"
@@ -66,6 +72,41 @@ class Processor(APScript):
         self.full(f"greeting={yes}; prompt={prompt}; history={previous_discussion_text!r}")
 """
 
+ZOO_HELPERS = """
+from ascii_colors import ASCIIColors, trace_exception
+from lollms.config import BaseConfig, ConfigTemplate, TypedConfig
+from lollms.personality import APScript
+from lollms.types import MSG_OPERATION_TYPE
+
+try:
+    from lollms.utilities import PackageManager
+    UTILITIES = "imported"
+except ImportError as exc:
+    UTILITIES = str(exc)
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        template = ConfigTemplate([{"name": "rounds", "type": "int", "value": 2, "max": 3}])
+        super().__init__(personality, TypedConfig(template, BaseConfig.from_template(template)),
+                         callback=callback)
+
+    def run_workflow(self, context_details, client, callback):
+        self.callback = callback
+        ASCIIColors.yellow("running")
+        self.info(f"utilities: {UTILITIES}")
+        self.step(f"{self.personality.name} / {self.personality.ai_message_prefix}")
+        self.json("settings", {"rounds": self.personality_config.rounds})
+        choice = self.multichoice_question("Which?", ["cats", "dogs", "birds"],
+                                           context=context_details.prompt)
+        self.set_message_content(f"choice={choice}: ")
+        for _ in range(self.personality_config.rounds):
+            self.add_chunk_to_message_content("+")
+        streamed = self.generate("!@>user:\\nhi", 8, callback=self.callback)
+        self.add_chunk_to_message_content(f" [{streamed}]")
+        return "ignored: content was set"
+"""
+
 
 def _personality(root: Path, name: str, script_name: str, script: str) -> None:
     folder = root / "tests" / name
@@ -88,6 +129,7 @@ def config_text(tmp_path: Path) -> str:
     _personality(extra, "zoo_failing", "processor.py", ZOO_FAILING)
     _personality(extra, "zoo_old", "processor.py", ZOO_OLD_STYLE)
     _personality(extra, "unimportable", "workflow.py", "import not_a_module\n")
+    _personality(extra, "zoo_helpers", "processor.py", ZOO_HELPERS)
     (extra / "tests" / "broken").mkdir()
     (extra / "tests" / "broken" / "config.yaml").write_text("name: [oops\n")
     return textwrap.dedent(BASE_CONFIG) + textwrap.dedent(f"""
@@ -97,6 +139,10 @@ def config_text(tmp_path: Path) -> str:
 
     [personalities]
     script_timeout = 1.0
+
+    [aliases]
+    poet = {{ personality = "haiku_poet" }}
+    guide = {{ model = "fake/scripted-model", personality = "tour_guide" }}
 
     [bindings.raw]
     type = "scripted"
@@ -146,7 +192,7 @@ async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str
 async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/list_personalities")).json()
     ids = {p["id"] for p in body["personalities"]}
-    assert len(ids) == 48 + 4 + 5
+    assert len(ids) == 48 + 4 + 6
     assert [e["folder"] for e in body["errors"]] == ["broken"]
     ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
     assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
@@ -221,10 +267,22 @@ async def test_completion_only_binding_gets_lollms_text(client: httpx.AsyncClien
 
 
 async def test_openai_and_lollms_fronts_select_personalities(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/chat/completions", json={
-        "model": "fake/scripted-model", "personality": "haiku_poet",
-        "messages": [{"role": "user", "content": "Moon?"}]})
-    assert response.status_code == 200, response.text
+    app = client._transport.app  # type: ignore[attr-defined]
+    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=API_KEY,
+                             http_client=httpx.AsyncClient(
+                                 transport=httpx.ASGITransport(app=app)))
+    await sdk.chat.completions.create(model="fake/scripted-model", messages=[
+        {"role": "user", "content": "Moon?"}], extra_body={"personality": "haiku_poet"})
+    assert binding_of(client).requests[-1].messages[0].content.startswith("You are Haiku")
+    await sdk.chat.completions.create(model="guide", messages=[
+        {"role": "user", "content": "Rome?"}])
+    assert binding_of(client).requests[-1].messages[0].content.startswith("You are Tour")
+    models = {m.id: m.owned_by for m in (await sdk.models.list()).data}
+    assert models["poet"] == "default" and models["guide"] == "fake/scripted-model"
+    chat = ollama.AsyncClient(host="http://testserver", headers=AUTH,
+                              transport=httpx.ASGITransport(app=app))
+    reply = await chat.chat(model="poet", messages=[{"role": "user", "content": "Sun?"}])
+    assert reply.message.content == "Sun?"
     assert binding_of(client).requests[-1].messages[0].content.startswith("You are Haiku")
     listed = (await client.get("/lollms/v1/personalities")).json()
     assert any(p["name"] == "Haiku Poet" for p in listed)
@@ -286,6 +344,29 @@ async def test_zoo_old_signature_and_yes_no(client: httpx.AsyncClient) -> None:
     assert asked.messages[-1].content == ("Context:\nyes indeed\n\nQuestion: Is this a "
                                           "greeting?\nAnswer with yes or no only.")
     assert asked.params.temperature == 0.0 and asked.params.max_tokens == 64
+
+
+async def test_zoo_helpers_become_events(client: httpx.AsyncClient) -> None:
+    lollms = types.ModuleType("lollms")  # an installed real lollms must neither be used
+    sys.modules["lollms"] = lollms  # nor disturbed
+    try:
+        events = await _sse(client, {"prompt": "I like option 2", "personality": "zoo_helpers",
+                                     "binding_name": "planner",
+                                     "personality_config": {"rounds": 9}})
+    finally:
+        assert sys.modules.pop("lollms") is lollms
+    shown = [(e["type"], e.get("kind"), e.get("content") or e.get("text")) for e in events]
+    assert shown[0] == ("chunk", None, "utilities: 'lollms.utilities' is not provided by "
+                        "lollms_server's zoo compatibility layer")
+    assert shown[1] == ("step", "step", "zoo_helpers / assistant")
+    assert events[2]["kind"] == "json"
+    assert events[2]["data"]["items"] == [{"title": "settings", "content": '{\n    "rounds": 3\n}'}]
+    assert shown[3] == ("set_content", None, "choice=1: ")  # "1. Pack" -> answer 1
+    assert [c for t, _, c in shown[4:7]] == ["+", "+", "+"]  # rounds capped at max 3
+    pieces = [c for t, _, c in shown[7:] if t == "chunk"]
+    assert "".join(pieces) == "1. Pack\n2. Travel [1. Pack\n2. Travel]"
+    final = events[-1]["output"][0]["data"]
+    assert final == "choice=1: +++1. Pack\n2. Travel [1. Pack\n2. Travel]"
 
 
 @pytest.mark.parametrize(("name", "error_type", "needle"), [
@@ -363,3 +444,40 @@ async def test_function_errors(client: httpx.AsyncClient) -> None:
                                                           "functions": ["nope"]})
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "function_not_found"
+
+
+@pytest.fixture(scope="module")
+def live_slow(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    path = tmp_path_factory.mktemp("slow") / "config.toml"
+    path.write_text(BASE_CONFIG.replace('ttt_binding = "fake"', 'ttt_binding = "slow"') + f"""
+[paths]
+personalities = "{EXAMPLES}"
+
+[bindings.slow]
+type = "scripted"
+models = ["m"]
+reply = "one two three four five six seven eight nine ten eleven twelve"
+delay_s = 0.05
+""")
+    app = create_app(load_config(path))
+    with serve_in_thread(app) as url:
+        yield app, url
+
+
+@pytest.mark.parametrize(("personality", "until"), [("step_planner", '"chunk"'),
+                                                    ("zoo_summarizer", '"step_start"')])
+async def test_disconnect_stops_a_workflow(live_slow, personality: str, until: str) -> None:  # type: ignore[no-untyped-def]
+    app, url = live_slow
+    binding = app.state.bindings.get("slow")
+    before = binding.cancelled
+    body = {"prompt": "some text", "personality": personality, "stream": True}
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=5) as client, \
+            client.stream("POST", "/api/v1/generate", json=body) as response:
+        async for line in response.aiter_lines():
+            if until in line:
+                break
+    started = time.perf_counter()
+    while app.state.scheduler.active_leases() or binding.running:
+        assert time.perf_counter() - started < 1, "workflow still running after disconnect"
+        await asyncio.sleep(0.01)
+    assert binding.cancelled == before + 1  # the generation under it was stopped

@@ -251,7 +251,7 @@ class GenerationService:
         or a bare model name served by exactly one instance (409 when several serve it).
         """
         instances = self.bindings.active_names()
-        name = self.settings.aliases.get(name, name)
+        name, _ = self.settings.alias(name)
         head, sep, tail = name.partition("/")
         if sep and head in instances:
             return head, tail
@@ -281,6 +281,10 @@ class GenerationService:
         raise NotFound(
             f"Model '{name}' not found. Use 'instance/model' ids as listed by GET /v1/models.",
             param="model")
+
+    def alias_personality(self, model_name: str) -> str | None:
+        """The personality a configured alias selects (``[aliases] x = {personality=...}``)."""
+        return self.settings.alias(model_name)[1]
 
     async def start(self, request: GenerationRequest) -> Run:
         """Resolve, check and queue ``request``; every such error is raised here, before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -108,7 +109,9 @@ async def embed(body: ModelRequest, service: Generation) -> dict[str, Any]:
 
 
 async def _answer(service: GenerationService, request: Request, body: GenerationRequest,
-                  model_id: str, chat: bool, streamed: bool) -> Response:
+                  model_id: str, chat: bool, streamed: bool, asked: str) -> Response:
+    """``asked``: the client's model name (an alias may select a personality)."""
+    body = replace(body, personality=service.alias_personality(asked))
     run = await start_run(request, service, body)
     records = translate.stream(run, model_id, chat)
     if streamed:
@@ -151,7 +154,8 @@ async def generate(body: GenerateRequest, service: Generation, request: Request)
         return JSONResponse({"model": f"{instance}/{model}", "created_at": _stamp(),
                              "response": "", "done": True, "done_reason": "load"})
     return await _answer(service, request, translate.generate_request(body, binding, model),
-                         f"{instance}/{model}", chat=False, streamed=body.stream)
+                         f"{instance}/{model}", chat=False, streamed=body.stream,
+                         asked=body.model)
 
 
 @router.post("/chat")
@@ -159,4 +163,5 @@ async def chat(body: ChatRequest, service: Generation, request: Request) -> Resp
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
     return await _answer(service, request, translate.chat_request(body, binding, model),
-                         f"{instance}/{model}", chat=True, streamed=body.stream)
+                         f"{instance}/{model}", chat=True, streamed=body.stream,
+                         asked=body.model)

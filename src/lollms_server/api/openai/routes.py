@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -37,8 +38,9 @@ async def list_models(bindings: Bindings, service: Generation) -> dict[str, Any]
         if not isinstance(models, BaseException)
         for model in models
     ]
-    data += [{"id": alias, "object": "model", "created": 0, "owned_by": target}
-             for alias, target in service.settings.aliases.items()]
+    data += [{"id": alias, "object": "model", "created": 0,
+              "owned_by": service.settings.alias(alias)[0]}
+             for alias in service.settings.aliases]
     return {"object": "list", "data": data}
 
 
@@ -60,7 +62,9 @@ async def chat_completions(body: ChatCompletionRequest, service: Generation,
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
     model_id = f"{instance}/{model}"
-    run = await start_run(request, service, translate.chat_request(body, binding, model))
+    wanted = translate.chat_request(body, binding, model)
+    personality = wanted.personality or service.alias_personality(body.model)
+    run = await start_run(request, service, replace(wanted, personality=personality))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.chat_chunks(run, model_id, usage), on_close=run.aclose,
@@ -77,8 +81,9 @@ async def completions(body: CompletionRequest, service: Generation,
     model_id = f"{instance}/{model}"
     echo = (body.prompt if isinstance(body.prompt, str) else body.prompt[0]) if body.echo \
         else None
-    run = await start_run(request, service,
-                          translate.completion_request(body, binding, model))
+    wanted = translate.completion_request(body, binding, model)
+    personality = wanted.personality or service.alias_personality(body.model)
+    run = await start_run(request, service, replace(wanted, personality=personality))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.completion_chunks(run, model_id, usage, echo),
