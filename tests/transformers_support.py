@@ -26,7 +26,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path) -> Path:
+def build_tiny_model(folder: Path, hidden_size: int = 32) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -43,10 +43,10 @@ def build_tiny_model(folder: Path) -> Path:
                                         bos_token="<s>", eos_token="</s>")
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=core.get_vocab_size(), hidden_size=32,
-                         intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1,
-                         eos_token_id=None)
+    config = LlamaConfig(vocab_size=core.get_vocab_size(), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, bos_token_id=1, eos_token_id=None)
     model = LlamaForCausalLM(config)
     # No end-of-sequence token: the random model always produces max_tokens tokens; and only
     # tokens that decode to whole characters, so that every token is one streamed piece.

@@ -19,6 +19,7 @@ from lollms_server.api.lollms_compat import router as lollms_router
 from lollms_server.api.native.personalities import router as personalities_router
 from lollms_server.api.native.routes import router as native_router
 from lollms_server.api.ollama.routes import router as ollama_router
+from lollms_server.api.openai.media import router as openai_media_router
 from lollms_server.api.openai.routes import router as openai_router
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
@@ -125,6 +126,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.include_router(native_router)
     app.include_router(personalities_router)
     app.include_router(openai_router)
+    app.include_router(openai_media_router)
     app.include_router(ollama_router)
     app.include_router(lollms_router)
 

@@ -457,7 +457,7 @@ personalities = "{EXAMPLES}"
 type = "scripted"
 models = ["m"]
 reply = "one two three four five six seven eight nine ten eleven twelve"
-delay_s = 0.05
+delay_s = 0.2
 """)
     app = create_app(load_config(path))
     with serve_in_thread(app) as url:
@@ -478,6 +478,6 @@ async def test_disconnect_stops_a_workflow(live_slow, personality: str, until: s
                 break
     started = time.perf_counter()
     while app.state.scheduler.active_leases() or binding.running:
-        assert time.perf_counter() - started < 1, "workflow still running after disconnect"
+        assert time.perf_counter() - started < 1.5, "workflow still running after disconnect"
         await asyncio.sleep(0.01)
     assert binding.cancelled == before + 1  # the generation under it was stopped

@@ -18,6 +18,7 @@ from lollms_server.bindings.events import (
     Event,
     Finished,
     MediaOutput,
+    Step,
     TextDelta,
     ThoughtsDelta,
     ToolCall,
@@ -120,6 +121,9 @@ def event_to_wire(event: Event) -> dict[str, Any]:
                 "kind": event.kind, "m": event.metadata}
     if isinstance(event, ToolCall):
         return {"k": "tool", "id": event.id, "name": event.name, "args": event.arguments}
+    if isinstance(event, Step):
+        return {"k": "step", "kind": event.kind, "t": event.text, "ok": event.ok,
+                "d": event.data}
     raise TypeError(f"{type(event).__name__} is not a binding event")  # workflow-only events
 
 
@@ -136,6 +140,8 @@ def event_from_wire(data: dict[str, Any]) -> Event:
     if kind == "media":
         return MediaOutput(base64.b64decode(data["d"]), data["mime"], data["kind"],
                            data.get("m") or {})
+    if kind == "step":
+        return Step(data["kind"], data["t"], data.get("ok"), data.get("d") or {})
     return ToolCall(data["id"], data["name"], data["args"])
 
 

@@ -179,7 +179,7 @@ async def stream_events(run: Run) -> AsyncIterator[dict[str, Any]]:
             yield {"type": "thoughts", "content": event.text}  # type: ignore[union-attr]
         elif isinstance(event, MediaOutput):
             final.media.append(event)
-            yield {"type": "media", **_media_item(event)}
+            yield {**_media_item(event), "type": "media", "kind": event.kind}
         elif isinstance(event, ToolCall):
             final.tool_calls.append(event)
             yield {"type": "tool_call", "id": event.id, "name": event.name,

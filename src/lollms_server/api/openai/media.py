@@ -1,0 +1,125 @@
+"""OpenAI-compatible media routes: ``/v1/images/generations`` and ``/v1/audio/speech``."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from lollms_server.api.deps import Generation, require_api_key
+from lollms_server.api.disconnect import collect_run, start_run
+from lollms_server.bindings.types import Message, SamplingParams
+from lollms_server.errors import BadRequest
+from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationService
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"])
+_SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+
+
+class ImageRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # user, moderation...: accepted, no effect
+
+    prompt: str = Field(min_length=1, max_length=32000)
+    model: str | None = None
+    n: int = Field(1, ge=1, le=10)
+    size: str | None = Field(None, description="'WIDTHxHEIGHT' or 'auto'.")
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    quality: str | None = None
+    style: str | None = None
+    # lollms extensions (lollms-client sends them)
+    negative_prompt: str | None = None
+    seed: int | None = None
+    num_inference_steps: int | None = Field(None, ge=1, le=1000)
+    guidance_scale: float | None = Field(None, ge=0, le=100)
+
+
+class SpeechRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    input: str = Field(min_length=1, max_length=100_000)
+    voice: str | None = None
+    response_format: Literal["wav", "pcm", "mp3", "opus", "aac", "flac"] | None = None
+    speed: float | None = Field(None, ge=0.25, le=4.0)
+    instructions: str | None = None
+
+
+async def _collect(service: GenerationService, request: Request, generation_type: str,
+                   model: str | None, prompt: str, params: SamplingParams,
+                   extra: dict[str, Any]) -> tuple[CollectedOutput, str]:
+    instance, name = await service.find_model(model or "default", generation_type)
+    body = GenerationRequest(generation_type=generation_type, binding_name=instance,
+                             model_name=name, messages=(Message("user", prompt),),
+                             params=params, extra=extra)
+    run = await start_run(request, service, body)
+    return await collect_run(request, run), f"{instance}/{name}"
+
+
+@router.post("/images/generations")
+async def images(body: ImageRequest, service: Generation, request: Request) -> dict[str, Any]:
+    """Images from a tti binding (diffusers, or an upstream OpenAI-compatible server)."""
+    if body.response_format == "url":
+        raise BadRequest("response_format 'url' is not served (this server keeps no files); "
+                         "use 'b64_json'.", param="response_format")
+    for name in ("quality", "style"):
+        if getattr(body, name) is not None:
+            raise BadRequest(f"'{name}' is not supported here; use num_inference_steps, "
+                             "guidance_scale or negative_prompt.", param=name)
+    extra: dict[str, Any] = {"n": body.n}
+    if body.size and body.size != "auto":
+        match = _SIZE.match(body.size)
+        if match is None:
+            raise BadRequest("size must be 'WIDTHxHEIGHT' (e.g. '512x512') or 'auto'.",
+                             param="size")
+        extra["width"], extra["height"] = int(match.group(1)), int(match.group(2))
+    for key in ("negative_prompt", "num_inference_steps", "guidance_scale", "output_format"):
+        if getattr(body, key) is not None:
+            extra["format" if key == "output_format" else key] = getattr(body, key)
+    out, _ = await _collect(service, request, "tti", body.model, body.prompt,
+                            SamplingParams(seed=body.seed), extra)
+    images = [m for m in out.media if m.kind == "image"]
+    return {"created": int(time.time()), "data": [
+        {"b64_json": base64.b64encode(m.data).decode("ascii"),
+         "revised_prompt": None} for m in images],
+        "output_format": images[0].mime_type.split("/")[1] if images else None}
+
+
+@router.post("/audio/speech", response_class=Response,
+             responses={200: {"content": {"audio/wav": {}}}})
+async def speech(body: SpeechRequest, service: Generation, request: Request) -> Response:
+    """Speech from a tts binding, as WAV (or raw 16-bit PCM with ``response_format: pcm``)."""
+    if body.response_format not in (None, "wav", "pcm"):
+        raise BadRequest(f"response_format '{body.response_format}' is not produced here; "
+                         "use 'wav' or 'pcm'.", param="response_format")
+    if body.instructions:
+        raise BadRequest("'instructions' is not supported by these voices.",
+                         param="instructions")
+    extra: dict[str, Any] = {}
+    if body.voice is not None:
+        extra["voice"] = body.voice
+    if body.speed is not None:
+        extra["speed"] = body.speed
+    out, _ = await _collect(service, request, "tts", body.model, body.input,
+                            SamplingParams(), extra)
+    audio = next((m for m in out.media if m.kind == "audio"), None)
+    if audio is None:
+        raise BadRequest("The binding produced no audio.", param="model")
+    if body.response_format == "pcm":
+        return Response(_pcm(audio.data), media_type="audio/pcm")
+    return Response(audio.data, media_type=audio.mime_type)
+
+
+def _pcm(wav_bytes: bytes) -> bytes:
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(wav_bytes)) as wav:
+        return bytes(wav.readframes(wav.getnframes()))

@@ -1,0 +1,412 @@
+"""Hugging Face diffusers binding: text-to-image (and image-to-image) and text-to-video.
+
+Pipelines load from a local folder (``save_pretrained`` layout with ``model_index.json``) or a
+hub id already in the local cache, through ``AutoPipelineForText2Image`` (image pipelines of
+any family: SD 1.x/2.x, SDXL, SD3, Flux...) or ``DiffusionPipeline`` (video pipelines: Wan,
+LTX-Video, CogVideoX...). Whether a model makes images or video comes from its pipeline class.
+A request with an input image runs image-to-image (``AutoPipelineForImage2Image.from_pipe``,
+sharing the loaded weights). Each step reports progress; closing the stream stops the
+pipeline at its next step. Images are PNG (or JPEG/WebP), videos H.264 MP4 (PyAV).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event, Finished, MediaOutput, Step, Usage
+from lollms_server.bindings.media import (
+    MediaOptions,
+    encode_image,
+    encode_mp4,
+    input_image,
+    media_options,
+    prompt_of,
+)
+from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+
+__all__ = ["DiffusersBinding", "DiffusersConfig", "pipeline_kind"]
+
+logger = logging.getLogger(__name__)
+
+_VIDEO_MARKERS = ("Video", "Wan", "LTX", "CogVideoX", "Mochi", "Allegro", "Latte", "SkyReels")
+_AUDIO_MARKERS = ("Audio", "MusicLDM")
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+_SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                      "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+_IMAGE_OPTIONS = ("width", "height", "steps", "guidance", "negative_prompt", "n", "strength",
+                  "format")
+_VIDEO_OPTIONS = ("width", "height", "steps", "guidance", "negative_prompt", "n",
+                  "num_frames", "fps", "format")
+
+
+class DiffusersConfig(BindingConfig):
+    models: dict[str, str] = Field(
+        default_factory=dict, description="name -> pipeline folder or hub id (local cache).")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="'auto': float16 on a GPU, float32 on the CPU.")
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', 'mps'...")
+    offload: Literal["none", "model", "sequential"] = Field(
+        "none", description="CPU offload: 'model' (whole sub-models) or 'sequential' (layers).")
+    attention_slicing: bool = False
+    vae_tiling: bool = False
+    allow_download: bool = Field(False, description="Let hub ids download when not cached.")
+    default_fps: int = Field(16, ge=1, le=120)
+
+
+@dataclass
+class _Loaded:
+    pipe: Any
+    kind: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    img2img: Any = None
+
+
+class _Stopped(Exception):
+    """Raised from the step callback when the client went away."""
+
+
+def pipeline_kind(class_name: str) -> str:
+    """``tti``, ``ttv`` or ``ttm`` from a diffusers pipeline class name."""
+    if any(marker in class_name for marker in _AUDIO_MARKERS):
+        return "ttm"
+    if any(marker in class_name for marker in _VIDEO_MARKERS):
+        return "ttv"
+    return "tti"
+
+
+def _safetensors_params(path: Path) -> dict[str, int]:
+    """Element counts per dtype, read from a .safetensors header (no tensor is loaded)."""
+    with path.open("rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+    counts: dict[str, int] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        elements = 1
+        for dim in info["shape"]:
+            elements *= dim
+        counts[info["dtype"]] = counts.get(info["dtype"], 0) + elements
+    return counts
+
+
+def weight_bytes(folder: Path, dtype: str | None) -> int:
+    """Bytes the pipeline's weights take once loaded in ``dtype`` (None: as stored)."""
+    total = 0
+    for path in folder.rglob("*"):
+        if path.suffix == ".safetensors":
+            for kind, count in _safetensors_params(path).items():
+                stored = _SAFETENSORS_BYTES.get(kind, 4)
+                floating = kind.startswith(("F", "BF"))
+                total += count * (_DTYPE_BYTES[dtype] if dtype and floating else stored)
+        elif path.suffix in (".bin", ".pt", ".ckpt"):
+            total += path.stat().st_size
+    return total
+
+
+class DiffusersBinding(Binding):
+    name: ClassVar[str] = "diffusers"
+    description: ClassVar[str] = "Hugging Face diffusers pipelines: images and video."
+    modalities: ClassVar[frozenset[str]] = frozenset({"tti", "ttv"})
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, vision=True)
+    Config: ClassVar[type[BindingConfig]] = DiffusersConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: DiffusersConfig = config  # type: ignore[assignment]
+        self._loaded: dict[str, _Loaded] = {}
+
+    # -- models ----------------------------------------------------------------------------
+    def _sources(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        folder = self.context.models_path
+        if folder.is_dir():
+            for index in sorted(folder.rglob("model_index.json")):
+                found[index.parent.relative_to(folder).as_posix()] = str(index.parent)
+        found.update(self.cfg.models)
+        return found
+
+    def _source(self, model: str) -> str:
+        sources = self._sources()
+        if model not in sources:
+            raise ModelNotFound(model, self.instance_name, sources)
+        return sources[model]
+
+    def _folder(self, source: str) -> Path | None:
+        """The pipeline's folder: the source itself, or its snapshot in the hub cache."""
+        if Path(source).is_dir():
+            return Path(source)
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        cached = try_to_load_from_cache(source, "model_index.json")
+        return Path(cached).parent if isinstance(cached, str) else None
+
+    def _class_name(self, model: str) -> str:
+        folder = self._folder(self._source(model))
+        if folder is None or not (folder / "model_index.json").is_file():
+            raise ModelNotFound(model, self.instance_name, self._sources())
+        return str(json.loads((folder / "model_index.json").read_text())["_class_name"])
+
+    def kind(self, model: str) -> str:
+        return pipeline_kind(self._class_name(model))
+
+    def _info(self, name: str, source: str) -> ModelInfo:
+        folder = self._folder(source)
+        try:
+            pipeline = self._class_name(name)
+        except (ModelNotFound, OSError, ValueError, KeyError):
+            pipeline = "unknown"
+        return ModelInfo(
+            name=name, modalities=[pipeline_kind(pipeline)], loaded=name in self._loaded,
+            size_bytes=weight_bytes(folder, None) if folder else None,
+            details={"source": source, "pipeline": pipeline})
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [self._info(name, src) for name, src in self._sources().items()]
+
+    async def model_info(self, model: str) -> ModelInfo:
+        return self._info(model, self._source(model))
+
+    def _dtype_name(self) -> str:
+        if self.cfg.dtype != "auto":
+            return self.cfg.dtype
+        return "float32" if self.cfg.device in ("cpu", "mps") else "float16"
+
+    def memory_estimate(self, model: str) -> int | None:
+        try:
+            folder = self._folder(self._source(model))
+        except ModelNotFound:
+            return None
+        return weight_bytes(folder, self._dtype_name()) if folder else None
+
+    def memory_used(self, model: str) -> int | None:
+        loaded = self._loaded.get(model)
+        if loaded is None:
+            return None
+        total = 0
+        for component in loaded.pipe.components.values():
+            for tensor in [*getattr(component, "parameters", list)(),
+                           *getattr(component, "buffers", list)()]:
+                total += tensor.numel() * tensor.element_size()
+        return total
+
+    def memory_device(self, model: str) -> str:
+        device = self.cfg.device
+        if device in ("cpu", "mps") or self.cfg.offload == "sequential":
+            return "cpu"
+        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+
+    def max_concurrency(self, model: str) -> int:
+        return 1  # one pipeline call at a time per model: it holds the whole device
+
+    # -- load / unload ---------------------------------------------------------------------
+    async def load(self, model: str) -> None:
+        if model in self._loaded:
+            return
+        source = self._source(model)
+        try:
+            import diffusers  # noqa: F401
+            import torch  # noqa: F401
+        except ImportError as exc:
+            raise BindingUnavailable(
+                "diffusers/torch are not installed: pip install 'lollms_server[diffusers]'"
+            ) from exc
+        kind = self.kind(model)
+        if kind == "ttm":
+            raise BindingUnavailable(
+                f"'{model}' is an audio pipeline; use the musicgen binding for ttm.")
+        try:
+            self._loaded[model] = await asyncio.to_thread(self._load_sync, source, kind)
+        except (OSError, ValueError, TypeError) as exc:
+            raise BindingUnavailable(f"diffusers could not load '{model}' from '{source}': "
+                                     f"{exc}") from exc
+
+    def _load_sync(self, source: str, kind: str) -> _Loaded:
+        import torch
+        from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+        factory: Any = AutoPipelineForText2Image if kind == "tti" else DiffusionPipeline
+        pipe = factory.from_pretrained(source, torch_dtype=getattr(torch, self._dtype_name()),
+                                       local_files_only=not self.cfg.allow_download)
+        if self.cfg.offload == "model":
+            pipe.enable_model_cpu_offload(device=self.cfg.device)
+        elif self.cfg.offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=self.cfg.device)
+        else:
+            pipe = pipe.to(self.cfg.device)
+        if self.cfg.attention_slicing:
+            pipe.enable_attention_slicing()
+        if self.cfg.vae_tiling and hasattr(pipe, "vae"):
+            pipe.vae.enable_tiling()
+        pipe.set_progress_bar_config(disable=True)
+        return _Loaded(pipe, kind)
+
+    async def unload(self, model: str) -> None:
+        if self._loaded.pop(model, None) is None:
+            return
+        import gc
+
+        gc.collect()
+        with contextlib.suppress(ImportError):
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    async def close(self) -> None:
+        for model in list(self._loaded):
+            await self.unload(model)
+
+    # -- generation ------------------------------------------------------------------------
+    def check_request(self, request: BindingRequest) -> None:
+        if not request.model:  # a bare probe of accepted parameters (accepts_parameter)
+            media_options(request, _IMAGE_OPTIONS + _VIDEO_OPTIONS)
+            return
+        kind = self.kind(request.model)
+        if kind != request.generation_type:
+            raise BadRequest(f"'{request.model}' is a {kind} pipeline; it cannot serve "
+                             f"generation_type '{request.generation_type}'.",
+                             param="generation_type")
+        options = media_options(request, _IMAGE_OPTIONS if kind == "tti" else _VIDEO_OPTIONS)
+        for side in ("width", "height"):
+            value = getattr(options, side)
+            if value is not None and value % 8:
+                raise BadRequest(f"parameters.{side} must be a multiple of 8 (got {value}).",
+                                 param=f"parameters.{side}")
+        if kind == "ttv" and options.format not in (None, "mp4"):
+            raise BadRequest("Videos are encoded as mp4.", param="parameters.format")
+        if kind == "tti" and options.format in ("wav", "mp4"):
+            raise BadRequest("Images are png, jpeg or webp.", param="parameters.format")
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        loaded = self._loaded.get(request.model)
+        if loaded is None:
+            raise GenerationFailed(f"'{request.model}' is not loaded")
+        options = media_options(request)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def report(item: Event | BaseException | None) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            try:
+                for event in self._run(loaded, request, options, stop, report):
+                    report(event)
+                report(None)
+            except BaseException as exc:  # handed to the event loop, raised there
+                report(exc)
+
+        worker = loop.run_in_executor(None, work)
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, _Stopped):
+                    return
+                if isinstance(item, BaseException):
+                    raise _wrap(item)
+                yield item
+            yield Usage(prompt_tokens=0, completion_tokens=0)
+            yield Finished("stop")
+        finally:
+            stop.set()  # the pipeline stops at its next step
+            await asyncio.shield(worker)
+
+    def _run(self, loaded: _Loaded, request: BindingRequest, options: MediaOptions,
+             stop: threading.Event, report: Any) -> list[Event]:
+        import torch
+
+        seed = request.params.seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        total = options.steps or 0
+
+        def on_step(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]
+                    ) -> dict[str, Any]:
+            if stop.is_set():
+                raise _Stopped()
+            steps = getattr(pipe, "num_timesteps", None) or total
+            report(Step("step_progress", f"step {step + 1} of {steps}",
+                        data={"step": step + 1, "total": steps}))
+            return kwargs
+
+        common: dict[str, Any] = {
+            "prompt": prompt_of(request), "negative_prompt": options.negative_prompt,
+            "generator": torch.Generator(device="cpu").manual_seed(seed),
+            "callback_on_step_end": on_step,
+        }
+        for name, key in (("width", "width"), ("height", "height"),
+                          ("steps", "num_inference_steps"), ("guidance", "guidance_scale")):
+            if getattr(options, name) is not None:
+                common[key] = getattr(options, name)
+        with loaded.lock:
+            if loaded.kind == "ttv":
+                return self._video(loaded, common, options, seed)
+            return self._images(loaded, request, common, options, seed)
+
+    def _images(self, loaded: _Loaded, request: BindingRequest, common: dict[str, Any],
+                options: MediaOptions, seed: int) -> list[Event]:
+        pipe = loaded.pipe
+        source = input_image(request)
+        if source is not None:
+            import io
+
+            from diffusers import AutoPipelineForImage2Image
+            from PIL import Image
+
+            if loaded.img2img is None:
+                loaded.img2img = AutoPipelineForImage2Image.from_pipe(pipe)
+                loaded.img2img.set_progress_bar_config(disable=True)
+            pipe = loaded.img2img
+            picture = Image.open(io.BytesIO(source.data)).convert("RGB")
+            common["image"] = picture.resize((common.get("width", picture.width),
+                                              common.get("height", picture.height)))
+            common.pop("width", None)
+            common.pop("height", None)
+            if options.strength is not None:
+                common["strength"] = options.strength
+        result = pipe(num_images_per_prompt=options.n, output_type="pil", **common)
+        outputs: list[Event] = []
+        for index, image in enumerate(result.images):
+            data, mime = encode_image(image, options.format or "png")
+            outputs.append(MediaOutput(data, mime, "image", {
+                "seed": seed, "index": index, "width": image.width, "height": image.height,
+                "image_to_image": source is not None}))
+        return outputs
+
+    def _video(self, loaded: _Loaded, common: dict[str, Any], options: MediaOptions,
+               seed: int) -> list[Event]:
+        fps = options.fps or self.cfg.default_fps
+        if options.num_frames is not None:
+            common["num_frames"] = options.num_frames
+        result = loaded.pipe(num_videos_per_prompt=options.n, output_type="np", **common)
+        outputs: list[Event] = []
+        for index, frames in enumerate(result.frames):
+            outputs.append(MediaOutput(encode_mp4(frames, fps), "video/mp4", "video", {
+                "seed": seed, "index": index, "frames": len(frames), "fps": fps,
+                "width": int(frames.shape[2]), "height": int(frames.shape[1])}))
+        return outputs
+
+
+def _wrap(exc: BaseException) -> BaseException:
+    if isinstance(exc, ValueError):  # the pipeline's own checks of sizes and arguments
+        return BadRequest(f"diffusers rejected the request: {exc}")
+    if isinstance(exc, BadRequest | GenerationFailed):
+        return exc
+    logger.error("diffusers pipeline failed: %r", exc)
+    return GenerationFailed(f"diffusers pipeline failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,212 @@
+"""Text-to-music with MusicGen through transformers (optional extra ``[transformers]``).
+
+Models are MusicGen checkpoints (``save_pretrained`` folders, or hub ids in the local cache)
+such as facebook/musicgen-small. ``duration`` (seconds) sets how many audio frames are
+generated; the output is trimmed to exactly that length and returned as 16-bit WAV. Closing
+the stream stops generation at the next frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event, Finished, MediaOutput, Usage
+from lollms_server.bindings.media import encode_wav, media_options, prompt_of
+from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+
+__all__ = ["MusicGenBinding", "MusicGenConfig"]
+
+_OPTIONS = ("duration", "guidance", "format")
+_WEIGHTS = ("*.safetensors", "*.bin")
+
+
+class MusicGenConfig(BindingConfig):
+    models: dict[str, str] = Field(
+        default_factory=dict, description="name -> MusicGen folder or hub id (local cache).")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1'...")
+    allow_download: bool = False
+    default_duration: float = Field(8.0, gt=0, le=600)
+    max_duration: float = Field(60.0, gt=0, le=600)
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class MusicGenBinding(Binding):
+    name: ClassVar[str] = "musicgen"
+    description: ClassVar[str] = "MusicGen text-to-music (transformers)."
+    modalities: ClassVar[frozenset[str]] = frozenset({"ttm"})
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
+    Config: ClassVar[type[BindingConfig]] = MusicGenConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: MusicGenConfig = config  # type: ignore[assignment]
+        self._loaded: dict[str, _Loaded] = {}
+
+    def _sources(self) -> dict[str, str]:
+        return dict(self.cfg.models)
+
+    def _source(self, model: str) -> str:
+        sources = self._sources()
+        if model not in sources:
+            raise ModelNotFound(model, self.instance_name, sources)
+        return sources[model]
+
+    def _size(self, source: str) -> int | None:
+        folder = Path(source)
+        if not folder.is_dir():
+            return None
+        return sum(p.stat().st_size for pattern in _WEIGHTS for p in folder.glob(pattern))
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [ModelInfo(name=name, modalities=["ttm"], size_bytes=self._size(src),
+                          loaded=name in self._loaded, details={"source": src})
+                for name, src in self._sources().items()]
+
+    async def model_info(self, model: str) -> ModelInfo:
+        source = self._source(model)
+        return ModelInfo(name=model, modalities=["ttm"], size_bytes=self._size(source),
+                         loaded=model in self._loaded, details={"source": source})
+
+    def memory_estimate(self, model: str) -> int | None:
+        try:
+            size = self._size(self._source(model))
+        except ModelNotFound:
+            return None
+        if size is None:
+            return None
+        return size // 2 if self._dtype_name() in ("float16", "bfloat16") else size
+
+    def memory_used(self, model: str) -> int | None:
+        loaded = self._loaded.get(model)
+        return int(loaded.model.get_memory_footprint()) if loaded else None
+
+    def memory_device(self, model: str) -> str:
+        device = self.cfg.device
+        if device in ("cpu", "mps"):
+            return "cpu"
+        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+
+    def _dtype_name(self) -> str:
+        if self.cfg.dtype != "auto":
+            return self.cfg.dtype
+        return "float32" if self.cfg.device in ("cpu", "mps") else "float16"
+
+    async def load(self, model: str) -> None:
+        if model in self._loaded:
+            return
+        source = self._source(model)
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise BindingUnavailable("transformers/torch are not installed: pip install "
+                                     "'lollms_server[transformers]'") from exc
+        try:
+            self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
+        except (OSError, ValueError) as exc:
+            raise BindingUnavailable(f"could not load MusicGen '{model}' from '{source}': "
+                                     f"{exc}") from exc
+
+    def _load_sync(self, source: str) -> _Loaded:
+        import torch
+        from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+        local = not self.cfg.allow_download
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+        network: Any = MusicgenForConditionalGeneration.from_pretrained(
+            source, local_files_only=local, dtype=getattr(torch, self._dtype_name()))
+        network = network.to(self.cfg.device).eval()
+        return _Loaded(network, tokenizer)
+
+    async def unload(self, model: str) -> None:
+        if self._loaded.pop(model, None) is None:
+            return
+        import gc
+
+        gc.collect()
+        with contextlib.suppress(ImportError):
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    async def close(self) -> None:
+        for model in list(self._loaded):
+            await self.unload(model)
+
+    def check_request(self, request: BindingRequest) -> None:
+        options = media_options(request, _OPTIONS)
+        if options.format not in (None, "wav"):
+            raise BadRequest("MusicGen produces wav audio.", param="parameters.format")
+        if options.duration is not None and options.duration > self.cfg.max_duration:
+            raise BadRequest(f"parameters.duration is at most {self.cfg.max_duration:g} s "
+                             "here (max_duration).", param="parameters.duration")
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        loaded = self._loaded.get(request.model)
+        if loaded is None:
+            raise GenerationFailed(f"'{request.model}' is not loaded")
+        stop = threading.Event()
+        work = asyncio.ensure_future(asyncio.to_thread(self._generate, loaded, request, stop))
+        try:
+            samples, rate, seed, duration = await asyncio.shield(work)
+        finally:
+            stop.set()
+            if not work.done():
+                with contextlib.suppress(Exception):
+                    await work  # it stops at its next frame
+        yield MediaOutput(encode_wav(samples, rate), "audio/wav", "audio", {
+            "sample_rate": rate, "duration_s": duration, "seed": seed})
+        yield Usage(prompt_tokens=0, completion_tokens=0)
+        yield Finished("stop")
+
+    def _generate(self, loaded: _Loaded, request: BindingRequest,
+                  stop: threading.Event) -> tuple[Any, int, int, float]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
+
+        options = media_options(request)
+        duration = options.duration or self.cfg.default_duration
+        audio_config = loaded.model.config.audio_encoder
+        rate = int(audio_config.sampling_rate)
+        codebooks = loaded.model.decoder.num_codebooks
+        tokens = math.ceil(duration * audio_config.frame_rate) + codebooks
+        seed = request.params.seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        inputs = loaded.tokenizer([prompt_of(request)], return_tensors="pt", padding=True)
+        kwargs: dict[str, Any] = {"max_new_tokens": tokens, "do_sample": True,
+                                  "stopping_criteria": StoppingCriteriaList([_Stop()])}
+        if options.guidance is not None:
+            kwargs["guidance_scale"] = options.guidance
+        if request.params.temperature is not None:
+            kwargs["temperature"] = request.params.temperature
+        with loaded.lock, torch.inference_mode():
+            torch.manual_seed(seed)
+            audio = loaded.model.generate(**inputs.to(loaded.model.device), **kwargs)
+        if stop.is_set():
+            raise GenerationFailed("cancelled")
+        samples = audio[0].float().cpu().numpy()[:, : int(duration * rate)]
+        return samples, rate, seed, round(samples.shape[-1] / rate, 3)

@@ -1,0 +1,214 @@
+"""Images, video, music and speech through every API, with tiny pipelines built from configs
+(diffusers SD and Wan, MusicGen) and the real piper joe voice."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import wave
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+
+from lollms_server.app import create_app
+from lollms_server.config import load_config
+from tests.conftest import API_KEY, AUTH, BASE_CONFIG
+from tests.diffusers_support import (
+    build_tiny_musicgen,
+    build_tiny_sd,
+    build_tiny_wan,
+    needs_diffusers,
+    needs_piper,
+)
+from tests.live import serve_in_thread
+
+pytestmark = [*needs_diffusers, *needs_piper, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest.fixture(scope="module")
+def media_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, str]]:
+    root = tmp_path_factory.mktemp("media")
+    sd, wan, music = build_tiny_sd(root), build_tiny_wan(root), build_tiny_musicgen(root)
+    path = root / "config.toml"
+    path.write_text(BASE_CONFIG.replace('[defaults]\nttt_binding = "fake"\n', f"""
+[defaults]
+ttt_binding = "fake"
+tti_binding = "media"
+tti_model = "sd"
+ttv_binding = "media"
+ttv_model = "wan"
+ttm_binding = "music"
+tts_binding = "voice"
+
+[bindings.media]
+type = "diffusers"
+models = {{ sd = "{sd}", wan = "{wan}" }}
+
+[bindings.music]
+type = "musicgen"
+models = {{ tiny = "{music}" }}
+
+[bindings.voice]
+type = "piper"
+"""))
+    app = create_app(load_config(path))
+    with serve_in_thread(app) as url:
+        yield app, url
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def client(media_app: tuple[FastAPI, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=media_app[1], headers=AUTH, timeout=120) as c:
+        yield c
+
+
+def _png(data: str) -> Any:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    assert image.format == "PNG"
+    return image
+
+
+def _wav(data: bytes) -> tuple[int, float]:
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getframerate(), w.getnframes() / w.getframerate()
+
+
+async def _generate(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/generate", json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_text_to_image(client: httpx.AsyncClient) -> None:
+    params = {"width": 64, "height": 48, "steps": 2, "n": 2, "seed": 7}
+    body = await _generate(client, prompt="a cat", generation_type="tti", parameters=params)
+    images = body["output"]
+    assert [o["type"] for o in images] == ["image", "image"]
+    assert all(_png(o["data"]).size == (64, 48) for o in images)
+    assert images[0]["metadata"]["seed"] == 7 and images[0]["mime_type"] == "image/png"
+    again = await _generate(client, prompt="a cat", generation_type="tti", parameters=params)
+    assert again["output"][0]["data"] == images[0]["data"]  # the seed makes it reproducible
+    jpeg = await _generate(client, prompt="a cat", generation_type="tti",
+                           parameters={"width": 64, "height": 64, "steps": 1,
+                                       "format": "jpeg"})
+    assert base64.b64decode(jpeg["output"][0]["data"])[:3] == b"\xff\xd8\xff"
+
+
+async def test_image_to_image_and_progress_stream(client: httpx.AsyncClient) -> None:
+    source = (await _generate(client, prompt="a cat", generation_type="tti",
+                              parameters={"width": 64, "height": 64, "steps": 1})
+              )["output"][0]["data"]
+    async with client.stream("POST", "/api/v1/generate", json={
+            "generation_type": "tti", "stream": True,
+            "input_data": [{"type": "text", "data": "a dog"},
+                           {"type": "image", "data": source, "mime_type": "image/png"}],
+            "parameters": {"steps": 4, "strength": 0.5}}) as response:
+        events = [json.loads(line[6:]) async for line in response.aiter_lines()
+                  if line.startswith("data: ")]
+    progress = [e for e in events if e["type"] == "step"]
+    assert progress and progress[0]["kind"] == "step_progress"
+    assert [e["text"] for e in progress] == ["step 1 of 2", "step 2 of 2"]  # 4 * strength
+    media = next(e for e in events if e["type"] == "media")
+    assert media["kind"] == "image" and media["metadata"]["image_to_image"] is True
+    assert _png(media["data"]).size == (64, 64)
+    assert events[-1]["type"] == "final" and events[-1]["output"][0]["type"] == "image"
+
+
+async def test_text_to_video_is_an_mp4(client: httpx.AsyncClient) -> None:
+    import av
+
+    body = await _generate(client, prompt="waves on rocks", generation_type="ttv",
+                           parameters={"width": 32, "height": 48, "num_frames": 9, "fps": 8,
+                                       "steps": 2, "seed": 3})
+    video = body["output"][0]
+    assert video["type"] == "video" and video["mime_type"] == "video/mp4"
+    with av.open(io.BytesIO(base64.b64decode(video["data"]))) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert (stream.codec_context.name, float(stream.average_rate)) == ("h264", 8.0)
+    assert len(frames) == 9 and (frames[0].width, frames[0].height) == (32, 48)
+    assert video["metadata"] == {"seed": 3, "index": 0, "frames": 9, "fps": 8, "width": 32,
+                                 "height": 48}
+
+
+async def test_text_to_music_is_a_wav(client: httpx.AsyncClient) -> None:
+    body = await _generate(client, prompt="calm piano", generation_type="ttm",
+                           parameters={"duration": 1.5, "seed": 1})
+    audio = body["output"][0]
+    assert audio["mime_type"] == "audio/wav"
+    assert _wav(base64.b64decode(audio["data"])) == (16000, 1.5)
+
+
+async def test_speech_with_the_joe_voice(client: httpx.AsyncClient) -> None:
+    text = "Hello from lollms server. This is a test of the joe voice."
+    normal = await _generate(client, prompt=text, generation_type="tts")
+    rate, seconds = _wav(base64.b64decode(normal["output"][0]["data"]))
+    assert rate == 22050 and 2.0 < seconds < 8.0  # about 12 words
+    fast = await _generate(client, prompt=text, generation_type="tts",
+                           parameters={"speed": 2.0})
+    _, fast_seconds = _wav(base64.b64decode(fast["output"][0]["data"]))
+    assert fast_seconds < 0.75 * seconds
+
+
+async def test_openai_sdk_images_and_speech(media_app: tuple[FastAPI, str]) -> None:
+    sdk = openai.AsyncOpenAI(base_url=media_app[1] + "/v1", api_key=API_KEY, max_retries=0)
+    result = await sdk.images.generate(model="media/sd", prompt="a red car", size="64x64", n=2,
+                                       response_format="b64_json",
+                                       extra_body={"num_inference_steps": 1, "seed": 2})
+    assert len(result.data) == 2 and _png(result.data[0].b64_json).size == (64, 64)
+    speech = await sdk.audio.speech.create(model="voice/en_US-joe-medium",
+                                           voice="en_US-joe-medium", input="Good morning.",
+                                           response_format="wav")
+    assert _wav(speech.content)[0] == 22050
+    with pytest.raises(openai.BadRequestError, match="voices: en_US-joe-medium"):
+        await sdk.audio.speech.create(model="voice/en_US-joe-medium", voice="alloy",
+                                      input="Hi")
+    with pytest.raises(openai.BadRequestError, match="b64_json"):
+        await sdk.images.generate(model="media/sd", prompt="x", response_format="url")
+
+
+def test_lollms_client_tti_binding(media_app: tuple[FastAPI, str]) -> None:
+    from lollms_client.tti_bindings.lollms import LollmsTTIBinding
+
+    binding = LollmsTTIBinding(host_address=media_app[1], service_key=API_KEY,
+                               model_name="media/sd")
+    png = binding.generate_image("a lighthouse", width=64, height=64, num_inference_steps=1)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    models = binding.list_models_by_type("tti")
+    assert {m["model_name"] for m in models} == {"media/sd", "media/wan"}
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ({"prompt": "x", "generation_type": "ttv", "model_name": "sd", "binding_name": "media"},
+     "'sd' is a tti pipeline"),
+    ({"prompt": "x", "generation_type": "tti", "parameters": {"width": 65}},
+     "multiple of 8"),
+    ({"prompt": "x", "generation_type": "tti", "parameters": {"fps": 3}}, "do not apply"),
+    ({"prompt": "x", "generation_type": "tti", "parameters": {"steps": 0}}, "steps"),
+    ({"prompt": "x", "generation_type": "tts", "parameters": {"voice": "alloy"}},
+     "Voice 'alloy' not found"),
+    ({"prompt": "x", "generation_type": "ttm", "parameters": {"duration": 900}}, "duration"),
+])
+async def test_bad_media_requests_are_clear_400s(client: httpx.AsyncClient,
+                                                 body: dict[str, Any], needle: str) -> None:
+    response = await client.post("/api/v1/generate", json=body)
+    assert response.status_code == 400, response.text
+    assert needle in response.json()["error"]["message"]
+
+
+async def test_models_list_their_modality(client: httpx.AsyncClient) -> None:
+    models = (await client.get("/api/v1/list_models")).json()["models"]
+    assert {m["name"]: m["modalities"] for m in models["media"]} == {"sd": ["tti"],
+                                                                     "wan": ["ttv"]}
+    assert models["music"][0]["modalities"] == ["ttm"]
+    joe = models["voice"][0]
+    assert joe["name"] == "en_US-joe-medium" and joe["details"]["sample_rate"] == 22050
