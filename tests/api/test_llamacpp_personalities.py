@@ -47,6 +47,13 @@ async def test_smollm2_calls_a_function_through_the_prompt_protocol(
     assert len(results) == len(calls) and all(r["content"] for r in results)
     assert body["output"][0]["type"] == "text" and body["output"][0]["data"].strip()
     assert body["usage"]["completion_tokens"] > 0
+    nested = await client.post("/api/v1/generate", json={
+        "prompt": "How many days from 2026-01-01 to 2026-01-10?", "functions": ["count_days"],
+        "tool_choice": "required", "max_tool_rounds": 1,
+        "parameters": {"max_tokens": 32, "temperature": 0}})
+    assert nested.status_code == 200, nested.text  # the grammar resolves nested $defs
+    call = next(o["data"] for o in nested.json()["output"] if o["type"] == "tool_call")
+    assert set(json.loads(call["arguments"])["period"]) == {"start", "end"}
 
 
 async def test_smollm2_with_a_personality_and_both_script_forms(

@@ -35,6 +35,17 @@ async def run_workflow(prompt, params, context):
     await context.send("partial ")
     raise ValueError("the script broke")
 """
+EXITING = """
+import sys
+
+async def run_workflow(prompt, params, context):
+    sys.exit("bye")
+"""
+REPLACING = """
+async def run_workflow(prompt, params, context):
+    await context.set_content("Thinking...")
+    await context.set_content("Final answer")
+"""
 SLEEPY = """
 import asyncio
 
@@ -74,6 +85,7 @@ class Processor(APScript):
 
 ZOO_HELPERS = """
 from ascii_colors import ASCIIColors, trace_exception
+from lollms import config as lollms_config
 from lollms.config import BaseConfig, ConfigTemplate, TypedConfig
 from lollms.personality import APScript
 from lollms.types import MSG_OPERATION_TYPE
@@ -87,7 +99,8 @@ except ImportError as exc:
 
 class Processor(APScript):
     def __init__(self, personality, callback=None):
-        template = ConfigTemplate([{"name": "rounds", "type": "int", "value": 2, "max": 3}])
+        template = lollms_config.ConfigTemplate(
+            [{"name": "rounds", "type": "int", "value": 2, "max": 3}])
         super().__init__(personality, TypedConfig(template, BaseConfig.from_template(template)),
                          callback=callback)
 
@@ -130,6 +143,13 @@ def config_text(tmp_path: Path) -> str:
     _personality(extra, "zoo_old", "processor.py", ZOO_OLD_STYLE)
     _personality(extra, "unimportable", "workflow.py", "import not_a_module\n")
     _personality(extra, "zoo_helpers", "processor.py", ZOO_HELPERS)
+    _personality(extra, "exiting", "workflow.py", EXITING)
+    _personality(extra, "replacing", "workflow.py", REPLACING)
+    (extra / "tests" / "odd").mkdir()
+    (extra / "tests" / "odd" / "config.yaml").write_text(
+        'name: odd\nmodel_top_k: .inf\nmodel_temperature: .nan\nscript: "\\0x.py"\n')
+    (extra / "tests" / "odd" / "assets").mkdir()
+    (extra / "tests" / "odd" / "assets" / "logo.png").symlink_to("/etc/hostname")
     (extra / "tests" / "broken").mkdir()
     (extra / "tests" / "broken" / "config.yaml").write_text("name: [oops\n")
     return textwrap.dedent(BASE_CONFIG) + textwrap.dedent(f"""
@@ -192,7 +212,7 @@ async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str
 async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/list_personalities")).json()
     ids = {p["id"] for p in body["personalities"]}
-    assert len(ids) == 48 + 4 + 6
+    assert len(ids) == 48 + 4 + 9
     assert [e["folder"] for e in body["errors"]] == ["broken"]
     ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
     assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
@@ -371,6 +391,7 @@ async def test_zoo_helpers_become_events(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(("name", "error_type", "needle"), [
     ("failing", "workflow_error", "ValueError: the script broke"),
+    ("exiting", "workflow_error", "SystemExit: bye"),
     ("zoo_failing", "workflow_error", "KeyError: 'missing thing'"),
     ("sleepy", "workflow_timeout", "did not finish within 1 s"),
 ])
@@ -379,7 +400,7 @@ async def test_failing_and_slow_scripts_end_with_an_error_event(
     started = time.perf_counter()
     events = await _sse(client, {"prompt": "go", "personality": name})
     assert time.perf_counter() - started < 5
-    assert events[0]["type"] == "step"
+    assert events[0]["type"] == "step" or name == "exiting"
     error = events[-1]
     assert error["type"] == "error" and error["error"]["type"] == error_type
     assert needle in error["error"]["message"]
@@ -469,7 +490,7 @@ delay_s = 0.2
 async def test_disconnect_stops_a_workflow(live_slow, personality: str, until: str) -> None:  # type: ignore[no-untyped-def]
     app, url = live_slow
     binding = app.state.bindings.get("slow")
-    before = binding.cancelled
+    before, started_before = binding.cancelled, len(binding.requests)
     body = {"prompt": "some text", "personality": personality, "stream": True}
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=5) as client, \
             client.stream("POST", "/api/v1/generate", json=body) as response:
@@ -480,4 +501,52 @@ async def test_disconnect_stops_a_workflow(live_slow, personality: str, until: s
     while app.state.scheduler.active_leases() or binding.running:
         assert time.perf_counter() - started < 1.5, "workflow still running after disconnect"
         await asyncio.sleep(0.01)
-    assert binding.cancelled == before + 1  # the generation under it was stopped
+    # Every generation the workflow started was stopped (the client may also leave before
+    # the zoo processor's thread started one: then there is nothing to stop).
+    started = len(binding.requests) - started_before
+    stopped = binding.cancelled - before
+    if personality == "step_planner":  # the plan completed; the streamed answer was stopped
+        assert (started, stopped) == (2, 1)
+    else:
+        assert stopped == started <= 1
+
+
+async def test_hostile_or_odd_personality_files(client: httpx.AsyncClient) -> None:
+    odd = (await client.get("/api/v1/personalities/odd")).json()
+    assert odd["sampling"] == {} and odd["script_available"] is False
+    assert any("not a usable number" in w for w in odd["warnings"])
+    assert (await client.get("/api/v1/personalities/odd/logo")).status_code == 404
+
+
+async def test_tool_loop_limits_and_refusals(client: httpx.AsyncClient) -> None:
+    # The model asks for calculate, but the request enabled only current_time.
+    body = (await client.post("/api/v1/generate", json={
+        "prompt": "1 + 1?", "binding_name": "json", "functions": ["current_time"]})).json()
+    result = next(o for o in body["output"] if o["type"] == "tool_result")["data"]
+    assert result == {"id": "call_1", "name": "calculate", "ok": False, "content": json.dumps(
+        {"error": "unknown function 'calculate'; available: current_time"})}
+    # A small max_tokens is for the answer, not for the function-call decision.
+    body = (await client.post("/api/v1/generate", json={
+        "prompt": "1 + 1?", "binding_name": "json", "functions": ["calculate"],
+        "parameters": {"max_tokens": 4}})).json()
+    assert [o["type"] for o in body["output"]] == ["text", "tool_call", "tool_result"]
+    raw = await client.post("/api/v1/generate", json={
+        "prompt": "1 + 1?", "raw_prompt": True, "functions": ["calculate"]})
+    assert raw.status_code == 400 and raw.json()["error"]["param"] == "raw_prompt"
+    scripted = await client.post("/api/v1/generate", json={
+        "prompt": "x", "personality": "step_planner", "functions": ["calculate"]})
+    assert scripted.status_code == 400 and "runs its own script" in scripted.text
+
+
+async def test_lollms_generate_stream_shows_rewrites_and_errors(
+        client: httpx.AsyncClient) -> None:
+    async def stream(personality: str) -> str:
+        async with client.stream("POST", "/lollms_generate", json={
+                "prompt": "!@>user: go", "personality": personality, "stream": True}) as r:
+            assert r.status_code == 200
+            return (await r.aread()).decode()
+
+    assert await stream("replacing") == "Thinking...\n\nFinal answer"
+    assert await stream("failing") == ("partial \n\n[error: workflow_error: The script of "
+                                       "personality 'tests/failing' failed: ValueError: the "
+                                       "script broke]")

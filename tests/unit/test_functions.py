@@ -159,3 +159,31 @@ async def test_example_modules() -> None:
     assert now.ok and now.value.endswith(("+01:00", "+02:00"))
     assert "unknown time zone" in (await registry.call("current_time",
                                                        {"timezone": "Mars/Base"})).error
+
+
+def test_decision_schema_resolves_nested_models() -> None:
+    from lollms_server.generation.tools import decision_schema, parse_decision
+
+    registry = FunctionRegistry.discover([EXAMPLES])
+    schema = decision_schema([registry.get("count_days"), registry.get("calculate")],
+                             required=False)
+    refs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            refs.extend(v for k, v in node.items() if k == "$ref")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert refs == ["#/$defs/count_days__Period"]
+    assert set(schema["$defs"]) == {"count_days__Period"}
+    assert [o["properties"]["tool"]["const"] for o in schema["anyOf"]] == [
+        "count_days", "calculate", "none"]
+    assert parse_decision('<tool_call>{"name": "calculate", "arguments": {"expression": "1"}}'
+                          '</tool_call>') == ("calculate", {"expression": "1"})
+    assert parse_decision('{"tool": "none"}') is None
+    assert parse_decision("Paris is the capital.") == "Paris is the capital."

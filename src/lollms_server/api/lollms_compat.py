@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,13 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
-from lollms_server.bindings.events import TextDelta
+from lollms_server.bindings.events import TextDelta, TextReplace
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
-from lollms_server.errors import BadRequest
+from lollms_server.errors import BadRequest, LollmsError
 from lollms_server.generation.service import GenerationRequest, GenerationService
 from lollms_server.personalities.prompting import split_lollms_prompt
 
 __all__ = ["router", "split_lollms_prompt"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-client"])
 _BINDING_TYPES = {"llm": "ttt", "tti": "tti", "ttv": "ttv", "ttm": "ttm", "tts": "tts",
@@ -168,6 +171,11 @@ async def lollms_generate(body: LollmsGenerateBody, service: Generation,
                 async for event in run:
                     if type(event) is TextDelta:
                         yield event.text.encode("utf-8")
+                    elif type(event) is TextReplace:  # cannot be undone: shown after it
+                        yield f"\n\n{event.text}".encode()
+            except LollmsError as exc:  # a plain text stream has no error event: say it
+                logger.warning("lollms_generate stream failed: %s", exc.message)
+                yield f"\n\n[error: {exc.error_type}: {exc.message}]".encode()
             finally:
                 run.close()
 

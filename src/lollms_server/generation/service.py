@@ -8,9 +8,10 @@ or :func:`collect` them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -293,6 +294,13 @@ class GenerationService:
         if personality is not None:
             request = self._recommended_target(request, personality)
             if personality.runs_script:
+                if request.functions or request.tools:
+                    raise BadRequest(f"Personality '{personality.id}' runs its own script; "
+                                     "its script calls functions itself (context."
+                                     "call_function).", param="functions")
+                if request.generation_type != "ttt":
+                    raise BadRequest("A scripted personality answers generation_type "
+                                     "'ttt' requests.", param="generation_type")
                 return await self._start_script(request, personality)
         if request.functions and request.tool_choice != "none":
             return await self._start_tools(request, personality)
@@ -384,13 +392,15 @@ class GenerationService:
         )
 
     async def events(self, request: GenerationRequest,
-                     personality: Personality | None = None) -> AsyncIterator[Event]:
+                     personality: Personality | None = None) -> AsyncGenerator[Event, None]:
         """Start one generation and yield its events (the lease lives as long as this)."""
         run = await self.start_single(request, personality)
+        iterator = run.__aiter__()
         try:
-            async for event in run:
+            async for event in iterator:
                 yield event
         finally:
+            await iterator.aclose()  # type: ignore[attr-defined]
             run.close()
 
     async def _start_tools(self, request: GenerationRequest,
@@ -400,13 +410,16 @@ class GenerationService:
                              "both.", param="functions")
         if request.generation_type != "ttt":
             raise BadRequest("Functions need generation_type 'ttt'.", param="functions")
+        if request.raw_prompt is not None:
+            raise BadRequest("Functions need a conversation, not 'raw_prompt'.",
+                             param="raw_prompt")
         functions = [self.functions.get(name) for name in dict.fromkeys(request.functions)]
         binding, model = await self.resolve("ttt", request.binding_name, request.model_name)
         await binding.model_info(model)
         fixed = replace(request, binding_name=binding.instance_name, model_name=model)
         rounds = request.max_tool_rounds or self.settings.functions.max_tool_rounds
 
-        def run_events(step: GenerationRequest) -> AsyncIterator[Event]:
+        def run_events(step: GenerationRequest) -> AsyncGenerator[Event, None]:
             return self.events(step, personality)
 
         loop = ToolLoop(fixed, binding, functions, self.functions, rounds, run_events)
@@ -419,6 +432,8 @@ class GenerationService:
         binding, model = await self.resolve("ttt", request.binding_name, request.model_name)
         await binding.model_info(model)
         fixed = replace(request, binding_name=binding.instance_name, model_name=model)
+        assert personality.script is not None
+        await asyncio.to_thread(self.scripts.module, personality.script.path)  # top-level code
         body = self.scripts.body(personality, fixed, self)
         return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
                            body=body, label=f"The script of personality '{personality.id}'",

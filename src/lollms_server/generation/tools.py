@@ -10,22 +10,23 @@ ones go back to the model as an error, never to the function.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import Event, TextDelta, ToolCall, ToolResult
 from lollms_server.bindings.types import Message
 from lollms_server.functions.model import FunctionDef
-from lollms_server.functions.registry import FunctionRegistry
+from lollms_server.functions.registry import CallResult, FunctionRegistry
 from lollms_server.generation.workflow import Emit
 
 __all__ = ["ToolLoop", "decision_schema", "parse_decision", "tool_instructions"]
 
-RunEvents = Callable[[Any], AsyncIterator[Event]]  # GenerationRequest -> its events
+RunEvents = Callable[[Any], AsyncGenerator[Event, None]]  # GenerationRequest -> its events
 _TAGGED = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 
 
@@ -40,17 +41,35 @@ def tool_instructions(functions: Sequence[FunctionDef], required: bool) -> str:
     return "\n".join(lines)
 
 
+def _rebase(node: Any, prefix: str) -> Any:
+    """``node`` with its ``#/$defs/X`` references renamed ``#/$defs/{prefix}X``."""
+    if isinstance(node, dict):
+        return {k: (f"#/$defs/{prefix}{v[len('#/$defs/'):]}"
+                    if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/")
+                    else _rebase(v, prefix)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebase(v, prefix) for v in node]
+    return node
+
+
 def decision_schema(functions: Sequence[FunctionDef], required: bool) -> dict[str, Any]:
-    options: list[dict[str, Any]] = [
-        {"type": "object",
-         "properties": {"tool": {"const": f.name}, "arguments": f.parameters},
-         "required": ["tool", "arguments"]}
-        for f in functions
-    ]
+    """One JSON object: a call of one of ``functions`` (or "none"). Each function's nested
+    models (``$defs``) move to the root, renamed per function, so references resolve."""
+    options: list[dict[str, Any]] = []
+    defs: dict[str, Any] = {}
+    for f in functions:
+        prefix = f"{f.name}__"
+        parameters = _rebase({k: v for k, v in f.parameters.items() if k != "$defs"}, prefix)
+        for name, definition in f.parameters.get("$defs", {}).items():
+            defs[prefix + name] = _rebase(definition, prefix)
+        options.append({"type": "object",
+                        "properties": {"tool": {"const": f.name}, "arguments": parameters},
+                        "required": ["tool", "arguments"]})
     if not required:
         options.append({"type": "object", "properties": {"tool": {"const": "none"}},
                         "required": ["tool"]})
-    return options[0] if len(options) == 1 else {"anyOf": options}
+    schema: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
+    return {**schema, "$defs": defs} if defs else schema
 
 
 def parse_decision(text: str) -> tuple[str, dict[str, Any]] | None | str:
@@ -79,6 +98,14 @@ def parse_decision(text: str) -> tuple[str, dict[str, Any]] | None | str:
     return str(name), arguments if isinstance(arguments, dict) else {"_value": arguments}
 
 
+DECISION_TOKENS = 512
+
+
+def _looks_like_json(text: str) -> bool:
+    stripped = text.strip()
+    return stripped.startswith(("{", "<tool_call>", "```")) or '"tool"' in stripped
+
+
 @dataclasses.dataclass
 class ToolLoop:
     """One request's loop. ``run_events`` starts a plain generation and yields its events."""
@@ -98,7 +125,12 @@ class ToolLoop:
 
     async def _call(self, emit: Emit, call: ToolCall) -> str:
         await emit(call)
-        result = await self.registry.call(call.name, call.arguments)
+        allowed = [f.name for f in self.functions]
+        if call.name in allowed:
+            result = await self.registry.call(call.name, call.arguments)
+        else:  # only what the request enabled, whatever the model asks for
+            result = CallResult(call.name, error=f"unknown function '{call.name}'; "
+                                f"available: {', '.join(allowed)}")
         await emit(ToolResult(call.id, call.name, result.as_text(), result.ok))
         return result.as_text()
 
@@ -113,13 +145,14 @@ class ToolLoop:
                                        tool_choice=None if last else choice)
             calls: list[ToolCall] = []
             text: list[str] = []
-            async for event in self.run_events(step):
-                if isinstance(event, ToolCall):
-                    calls.append(event)
-                    continue
-                if isinstance(event, TextDelta):
-                    text.append(event.text)
-                await emit(event)
+            async with contextlib.aclosing(self.run_events(step)) as events:
+                async for event in events:
+                    if isinstance(event, ToolCall):
+                        calls.append(event)
+                        continue
+                    if isinstance(event, TextDelta):
+                        text.append(event.text)
+                    await emit(event)
             if not calls:
                 return
             messages.append(Message("assistant", "".join(text), tool_calls=tuple(
@@ -138,17 +171,18 @@ class ToolLoop:
         extra = dict(self.request.extra)
         if self.binding.capabilities.structured_output:
             extra["json_schema"] = decision_schema(self.functions, required)
-        params = dataclasses.replace(self.request.params, max_tokens=min(
-            self.request.params.max_tokens or 512, 512), stop=())
+        # The decision has its own budget: the client's max_tokens is for the answer.
+        params = dataclasses.replace(self.request.params, max_tokens=DECISION_TOKENS, stop=())
         step = dataclasses.replace(
             self.request, messages=(Message("system", merged), *convo), functions=(),
             params=params, extra=extra, tool_choice=None)
         text: list[str] = []
-        async for event in self.run_events(step):
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-            else:
-                await emit(event)
+        async with contextlib.aclosing(self.run_events(step)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                else:
+                    await emit(event)
         return "".join(text)
 
     async def _prompted(self, emit: Emit) -> None:
@@ -158,8 +192,10 @@ class ToolLoop:
         seen: set[str] = set()
         for round_ in range(self.max_rounds):
             decision = parse_decision(await self._decide(emit, messages, required))
-            if isinstance(decision, str):  # answered in prose: that is the answer
-                await emit(TextDelta(decision))
+            if isinstance(decision, str):
+                if _looks_like_json(decision):  # a call that did not parse: answer instead
+                    break
+                await emit(TextDelta(decision))  # answered in prose: that is the answer
                 return
             if decision is None:
                 break
@@ -191,5 +227,6 @@ class ToolLoop:
                 messages.append(Message("user", note))
         step = dataclasses.replace(self.request, messages=tuple(messages), functions=(),
                                    tool_choice=None)
-        async for event in self.run_events(step):
-            await emit(event)
+        async with contextlib.aclosing(self.run_events(step)) as events:
+            async for event in events:
+                await emit(event)

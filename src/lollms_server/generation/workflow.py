@@ -47,6 +47,7 @@ class WorkflowRun:
         self._body = body
         self._usage = [0, 0]
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
@@ -62,24 +63,37 @@ class WorkflowRun:
             return
         if self.first_token_ms is None and isinstance(event, TextDelta):
             self.first_token_ms = (time.perf_counter() - self.started) * 1000
+        if self._closed:  # nobody reads any more: drop, never block the producer
+            return
         await queue.put(event)
+
+    async def _guarded(self, emit: Emit) -> None:
+        """The body, with its own failures turned into LollmsErrors (so that a TimeoutError
+        it raises is not taken for the time limit, and SystemExit cannot stop the server)."""
+        try:
+            await self._body(emit)
+        except (LollmsError, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            logger.error("%s failed: %s: %s", self.label, type(exc).__name__, exc,
+                         exc_info=not isinstance(exc, SystemExit | KeyboardInterrupt))
+            raise WorkflowFailed(f"{self.label} failed: {type(exc).__name__}: {exc}"
+                                 ) from None
 
     async def _drive(self, queue: asyncio.Queue[Any]) -> None:
         async def emit(event: Event) -> None:
             await self._emit_into(queue, event)
 
+        outcome: Any = _DONE
         try:
-            await asyncio.wait_for(self._body(emit), self.timeout)
+            await asyncio.wait_for(self._guarded(emit), self.timeout)
         except asyncio.TimeoutError:
-            await queue.put(WorkflowTimeout(
-                f"{self.label} did not finish within {self.timeout:g} s; stopped."))
+            outcome = WorkflowTimeout(
+                f"{self.label} did not finish within {self.timeout:g} s; stopped.")
         except LollmsError as exc:
-            await queue.put(exc)
-        except Exception as exc:
-            logger.exception("%s failed", self.label)
-            await queue.put(WorkflowFailed(f"{self.label} failed: {type(exc).__name__}: {exc}"))
-        else:
-            await queue.put(_DONE)
+            outcome = exc
+        if not self._closed:
+            await queue.put(outcome)
 
     async def _iterate(self) -> AsyncIterator[Event]:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
@@ -99,6 +113,7 @@ class WorkflowRun:
 
     def close(self) -> None:
         """Stop the body (idempotent); its generations release their leases as they end."""
+        self._closed = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
 

@@ -7,6 +7,7 @@ keys. The reader accepts all of that and keeps unknown keys in ``Personality.raw
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -109,31 +110,47 @@ def _sampling(raw: dict[str, Any], warnings: list[str]) -> Sampling:
                 continue
             try:
                 number = float(value)
+                if not math.isfinite(number) or number < 0:
+                    raise ValueError(value)
                 values[field] = int(number) if field in ("top_k", "repeat_last_n",
                                                         "max_tokens") else number
-            except (TypeError, ValueError):
-                warnings.append(f"'{key}' is not a number ({value!r}); ignored")
+            except (TypeError, ValueError, OverflowError):
+                warnings.append(f"'{key}' is not a usable number ({value!r}); ignored")
             break
     return Sampling(**values)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (links followed) stays inside ``folder``."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def _script(raw: dict[str, Any], folder: Path, warnings: list[str]) -> ScriptInfo | None:
     named = raw.get("script")
     if named:
-        path = (folder / str(named)).resolve()
-        if not path.is_relative_to(folder.resolve()) or path.suffix != ".py":
+        path = folder / str(named)
+        if not _inside(path, folder) or path.suffix != ".py":
             warnings.append(f"script '{named}' must be a .py file inside the personality "
                             "folder; loaded as a plain personality")
             return ScriptInfo(kind="workflow", path=path, available=False,
                               reason="script outside the personality folder")
+        path = path.resolve()
         if not path.is_file():
             warnings.append(f"script '{named}' is missing; loaded as a plain personality")
             return ScriptInfo(kind="workflow", path=path, available=False,
                               reason=f"{named} not found")
         return ScriptInfo(kind="workflow", path=path, available=True)
     processor = folder / "scripts" / "processor.py"
-    if processor.is_file():
+    if processor.is_file() and _inside(processor, folder):
         return ScriptInfo(kind="zoo", path=processor, available=True)
+    if processor.is_file():
+        warnings.append("scripts/processor.py links outside the personality folder; loaded "
+                        "as a plain personality")
+        return ScriptInfo(kind="zoo", path=processor, available=False,
+                          reason="outside the personality folder")
     if (folder / "scripts").is_dir():
         warnings.append("scripted personality whose scripts/processor.py is missing; loaded "
                         "as a plain personality")
@@ -145,7 +162,7 @@ def _script(raw: dict[str, Any], folder: Path, warnings: list[str]) -> ScriptInf
 def _logo(folder: Path) -> Path | None:
     for base in (folder / "assets", folder):
         for name in _LOGOS:
-            if (base / name).is_file():
+            if (base / name).is_file() and _inside(base / name, folder):
                 return base / name
     return None
 
@@ -154,7 +171,8 @@ def _translations(folder: Path) -> dict[str, Path]:
     languages = folder / "languages"
     if not languages.is_dir():
         return {}
-    return {p.stem: p for p in sorted(languages.glob("*.yaml")) if p.is_file()}
+    return {p.stem: p for p in sorted(languages.glob("*.yaml"))
+            if p.is_file() and _inside(p, folder)}
 
 
 def _optional(value: Any) -> str | None:

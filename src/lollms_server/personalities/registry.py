@@ -68,9 +68,11 @@ class PersonalityRegistry:
             if not folder.resolve().is_relative_to(root.resolve()):
                 raise PersonalityLoadError("links outside the configured folder")
             personality = load_personality(folder, root)
-        except PersonalityLoadError as exc:
-            logger.warning("skipped personality folder %s: %s", folder, exc)
-            problems.append(PersonalityProblem(path=str(folder), reason=str(exc)))
+        except Exception as exc:  # any bad folder is skipped, never fatal
+            reason = str(exc) if isinstance(exc, PersonalityLoadError) \
+                else f"{type(exc).__name__}: {exc}"
+            logger.warning("skipped personality folder %s: %s", folder, reason)
+            problems.append(PersonalityProblem(path=str(folder), reason=reason))
             return
         key = personality.id
         if key in items:  # the same relative path under two roots: qualify by root
@@ -123,7 +125,7 @@ class PersonalityRegistry:
             if name.lower() == wanted:
                 try:
                     return load_translation(personality, name)
-                except PersonalityLoadError as exc:
+                except Exception as exc:
                     raise BadRequest(f"Translation '{name}' of personality "
                                      f"'{personality.id}' is invalid: {exc}",
                                      param="language") from None

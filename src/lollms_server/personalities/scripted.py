@@ -14,8 +14,11 @@ Scripts are imported only from personality folders found below the configured ro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -122,11 +125,12 @@ class WorkflowContext:
         personality = self.personality if use_personality else None
 
         async def pieces() -> AsyncIterator[str]:
-            async for event in self.service.events(request, personality):
-                if isinstance(event, TextDelta):
-                    yield event.text
-                elif isinstance(event, Usage):
-                    await self._emit(event)  # counted in the run's usage
+            async with contextlib.aclosing(self.service.events(request, personality)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        yield event.text
+                    elif isinstance(event, Usage):
+                        await self._emit(event)  # counted in the run's usage
         return pieces()
 
     async def generate(self, prompt: str | None = None, **kwargs: Any) -> str:
@@ -140,7 +144,8 @@ class WorkflowContext:
         request = self._request(prompt, None, generation_type, binding, model, params)
         if binding is None:
             request = dataclasses.replace(request, binding_name=None, model_name=model)
-        return [e async for e in self.service.events(request) if isinstance(e, MediaOutput)]
+        async with contextlib.aclosing(self.service.events(request)) as events:
+            return [e async for e in events if isinstance(e, MediaOutput)]
 
     async def call_function(self, name: str, **arguments: Any) -> Any:
         """Call a server function; ``FunctionCallError`` when it fails."""
@@ -178,23 +183,29 @@ class ScriptLoader:
 
     def __init__(self) -> None:
         self._modules: dict[Path, tuple[float, ModuleType]] = {}
+        self._lock = threading.Lock()
 
     def module(self, path: Path) -> ModuleType:
-        try:
-            mtime = path.stat().st_mtime
-        except OSError as exc:
-            raise WorkflowUnavailable(f"script {path.name} cannot be read: {exc.strerror}"
-                                      ) from None
-        cached = self._modules.get(path)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-        try:
-            module = self._import(path)
-        except Exception as exc:
-            raise WorkflowUnavailable(
-                f"The script {path.name} failed to load: {type(exc).__name__}: {exc}") from None
-        self._modules[path] = (mtime, module)
-        return module
+        """The script's module, imported once per version of the file. Blocking (it runs the
+        module's top-level code): the service calls it from a worker thread."""
+        with self._lock:
+            try:
+                mtime = path.stat().st_mtime
+            except OSError as exc:
+                raise WorkflowUnavailable(f"script {path.name} cannot be read: "
+                                          f"{exc.strerror}") from None
+            cached = self._modules.get(path)
+            if cached is not None and cached[0] == mtime:
+                return cached[1]
+            try:
+                module = self._import(path)
+            except BaseException as exc:  # SystemExit in a script must not stop the server
+                raise WorkflowUnavailable(f"The script {path.name} failed to load: "
+                                          f"{type(exc).__name__}: {exc}") from None
+            if cached is not None:
+                sys.modules.pop(cached[1].__name__, None)
+            self._modules[path] = (mtime, module)
+            return module
 
     def _import(self, path: Path) -> ModuleType:
         if path.name == "processor.py" and path.parent.name == "scripts":

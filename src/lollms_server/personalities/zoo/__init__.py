@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import concurrent.futures
 import importlib
 import importlib.util
 import inspect
@@ -42,9 +43,13 @@ def _shim_import(name: str, globals: Any = None, locals: Any = None,
         target = SHIM + name[len("lollms"):]
         try:
             module = importlib.import_module(target)
-        except ModuleNotFoundError:
-            raise ImportError(f"'{name}' is not provided by lollms_server's zoo compatibility "
-                              "layer") from None
+            for item in fromlist or ():  # "from lollms import config": submodules too
+                if not hasattr(module, item):
+                    importlib.import_module(f"{target}.{item}")
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or name).replace(SHIM, "lollms")
+            raise ImportError(f"'{missing}' is not provided by lollms_server's zoo "
+                              "compatibility layer") from None
         return module if fromlist else importlib.import_module(SHIM)
     if level == 0 and name in _ALIASES:
         return importlib.import_module(_ALIASES[name])
@@ -68,6 +73,19 @@ def import_processor(path: Path) -> ModuleType:
     if not inspect.isclass(getattr(module, "Processor", None)):
         raise ImportError("scripts/processor.py defines no class Processor")
     return module
+
+
+_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    """Processors get threads of their own: they wait on work that the loop hands to the
+    default executor (model loads, sync functions), which must never be starved by them."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8,
+                                                          thread_name_prefix="zoo-processor")
+    return _EXECUTOR
 
 
 def _workflow_arguments(workflow: Any, context: Any, client: Any, callback: Any,
@@ -102,7 +120,8 @@ class ZooRunner:
                         self.personality)
         try:
             images = bridge.save_images(folder)
-            await asyncio.to_thread(self._run, bridge, folder, images)
+            await asyncio.get_running_loop().run_in_executor(
+                _executor(), self._run, bridge, folder, images)
         finally:
             bridge.cancel()  # a thread past the time limit stops at its next helper call
             shutil.rmtree(folder, ignore_errors=True)
@@ -121,7 +140,7 @@ class ZooRunner:
                                  param="personality_config")
             try:
                 settings.update(dict(self.request.personality_config))
-            except (KeyError, ValueError, SyntaxError) as exc:
+            except (KeyError, ValueError, SyntaxError, TypeError) as exc:
                 raise BadRequest(f"personality_config: {exc}", param="personality_config"
                                  ) from None
         prompt, history = bridge.prompt_and_history()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import re
 import threading
@@ -26,9 +28,10 @@ _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp",
                "image/gif": ".gif"}
 
 
-class WorkflowStopped(Exception):
+class WorkflowStopped(BaseException):
     """Raised inside the processor's thread once its request is over (client gone or time
-    limit): the processor stops at its next helper call."""
+    limit): the processor stops at its next helper call. A BaseException, so that a
+    processor's ``except Exception`` cannot swallow it."""
 
 
 def _operation_kind(op: Any) -> str:
@@ -53,17 +56,34 @@ class Bridge:
         self.personality = personality
         self._text = ""
         self._stopped = threading.Event()
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
         self.sent_anything = False
 
     # -- plumbing --------------------------------------------------------------------------
     def cancel(self) -> None:
-        self._stopped.set()
+        """The request is over: wake the thread out of whatever it waits for."""
+        with self._lock:
+            self._stopped.set()
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()  # cancels the loop-side task too
 
     def _wait(self, coro: Awaitable[T]) -> T:
-        if self._stopped.is_set():
-            getattr(coro, "close", lambda: None)()
-            raise WorkflowStopped("the request is over")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
+        with self._lock:
+            if self._stopped.is_set():
+                getattr(coro, "close", lambda: None)()
+                raise WorkflowStopped("the request is over")
+            future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
+                coro, self.loop)  # type: ignore[arg-type]
+            self._pending.add(future)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise WorkflowStopped("the request is over") from None
+        finally:
+            with self._lock:
+                self._pending.discard(future)
 
     def send(self, event: Event) -> None:
         self.sent_anything = True
@@ -161,11 +181,12 @@ class Bridge:
 
     def _pieces(self, request: GenerationRequest) -> AsyncIterator[str]:
         async def pieces() -> AsyncIterator[str]:
-            async for event in self.service.events(request):
-                if isinstance(event, TextDelta):
-                    yield event.text
-                elif isinstance(event, Usage):
-                    await self._emit(event)  # counted in the run's usage
+            async with contextlib.aclosing(self.service.events(request)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        yield event.text
+                    elif isinstance(event, Usage):
+                        await self._emit(event)  # counted in the run's usage
         return pieces()
 
     def generate(self, prompt: str, max_tokens: int | None = None, *,
@@ -188,9 +209,12 @@ class Bridge:
                 if callback is not None and callback(
                         piece, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_ADD_CHUNK) is False:
                     break
-        finally:
+        finally:  # stop the generation now, not when the garbage collector finds it
             if not self.loop.is_closed():
-                asyncio.run_coroutine_threadsafe(stream.aclose(), self.loop)  # type: ignore[attr-defined]
+                closing = asyncio.run_coroutine_threadsafe(
+                    stream.aclose(), self.loop)  # type: ignore[attr-defined]
+                with contextlib.suppress(Exception):
+                    closing.result(timeout=5)
         return "".join(out)
 
     def _ask(self, instruction: str, question: str, context: str, conditioning: str) -> str:

@@ -36,6 +36,12 @@ class _Config:
     separator_template = "\n"
     start_header_id_template = "!@>"
     end_header_id_template = ": "
+    start_user_header_id_template = "!@>"
+    end_user_header_id_template = ": "
+    start_ai_header_id_template = "!@>"
+    end_ai_header_id_template = ": "
+    end_user_message_id_template = ""
+    end_ai_message_id_template = ""
     system_message_template = "system"
     debug = False
 
@@ -298,6 +304,44 @@ class APScript:
                              callback: Callable[..., Any] | None = None) -> Any:
         return self.personality._bridge.multichoice(question, list(possible_answers), context,
                                                     conditionning, return_explanation)
+
+    # -- lollms prompt headers -------------------------------------------------------------
+    def system_custom_header(self, name: str) -> str:
+        return f"{self.config.start_header_id_template}{name}{self.config.end_header_id_template}"
+
+    def user_custom_header(self, name: str = "user") -> str:
+        c = self.config
+        return f"{c.start_user_header_id_template}{name}{c.end_user_header_id_template}"
+
+    def ai_custom_header(self, name: str = "assistant") -> str:
+        c = self.config
+        return f"{c.start_ai_header_id_template}{name}{c.end_ai_header_id_template}"
+
+    @property
+    def system_full_header(self) -> str:
+        return self.system_custom_header(self.config.system_message_template)
+
+    @property
+    def user_full_header(self) -> str:
+        return self.user_custom_header(self.personality.user_message_prefix)
+
+    @property
+    def ai_full_header(self) -> str:
+        return self.ai_custom_header(self.personality.ai_message_prefix)
+
+    def generate_text(self, prompt: str, images: Any = None, template: str | None = None,
+                      max_size: int | None = None, callback: Callable[..., Any] | None = None,
+                      **params: Any) -> str:
+        return self.generate(prompt, max_size, callback=callback)
+
+    def summarize_text(self, text: str, summary_instruction: str = "summarize",
+                       doc_name: str = "chunk", answer_start: str = "",
+                       max_generation_size: int = 3000, **params: Any) -> str:
+        prompt = "\n".join([
+            f"{self.system_full_header}{summary_instruction}",
+            f"{self.user_custom_header(doc_name)}{text}",
+            f"{self.ai_full_header}{answer_start}"])
+        return answer_start + self.fast_gen(prompt, max_generation_size)
 
     def build_prompt(self, prompt_parts: list[str], sacrifice_id: int = -1,
                      context_size: int | None = None,
