@@ -8,6 +8,7 @@ import io
 import json
 import wave
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -212,3 +213,32 @@ async def test_models_list_their_modality(client: httpx.AsyncClient) -> None:
     assert models["music"][0]["modalities"] == ["ttm"]
     joe = models["voice"][0]
     assert joe["name"] == "en_US-joe-medium" and joe["details"]["sample_rate"] == 22050
+
+
+async def test_openai_binding_relays_images_and_speech(media_app: tuple[FastAPI, str],
+                                                       tmp_path: Path) -> None:
+    """An edge server whose openai binding points at another lollms_server's /v1."""
+    path = tmp_path / "edge.toml"
+    path.write_text(BASE_CONFIG + f"""
+[bindings.upstream]
+type = "openai"
+base_url = "{media_app[1]}/v1"
+api_key = "{API_KEY}"
+modalities = ["ttt", "tti", "tts"]
+default_voice = "en_US-joe-medium"
+""")
+    edge = create_app(load_config(path))
+    async with edge.router.lifespan_context(edge), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=edge), base_url="http://edge", headers=AUTH,
+            timeout=60) as client:
+        image = await _generate(client, prompt="a boat", generation_type="tti",
+                                binding_name="upstream", model_name="media/sd",
+                                parameters={"width": 64, "height": 64, "steps": 1, "n": 2})
+        assert [o["mime_type"] for o in image["output"]] == ["image/png", "image/png"]
+        assert _png(image["output"][1]["data"]).size == (64, 64)
+        speech = await _generate(client, prompt="Relayed speech.", generation_type="tts",
+                                 binding_name="upstream", model_name="voice/en_US-joe-medium")
+        assert _wav(base64.b64decode(speech["output"][0]["data"]))[0] == 22050
+        refused = await client.post("/api/v1/generate", json={
+            "prompt": "x", "generation_type": "ttv", "binding_name": "upstream"})
+        assert refused.status_code == 400 and "supports: tti, tts, ttt." in refused.text

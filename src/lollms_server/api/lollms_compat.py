@@ -50,7 +50,7 @@ class _DetokenizeBody(_ModelBody):
 async def capabilities(bindings: Bindings) -> dict[str, Any]:
     active: dict[str, list[str]] = {}
     for name in bindings.active_names():
-        for gen_type in bindings.get(name).modalities:
+        for gen_type in bindings.get(name).serves():
             kind = next((k for k, v in _BINDING_TYPES.items() if v == gen_type), gen_type)
             active.setdefault(kind, []).append(name)
     caps = sorted(active) + ["tokenize", "detokenize", "context_size"]
@@ -69,7 +69,7 @@ async def models_by_type(binding_type: str, bindings: Bindings) -> dict[str, Any
     if gen_type is None:
         raise BadRequest(f"Unknown binding type '{binding_type}'; known: "
                          f"{', '.join(_BINDING_TYPES)}.", param="binding_type")
-    names = [n for n in bindings.active_names() if gen_type in bindings.get(n).modalities]
+    names = [n for n in bindings.active_names() if gen_type in bindings.get(n).serves()]
     listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
                                   return_exceptions=True)
     data = [

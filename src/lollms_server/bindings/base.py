@@ -110,6 +110,11 @@ class Binding(ABC):
         override it so that an unsupported parameter is an error, not silently ignored.
         """
 
+    def serves(self) -> frozenset[str]:
+        """The generation types this instance serves (its ``modalities``, unless its config
+        narrows them, as for a remote server that has only some endpoints)."""
+        return self.modalities
+
     def accepts_parameter(self, name: str) -> bool:
         """Whether ``name`` may travel in ``BindingRequest.extra`` (asks ``check_request``)."""
         try:

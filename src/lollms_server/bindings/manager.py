@@ -120,7 +120,7 @@ class BindingManager:
         binding = record.binding
         out.update(
             status="active",
-            modalities=sorted(binding.modalities),
+            modalities=sorted(binding.serves()),
             config=redact(binding.config.model_dump(mode="json")),
         )
         return out

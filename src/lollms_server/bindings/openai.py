@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
@@ -20,11 +20,13 @@ from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import (
     Event,
     Finished,
+    MediaOutput,
     TextDelta,
     ThoughtsDelta,
     ToolCall,
     Usage,
 )
+from lollms_server.bindings.media import media_options, prompt_of
 from lollms_server.bindings.types import BindingContext, BindingRequest, Message, ModelInfo
 from lollms_server.errors import (
     BadRequest,
@@ -39,6 +41,19 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 __all__ = ["OpenAIBinding", "OpenAIConfig"]
+
+_MEDIA_OPTIONS = {
+    "tti": ("width", "height", "steps", "guidance", "negative_prompt", "n", "format"),
+    "tts": ("voice", "speed"),
+}
+
+
+def _image_mime(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
 
 EXTRA_PARAMETERS = frozenset({"frequency_penalty", "presence_penalty", "logit_bias",
                               "response_format", "json_schema", "reasoning_effort"})
@@ -58,11 +73,17 @@ class OpenAIConfig(BindingConfig):
     context_size: int | None = Field(None, ge=1, description="Reported context size.")
     max_concurrency: int = Field(16, ge=1, description="Requests run at once upstream.")
     vision: bool = Field(True, description="Send image inputs (for vision models).")
+    modalities: list[Literal["ttt", "tti", "tts"]] = Field(
+        default=["ttt"], description="What the upstream serves: ttt (chat and "
+        "completions), tti (/images/generations), tts (/audio/speech).")
+    default_voice: str | None = Field(None, description="Speech voice when a request names "
+                                      "none (OpenAI-compatible speech requires one).")
 
 
 class OpenAIBinding(Binding):
     name: ClassVar[str] = "openai"
     description: ClassVar[str] = "Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...)."
+    modalities: ClassVar[frozenset[str]] = frozenset({"ttt", "tti", "tts"})
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, vision=True, structured_output=True, tools=True)
     Config: ClassVar[type[BindingConfig]] = OpenAIConfig
@@ -105,6 +126,9 @@ class OpenAIBinding(Binding):
         return [ModelInfo(name=n, context_size=self.cfg.context_size,
                           details={"base_url": self.cfg.base_url}) for n in names]
 
+    def serves(self) -> frozenset[str]:
+        return frozenset(self.cfg.modalities)
+
     def max_concurrency(self, model: str) -> int:
         return self.cfg.max_concurrency
 
@@ -124,6 +148,13 @@ class OpenAIBinding(Binding):
 
     # -- generation ------------------------------------------------------------------------
     def check_request(self, request: BindingRequest) -> None:
+        if request.generation_type in _MEDIA_OPTIONS:
+            options = media_options(request, _MEDIA_OPTIONS[request.generation_type])
+            if request.generation_type == "tts" and not (options.voice
+                                                         or self.cfg.default_voice):
+                raise BadRequest("OpenAI-compatible speech needs a voice: give parameters."
+                                 "voice, or set default_voice.", param="parameters.voice")
+            return
         unknown = sorted(set(request.extra) - EXTRA_PARAMETERS)
         if unknown:
             raise BadRequest(
@@ -181,6 +212,62 @@ class OpenAIBinding(Binding):
         return out
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        if request.generation_type == "tti":
+            media = self._images(request)
+        elif request.generation_type == "tts":
+            media = self._speech(request)
+        else:
+            async for event in self._text(request):
+                yield event
+            return
+        try:
+            outputs = await media
+        except LollmsError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+        for output in outputs:
+            yield output
+        yield Usage(0, 0)
+        yield Finished("stop", {"upstream": self.cfg.base_url})
+
+    async def _images(self, request: BindingRequest) -> list[MediaOutput]:
+        options = media_options(request)
+        extra_body: dict[str, Any] = {}
+        for key, value in (("negative_prompt", options.negative_prompt),
+                           ("num_inference_steps", options.steps),
+                           ("guidance_scale", options.guidance), ("seed", request.params.seed),
+                           ("output_format", options.format)):
+            if value is not None:
+                extra_body[key] = value
+        size = f"{options.width}x{options.height}" if options.width and options.height \
+            else None
+        images: Any = self.client().images
+        result = await images.generate(
+            model=request.model, prompt=prompt_of(request), n=options.n,
+            response_format="b64_json", extra_body=extra_body or None,
+            **({"size": size} if size else {}))
+        outputs = []
+        for index, item in enumerate(result.data or []):
+            if not item.b64_json:
+                raise GenerationFailed("The upstream server returned no b64_json image.")
+            data = base64.b64decode(item.b64_json)
+            outputs.append(MediaOutput(data, _image_mime(data), "image", {"index": index}))
+        return outputs
+
+    async def _speech(self, request: BindingRequest) -> list[MediaOutput]:
+        options = media_options(request)
+        extra: dict[str, Any] = {}
+        if options.speed is not None:
+            extra["speed"] = options.speed
+        response = await self.client().audio.speech.create(
+            model=request.model, input=prompt_of(request),
+            voice=options.voice or self.cfg.default_voice or "", response_format="wav",
+            **extra)
+        return [MediaOutput(response.content, "audio/wav", "audio",
+                            {"voice": options.voice or self.cfg.default_voice})]
+
+    async def _text(self, request: BindingRequest) -> AsyncIterator[Event]:
         params = self._params(request)
         client = self.client()
         try:

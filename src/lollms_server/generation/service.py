@@ -226,11 +226,11 @@ class GenerationService:
                 param="binding_name",
             )
         binding = self.bindings.get(name)
-        if generation_type not in binding.modalities:
+        if generation_type not in binding.serves():
             raise UnsupportedGenerationType(
                 f"Binding instance '{name}' ({binding.name}) does not support "
                 f"generation_type '{generation_type}'; it supports: "
-                f"{', '.join(sorted(binding.modalities))}.",
+                f"{', '.join(sorted(binding.serves()))}.",
                 param="generation_type",
             )
         model = model_name
@@ -265,7 +265,7 @@ class GenerationService:
         holders: list[str] = []
         for instance in instances:
             binding = self.bindings.get(instance)
-            if generation_type not in binding.modalities:
+            if generation_type not in binding.serves():
                 continue
             try:
                 models = await binding.list_models()
