@@ -242,3 +242,33 @@ default_voice = "en_US-joe-medium"
         refused = await client.post("/api/v1/generate", json={
             "prompt": "x", "generation_type": "ttv", "binding_name": "upstream"})
         assert refused.status_code == 400 and "supports: tti, tts, ttt." in refused.text
+
+
+def test_readme_media_examples_run(media_app: tuple[FastAPI, str], tmp_path: Path) -> None:
+    """Every example of the README's media section, run as written (curl and Python)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import av
+    from PIL import Image
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Images, video, music and speech", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"<!-- example -->\n```(bash|python)\n(.*?)```", section, re.S)
+    assert [kind for kind, _ in blocks] == ["bash", "bash", "python", "python", "python"]
+    env = {**os.environ, "LOLLMS_URL": media_app[1], "LOLLMS_KEY": API_KEY}
+    for kind, code in blocks:
+        command = ["bash", "-euo", "pipefail", "-c", code] if kind == "bash" else [
+            sys.executable, "-c", code]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+    for name in ("out.png", "bicycle_0.png", "bicycle_1.png"):
+        assert Image.open(tmp_path / name).format == "PNG"
+    for name in ("out.wav", "speech.wav", "piano.wav"):
+        assert _wav((tmp_path / name).read_bytes())[1] > 0.5
+    assert _wav((tmp_path / "piano.wav").read_bytes()) == (16000, 5.0)
+    with av.open(str(tmp_path / "waves.mp4")) as container:
+        assert len(list(container.decode(video=0))) == 17

@@ -18,7 +18,8 @@ SNIPPETS = re.findall(r"```toml\n(.*?)```", SECTION, re.S)
 
 def test_every_builtin_binding_has_a_snippet() -> None:
     types = {re.search(r'type = "(\w+)"', s).group(1) for s in SNIPPETS}  # type: ignore[union-attr]
-    assert types == {"llamacpp", "openai", "vllm", "ollama", "transformers", "scripted"}
+    assert types == {"llamacpp", "openai", "vllm", "ollama", "transformers", "scripted",
+                     "diffusers", "musicgen", "piper"}
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s.split("]")[0][10:])
@@ -31,5 +32,5 @@ async def test_snippet_validates_and_instantiates(snippet: str, tmp_path: Path) 
     binding = manager.get(name)
     assert binding.name in snippet
     # Those that list models without a running server must list some.
-    if binding.name in ("scripted", "openai", "llamacpp"):
+    if binding.name in ("scripted", "openai", "llamacpp", "musicgen", "piper"):
         assert [m.name for m in await binding.list_models()]
