@@ -161,6 +161,8 @@ class DefaultsSettings(_Section):
     tts_model: str | None = None
     stt_binding: str | None = None
     stt_model: str | None = None
+    embed_binding: str | None = None
+    embed_model: str | None = None
 
     def for_type(self, generation_type: str) -> tuple[str | None, str | None]:
         return (

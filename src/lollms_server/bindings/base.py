@@ -10,7 +10,12 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.bindings.events import Event
-from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.bindings.types import (
+    BindingContext,
+    BindingRequest,
+    EmbeddingResult,
+    ModelInfo,
+)
 from lollms_server.errors import LollmsError, ModelNotFound, UnsupportedCapability
 
 __all__ = ["Binding", "BindingConfig", "Capabilities"]
@@ -109,6 +114,12 @@ class Binding(ABC):
         The default accepts everything; bindings with a fixed set of extra parameters
         override it so that an unsupported parameter is an error, not silently ignored.
         """
+
+    async def embed(self, model: str, texts: list[str]) -> EmbeddingResult:
+        """Vectors for ``texts`` (bindings with the ``embeddings`` capability)."""
+        raise UnsupportedCapability(
+            f"Binding instance '{self.instance_name}' ({self.name}) cannot embed.",
+            param="model")
 
     def serves(self) -> frozenset[str]:
         """The generation types this instance serves (its ``modalities``, unless its config

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 __all__ = [
     "BindingContext",
     "BindingRequest",
+    "EmbeddingResult",
     "MediaPart",
     "Message",
     "ModelInfo",
@@ -70,6 +71,15 @@ class BindingRequest:
     keep_alive: float | None = None  # the client's wish, for backends that manage their own
     tools: tuple[Mapping[str, Any], ...] = ()  # OpenAI-shape function definitions
     tool_choice: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """Vectors for texts, in order; ``tokens`` counted after truncation."""
+
+    vectors: list[list[float]]
+    tokens: int
+    truncated: int = 0  # texts cut at the model's length limit
 
 
 @dataclass(frozen=True, slots=True)

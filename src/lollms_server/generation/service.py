@@ -30,11 +30,12 @@ from lollms_server.bindings.events import (
     Usage,
 )
 from lollms_server.bindings.manager import BindingManager
-from lollms_server.bindings.types import BindingRequest, Message, SamplingParams
+from lollms_server.bindings.types import BindingRequest, EmbeddingResult, Message, SamplingParams
 from lollms_server.config import Settings
 from lollms_server.errors import (
     AmbiguousName,
     BadRequest,
+    GenerationFailed,
     LollmsError,
     NotFound,
     UnsupportedCapability,
@@ -438,6 +439,23 @@ class GenerationService:
         return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
                            body=body, label=f"The script of personality '{personality.id}'",
                            timeout=self.settings.personalities.script_timeout)
+
+    async def embed(self, texts: list[str], binding_name: str | None, model_name: str | None,
+                    queue_timeout: float | None = None) -> tuple[Binding, str, EmbeddingResult]:
+        """Vectors for ``texts`` from an embedding binding (``[defaults] embed_binding``)."""
+        if not texts:
+            raise BadRequest("Nothing to embed: give at least one text.", param="input")
+        binding, model = await self.resolve("embed", binding_name, model_name)
+        await binding.model_info(model)
+        lease = await self.scheduler.acquire(binding, model, queue_timeout=queue_timeout)
+        try:
+            result = await binding.embed(model, texts)
+        finally:
+            lease.release()
+        if len(result.vectors) != len(texts):
+            raise GenerationFailed(f"'{binding.instance_name}' returned {len(result.vectors)} "
+                                   f"vectors for {len(texts)} texts.")
+        return binding, model, result
 
     @asynccontextmanager
     async def loaded_model(

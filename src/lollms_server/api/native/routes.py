@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, Registry, require_api_key
-from lollms_server.api.disconnect import collect_run, start_run
+from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run
 from lollms_server.api.native import translate
 from lollms_server.api.native.schemas import (
     CountTokensResponse,
@@ -121,6 +122,24 @@ async def count_tokens(body: TokenizeRequest, service: Generation) -> CountToken
         tokens = await binding.tokenize(model, body.text)
     return CountTokensResponse(count=len(tokens), binding_name=binding.instance_name,
                                model_name=model)
+
+
+class EmbedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1, max_length=4096)
+    binding_name: str | None = None
+    model_name: str | None = None
+
+
+@router.post("/embed")
+async def embed(body: EmbedRequest, service: Generation, request: Request) -> dict[str, Any]:
+    """Vectors for ``texts`` (``[defaults] embed_binding`` when no binding is named)."""
+    binding, model, result = await cancel_on_disconnect(
+        request, service.embed(body.texts, body.binding_name, body.model_name))
+    return {"embeddings": result.vectors, "dimensions": len(result.vectors[0]),
+            "binding_name": binding.instance_name, "model_name": model,
+            "usage": {"prompt_tokens": result.tokens, "truncated_inputs": result.truncated}}
 
 
 @router.get("/status")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -17,10 +18,16 @@ from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import cancel_on_disconnect, start_run
 from lollms_server.api.errors import error_payload
 from lollms_server.api.ollama import translate
-from lollms_server.api.ollama.schemas import ChatRequest, GenerateRequest, ModelRequest
+from lollms_server.api.ollama.schemas import (
+    ChatRequest,
+    EmbedRequest,
+    GenerateRequest,
+    LegacyEmbedRequest,
+    ModelRequest,
+)
 from lollms_server.api.streaming import NDJSONResponse
 from lollms_server.bindings.types import ModelInfo
-from lollms_server.errors import LollmsError, UnsupportedCapability
+from lollms_server.errors import BadRequest, LollmsError
 from lollms_server.generation.service import GenerationRequest, GenerationService
 
 __all__ = ["router"]
@@ -102,10 +109,29 @@ async def ps(service: Generation) -> dict[str, Any]:
 
 
 @router.post("/embed")
-async def embed(body: ModelRequest, service: Generation) -> dict[str, Any]:
-    instance, _ = await service.find_model(body.model)
-    raise UnsupportedCapability(f"Binding instance '{instance}' has no embeddings.",
-                                param="model")
+async def embed(body: EmbedRequest, service: Generation, request: Request) -> dict[str, Any]:
+    """Ollama's embeddings: ``input`` is a text or a list of texts."""
+    started = time.perf_counter_ns()
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    instance, model = await service.find_model(body.model, "embed")
+    binding, model, result = await cancel_on_disconnect(
+        request, service.embed(texts, instance, model))
+    if not body.truncate and result.truncated:
+        raise BadRequest(f"{result.truncated} input(s) exceed the model's context length "
+                         "(truncate is false).", param="input")
+    return {"model": f"{binding.instance_name}/{model}", "embeddings": result.vectors,
+            "total_duration": time.perf_counter_ns() - started, "load_duration": 0,
+            "prompt_eval_count": result.tokens}
+
+
+@router.post("/embeddings")
+async def embeddings(body: LegacyEmbedRequest, service: Generation,
+                     request: Request) -> dict[str, Any]:
+    """Ollama's older single-text endpoint."""
+    instance, model = await service.find_model(body.model, "embed")
+    _, _, result = await cancel_on_disconnect(
+        request, service.embed([body.prompt], instance, model))
+    return {"embedding": result.vectors[0]}
 
 
 async def _answer(service: GenerationService, request: Request, body: GenerationRequest,

@@ -6,7 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ChatRequest", "GenerateRequest", "ModelRequest", "OllamaMessage"]
+__all__ = [
+    "ChatRequest",
+    "EmbedRequest",
+    "GenerateRequest",
+    "LegacyEmbedRequest",
+    "ModelRequest",
+    "OllamaMessage",
+]
 
 
 class _Lenient(BaseModel):
@@ -15,6 +22,15 @@ class _Lenient(BaseModel):
 
 class ModelRequest(_Lenient):
     model: str
+
+
+class EmbedRequest(ModelRequest):
+    input: str | list[str]
+    truncate: bool = True
+
+
+class LegacyEmbedRequest(ModelRequest):
+    prompt: str
 
 
 class OllamaMessage(_Lenient):

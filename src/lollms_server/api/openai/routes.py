@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import struct
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import collect_run, start_run
+from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from lollms_server.api.streaming import SSEResponse
-from lollms_server.errors import UnsupportedCapability
+from lollms_server.errors import BadRequest
 
 __all__ = ["router"]
 
@@ -94,9 +97,34 @@ async def completions(body: CompletionRequest, service: Generation,
 
 
 
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # user: accepted, no effect
+
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+
+
 @router.post("/embeddings")
-async def embeddings(body: dict[str, Any], service: Generation) -> dict[str, Any]:
-    instance, _ = await service.find_model(str(body.get("model", "")))
-    raise UnsupportedCapability(
-        f"Binding instance '{instance}' cannot embed (no embedding binding is available yet).",
-        param="model")
+async def embeddings(body: EmbeddingRequest, service: Generation,
+                     request: Request) -> dict[str, Any]:
+    """Vectors from an embedding binding (``hf_embeddings``)."""
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not all(isinstance(t, str) for t in texts):
+        raise BadRequest("Token arrays are not accepted: send the texts.", param="input")
+    instance, model = await service.find_model(body.model, "embed")
+    binding, model, result = await cancel_on_disconnect(
+        request, service.embed([str(t) for t in texts], instance, model))
+    width = len(result.vectors[0])
+    if body.dimensions is not None and body.dimensions != width:
+        raise BadRequest(f"'{instance}/{model}' makes {width}-dimensional vectors; "
+                         f"'dimensions' cannot change that.", param="dimensions")
+    data = []
+    for index, vector in enumerate(result.vectors):
+        value: Any = vector
+        if body.encoding_format == "base64":
+            value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    return {"object": "list", "data": data, "model": f"{binding.instance_name}/{model}",
+            "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens}}

@@ -1,0 +1,198 @@
+"""Text embeddings with Hugging Face encoders (optional extra ``[transformers]``).
+
+Any ``AutoModel`` encoder saved with ``save_pretrained`` (or a hub id in the local cache):
+sentence-transformers checkpoints (all-MiniLM, bge, e5, gte...) and plain BERT-style models.
+Token states are pooled (mean over the attention mask by default, or the first token, or the
+last one for decoder embedders) and L2-normalised unless ``normalize = false``. Texts longer
+than ``max_length`` tokens are truncated (reported in the response's usage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event
+from lollms_server.bindings.types import (
+    BindingContext,
+    BindingRequest,
+    EmbeddingResult,
+    ModelInfo,
+)
+from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+
+__all__ = ["HFEmbeddingsBinding", "HFEmbeddingsConfig"]
+
+_WEIGHTS = ("*.safetensors", "*.bin")
+
+
+class HFEmbeddingsConfig(BindingConfig):
+    models: dict[str, str] = Field(
+        default_factory=dict, description="name -> encoder folder or hub id (local cache).")
+    pooling: Literal["mean", "cls", "last"] = "mean"
+    normalize: bool = Field(True, description="L2-normalise the vectors (cosine = dot).")
+    max_length: int = Field(512, ge=1, le=32768, description="Tokens kept per text.")
+    batch_size: int = Field(32, ge=1, le=1024)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1'...")
+    allow_download: bool = False
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class HFEmbeddingsBinding(Binding):
+    name: ClassVar[str] = "hf_embeddings"
+    description: ClassVar[str] = "Text embeddings from Hugging Face encoders."
+    modalities: ClassVar[frozenset[str]] = frozenset({"embed"})
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=False, tokenizer=False,
+                                                        embeddings=True)
+    Config: ClassVar[type[BindingConfig]] = HFEmbeddingsConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: HFEmbeddingsConfig = config  # type: ignore[assignment]
+        self._loaded: dict[str, _Loaded] = {}
+
+    def _source(self, model: str) -> str:
+        if model not in self.cfg.models:
+            raise ModelNotFound(model, self.instance_name, self.cfg.models)
+        return self.cfg.models[model]
+
+    @staticmethod
+    def _size(source: str) -> int | None:
+        folder = Path(source)
+        if not folder.is_dir():
+            return None
+        return sum(p.stat().st_size for pattern in _WEIGHTS for p in folder.glob(pattern))
+
+    def _info(self, name: str) -> ModelInfo:
+        source = self._source(name)
+        loaded = self._loaded.get(name)
+        details: dict[str, Any] = {"source": source, "pooling": self.cfg.pooling}
+        if loaded is not None:
+            details["dimensions"] = int(loaded.model.config.hidden_size)
+        return ModelInfo(name=name, modalities=["embed"], size_bytes=self._size(source),
+                         context_size=self.cfg.max_length, loaded=loaded is not None,
+                         details=details)
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [self._info(name) for name in self.cfg.models]
+
+    async def model_info(self, model: str) -> ModelInfo:
+        return self._info(model)
+
+    def memory_estimate(self, model: str) -> int | None:
+        try:
+            return self._size(self._source(model))
+        except ModelNotFound:
+            return None
+
+    def memory_used(self, model: str) -> int | None:
+        loaded = self._loaded.get(model)
+        return int(loaded.model.get_memory_footprint()) if loaded else None
+
+    def memory_device(self, model: str) -> str:
+        device = self.cfg.device
+        if device in ("cpu", "mps"):
+            return "cpu"
+        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+
+    async def load(self, model: str) -> None:
+        if model in self._loaded:
+            return
+        source = self._source(model)
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise BindingUnavailable("transformers/torch are not installed: pip install "
+                                     "'lollms_server[transformers]'") from exc
+        try:
+            self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
+        except (OSError, ValueError) as exc:
+            raise BindingUnavailable(f"could not load encoder '{model}' from '{source}': "
+                                     f"{exc}") from exc
+
+    def _load_sync(self, source: str) -> _Loaded:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        local = not self.cfg.allow_download
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+        kwargs: dict[str, Any] = {"local_files_only": local}
+        if self.cfg.dtype != "auto":
+            kwargs["dtype"] = getattr(torch, self.cfg.dtype)
+        network: Any = AutoModel.from_pretrained(source, **kwargs)
+        return _Loaded(network.to(self.cfg.device).eval(), tokenizer)
+
+    async def unload(self, model: str) -> None:
+        if self._loaded.pop(model, None) is None:
+            return
+        import gc
+
+        gc.collect()
+        with contextlib.suppress(ImportError):
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    async def close(self) -> None:
+        for model in list(self._loaded):
+            await self.unload(model)
+
+    def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        raise BadRequest(f"Binding instance '{self.instance_name}' only embeds; use "
+                         "/v1/embeddings or /api/v1/embed.", param="generation_type")
+
+    async def embed(self, model: str, texts: list[str]) -> EmbeddingResult:
+        loaded = self._loaded.get(model)
+        if loaded is None:
+            raise GenerationFailed(f"'{model}' is not loaded")
+        return await asyncio.to_thread(self._embed_sync, loaded, texts)
+
+    def _embed_sync(self, loaded: _Loaded, texts: list[str]) -> EmbeddingResult:
+        import torch
+
+        vectors: list[list[float]] = []
+        tokens = truncated = 0
+        with loaded.lock, torch.inference_mode():
+            for start in range(0, len(texts), self.cfg.batch_size):
+                batch = texts[start:start + self.cfg.batch_size]
+                full = loaded.tokenizer(batch, add_special_tokens=True)["input_ids"]
+                truncated += sum(len(ids) > self.cfg.max_length for ids in full)
+                inputs = loaded.tokenizer(batch, padding=True, truncation=True,
+                                          max_length=self.cfg.max_length,
+                                          return_tensors="pt").to(loaded.model.device)
+                mask = inputs["attention_mask"]
+                tokens += int(mask.sum())
+                states = loaded.model(**inputs).last_hidden_state
+                pooled = self._pool(states, mask)
+                if self.cfg.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+                vectors.extend(pooled.float().cpu().tolist())
+        return EmbeddingResult(vectors, tokens, truncated)
+
+    def _pool(self, states: Any, mask: Any) -> Any:
+        import torch
+
+        if self.cfg.pooling == "cls":
+            return states[:, 0]
+        if self.cfg.pooling == "last":  # the last real token of each (right-padded) row
+            last = mask.sum(dim=1) - 1
+            return states[torch.arange(states.shape[0]), last]
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
