@@ -24,7 +24,8 @@ install-dev: install
 	$(BIN)/python -m pip install -q -e '.[llamacpp,openai,ollama,transformers,diffusers,piper,dev]'
 
 serve: install
-	@test -f '$(CONFIG)' || $(BIN)/lollms-server init --config '$(CONFIG)'
+	@test -f '$(CONFIG)' || $(BIN)/lollms-server init --config '$(CONFIG)' \
+		--personalities zoos/personalities --functions zoos/functions
 	$(BIN)/lollms-server serve --config '$(CONFIG)'
 
 lint: install-dev

@@ -97,13 +97,24 @@ def serve(config_path: Path, host: str | None, port: int | None, log_level: str 
 @config_option
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--key-name", default="admin", show_default=True, help="Name of the first key.")
-def init(config_path: Path, force: bool, key_name: str) -> None:
+@click.option("--personalities", "personalities", multiple=True, type=click.Path(),
+              help="Personalities folder(s) for [paths] (repeatable).")
+@click.option("--functions", "functions", multiple=True, type=click.Path(),
+              help="Functions folder(s) for [paths] (repeatable).")
+def init(config_path: Path, force: bool, key_name: str, personalities: tuple[str, ...],
+         functions: tuple[str, ...]) -> None:
     """Write a commented config.toml with a fresh API key (printed once)."""
+    import tomlkit
+
     if config_path.exists() and not force:
         click.echo(f"{config_path} already exists (use --force to overwrite).", err=True)
         sys.exit(1)
     key = generate_key()
-    text = _template() + (
+    document = tomlkit.parse(_template())
+    for name, folders in (("personalities", personalities), ("functions", functions)):
+        if folders:
+            document["paths"][name] = list(folders)
+    text = tomlkit.dumps(document) + (
         f'\n[[security.api_keys]]\nname = "{key_name}"\nsha256 = "{hash_key(key)}"\n'
     )
     config_path.parent.mkdir(parents=True, exist_ok=True)

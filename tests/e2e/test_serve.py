@@ -35,7 +35,10 @@ def _run(
 @pytest.fixture
 def initialised(tmp_path: Path) -> tuple[Path, str]:
     """`lollms-server init`, as the README's serve command runs it: (config path, key)."""
-    result = _run("init", "--config", "config.toml", cwd=tmp_path)
+    zoos = Path(__file__).resolve().parents[2] / "zoos"
+    result = _run("init", "--config", "config.toml", "--personalities",
+                  str(zoos / "personalities"), "--functions", str(zoos / "functions"),
+                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     key = next(w for w in result.stdout.split() if w.startswith("lollms_"))
     return tmp_path / "config.toml", key
@@ -89,6 +92,12 @@ def test_fresh_config_serves_a_real_answer(server: tuple[str, str], mark: int) -
                             "parameters": {"max_tokens": 10}}) as streamed:
         lines = [line for line in streamed.iter_lines() if line.startswith("data: ")]
     assert len(lines) >= 3 and '"type":"final"' in lines[-1]
+    auth = {"Authorization": f"Bearer {key}"}
+    listed = httpx.get(f"{url}/api/v1/list_personalities", headers=auth).json()
+    assert {p["name"] for p in listed["personalities"]} == {
+        "Tour Guide", "Haiku Poet", "Step Planner", "Zoo Summarizer"}
+    functions = httpx.get(f"{url}/api/v1/list_functions", headers=auth).json()["functions"]
+    assert len(functions) == 4
 
 
 def test_init_stores_only_the_hash(initialised: tuple[Path, str]) -> None:
