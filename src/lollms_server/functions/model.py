@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 __all__ = ["FunctionDef", "FunctionDefinitionError", "describe", "function"]
@@ -83,6 +82,8 @@ def describe(fn: Callable[..., Any], *, module: str = "",
              name: str | None = None, description: str | None = None,
              timeout: float | None = None) -> FunctionDef:
     """Build the :class:`FunctionDef` of ``fn`` (options from ``@function`` win)."""
+    import docstring_parser  # lazily: only when functions exist
+
     options = getattr(fn, MARK, _Options())
     doc = docstring_parser.parse(inspect.getdoc(fn) or "")
     param_docs = {p.arg_name: p.description or "" for p in doc.params}

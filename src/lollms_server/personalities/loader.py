@@ -12,8 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
-
 from lollms_server.personalities.model import Personality, Sampling, ScriptInfo
 
 __all__ = [
@@ -46,6 +44,8 @@ def is_personality_folder(folder: Path) -> bool:
 
 
 def _yaml_mapping(text: str, what: str) -> dict[str, Any]:
+    import yaml  # type: ignore[import-untyped]  # lazily: only when personalities exist
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Iterable
@@ -103,6 +102,8 @@ class PersonalityRegistry:
             raise AmbiguousName(
                 f"Personality '{name}' matches several; use one of: "
                 f"{', '.join(sorted(p.id for p in matches))}.", param="personality")
+        import difflib
+
         forms = {form: p.id for p in self._items.values() for form in _names(p)}
         close = difflib.get_close_matches(wanted, list(forms), n=3)
         ids = list(dict.fromkeys(forms[c] for c in close))
