@@ -343,9 +343,14 @@ async def test_zoo_processor_runs_unchanged(client: httpx.AsyncClient) -> None:
     assert user.content.startswith("Summarize in bullet points of at most 10 words:")
     assert events[-1]["output"][0]["data"] == user.content  # the scripted binding echoes
     bad = await client.post("/api/v1/generate", json={
-        "prompt": "x", "personality": "zoo_summarizer", "personality_config": {"colour": 1}})
+        "prompt": "x", "personality": "zoo_summarizer", "personality_config": {"colour": 1},
+        "stream": True})  # refused before the stream starts
     assert bad.status_code == 400
     assert "unknown setting(s) colour" in bad.json()["error"]["message"]
+    wrong_type = await client.post("/api/v1/generate", json={
+        "prompt": "x", "personality": "zoo_summarizer",
+        "personality_config": {"max_words": [1]}})
+    assert wrong_type.status_code == 400
 
 
 async def test_zoo_old_signature_and_yes_no(client: httpx.AsyncClient) -> None:

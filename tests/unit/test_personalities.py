@@ -154,8 +154,14 @@ def test_prompt_pieces_from_fields() -> None:
     assert params.stop == ("END", "!@>", "Traveller:") and extra == {"repeat_last_n": 64}
     text = render_lollms_prompt(with_system((Message("user", "Paris?"),), "SYS"), guide)
     assert text == "!@>system:\nSYS\n!@>Traveller:\nParis?\n!@>Tour Guide:\n"
-    assert split_lollms_prompt(text, ["Tour Guide"]) == (
+    assert split_lollms_prompt(text, ["Tour Guide"], ["Traveller"]) == (
         Message("system", "SYS"), Message("user", "Paris?"))
+    zoo_style = ("!@>system:\nBe brief.\n!@>documentation:\nDOCS\n!@>user:\nQ1\n"
+                 "!@>extra:\nMORE\n!@>assistant:\nA1\n!@>user:\nQ2\n!@>assistant:")
+    assert split_lollms_prompt(zoo_style) == (
+        Message("system", "Be brief.\n\ndocumentation:\nDOCS"),
+        Message("user", "Q1\n\nextra:\nMORE"), Message("assistant", "A1"),
+        Message("user", "Q2"))
 
 
 def test_examples_shipped_in_zoos() -> None:

@@ -436,6 +436,9 @@ class GenerationService:
         assert personality.script is not None
         await asyncio.to_thread(self.scripts.module, personality.script.path)  # top-level code
         body = self.scripts.body(personality, fixed, self)
+        prepare = getattr(body, "prepare", None)
+        if prepare is not None:  # zoo processors: built, and their settings checked, now
+            await prepare()
         return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
                            body=body, label=f"The script of personality '{personality.id}'",
                            timeout=self.settings.personalities.script_timeout)

@@ -112,20 +112,38 @@ def render_plain_prompt(messages: Sequence[Message]) -> str:
     return _render(messages, "user", "assistant", "\n")
 
 
-def split_lollms_prompt(prompt: str, ai_names: Sequence[str] = ()) -> tuple[Message, ...]:
-    """``!@>system: ...\\n!@>user: ...`` into messages; unmarked text is one user message."""
+def split_lollms_prompt(prompt: str, ai_names: Sequence[str] = (),
+                        user_names: Sequence[str] = ()) -> tuple[Message, ...]:
+    """``!@>system: ...\n!@>user: ...`` into messages; unmarked text is one user message.
+
+    Other sections (``!@>documentation:``, ``!@>context:``...) keep their label and join the
+    system message when they come before the conversation, the user's turn otherwise; runs of
+    one role are merged, as strict chat templates want roles to alternate.
+    """
     marks = list(_MARKER.finditer(prompt))
     if not marks:
         return (Message("user", prompt),)
-    messages = []
+    ai = _ASSISTANT | {n.strip().lower() for n in ai_names}
+    users = {"user", "human"} | {n.strip().lower() for n in user_names}
+    pieces: list[tuple[str, str]] = []
     if prompt[: marks[0].start()].strip():
-        messages.append(Message("user", prompt[: marks[0].start()].strip()))
+        pieces.append(("user", prompt[: marks[0].start()].strip()))
     for index, mark in enumerate(marks):
         end = marks[index + 1].start() if index + 1 < len(marks) else len(prompt)
-        name = mark.group(1).strip().lower()
-        assistant = name in _ASSISTANT or name in {n.strip().lower() for n in ai_names}
-        role = "system" if name == "system" else "assistant" if assistant else "user"
+        label = mark.group(1).strip()
+        name = label.lower()
         content = prompt[mark.end():end].strip()
-        if content or role != "assistant":
-            messages.append(Message(role, content))
-    return tuple(messages)
+        if name == "system" or name in ai or name in users:
+            role = "system" if name == "system" else "assistant" if name in ai else "user"
+            if content or role != "assistant":
+                pieces.append((role, content))
+            continue
+        started = any(role != "system" for role, _ in pieces)
+        pieces.append(("user" if started else "system", f"{label}:\n{content}"))
+    merged: list[tuple[str, str]] = []
+    for role, content in pieces:
+        if merged and merged[-1][0] == role:
+            merged[-1] = (role, f"{merged[-1][1]}\n\n{content}".strip())
+        else:
+            merged.append((role, content))
+    return tuple(Message(role, content) for role, content in merged)

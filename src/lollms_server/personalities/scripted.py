@@ -221,7 +221,7 @@ class ScriptLoader:
         if personality.script.kind == "zoo":
             from lollms_server.personalities.zoo import ZooRunner
 
-            return ZooRunner(module, personality, request, service)
+            return ZooRunner(module, personality, request, service)  # prepare() before use
         workflow = getattr(module, "run_workflow", None)
         if workflow is None or not inspect.iscoroutinefunction(workflow):
             raise WorkflowUnavailable(f"The script of personality '{personality.id}' has no "

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+import weakref
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,11 @@ def _workflow_arguments(workflow: Any, context: Any, client: Any, callback: Any,
 
 
 class ZooRunner:
-    """The workflow body of one request to a zoo-style scripted personality."""
+    """The workflow body of one request to a zoo-style scripted personality.
+
+    :meth:`prepare` builds the processor (and applies the request's ``personality_config``)
+    before any response starts, so that bad settings are a 400, not a broken stream.
+    """
 
     def __init__(self, module: ModuleType, personality: Personality,
                  request: GenerationRequest, service: GenerationService) -> None:
@@ -113,25 +118,27 @@ class ZooRunner:
         self.personality = personality
         self.request = request
         self.service = service
+        self.folder = Path(tempfile.mkdtemp(prefix="lollms-zoo-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+        self.bridge: Bridge | None = None
+        self.processor: Any = None
+        self.images: list[Path] = []
 
-    async def __call__(self, emit: Emit) -> None:
-        folder = Path(tempfile.mkdtemp(prefix="lollms-zoo-"))
-        bridge = Bridge(asyncio.get_running_loop(), emit, self.service, self.request,
-                        self.personality)
+    async def prepare(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.bridge = Bridge(loop, self.service, self.request, self.personality)
         try:
-            images = bridge.save_images(folder)
-            await asyncio.get_running_loop().run_in_executor(
-                _executor(), self._run, bridge, folder, images)
-        finally:
-            bridge.cancel()  # a thread past the time limit stops at its next helper call
-            shutil.rmtree(folder, ignore_errors=True)
+            self.images = self.bridge.save_images(self.folder)
+            self.processor = await loop.run_in_executor(_executor(), self._build)
+        except BaseException:
+            self._cleanup()
+            raise
 
-    def _run(self, bridge: Bridge, folder: Path, images: list[Path]) -> None:
-        from lollms_server.personalities.zoo.lollms.client_session import Client, Discussion
+    def _build(self) -> Any:
         from lollms_server.personalities.zoo.lollms.personality import AIPersonality
-        from lollms_server.personalities.zoo.lollms.prompting import LollmsContextDetails
 
-        ai = AIPersonality(self.personality, bridge, folder, images)
+        assert self.bridge is not None
+        ai = AIPersonality(self.personality, self.bridge, self.folder, self.images)
         processor = self.module.Processor(ai, callback=None)
         settings = getattr(processor, "personality_config", None)
         if self.request.personality_config:
@@ -143,15 +150,34 @@ class ZooRunner:
             except (KeyError, ValueError, SyntaxError, TypeError) as exc:
                 raise BadRequest(f"personality_config: {exc}", param="personality_config"
                                  ) from None
+        if getattr(processor, "run_workflow", None) is None:
+            raise WorkflowUnavailable("The processor has no run_workflow method.")
+        return processor
+
+    async def __call__(self, emit: Emit) -> None:
+        if self.bridge is None:
+            await self.prepare()
+        assert self.bridge is not None
+        self.bridge.attach(emit)
+        try:
+            await asyncio.get_running_loop().run_in_executor(_executor(), self._run)
+        finally:
+            self.bridge.cancel()  # a thread past the time limit stops at its next helper call
+            self._cleanup()
+
+    def _run(self) -> None:
+        from lollms_server.personalities.zoo.lollms.client_session import Client, Discussion
+        from lollms_server.personalities.zoo.lollms.prompting import LollmsContextDetails
+
+        bridge = self.bridge
+        assert bridge is not None
         prompt, history = bridge.prompt_and_history()
-        client = Client(f"request-{uuid.uuid4().hex[:8]}", Discussion(folder, images))
+        client = Client(f"request-{uuid.uuid4().hex[:8]}", Discussion(self.folder, self.images))
         context = LollmsContextDetails(
             client=client, conditionning=self.personality.conditioning, prompt=prompt,
             discussion_messages=history, current_language=self.personality.language,
             ai_prefix=self.personality.ai_message_prefix)
-        workflow = getattr(processor, "run_workflow", None)
-        if workflow is None:
-            raise WorkflowUnavailable("The processor has no run_workflow method.")
+        workflow = self.processor.run_workflow
         args, kwargs = _workflow_arguments(workflow, context, client, bridge.callback, prompt,
                                            history)
         result = workflow(*args, **kwargs)

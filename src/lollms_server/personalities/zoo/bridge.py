@@ -46,11 +46,10 @@ def _operation_kind(op: Any) -> str:
 class Bridge:
     """Thread-side helpers: show text and progress, generate, ask yes/no questions."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, emit: Emit,
-                 service: GenerationService, request: GenerationRequest,
-                 personality: Personality) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, service: GenerationService,
+                 request: GenerationRequest, personality: Personality) -> None:
         self.loop = loop
-        self._emit = emit
+        self._emit: Emit | None = None  # attached when the run starts
         self.service = service
         self.request = request
         self.personality = personality
@@ -85,7 +84,12 @@ class Bridge:
             with self._lock:
                 self._pending.discard(future)
 
+    def attach(self, emit: Emit) -> None:
+        self._emit = emit
+
     def send(self, event: Event) -> None:
+        if self._emit is None:  # the processor's constructor has no client to show it to
+            return
         self.sent_anything = True
         self._wait(self._emit(event))
 
@@ -162,7 +166,8 @@ class Bridge:
     def _generation_request(self, prompt: str, max_tokens: int | None,
                             images: list[Any] | None, params: dict[str, Any]
                             ) -> GenerationRequest:
-        messages = list(split_lollms_prompt(prompt, (self.personality.ai_message_prefix,)))
+        messages = list(split_lollms_prompt(prompt, (self.personality.ai_message_prefix,),
+                                            (self.personality.user_message_prefix,)))
         if images:
             media = tuple(MediaPart("image", Path(i).read_bytes(), "image/png")
                           for i in images)
@@ -185,7 +190,7 @@ class Bridge:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         yield event.text
-                    elif isinstance(event, Usage):
+                    elif isinstance(event, Usage) and self._emit is not None:
                         await self._emit(event)  # counted in the run's usage
         return pieces()
 
