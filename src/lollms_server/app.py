@@ -16,6 +16,7 @@ from lollms_server.api.deps import require_api_key
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.limits import BodyLimitMiddleware
 from lollms_server.api.lollms_compat import router as lollms_router
+from lollms_server.api.lollms_compat import webui_router
 from lollms_server.api.native.personalities import router as personalities_router
 from lollms_server.api.native.routes import router as native_router
 from lollms_server.api.ollama.routes import router as ollama_router
@@ -129,6 +130,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.include_router(openai_media_router)
     app.include_router(ollama_router)
     app.include_router(lollms_router)
+    app.include_router(webui_router)
 
     @app.get("/metrics", tags=["health"], dependencies=[Depends(require_api_key)],
              response_class=PlainTextResponse)

@@ -95,3 +95,20 @@ def test_no_keys_on_public_address_refuses(make_settings) -> None:
     with pytest.raises(ConfigError) as info:
         create_app(settings)
     assert info.value.key == "server.host"
+
+
+async def test_every_route_of_the_app_needs_a_key(make_client) -> None:
+    """All routes the app declares (its OpenAPI document, new ones included): 401 without a
+    key."""
+    open_routes = {"/health"}
+    async with make_client(auth=False) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        assert len(paths) > 40
+        for path, operations in paths.items():
+            if path in open_routes:
+                continue
+            url = path.replace("{binding_type}", "llm").replace("{name}", "x").replace(
+                "{binding_name}", "fake").replace("{model_id}", "x")
+            for method in operations:
+                response = await client.request(method.upper(), url, json={"prompt": "x"})
+                assert response.status_code == 401, (method, path, response.text)

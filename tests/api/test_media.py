@@ -272,3 +272,23 @@ def test_readme_media_examples_run(media_app: tuple[FastAPI, str], tmp_path: Pat
     assert _wav((tmp_path / "piano.wav").read_bytes()) == (16000, 5.0)
     with av.open(str(tmp_path / "waves.mp4")) as container:
         assert len(list(container.decode(video=0))) == 17
+
+
+def test_lollms_client_tts_binding_and_text2audio(media_app: tuple[FastAPI, str]) -> None:
+    from lollms_client.tts_bindings.lollms import LollmsTTSBinding_Impl
+
+    binding = LollmsTTSBinding_Impl(host_address=media_app[1], service_key=API_KEY,
+                                    model_name="en_US-joe-medium")
+    assert binding.generate_audio("Hello from the lollms client.") == b""  # its protocol
+    reply = httpx.post(media_app[1] + "/text2Audio", json={
+        "client_id": API_KEY, "text": "Hello there.", "voice": "en_US-joe-medium",
+        "fn": "hello.wav"}).json()
+    assert reply["status"] is True and reply["voice"] == "voice/en_US-joe-medium"
+    assert _wav(base64.b64decode(reply["audio"]))[0] == 22050
+    assert reply["file_name"] == "hello.wav"
+    refused = httpx.post(media_app[1] + "/text2Audio", json={"client_id": "wrong",
+                                                             "text": "x"})
+    assert refused.status_code == 401
+    unknown = httpx.post(media_app[1] + "/text2Audio", json={
+        "client_id": API_KEY, "text": "x", "voice": "alloy"})
+    assert unknown.status_code == 404 and "alloy" in unknown.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +20,7 @@ from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.bindings.events import TextDelta, TextReplace
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
-from lollms_server.errors import BadRequest, LollmsError
+from lollms_server.errors import BadRequest, LollmsError, NotFound, Unauthorized
 from lollms_server.generation.service import GenerationRequest, GenerationService
 from lollms_server.personalities.prompting import split_lollms_prompt
 
@@ -182,3 +183,68 @@ async def lollms_generate(body: LollmsGenerateBody, service: Generation,
         return StreamingResponse(text(), media_type="text/plain; charset=utf-8")
     out = await collect_run(request, run)
     return PlainTextResponse(out.text)
+
+
+# lollms-client's `lollms` TTS binding speaks lollms-webui's protocol: it sends the API key as
+# `client_id` in the body (no Authorization header). Only this route reads a key from there;
+# it is checked like any other key (constant time).
+webui_router = APIRouter(tags=["lollms-client"])
+
+
+class Text2AudioBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = None
+    text: str = Field(min_length=1, max_length=100_000)
+    voice: str | None = None
+    fn: str | None = Field(None, description="lollms-webui's server-side file name: not "
+                           "written here (this server keeps no files); echoed back.")
+
+
+async def _key_in_body(request: Request) -> None:
+    """The key from ``Authorization: Bearer`` or the body's ``client_id``; checked before the
+    body is validated, so that an unauthenticated caller learns nothing about it."""
+    keys = request.app.state.keys
+    if len(keys) == 0 and request.app.state.settings.security.allow_no_keys:
+        return
+    header = request.headers.get("authorization", "")
+    presented: Any = header[7:] if header.lower().startswith("bearer ") else None
+    if presented is None:
+        with contextlib.suppress(ValueError):
+            data = await request.json()
+            presented = data.get("client_id") if isinstance(data, dict) else None
+    if not isinstance(presented, str) or keys.verify(presented) is None:
+        raise Unauthorized("Missing or invalid key: send it as 'client_id' (lollms-webui "
+                           "protocol) or 'Authorization: Bearer <key>'.")
+
+
+@webui_router.post("/text2Audio", dependencies=[Depends(_key_in_body)])
+async def text2audio(body: Text2AudioBody, service: Generation, request: Request
+                     ) -> dict[str, Any]:
+    """Speech from the tts default binding (or the binding serving ``voice``), returned as
+    base64 WAV in the JSON answer."""
+    model = "default"
+    if body.voice:
+        model = body.voice if "/" in body.voice else await _voice_model(service, body.voice)
+    instance, name = await service.find_model(model, "tts")
+    run = await start_run(request, service, GenerationRequest(
+        generation_type="tts", binding_name=instance, model_name=name,
+        messages=(Message("user", body.text),)))
+    out = await collect_run(request, run)
+    audio = next((m for m in out.media if m.kind == "audio"), None)
+    if audio is None:
+        raise BadRequest("The binding produced no audio.", param="voice")
+    return {"status": True, "voice": f"{instance}/{name}", "mime_type": audio.mime_type,
+            "audio": base64.b64encode(audio.data).decode("ascii"), "file_name": body.fn,
+            "metadata": audio.metadata}
+
+
+async def _voice_model(service: GenerationService, voice: str) -> str:
+    """A bare voice name (``en_US-joe-medium``) as ``instance/voice`` of a tts binding."""
+    for instance in service.bindings.active_names():
+        binding = service.bindings.get(instance)
+        if "tts" in binding.serves():
+            with contextlib.suppress(LollmsError):
+                if any(m.name == voice for m in await binding.list_models()):
+                    return f"{instance}/{voice}"
+    raise NotFound(f"Voice '{voice}' not found in any tts binding.", param="voice")
