@@ -66,4 +66,4 @@ async def collect_run(request: Request, run: Run) -> CollectedOutput:
     try:
         return await cancel_on_disconnect(request, collect(run.__aiter__()))
     finally:
-        run.close()
+        await run.aclose()

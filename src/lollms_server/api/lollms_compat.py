@@ -178,7 +178,7 @@ async def lollms_generate(body: LollmsGenerateBody, service: Generation,
                 logger.warning("lollms_generate stream failed: %s", exc.message)
                 yield f"\n\n[error: {exc.error_type}: {exc.message}]".encode()
             finally:
-                run.close()
+                await run.aclose()
 
         return StreamingResponse(text(), media_type="text/plain; charset=utf-8")
     out = await collect_run(request, run)

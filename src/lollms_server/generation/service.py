@@ -9,6 +9,7 @@ or :func:`collect` them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -102,11 +103,14 @@ class GenerationRun:
     first_token_ms: float | None = None
     outcome: str = "cancelled"
     completion_tokens: int = 0
+    _iterator: AsyncGenerator[Event, None] | None = field(default=None, init=False,
+                                                         repr=False)
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
+        self._iterator = self._iterate()
+        return self._iterator
 
-    async def _iterate(self) -> AsyncIterator[Event]:
+    async def _iterate(self) -> AsyncGenerator[Event, None]:
         splitter = ThinkSplitter()
         source = self.binding.generate(self.request)
         try:
@@ -145,6 +149,12 @@ class GenerationRun:
             metrics.tokens.labels(binding=instance).inc(self.completion_tokens)
 
     async def aclose(self) -> None:
+        """Close the events' generator (stopping the binding's generation at once, not when
+        the garbage collector finds it) and release the lease."""
+        iterator = self._iterator
+        if iterator is not None:
+            with contextlib.suppress(Exception):  # already running or already closed
+                await iterator.aclose()
         self.close()
 
     def timings(self) -> dict[str, float | None]:

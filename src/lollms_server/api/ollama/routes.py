@@ -166,7 +166,7 @@ async def _answer(service: GenerationService, request: Request, body: Generation
     try:
         return JSONResponse(await cancel_on_disconnect(request, merge()))
     finally:
-        run.close()
+        await run.aclose()
 
 
 @router.post("/generate")
