@@ -175,6 +175,10 @@ async def test_openai_sdk_images_and_speech(media_app: tuple[FastAPI, str]) -> N
                                       input="Hi")
     with pytest.raises(openai.BadRequestError, match="b64_json"):
         await sdk.images.generate(model="media/sd", prompt="x", response_format="url")
+    pcm = await sdk.audio.speech.create(model="voice/en_US-joe-medium",
+                                        voice="en_US-joe-medium", input="Hi.",
+                                        response_format="pcm")
+    assert pcm.response.headers["x-sample-rate"] == "22050" and len(pcm.content) % 2 == 0
 
 
 def test_lollms_client_tti_binding(media_app: tuple[FastAPI, str]) -> None:
@@ -198,6 +202,16 @@ def test_lollms_client_tti_binding(media_app: tuple[FastAPI, str]) -> None:
     ({"prompt": "x", "generation_type": "tts", "parameters": {"voice": "alloy"}},
      "Voice 'alloy' not found"),
     ({"prompt": "x", "generation_type": "ttm", "parameters": {"duration": 900}}, "duration"),
+    ({"prompt": "x", "generation_type": "ttm", "parameters": {"temperature": 0}},
+     "temperature must be above 0"),
+    ({"prompt": "  \n ", "generation_type": "tts"}, "blank"),
+    ({"prompt": "x", "generation_type": "tti", "parameters": {"strength": 0.5}},
+     "send an image"),
+    ({"prompt": "x", "generation_type": "tti", "parameters": {"width": 4096, "height": 4096}},
+     "max_pixels"),
+    ({"input_data": [{"type": "text", "data": "x"},
+                     {"type": "image", "data": "bm90IGFuIGltYWdl"}],
+      "generation_type": "tti"}, "cannot be read"),
 ])
 async def test_bad_media_requests_are_clear_400s(client: httpx.AsyncClient,
                                                  body: dict[str, Any], needle: str) -> None:
@@ -280,6 +294,9 @@ def test_lollms_client_tts_binding_and_text2audio(media_app: tuple[FastAPI, str]
     binding = LollmsTTSBinding_Impl(host_address=media_app[1], service_key=API_KEY,
                                     model_name="en_US-joe-medium")
     assert binding.generate_audio("Hello from the lollms client.") == b""  # its protocol
+    default = httpx.post(media_app[1] + "/text2Audio", json={
+        "client_id": API_KEY, "text": "Hi.", "voice": "main_voice"}).json()
+    assert default["voice"] == "voice/en_US-joe-medium"  # lollms-webui's default voice
     reply = httpx.post(media_app[1] + "/text2Audio", json={
         "client_id": API_KEY, "text": "Hello there.", "voice": "en_US-joe-medium",
         "fn": "hello.wav"}).json()
@@ -292,3 +309,19 @@ def test_lollms_client_tts_binding_and_text2audio(media_app: tuple[FastAPI, str]
     unknown = httpx.post(media_app[1] + "/text2Audio", json={
         "client_id": API_KEY, "text": "x", "voice": "alloy"})
     assert unknown.status_code == 404 and "alloy" in unknown.text
+
+
+def test_weight_estimate_counts_what_from_pretrained_loads(tmp_path: Path) -> None:
+    """Variants and pickled copies beside the safetensors are not counted twice."""
+    import shutil
+
+    from lollms_server.bindings.diffusers import weight_bytes
+
+    sd = build_tiny_sd(tmp_path / "a")
+    plain = weight_bytes(sd, None)
+    unet = sd / "unet" / "diffusion_pytorch_model.safetensors"
+    shutil.copy(unet, unet.with_name("diffusion_pytorch_model.fp16.safetensors"))
+    (sd / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"0" * 1_000_000)
+    (sd / "single_file.safetensors").write_bytes(unet.read_bytes())
+    assert weight_bytes(sd, None) == plain
+    assert weight_bytes(sd, "float16") == pytest.approx(plain / 2, rel=0.01)

@@ -224,7 +224,7 @@ async def text2audio(body: Text2AudioBody, service: Generation, request: Request
     """Speech from the tts default binding (or the binding serving ``voice``), returned as
     base64 WAV in the JSON answer."""
     model = "default"
-    if body.voice:
+    if body.voice and body.voice != "main_voice":  # lollms-webui's name for its default
         model = body.voice if "/" in body.voice else await _voice_model(service, body.voice)
     instance, name = await service.find_model(model, "tts")
     run = await start_run(request, service, GenerationRequest(

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import io
 import json
 import logging
-import struct
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from lollms_server.bindings.media import (
     prompt_of,
 )
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.bindings.weights import checkpoint_bytes
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
 
 __all__ = ["DiffusersBinding", "DiffusersConfig", "pipeline_kind"]
@@ -43,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 _VIDEO_MARKERS = ("Video", "Wan", "LTX", "CogVideoX", "Mochi", "Allegro", "Latte", "SkyReels")
 _AUDIO_MARKERS = ("Audio", "MusicLDM")
-_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-_SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
-                      "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 _IMAGE_OPTIONS = ("width", "height", "steps", "guidance", "negative_prompt", "n", "strength",
                   "format")
 _VIDEO_OPTIONS = ("width", "height", "steps", "guidance", "negative_prompt", "n",
@@ -64,6 +63,9 @@ class DiffusersConfig(BindingConfig):
     vae_tiling: bool = False
     allow_download: bool = Field(False, description="Let hub ids download when not cached.")
     default_fps: int = Field(16, ge=1, le=120)
+    max_pixels: int = Field(2048 * 2048, ge=64 * 64, description="Largest width x height.")
+    max_images: int = Field(8, ge=1, le=16, description="Largest n per request.")
+    max_frames: int = Field(257, ge=1, le=1024, description="Largest num_frames.")
 
 
 @dataclass
@@ -72,6 +74,13 @@ class _Loaded:
     kind: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     img2img: Any = None
+
+
+def call_parameters(pipe: Any) -> frozenset[str]:
+    """The named arguments of ``pipe(...)``: pipelines differ (no negative prompt in Flux
+    2, no step callback in older ones), and extras would fail or be silently swallowed."""
+    return frozenset(name for name, p in inspect.signature(pipe.__call__).parameters.items()
+                     if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
 class _Stopped(Exception):
@@ -87,34 +96,9 @@ def pipeline_kind(class_name: str) -> str:
     return "tti"
 
 
-def _safetensors_params(path: Path) -> dict[str, int]:
-    """Element counts per dtype, read from a .safetensors header (no tensor is loaded)."""
-    with path.open("rb") as fh:
-        (size,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(size))
-    counts: dict[str, int] = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        elements = 1
-        for dim in info["shape"]:
-            elements *= dim
-        counts[info["dtype"]] = counts.get(info["dtype"], 0) + elements
-    return counts
-
-
 def weight_bytes(folder: Path, dtype: str | None) -> int:
     """Bytes the pipeline's weights take once loaded in ``dtype`` (None: as stored)."""
-    total = 0
-    for path in folder.rglob("*"):
-        if path.suffix == ".safetensors":
-            for kind, count in _safetensors_params(path).items():
-                stored = _SAFETENSORS_BYTES.get(kind, 4)
-                floating = kind.startswith(("F", "BF"))
-                total += count * (_DTYPE_BYTES[dtype] if dtype and floating else stored)
-        elif path.suffix in (".bin", ".pt", ".ckpt"):
-            total += path.stat().st_size
-    return total
+    return checkpoint_bytes(folder, dtype, components=True)
 
 
 class DiffusersBinding(Binding):
@@ -283,6 +267,17 @@ class DiffusersBinding(Binding):
                              f"generation_type '{request.generation_type}'.",
                              param="generation_type")
         options = media_options(request, _IMAGE_OPTIONS if kind == "tti" else _VIDEO_OPTIONS)
+        prompt_of(request)
+        self._check_limits(options)
+        source = input_image(request)
+        if source is not None:
+            if kind != "tti":
+                raise BadRequest("Only image pipelines take an input image.",
+                                 param="input_data")
+            self._check_image(source.data, options)
+        elif options.strength is not None:
+            raise BadRequest("parameters.strength applies to image-to-image: send an image.",
+                             param="parameters.strength")
         for side in ("width", "height"):
             value = getattr(options, side)
             if value is not None and value % 8:
@@ -292,6 +287,32 @@ class DiffusersBinding(Binding):
             raise BadRequest("Videos are encoded as mp4.", param="parameters.format")
         if kind == "tti" and options.format in ("wav", "mp4"):
             raise BadRequest("Images are png, jpeg or webp.", param="parameters.format")
+
+    def _check_limits(self, options: MediaOptions) -> None:
+        if options.width and options.height and \
+                options.width * options.height > self.cfg.max_pixels:
+            raise BadRequest(f"{options.width}x{options.height} is more than this instance's "
+                             f"max_pixels ({self.cfg.max_pixels}).", param="parameters.width")
+        if options.n > self.cfg.max_images:
+            raise BadRequest(f"parameters.n is at most {self.cfg.max_images} here.",
+                             param="parameters.n")
+        if options.num_frames is not None and options.num_frames > self.cfg.max_frames:
+            raise BadRequest(f"parameters.num_frames is at most {self.cfg.max_frames} here.",
+                             param="parameters.num_frames")
+
+    def _check_image(self, data: bytes, options: MediaOptions) -> None:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                size = picture.size
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
+            raise BadRequest(f"The input image cannot be read: {type(exc).__name__}.",
+                             param="input_data") from None
+        if not (options.width and options.height) and size[0] * size[1] > self.cfg.max_pixels:
+            raise BadRequest(f"The input image ({size[0]}x{size[1]}) is larger than "
+                             f"max_pixels; give parameters.width and height.",
+                             param="input_data")
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         loaded = self._loaded.get(request.model)
@@ -346,14 +367,25 @@ class DiffusersBinding(Binding):
             return kwargs
 
         common: dict[str, Any] = {
-            "prompt": prompt_of(request), "negative_prompt": options.negative_prompt,
+            "prompt": prompt_of(request),
             "generator": torch.Generator(device="cpu").manual_seed(seed),
-            "callback_on_step_end": on_step,
         }
         for name, key in (("width", "width"), ("height", "height"),
-                          ("steps", "num_inference_steps"), ("guidance", "guidance_scale")):
+                          ("steps", "num_inference_steps"), ("guidance", "guidance_scale"),
+                          ("negative_prompt", "negative_prompt")):
             if getattr(options, name) is not None:
                 common[key] = getattr(options, name)
+        accepted = call_parameters(loaded.pipe)
+        refused = sorted(k for k in common if k not in accepted)
+        if refused:
+            raise BadRequest(f"This {type(loaded.pipe).__name__} does not take "
+                             f"{', '.join(refused)}.", param=f"parameters.{refused[0]}")
+        if "callback_on_step_end" in accepted:
+            common["callback_on_step_end"] = on_step
+        elif "callback" in accepted:  # older pipelines: callback(step, timestep, latents)
+            common["callback"] = lambda step, t, latents: on_step(loaded.pipe, step, t, {})
+            if "callback_steps" in accepted:
+                common["callback_steps"] = 1
         with loaded.lock:
             if loaded.kind == "ttv":
                 return self._video(loaded, common, options, seed)
@@ -364,8 +396,6 @@ class DiffusersBinding(Binding):
         pipe = loaded.pipe
         source = input_image(request)
         if source is not None:
-            import io
-
             from diffusers import AutoPipelineForImage2Image
             from PIL import Image
 
@@ -380,7 +410,12 @@ class DiffusersBinding(Binding):
             common.pop("height", None)
             if options.strength is not None:
                 common["strength"] = options.strength
-        result = pipe(num_images_per_prompt=options.n, output_type="pil", **common)
+        if "num_images_per_prompt" in call_parameters(pipe):
+            common["num_images_per_prompt"] = options.n
+        elif options.n > 1:
+            raise BadRequest(f"This {type(pipe).__name__} makes one image per request.",
+                             param="parameters.n")
+        result = pipe(output_type="pil", **common)
         outputs: list[Event] = []
         for index, image in enumerate(result.images):
             data, mime = encode_image(image, options.format or "png")
@@ -394,7 +429,16 @@ class DiffusersBinding(Binding):
         fps = options.fps or self.cfg.default_fps
         if options.num_frames is not None:
             common["num_frames"] = options.num_frames
-        result = loaded.pipe(num_videos_per_prompt=options.n, output_type="np", **common)
+        accepted = call_parameters(loaded.pipe)
+        if "num_videos_per_prompt" in accepted:
+            common["num_videos_per_prompt"] = options.n
+        elif options.n > 1:
+            raise BadRequest(f"This {type(loaded.pipe).__name__} makes one video per request.",
+                             param="parameters.n")
+        if options.num_frames is not None and "num_frames" not in accepted:
+            raise BadRequest(f"This {type(loaded.pipe).__name__} does not take num_frames.",
+                             param="parameters.num_frames")
+        result = loaded.pipe(output_type="np", **common)
         outputs: list[Event] = []
         for index, frames in enumerate(result.frames):
             outputs.append(MediaOutput(encode_mp4(frames, fps), "video/mp4", "video", {

@@ -14,7 +14,6 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -27,11 +26,11 @@ from lollms_server.bindings.types import (
     EmbeddingResult,
     ModelInfo,
 )
+from lollms_server.bindings.weights import checkpoint_bytes, local_folder
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
 
 __all__ = ["HFEmbeddingsBinding", "HFEmbeddingsConfig"]
 
-_WEIGHTS = ("*.safetensors", "*.bin")
 
 
 class HFEmbeddingsConfig(BindingConfig):
@@ -71,12 +70,12 @@ class HFEmbeddingsBinding(Binding):
             raise ModelNotFound(model, self.instance_name, self.cfg.models)
         return self.cfg.models[model]
 
-    @staticmethod
-    def _size(source: str) -> int | None:
-        folder = Path(source)
-        if not folder.is_dir():
+    def _size(self, source: str) -> int | None:
+        folder = local_folder(source, "config.json")
+        if folder is None:
             return None
-        return sum(p.stat().st_size for pattern in _WEIGHTS for p in folder.glob(pattern))
+        dtype = None if self.cfg.dtype == "auto" else self.cfg.dtype
+        return checkpoint_bytes(folder, dtype)
 
     def _info(self, name: str) -> ModelInfo:
         source = self._source(name)
@@ -136,6 +135,9 @@ class HFEmbeddingsBinding(Binding):
         if self.cfg.dtype != "auto":
             kwargs["dtype"] = getattr(torch, self.cfg.dtype)
         network: Any = AutoModel.from_pretrained(source, **kwargs)
+        tokenizer.padding_side = "right"  # the pooling reads positions from the right end
+        if tokenizer.pad_token is None:  # decoder embedders often have none
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         return _Loaded(network.to(self.cfg.device).eval(), tokenizer)
 
     async def unload(self, model: str) -> None:
@@ -162,15 +164,26 @@ class HFEmbeddingsBinding(Binding):
         loaded = self._loaded.get(model)
         if loaded is None:
             raise GenerationFailed(f"'{model}' is not loaded")
-        return await asyncio.to_thread(self._embed_sync, loaded, texts)
+        stop = threading.Event()
+        work = asyncio.ensure_future(asyncio.to_thread(self._embed_sync, loaded, texts, stop))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()  # the thread ends after its current batch; wait for it
+            with contextlib.suppress(Exception):
+                await work
+            raise
 
-    def _embed_sync(self, loaded: _Loaded, texts: list[str]) -> EmbeddingResult:
+    def _embed_sync(self, loaded: _Loaded, texts: list[str],
+                    stop: threading.Event) -> EmbeddingResult:
         import torch
 
         vectors: list[list[float]] = []
         tokens = truncated = 0
         with loaded.lock, torch.inference_mode():
             for start in range(0, len(texts), self.cfg.batch_size):
+                if stop.is_set():
+                    raise GenerationFailed("cancelled")
                 batch = texts[start:start + self.cfg.batch_size]
                 full = loaded.tokenizer(batch, add_special_tokens=True)["input_ids"]
                 truncated += sum(len(ids) > self.cfg.max_length for ids in full)

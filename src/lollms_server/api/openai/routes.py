@@ -101,7 +101,7 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # user: accepted, no effect
 
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[int] | list[list[int]] = Field(max_length=2048)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
 
