@@ -83,3 +83,47 @@ def build_tiny_encoder(folder: Path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_tiny_whisper(folder: Path) -> Path:
+    """A tiny English-only Whisper (random weights) with its processor, for the asr
+    binding: it transcribes nonsense, but through the real loading and decoding path."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizerFast,
+    )
+
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>",
+                "<|translate|>", "<|notimestamps|>", "<|startofprev|>", "<|nocaptions|>"]
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator([CORPUS], trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    vocab = core.get_vocab()
+    end = vocab["<|endoftext|>"]
+    tokenizer = WhisperTokenizerFast(tokenizer_object=core, unk_token="<|endoftext|>",
+                                     bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                     pad_token="<|endoftext|>")
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(WhisperConfig(
+        vocab_size=core.get_vocab_size(), num_mel_bins=80, encoder_layers=1,
+        decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2, d_model=16,
+        encoder_ffn_dim=16, decoder_ffn_dim=16, max_source_positions=1500,
+        max_target_positions=64, pad_token_id=end, bos_token_id=end, eos_token_id=end,
+        decoder_start_token_id=vocab["<|startoftranscript|>"], suppress_tokens=[],
+        begin_suppress_tokens=[]))
+    model.generation_config.no_timestamps_token_id = vocab["<|notimestamps|>"]
+    model.generation_config.is_multilingual = False
+    model.generation_config.max_length = 64
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80),
+                     tokenizer=tokenizer).save_pretrained(folder)
+    return folder

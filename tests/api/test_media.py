@@ -28,6 +28,7 @@ from tests.diffusers_support import (
     needs_piper,
 )
 from tests.live import serve_in_thread
+from tests.transformers_support import build_tiny_whisper
 
 pytestmark = [*needs_diffusers, *needs_piper, pytest.mark.asyncio(loop_scope="module")]
 
@@ -36,6 +37,7 @@ pytestmark = [*needs_diffusers, *needs_piper, pytest.mark.asyncio(loop_scope="mo
 def media_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, str]]:
     root = tmp_path_factory.mktemp("media")
     sd, wan, music = build_tiny_sd(root), build_tiny_wan(root), build_tiny_musicgen(root)
+    whisper = build_tiny_whisper(root / "whisper")
     path = root / "config.toml"
     path.write_text(BASE_CONFIG.replace('[defaults]\nttt_binding = "fake"\n', f"""
 [defaults]
@@ -46,6 +48,7 @@ ttv_binding = "media"
 ttv_model = "wan"
 ttm_binding = "music"
 tts_binding = "voice"
+stt_binding = "stt"
 
 [bindings.media]
 type = "diffusers"
@@ -57,6 +60,10 @@ models = {{ tiny = "{music}" }}
 
 [bindings.voice]
 type = "piper"
+
+[bindings.stt]
+type = "asr"
+models = {{ tiny = "{whisper}" }}
 """))
     app = create_app(load_config(path))
     with serve_in_thread(app) as url:
@@ -225,6 +232,7 @@ async def test_models_list_their_modality(client: httpx.AsyncClient) -> None:
     assert {m["name"]: m["modalities"] for m in models["media"]} == {"sd": ["tti"],
                                                                      "wan": ["ttv"]}
     assert models["music"][0]["modalities"] == ["ttm"]
+    assert models["stt"][0]["modalities"] == ["stt"]
     joe = models["voice"][0]
     assert joe["name"] == "en_US-joe-medium" and joe["details"]["sample_rate"] == 22050
 
@@ -325,3 +333,63 @@ def test_weight_estimate_counts_what_from_pretrained_loads(tmp_path: Path) -> No
     (sd / "single_file.safetensors").write_bytes(unet.read_bytes())
     assert weight_bytes(sd, None) == plain
     assert weight_bytes(sd, "float16") == pytest.approx(plain / 2, rel=0.01)
+
+
+def _joe_wav(url: str, text: str) -> bytes:
+    reply = httpx.post(url + "/v1/audio/speech", headers=AUTH, json={
+        "model": "voice/en_US-joe-medium", "input": text, "voice": "en_US-joe-medium"})
+    assert reply.status_code == 200
+    return reply.content
+
+
+def _flac(wav_bytes: bytes) -> bytes:
+    import av
+    import numpy as np
+
+    with wave.open(io.BytesIO(wav_bytes)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    out = io.BytesIO()
+    with av.open(out, "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+async def test_speech_to_text(media_app: tuple[FastAPI, str]) -> None:
+    url = media_app[1]
+    speech = _joe_wav(url, "Hello from lollms server, this is a transcription test.")
+    _, seconds = _wav(speech)
+    sdk = openai.AsyncOpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
+    result = await sdk.audio.transcriptions.create(model="stt/tiny",
+                                                   file=("speech.wav", speech))
+    assert isinstance(result.text, str)  # random weights: the words are nonsense
+    verbose = await sdk.audio.transcriptions.create(
+        model="default", file=("speech.flac", _flac(speech)),
+        response_format="verbose_json")
+    # Decoded (FLAC here) and resampled to 16 kHz in the server: the duration survives.
+    assert verbose.duration == pytest.approx(seconds, abs=0.05)
+    text = await sdk.audio.transcriptions.create(model="stt/tiny", file=("a.wav", speech),
+                                                 response_format="text")
+    assert isinstance(text, str)
+    with pytest.raises(openai.BadRequestError, match="cannot be decoded"):
+        await sdk.audio.transcriptions.create(model="stt/tiny", file=("x.wav", b"garbage"))
+    with pytest.raises(openai.BadRequestError, match="English-only"):
+        await sdk.audio.transcriptions.create(model="stt/tiny", file=("a.wav", speech),
+                                              language="fr")
+    with pytest.raises(openai.BadRequestError, match="srt"):
+        await sdk.audio.transcriptions.create(model="stt/tiny", file=("a.wav", speech),
+                                              response_format="srt")
+    native = httpx.post(url + "/api/v1/generate", headers=AUTH, timeout=60, json={
+        "generation_type": "stt", "input_data": [{"type": "audio", "data": base64.b64encode(
+            speech).decode(), "mime_type": "audio/wav"}]})
+    assert native.status_code == 200 and native.json()["output"][0]["type"] == "text"
+    missing = httpx.post(url + "/api/v1/generate", headers=AUTH,
+                         json={"generation_type": "stt", "prompt": "no audio"})
+    assert missing.status_code == 400 and "one audio input" in missing.text

@@ -366,7 +366,8 @@ class GenerationService:
                 and request.generation_type == "ttt":
             request = replace(request, raw_prompt=render_plain_prompt(request.messages),
                               messages=())
-        if not binding.capabilities.vision and any(m.media for m in request.messages):
+        if request.generation_type == "ttt" and not binding.capabilities.vision and any(
+                m.media for m in request.messages):
             raise UnsupportedCapability(
                 f"Binding instance '{binding.instance_name}' takes no image, audio or video "
                 "input.",

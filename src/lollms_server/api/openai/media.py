@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import re
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
-from lollms_server.bindings.types import Message, SamplingParams
+from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
 from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationService
 
@@ -131,3 +131,61 @@ def _pcm(wav_bytes: bytes) -> bytes:
 
     with wave.open(io.BytesIO(wav_bytes)) as wav:
         return bytes(wav.readframes(wav.getnframes()))
+
+
+_TRANSCRIPT_FORMATS = ("json", "text", "verbose_json")
+
+
+async def _transcribe(request: Request, service: GenerationService, file: UploadFile,
+                      model: str, language: str | None, task: str, response_format: str,
+                      temperature: float | None) -> Response:
+    if response_format not in _TRANSCRIPT_FORMATS:
+        raise BadRequest(f"response_format '{response_format}' is not produced here; use "
+                         f"{', '.join(_TRANSCRIPT_FORMATS)}.", param="response_format")
+    data = await file.read()
+    if not data:
+        raise BadRequest("The uploaded file is empty.", param="file")
+    extra: dict[str, Any] = {"task": task}
+    if language:
+        extra["language"] = language
+    instance, name = await service.find_model(model, "stt")
+    body = GenerationRequest(
+        generation_type="stt", binding_name=instance, model_name=name,
+        messages=(Message("user", "", (MediaPart("audio", data, file.content_type
+                                                 or "application/octet-stream"),)),),
+        params=SamplingParams(temperature=temperature), extra=extra)
+    run = await start_run(request, service, body)
+    out = await collect_run(request, run)
+    if response_format == "text":
+        return PlainTextResponse(out.text)
+    result: dict[str, Any] = {"text": out.text}
+    if response_format == "verbose_json":
+        result.update(task=task, language=language,
+                      duration=out.metadata.get("duration_s"), model=f"{instance}/{name}")
+    return JSONResponse(result)
+
+
+@router.post("/audio/transcriptions")
+async def transcriptions(
+    request: Request, service: Generation, file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()], language: Annotated[str | None, Form()] = None,
+    prompt: Annotated[str | None, Form()] = None,
+    response_format: Annotated[str, Form()] = "json",
+    temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
+) -> Response:
+    """Speech to text from an stt binding (multipart upload, as the openai SDK sends it)."""
+    if prompt:
+        raise BadRequest("'prompt' is not supported by these speech models.", param="prompt")
+    return await _transcribe(request, service, file, model, language, "transcribe",
+                             response_format, temperature)
+
+
+@router.post("/audio/translations")
+async def translations(
+    request: Request, service: Generation, file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()], response_format: Annotated[str, Form()] = "json",
+    temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
+) -> Response:
+    """Speech in any language to English text (multilingual Whisper models)."""
+    return await _transcribe(request, service, file, model, None, "translate",
+                             response_format, temperature)

@@ -1,0 +1,248 @@
+"""Speech to text with transformers' speech-recognition models (optional extra
+``[transformers]``): Whisper and other ``AutoModelForSpeechSeq2Seq`` / CTC checkpoints,
+from a local folder or a hub id in the local cache.
+
+Audio arrives as a file in any container PyAV can read (WAV, MP3, OGG/Opus, FLAC, WebM, M4A)
+and is decoded and resampled to the model's rate in the server; long recordings are cut in
+30-second chunks by transformers' pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.types import BindingContext, BindingRequest, MediaPart, ModelInfo
+from lollms_server.bindings.weights import checkpoint_bytes, local_folder
+from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+
+__all__ = ["ASRBinding", "ASRConfig", "decode_audio"]
+
+
+class ASRConfig(BindingConfig):
+    models: dict[str, str] = Field(
+        default_factory=dict, description="name -> speech model folder or hub id (cache).")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1'...")
+    chunk_length_s: float = Field(30.0, gt=0, le=60, description="Long audio is cut in "
+                                  "chunks of this length.")
+    max_audio_s: float = Field(3600.0, gt=0, description="Longest recording accepted.")
+    max_new_tokens: int = Field(440, ge=1, le=448, description="Tokens per chunk.")
+    allow_download: bool = False
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(None, max_length=32)
+    task: Literal["transcribe", "translate"] = "transcribe"
+
+
+@dataclass
+class _Loaded:
+    pipeline: Any
+    rate: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def decode_audio(data: bytes, rate: int) -> Any:
+    """Mono float32 samples at ``rate`` from an audio file (PyAV's bundled FFmpeg)."""
+    import av
+    import numpy as np
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = next(s for s in container.streams if s.type == "audio")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks = []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except (av.error.FFmpegError, StopIteration, ValueError) as exc:
+        raise BadRequest(f"The audio cannot be decoded: {type(exc).__name__}.",
+                         param="file") from None
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+
+class ASRBinding(Binding):
+    name: ClassVar[str] = "asr"
+    description: ClassVar[str] = "Speech to text with transformers (Whisper and others)."
+    modalities: ClassVar[frozenset[str]] = frozenset({"stt"})
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
+    Config: ClassVar[type[BindingConfig]] = ASRConfig
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.cfg: ASRConfig = config  # type: ignore[assignment]
+        self._loaded: dict[str, _Loaded] = {}
+
+    def _source(self, model: str) -> str:
+        if model not in self.cfg.models:
+            raise ModelNotFound(model, self.instance_name, self.cfg.models)
+        return self.cfg.models[model]
+
+    def _dtype_name(self) -> str:
+        if self.cfg.dtype != "auto":
+            return self.cfg.dtype
+        return "float32" if self.cfg.device in ("cpu", "mps") else "float16"
+
+    def _info(self, name: str) -> ModelInfo:
+        folder = local_folder(self._source(name), "config.json")
+        return ModelInfo(name=name, modalities=["stt"], loaded=name in self._loaded,
+                         size_bytes=checkpoint_bytes(folder) if folder else None,
+                         details={"source": self._source(name)})
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [self._info(name) for name in self.cfg.models]
+
+    async def model_info(self, model: str) -> ModelInfo:
+        return self._info(model)
+
+    def memory_estimate(self, model: str) -> int | None:
+        try:
+            folder = local_folder(self._source(model), "config.json")
+        except ModelNotFound:
+            return None
+        return checkpoint_bytes(folder, self._dtype_name()) if folder else None
+
+    def memory_device(self, model: str) -> str:
+        device = self.cfg.device
+        if device in ("cpu", "mps"):
+            return "cpu"
+        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+
+    async def load(self, model: str) -> None:
+        if model in self._loaded:
+            return
+        source = self._source(model)
+        try:
+            import av  # noqa: F401
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise BindingUnavailable("transformers, torch and av are needed: pip install "
+                                     "'lollms_server[transformers]'") from exc
+        try:
+            self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BindingUnavailable(f"could not load speech model '{model}' from "
+                                     f"'{source}': {exc}") from exc
+
+    def _load_sync(self, source: str) -> _Loaded:
+        import torch
+        from transformers import (
+            AutoConfig,
+            AutoModelForCTC,
+            AutoModelForSpeechSeq2Seq,
+            AutoProcessor,
+            pipeline,
+        )
+
+        local = not self.cfg.allow_download
+        config = AutoConfig.from_pretrained(source, local_files_only=local)
+        seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+        factory: Any = AutoModelForSpeechSeq2Seq if seq2seq else AutoModelForCTC
+        network = factory.from_pretrained(source, local_files_only=local,
+                                          dtype=getattr(torch, self._dtype_name()))
+        processors: Any = AutoProcessor
+        processor = processors.from_pretrained(source, local_files_only=local)
+        recognizer: Any = pipeline(
+            "automatic-speech-recognition", model=network.to(self.cfg.device),
+            tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor,
+            device=self.cfg.device)
+        return _Loaded(recognizer, int(processor.feature_extractor.sampling_rate))
+
+    async def unload(self, model: str) -> None:
+        if self._loaded.pop(model, None) is None:
+            return
+        import gc
+
+        gc.collect()
+        with contextlib.suppress(ImportError):
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    async def close(self) -> None:
+        for model in list(self._loaded):
+            await self.unload(model)
+
+    @staticmethod
+    def _audio(request: BindingRequest) -> MediaPart:
+        parts = [m for message in request.messages for m in message.media if m.kind == "audio"]
+        if len(parts) != 1:
+            raise BadRequest("Speech to text needs exactly one audio input.",
+                             param="input_data")
+        return parts[0]
+
+    @staticmethod
+    def _options(request: BindingRequest) -> _Options:
+        try:
+            return _Options.model_validate(dict(request.extra))
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise BadRequest(f"parameters.{where}: {err['msg']}",
+                             param=f"parameters.{where}") from None
+
+    def check_request(self, request: BindingRequest) -> None:
+        self._options(request)
+        if request.model:
+            self._audio(request)
+
+    async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
+        loaded = self._loaded.get(request.model)
+        if loaded is None:
+            raise GenerationFailed(f"'{request.model}' is not loaded")
+        options = self._options(request)
+        samples = await asyncio.to_thread(decode_audio, self._audio(request).data, loaded.rate)
+        seconds = len(samples) / loaded.rate
+        if seconds > self.cfg.max_audio_s:
+            raise BadRequest(f"The audio lasts {seconds:.0f} s; at most "
+                             f"{self.cfg.max_audio_s:g} s here.", param="file")
+        if len(samples) == 0:
+            raise BadRequest("The audio is empty.", param="file")
+        text = await asyncio.to_thread(self._transcribe, loaded, samples, options, request)
+        yield TextDelta(text)
+        yield Usage(prompt_tokens=0, completion_tokens=0)
+        yield Finished("stop", {"duration_s": round(seconds, 3)})
+
+    def _transcribe(self, loaded: _Loaded, samples: Any, options: _Options,
+                    request: BindingRequest) -> str:
+        seq2seq = str(getattr(loaded.pipeline, "type", "")).startswith("seq2seq")
+        limit = int(getattr(loaded.pipeline.model.config, "max_target_positions", 448))
+        tokens = max(1, min(self.cfg.max_new_tokens, limit - 8))  # room for the start tokens
+        kwargs: dict[str, Any] = {"max_new_tokens": tokens} if seq2seq else {}
+        if getattr(loaded.pipeline.model.config, "model_type", "") == "whisper":
+            multilingual = getattr(loaded.pipeline.model.generation_config, "is_multilingual",
+                                   False)
+            if multilingual:
+                kwargs["task"] = options.task
+                if options.language:
+                    kwargs["language"] = options.language
+            elif options.task == "translate" or options.language not in (None, "en",
+                                                                          "english"):
+                raise BadRequest("This model is English-only: no language or translation.",
+                                 param="parameters.language")
+        if request.params.temperature and seq2seq:
+            kwargs.update(do_sample=True, temperature=request.params.temperature)
+        try:
+            with loaded.lock:
+                extra = {"generate_kwargs": kwargs} if seq2seq else {}
+                result = loaded.pipeline({"raw": samples, "sampling_rate": loaded.rate},
+                                         chunk_length_s=self.cfg.chunk_length_s, **extra)
+        except ValueError as exc:
+            raise BadRequest(f"The speech model rejected the request: {exc}") from None
+        return str(result["text"]).strip()
