@@ -10,7 +10,6 @@ and is decoded and resampled to the model's rate in the server; long recordings 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import threading
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.torch_support import budget_of, default_dtype, free_memory
 from lollms_server.bindings.types import BindingContext, BindingRequest, MediaPart, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
@@ -93,9 +93,7 @@ class ASRBinding(Binding):
         return self.cfg.models[model]
 
     def _dtype_name(self) -> str:
-        if self.cfg.dtype != "auto":
-            return self.cfg.dtype
-        return "float32" if self.cfg.device in ("cpu", "mps") else "float16"
+        return default_dtype(self.cfg.dtype, self.cfg.device)
 
     def _info(self, name: str) -> ModelInfo:
         folder = local_folder(self._source(name), "config.json")
@@ -117,10 +115,7 @@ class ASRBinding(Binding):
         return checkpoint_bytes(folder, self._dtype_name()) if folder else None
 
     def memory_device(self, model: str) -> str:
-        device = self.cfg.device
-        if device in ("cpu", "mps"):
-            return "cpu"
-        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+        return budget_of(self.cfg.device)
 
     async def load(self, model: str) -> None:
         if model in self._loaded:
@@ -166,14 +161,7 @@ class ASRBinding(Binding):
     async def unload(self, model: str) -> None:
         if self._loaded.pop(model, None) is None:
             return
-        import gc
-
-        gc.collect()
-        with contextlib.suppress(ImportError):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        free_memory()
 
     async def close(self) -> None:
         for model in list(self._loaded):

@@ -12,7 +12,6 @@ pipeline at its next step. Images are PNG (or JPEG/WebP), videos H.264 MP4 (PyAV
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import io
 import json
@@ -35,6 +34,7 @@ from lollms_server.bindings.media import (
     media_options,
     prompt_of,
 )
+from lollms_server.bindings.torch_support import budget_of, default_dtype, free_memory
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
@@ -167,9 +167,7 @@ class DiffusersBinding(Binding):
         return self._info(model, self._source(model))
 
     def _dtype_name(self) -> str:
-        if self.cfg.dtype != "auto":
-            return self.cfg.dtype
-        return "float32" if self.cfg.device in ("cpu", "mps") else "float16"
+        return default_dtype(self.cfg.dtype, self.cfg.device)
 
     def memory_estimate(self, model: str) -> int | None:
         try:
@@ -190,10 +188,9 @@ class DiffusersBinding(Binding):
         return total
 
     def memory_device(self, model: str) -> str:
-        device = self.cfg.device
-        if device in ("cpu", "mps") or self.cfg.offload == "sequential":
+        if self.cfg.offload == "sequential":  # layers stream in from system memory
             return "cpu"
-        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+        return budget_of(self.cfg.device)
 
     def max_concurrency(self, model: str) -> int:
         return 1  # one pipeline call at a time per model: it holds the whole device
@@ -243,14 +240,7 @@ class DiffusersBinding(Binding):
     async def unload(self, model: str) -> None:
         if self._loaded.pop(model, None) is None:
             return
-        import gc
-
-        gc.collect()
-        with contextlib.suppress(ImportError):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        free_memory()
 
     async def close(self) -> None:
         for model in list(self._loaded):

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event
+from lollms_server.bindings.torch_support import budget_of, free_memory
 from lollms_server.bindings.types import (
     BindingContext,
     BindingRequest,
@@ -104,10 +105,7 @@ class HFEmbeddingsBinding(Binding):
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
     def memory_device(self, model: str) -> str:
-        device = self.cfg.device
-        if device in ("cpu", "mps"):
-            return "cpu"
-        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+        return budget_of(self.cfg.device)
 
     async def load(self, model: str) -> None:
         if model in self._loaded:
@@ -143,14 +141,7 @@ class HFEmbeddingsBinding(Binding):
     async def unload(self, model: str) -> None:
         if self._loaded.pop(model, None) is None:
             return
-        import gc
-
-        gc.collect()
-        with contextlib.suppress(ImportError):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        free_memory()
 
     async def close(self) -> None:
         for model in list(self._loaded):

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.torch_support import budget_of, free_memory
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
 
@@ -105,10 +106,7 @@ class TransformersBinding(Binding):
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
     def memory_device(self, model: str) -> str:
-        device = self.cfg.device
-        if device in ("cpu", "mps"):
-            return "cpu"  # Apple's unified memory is system memory
-        return device if device.startswith("cuda:") else "gpu"
+        return budget_of(self.cfg.device)
 
     # -- load / unload ---------------------------------------------------------------------
     async def load(self, model: str) -> None:
@@ -157,16 +155,7 @@ class TransformersBinding(Binding):
         if loaded is None:
             return
         del loaded
-        import gc
-
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        free_memory()
 
     async def close(self) -> None:
         for model in list(self._loaded):

@@ -21,6 +21,7 @@ from pydantic import Field
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, MediaOutput, Usage
 from lollms_server.bindings.media import encode_wav, media_options, prompt_of
+from lollms_server.bindings.torch_support import budget_of, default_dtype, free_memory
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
@@ -93,15 +94,10 @@ class MusicGenBinding(Binding):
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
     def memory_device(self, model: str) -> str:
-        device = self.cfg.device
-        if device in ("cpu", "mps"):
-            return "cpu"
-        return "gpu:" + device.split(":", 1)[1] if device.startswith("cuda:") else "gpu"
+        return budget_of(self.cfg.device)
 
     def _dtype_name(self) -> str:
-        if self.cfg.dtype != "auto":
-            return self.cfg.dtype
-        return "float32" if self.cfg.device in ("cpu", "mps") else "float16"
+        return default_dtype(self.cfg.dtype, self.cfg.device)
 
     async def load(self, model: str) -> None:
         if model in self._loaded:
@@ -133,14 +129,7 @@ class MusicGenBinding(Binding):
     async def unload(self, model: str) -> None:
         if self._loaded.pop(model, None) is None:
             return
-        import gc
-
-        gc.collect()
-        with contextlib.suppress(ImportError):
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        free_memory()
 
     async def close(self) -> None:
         for model in list(self._loaded):
