@@ -124,7 +124,7 @@ system_prompt = "You are a helpful assistant."
             async with client.stream("POST", "/api/v1/generate", json={
                     "prompt": "Write a long essay.", "binding_name": "llm",
                     "model_name": MODEL_NAME, "stream": True,
-                    "parameters": {"max_tokens": 1500}}) as streamed:
+                    "parameters": {"max_tokens": 1500, "ignore_eos": True}}) as streamed:
                 async for line in streamed.aiter_lines():
                     if '"chunk"' in line:
                         break

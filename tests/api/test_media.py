@@ -64,6 +64,7 @@ type = "piper"
 [bindings.stt]
 type = "asr"
 models = {{ tiny = "{whisper}" }}
+max_audio_s = 60
 """))
     app = create_app(load_config(path))
     with serve_in_thread(app) as url:
@@ -390,6 +391,22 @@ async def test_speech_to_text(media_app: tuple[FastAPI, str]) -> None:
         "generation_type": "stt", "input_data": [{"type": "audio", "data": base64.b64encode(
             speech).decode(), "mime_type": "audio/wav"}]})
     assert native.status_code == 200 and native.json()["output"][0]["type"] == "text"
+    english = await sdk.audio.transcriptions.create(model="stt/tiny", file=("a.wav", speech),
+                                                    language="English")
+    assert isinstance(english.text, str)
+    from lollms_server.bindings.media import encode_wav
+
+    long_silence = encode_wav([0.0] * (8000 * 61), 8000)  # 61 s, over max_audio_s
+    with pytest.raises(openai.BadRequestError, match="more than 60 s"):
+        await sdk.audio.transcriptions.create(model="stt/tiny", file=("s.wav", long_silence))
+    with pytest.raises(openai.BadRequestError, match="shorter than 0.1 s"):
+        await sdk.audio.transcriptions.create(model="stt/tiny",
+                                              file=("s.wav", encode_wav([0.0] * 80, 8000)))
+    spoken_image = httpx.post(url + "/api/v1/generate", headers=AUTH, json={
+        "generation_type": "tts", "input_data": [
+            {"type": "text", "data": "Hi"},
+            {"type": "image", "data": base64.b64encode(b"x").decode()}]})
+    assert spoken_image.status_code == 400 and "text only" in spoken_image.text
     missing = httpx.post(url + "/api/v1/generate", headers=AUTH,
                          json={"generation_type": "stt", "prompt": "no audio"})
     assert missing.status_code == 400 and "one audio input" in missing.text

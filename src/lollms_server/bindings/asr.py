@@ -10,6 +10,7 @@ and is decoded and resampled to the model's rate in the server; long recordings 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import threading
 from collections.abc import AsyncIterator
@@ -54,21 +55,27 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def decode_audio(data: bytes, rate: int) -> Any:
-    """Mono float32 samples at ``rate`` from an audio file (PyAV's bundled FFmpeg)."""
+def decode_audio(data: bytes, rate: int, max_seconds: float) -> Any:
+    """Mono float32 samples at ``rate`` from an audio file (PyAV's bundled FFmpeg); a 400
+    as soon as it lasts more than ``max_seconds`` (compressed silence is small on the wire
+    and huge once decoded)."""
     import av
     import numpy as np
 
+    limit = int(max_seconds * rate)
     try:
         with av.open(io.BytesIO(data)) as container:
             stream = next(s for s in container.streams if s.type == "audio")
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            chunks = []
-            for frame in container.decode(stream):
+            chunks, total = [], 0
+            for frame in [*container.decode(stream), None]:
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                    chunk = out.to_ndarray().reshape(-1)
+                    total += len(chunk)
+                    if total > limit:
+                        raise BadRequest(f"The audio lasts more than {max_seconds:g} s, the "
+                                         "most accepted here.", param="file")
+                    chunks.append(chunk)
     except (av.error.FFmpegError, StopIteration, ValueError) as exc:
         raise BadRequest(f"The audio cannot be decoded: {type(exc).__name__}.",
                          param="file") from None
@@ -113,6 +120,10 @@ class ASRBinding(Binding):
         except ModelNotFound:
             return None
         return checkpoint_bytes(folder, self._dtype_name()) if folder else None
+
+    def memory_used(self, model: str) -> int | None:
+        loaded = self._loaded.get(model)
+        return int(loaded.pipeline.model.get_memory_footprint()) if loaded else None
 
     def memory_device(self, model: str) -> str:
         return budget_of(self.cfg.device)
@@ -195,24 +206,40 @@ class ASRBinding(Binding):
         if loaded is None:
             raise GenerationFailed(f"'{request.model}' is not loaded")
         options = self._options(request)
-        samples = await asyncio.to_thread(decode_audio, self._audio(request).data, loaded.rate)
+        samples = await asyncio.to_thread(decode_audio, self._audio(request).data, loaded.rate,
+                                          self.cfg.max_audio_s)
         seconds = len(samples) / loaded.rate
-        if seconds > self.cfg.max_audio_s:
-            raise BadRequest(f"The audio lasts {seconds:.0f} s; at most "
-                             f"{self.cfg.max_audio_s:g} s here.", param="file")
-        if len(samples) == 0:
-            raise BadRequest("The audio is empty.", param="file")
-        text = await asyncio.to_thread(self._transcribe, loaded, samples, options, request)
+        if seconds < 0.1:
+            raise BadRequest("The audio is empty or shorter than 0.1 s.", param="file")
+        stop = threading.Event()
+        work = asyncio.ensure_future(asyncio.to_thread(
+            self._transcribe, loaded, samples, options, request, stop))
+        try:
+            text = await asyncio.shield(work)
+        finally:  # the lease is held until the thread lets go of the model
+            stop.set()
+            if not work.done():
+                with contextlib.suppress(Exception):
+                    await work
         yield TextDelta(text)
         yield Usage(prompt_tokens=0, completion_tokens=0)
         yield Finished("stop", {"duration_s": round(seconds, 3)})
 
     def _transcribe(self, loaded: _Loaded, samples: Any, options: _Options,
-                    request: BindingRequest) -> str:
+                    request: BindingRequest, stop: threading.Event) -> str:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
+
         seq2seq = str(getattr(loaded.pipeline, "type", "")).startswith("seq2seq")
         limit = int(getattr(loaded.pipeline.model.config, "max_target_positions", 448))
         tokens = max(1, min(self.cfg.max_new_tokens, limit - 8))  # room for the start tokens
-        kwargs: dict[str, Any] = {"max_new_tokens": tokens} if seq2seq else {}
+        kwargs: dict[str, Any] = {"max_new_tokens": tokens, "stopping_criteria":
+                                  StoppingCriteriaList([_Stop()])} if seq2seq else {}
+        english = options.language is None or options.language.lower() in ("en", "english")
         if getattr(loaded.pipeline.model.config, "model_type", "") == "whisper":
             multilingual = getattr(loaded.pipeline.model.generation_config, "is_multilingual",
                                    False)
@@ -220,10 +247,12 @@ class ASRBinding(Binding):
                 kwargs["task"] = options.task
                 if options.language:
                     kwargs["language"] = options.language
-            elif options.task == "translate" or options.language not in (None, "en",
-                                                                          "english"):
+            elif options.task == "translate" or not english:
                 raise BadRequest("This model is English-only: no language or translation.",
                                  param="parameters.language")
+        elif options.task == "translate" or options.language:
+            raise BadRequest("Only Whisper models take a language or translate.",
+                             param="parameters.language")
         if request.params.temperature and seq2seq:
             kwargs.update(do_sample=True, temperature=request.params.temperature)
         try:
@@ -233,4 +262,9 @@ class ASRBinding(Binding):
                                          chunk_length_s=self.cfg.chunk_length_s, **extra)
         except ValueError as exc:
             raise BadRequest(f"The speech model rejected the request: {exc}") from None
+        except Exception as exc:
+            raise GenerationFailed(f"Speech recognition failed: {type(exc).__name__}: "
+                                   f"{exc}") from exc
+        if stop.is_set():
+            raise GenerationFailed("cancelled")
         return str(result["text"]).strip()

@@ -132,8 +132,10 @@ class GenerationRun:
             self.outcome = "failed"
             raise
         finally:
-            await source.aclose()  # type: ignore[attr-defined]
-            self.close()
+            try:
+                await source.aclose()  # type: ignore[attr-defined]
+            finally:
+                self.close()
 
     def close(self) -> None:
         """Release the lease (idempotent); also for a run that was never iterated."""
@@ -152,10 +154,14 @@ class GenerationRun:
         """Close the events' generator (stopping the binding's generation at once, not when
         the garbage collector finds it) and release the lease."""
         iterator = self._iterator
-        if iterator is not None:
-            with contextlib.suppress(Exception):  # already running or already closed
-                await iterator.aclose()
-        self.close()
+        if iterator is not None and getattr(iterator, "ag_running", False):
+            return  # another task is in it: its own finally releases the lease
+        try:
+            if iterator is not None:
+                with contextlib.suppress(Exception):  # already closed
+                    await iterator.aclose()
+        finally:
+            self.close()
 
     def timings(self) -> dict[str, float | None]:
         total = (time.perf_counter() - self.started) * 1000
@@ -366,8 +372,11 @@ class GenerationService:
                 and request.generation_type == "ttt":
             request = replace(request, raw_prompt=render_plain_prompt(request.messages),
                               messages=())
-        if request.generation_type == "ttt" and not binding.capabilities.vision and any(
-                m.media for m in request.messages):
+        has_media = any(m.media for m in request.messages)
+        if has_media and request.generation_type in ("tts", "ttm", "ttv"):
+            raise UnsupportedCapability(f"'{request.generation_type}' takes text only.",
+                                        param="input_data")
+        if request.generation_type == "ttt" and not binding.capabilities.vision and has_media:
             raise UnsupportedCapability(
                 f"Binding instance '{binding.instance_name}' takes no image, audio or video "
                 "input.",

@@ -172,8 +172,12 @@ async def transcriptions(
     prompt: Annotated[str | None, Form()] = None,
     response_format: Annotated[str, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
+    stream: Annotated[bool, Form()] = False,
 ) -> Response:
     """Speech to text from an stt binding (multipart upload, as the openai SDK sends it)."""
+    if stream:
+        raise BadRequest("Streamed transcription is not served; omit 'stream'.",
+                         param="stream")
     if prompt:
         raise BadRequest("'prompt' is not supported by these speech models.", param="prompt")
     return await _transcribe(request, service, file, model, language, "transcribe",
