@@ -391,6 +391,10 @@ async def test_speech_to_text(media_app: tuple[FastAPI, str]) -> None:
         "generation_type": "stt", "input_data": [{"type": "audio", "data": base64.b64encode(
             speech).decode(), "mime_type": "audio/wav"}]})
     assert native.status_code == 200 and native.json()["output"][0]["type"] == "text"
+    with pytest.raises(openai.BadRequestError, match="timestamp_granularities"):
+        await sdk.audio.transcriptions.create(model="stt/tiny", file=("a.wav", speech),
+                                              response_format="verbose_json",
+                                              timestamp_granularities=["word"])
     english = await sdk.audio.transcriptions.create(model="stt/tiny", file=("a.wav", speech),
                                                     language="English")
     assert isinstance(english.text, str)

@@ -178,6 +178,11 @@ async def transcriptions(
     if stream:
         raise BadRequest("Streamed transcription is not served; omit 'stream'.",
                          param="stream")
+    unsupported = sorted(k for k in await request.form() if k.rstrip("[]") in
+                         ("timestamp_granularities", "include", "chunking_strategy"))
+    if unsupported:
+        raise BadRequest(f"{', '.join(unsupported)} is not supported here.",
+                         param=unsupported[0])
     if prompt:
         raise BadRequest("'prompt' is not supported by these speech models.", param="prompt")
     return await _transcribe(request, service, file, model, language, "transcribe",
