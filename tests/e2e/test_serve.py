@@ -98,6 +98,9 @@ def test_fresh_config_serves_a_real_answer(server: tuple[str, str], mark: int) -
         "Tour Guide", "Haiku Poet", "Step Planner", "Zoo Summarizer"}
     functions = httpx.get(f"{url}/api/v1/list_functions", headers=auth).json()["functions"]
     assert len(functions) == 4
+    speech = httpx.post(f"{url}/v1/audio/speech", headers=auth, timeout=60, json={
+        "model": "default", "input": "Hello!", "voice": "en_US-joe-medium"})
+    assert speech.status_code == 200 and speech.content[:4] == b"RIFF"
 
 
 def test_init_stores_only_the_hash(initialised: tuple[Path, str]) -> None:
