@@ -19,26 +19,21 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.base import BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
-from lollms_server.bindings.torch_support import budget_of, default_dtype, free_memory
+from lollms_server.bindings.torch_support import TorchBinding, TorchConfig
 from lollms_server.bindings.types import BindingContext, BindingRequest, MediaPart, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
-from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+from lollms_server.errors import BadRequest, GenerationFailed, ModelNotFound
 
 __all__ = ["ASRBinding", "ASRConfig", "decode_audio"]
 
 
-class ASRConfig(BindingConfig):
-    models: dict[str, str] = Field(
-        default_factory=dict, description="name -> speech model folder or hub id (cache).")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1'...")
+class ASRConfig(TorchConfig):
     chunk_length_s: float = Field(30.0, gt=0, le=60, description="Long audio is cut in "
                                   "chunks of this length.")
     max_audio_s: float = Field(3600.0, gt=0, description="Longest recording accepted.")
     max_new_tokens: int = Field(440, ge=1, le=448, description="Tokens per chunk.")
-    allow_download: bool = False
 
 
 class _Options(BaseModel):
@@ -82,25 +77,18 @@ def decode_audio(data: bytes, rate: int, max_seconds: float) -> Any:
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-class ASRBinding(Binding):
+class ASRBinding(TorchBinding[_Loaded]):
     name: ClassVar[str] = "asr"
     description: ClassVar[str] = "Speech to text with transformers (Whisper and others)."
     modalities: ClassVar[frozenset[str]] = frozenset({"stt"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
     Config: ClassVar[type[BindingConfig]] = ASRConfig
+    what: ClassVar[str] = "speech model"
+    needs: ClassVar[tuple[str, ...]] = ("torch", "transformers", "av")
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
         super().__init__(config, context)
         self.cfg: ASRConfig = config  # type: ignore[assignment]
-        self._loaded: dict[str, _Loaded] = {}
-
-    def _source(self, model: str) -> str:
-        if model not in self.cfg.models:
-            raise ModelNotFound(model, self.instance_name, self.cfg.models)
-        return self.cfg.models[model]
-
-    def _dtype_name(self) -> str:
-        return default_dtype(self.cfg.dtype, self.cfg.device)
 
     def _info(self, name: str) -> ModelInfo:
         folder = local_folder(self._source(name), "config.json")
@@ -125,26 +113,6 @@ class ASRBinding(Binding):
         loaded = self._loaded.get(model)
         return int(loaded.pipeline.model.get_memory_footprint()) if loaded else None
 
-    def memory_device(self, model: str) -> str:
-        return budget_of(self.cfg.device)
-
-    async def load(self, model: str) -> None:
-        if model in self._loaded:
-            return
-        source = self._source(model)
-        try:
-            import av  # noqa: F401
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as exc:
-            raise BindingUnavailable("transformers, torch and av are needed: pip install "
-                                     "'lollms_server[transformers]'") from exc
-        try:
-            self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BindingUnavailable(f"could not load speech model '{model}' from "
-                                     f"'{source}': {exc}") from exc
-
     def _load_sync(self, source: str) -> _Loaded:
         import torch
         from transformers import (
@@ -168,15 +136,6 @@ class ASRBinding(Binding):
             tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor,
             device=self.cfg.device)
         return _Loaded(recognizer, int(processor.feature_extractor.sampling_rate))
-
-    async def unload(self, model: str) -> None:
-        if self._loaded.pop(model, None) is None:
-            return
-        free_memory()
-
-    async def close(self) -> None:
-        for model in list(self._loaded):
-            await self.unload(model)
 
     @staticmethod
     def _audio(request: BindingRequest) -> MediaPart:

@@ -34,7 +34,12 @@ from lollms_server.bindings.media import (
     media_options,
     prompt_of,
 )
-from lollms_server.bindings.torch_support import budget_of, default_dtype, free_memory
+from lollms_server.bindings.torch_support import (
+    TorchConfig,
+    budget_of,
+    default_dtype,
+    free_memory,
+)
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
@@ -51,17 +56,11 @@ _VIDEO_OPTIONS = ("width", "height", "steps", "guidance", "negative_prompt", "n"
                   "num_frames", "fps", "format")
 
 
-class DiffusersConfig(BindingConfig):
-    models: dict[str, str] = Field(
-        default_factory=dict, description="name -> pipeline folder or hub id (local cache).")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="'auto': float16 on a GPU, float32 on the CPU.")
-    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', 'mps'...")
+class DiffusersConfig(TorchConfig):
     offload: Literal["none", "model", "sequential"] = Field(
         "none", description="CPU offload: 'model' (whole sub-models) or 'sequential' (layers).")
     attention_slicing: bool = False
     vae_tiling: bool = False
-    allow_download: bool = Field(False, description="Let hub ids download when not cached.")
     default_fps: int = Field(16, ge=1, le=120)
     max_pixels: int = Field(2048 * 2048, ge=64 * 64, description="Largest width x height.")
     max_images: int = Field(8, ge=1, le=16, description="Largest n per request.")

@@ -18,9 +18,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.base import BindingConfig, Capabilities
 from lollms_server.bindings.events import Event
-from lollms_server.bindings.torch_support import budget_of, free_memory
+from lollms_server.bindings.torch_support import TorchBinding, TorchConfig
 from lollms_server.bindings.types import (
     BindingContext,
     BindingRequest,
@@ -28,22 +28,17 @@ from lollms_server.bindings.types import (
     ModelInfo,
 )
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
-from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+from lollms_server.errors import BadRequest, GenerationFailed, ModelNotFound
 
 __all__ = ["HFEmbeddingsBinding", "HFEmbeddingsConfig"]
 
 
 
-class HFEmbeddingsConfig(BindingConfig):
-    models: dict[str, str] = Field(
-        default_factory=dict, description="name -> encoder folder or hub id (local cache).")
+class HFEmbeddingsConfig(TorchConfig):
     pooling: Literal["mean", "cls", "last"] = "mean"
     normalize: bool = Field(True, description="L2-normalise the vectors (cosine = dot).")
     max_length: int = Field(512, ge=1, le=32768, description="Tokens kept per text.")
     batch_size: int = Field(32, ge=1, le=1024)
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1'...")
-    allow_download: bool = False
 
 
 @dataclass
@@ -53,23 +48,18 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class HFEmbeddingsBinding(Binding):
+class HFEmbeddingsBinding(TorchBinding[_Loaded]):
     name: ClassVar[str] = "hf_embeddings"
     description: ClassVar[str] = "Text embeddings from Hugging Face encoders."
     modalities: ClassVar[frozenset[str]] = frozenset({"embed"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False, tokenizer=False,
                                                         embeddings=True)
     Config: ClassVar[type[BindingConfig]] = HFEmbeddingsConfig
+    what: ClassVar[str] = "encoder"
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
         super().__init__(config, context)
         self.cfg: HFEmbeddingsConfig = config  # type: ignore[assignment]
-        self._loaded: dict[str, _Loaded] = {}
-
-    def _source(self, model: str) -> str:
-        if model not in self.cfg.models:
-            raise ModelNotFound(model, self.instance_name, self.cfg.models)
-        return self.cfg.models[model]
 
     def _size(self, source: str) -> int | None:
         folder = local_folder(source, "config.json")
@@ -104,25 +94,6 @@ class HFEmbeddingsBinding(Binding):
         loaded = self._loaded.get(model)
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
-    def memory_device(self, model: str) -> str:
-        return budget_of(self.cfg.device)
-
-    async def load(self, model: str) -> None:
-        if model in self._loaded:
-            return
-        source = self._source(model)
-        try:
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as exc:
-            raise BindingUnavailable("transformers/torch are not installed: pip install "
-                                     "'lollms_server[transformers]'") from exc
-        try:
-            self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
-        except (OSError, ValueError) as exc:
-            raise BindingUnavailable(f"could not load encoder '{model}' from '{source}': "
-                                     f"{exc}") from exc
-
     def _load_sync(self, source: str) -> _Loaded:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -137,15 +108,6 @@ class HFEmbeddingsBinding(Binding):
         if tokenizer.pad_token is None:  # decoder embedders often have none
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         return _Loaded(network.to(self.cfg.device).eval(), tokenizer)
-
-    async def unload(self, model: str) -> None:
-        if self._loaded.pop(model, None) is None:
-            return
-        free_memory()
-
-    async def close(self) -> None:
-        for model in list(self._loaded):
-            await self.unload(model)
 
     def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         raise BadRequest(f"Binding instance '{self.instance_name}' only embeds; use "

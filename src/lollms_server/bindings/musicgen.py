@@ -14,29 +14,24 @@ import math
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.base import BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, MediaOutput, Usage
 from lollms_server.bindings.media import encode_wav, media_options, prompt_of
-from lollms_server.bindings.torch_support import budget_of, default_dtype, free_memory
+from lollms_server.bindings.torch_support import TorchBinding, TorchConfig
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
-from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+from lollms_server.errors import BadRequest, GenerationFailed, ModelNotFound
 
 __all__ = ["MusicGenBinding", "MusicGenConfig"]
 
 _OPTIONS = ("duration", "guidance", "format")
 
 
-class MusicGenConfig(BindingConfig):
-    models: dict[str, str] = Field(
-        default_factory=dict, description="name -> MusicGen folder or hub id (local cache).")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1'...")
-    allow_download: bool = False
+class MusicGenConfig(TorchConfig):
     default_duration: float = Field(8.0, gt=0, le=600)
     max_duration: float = Field(60.0, gt=0, le=600)
 
@@ -48,26 +43,17 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class MusicGenBinding(Binding):
+class MusicGenBinding(TorchBinding[_Loaded]):
     name: ClassVar[str] = "musicgen"
     description: ClassVar[str] = "MusicGen text-to-music (transformers)."
     modalities: ClassVar[frozenset[str]] = frozenset({"ttm"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
     Config: ClassVar[type[BindingConfig]] = MusicGenConfig
+    what: ClassVar[str] = "MusicGen"
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
         super().__init__(config, context)
         self.cfg: MusicGenConfig = config  # type: ignore[assignment]
-        self._loaded: dict[str, _Loaded] = {}
-
-    def _sources(self) -> dict[str, str]:
-        return dict(self.cfg.models)
-
-    def _source(self, model: str) -> str:
-        sources = self._sources()
-        if model not in sources:
-            raise ModelNotFound(model, self.instance_name, sources)
-        return sources[model]
 
     def _size(self, source: str, dtype: str | None = None) -> int | None:
         folder = local_folder(source, "config.json")
@@ -76,7 +62,7 @@ class MusicGenBinding(Binding):
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(name=name, modalities=["ttm"], size_bytes=self._size(src),
                           loaded=name in self._loaded, details={"source": src})
-                for name, src in self._sources().items()]
+                for name, src in self.tcfg.models.items()]
 
     async def model_info(self, model: str) -> ModelInfo:
         source = self._source(model)
@@ -93,28 +79,6 @@ class MusicGenBinding(Binding):
         loaded = self._loaded.get(model)
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
-    def memory_device(self, model: str) -> str:
-        return budget_of(self.cfg.device)
-
-    def _dtype_name(self) -> str:
-        return default_dtype(self.cfg.dtype, self.cfg.device)
-
-    async def load(self, model: str) -> None:
-        if model in self._loaded:
-            return
-        source = self._source(model)
-        try:
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as exc:
-            raise BindingUnavailable("transformers/torch are not installed: pip install "
-                                     "'lollms_server[transformers]'") from exc
-        try:
-            self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
-        except (OSError, ValueError) as exc:
-            raise BindingUnavailable(f"could not load MusicGen '{model}' from '{source}': "
-                                     f"{exc}") from exc
-
     def _load_sync(self, source: str) -> _Loaded:
         import torch
         from transformers import AutoTokenizer, MusicgenForConditionalGeneration
@@ -125,15 +89,6 @@ class MusicGenBinding(Binding):
             source, local_files_only=local, dtype=getattr(torch, self._dtype_name()))
         network = network.to(self.cfg.device).eval()
         return _Loaded(network, tokenizer)
-
-    async def unload(self, model: str) -> None:
-        if self._loaded.pop(model, None) is None:
-            return
-        free_memory()
-
-    async def close(self) -> None:
-        for model in list(self._loaded):
-            await self.unload(model)
 
     def check_request(self, request: BindingRequest) -> None:
         options = media_options(request, _OPTIONS)

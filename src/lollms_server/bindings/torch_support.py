@@ -3,10 +3,22 @@ dtype for it, and giving memory back after an unload. Torch is imported lazily."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import importlib.util
+from abc import abstractmethod
+from typing import ClassVar, Generic, Literal, TypeVar
 
-__all__ = ["budget_of", "default_dtype", "free_memory"]
+from pydantic import Field
+
+from lollms_server.bindings.base import Binding, BindingConfig
+from lollms_server.bindings.types import BindingContext
+from lollms_server.errors import BindingUnavailable, ModelNotFound
+
+__all__ = ["TorchBinding", "TorchConfig", "budget_of", "default_dtype", "free_memory"]
+
+T = TypeVar("T")
 
 
 def budget_of(device: str) -> str:
@@ -32,3 +44,68 @@ def free_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+class TorchConfig(BindingConfig):
+    """Settings every in-process torch binding has."""
+
+    models: dict[str, str] = Field(
+        default_factory=dict, description="name -> model folder or hub id (local cache).")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="'auto': float32 on the CPU, float16 on a GPU.")
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', 'mps'...")
+    allow_download: bool = Field(False, description="Let hub ids download when not cached.")
+
+
+class TorchBinding(Binding, Generic[T]):
+    """Base of the bindings that hold torch models in this process, named in ``models``.
+
+    Subclasses set ``Config`` (a :class:`TorchConfig`), ``what`` (for messages) and
+    implement ``_load_sync(source) -> T``, run in a worker thread; loaded objects are kept
+    in ``self._loaded``."""
+
+    what: ClassVar[str] = "model"
+    needs: ClassVar[tuple[str, ...]] = ("torch", "transformers")
+    extra: ClassVar[str] = "transformers"
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.tcfg: TorchConfig = config  # type: ignore[assignment]
+        self._loaded: dict[str, T] = {}
+
+    def _source(self, model: str) -> str:
+        if model not in self.tcfg.models:
+            raise ModelNotFound(model, self.instance_name, self.tcfg.models)
+        return self.tcfg.models[model]
+
+    def _dtype_name(self) -> str:
+        return default_dtype(self.tcfg.dtype, self.tcfg.device)
+
+    def memory_device(self, model: str) -> str:
+        return budget_of(self.tcfg.device)
+
+    async def load(self, model: str) -> None:
+        if model in self._loaded:
+            return
+        source = self._source(model)
+        missing = [name for name in self.needs if importlib.util.find_spec(name) is None]
+        if missing:
+            raise BindingUnavailable(f"{', '.join(missing)} not installed: pip install "
+                                     f"'lollms_server[{self.extra}]'")
+        try:
+            self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BindingUnavailable(f"could not load {self.what} '{model}' from "
+                                     f"'{source}': {exc}") from exc
+
+    @abstractmethod
+    def _load_sync(self, source: str) -> T:
+        """Load ``source`` (runs in a worker thread)."""
+
+    async def unload(self, model: str) -> None:
+        if self._loaded.pop(model, None) is not None:
+            free_memory()
+
+    async def close(self) -> None:
+        for model in list(self._loaded):
+            await self.unload(model)
