@@ -41,7 +41,7 @@ from lollms_server.bindings.torch_support import (
     free_memory,
 )
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
-from lollms_server.bindings.weights import checkpoint_bytes
+from lollms_server.bindings.weights import checkpoint_bytes, models_in
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
 
 __all__ = ["DiffusersBinding", "DiffusersConfig", "pipeline_kind"]
@@ -114,13 +114,7 @@ class DiffusersBinding(Binding):
 
     # -- models ----------------------------------------------------------------------------
     def _sources(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        folder = self.context.models_path
-        if folder.is_dir():
-            for index in sorted(folder.rglob("model_index.json")):
-                found[index.parent.relative_to(folder).as_posix()] = str(index.parent)
-        found.update(self.cfg.models)
-        return found
+        return models_in(self.context.models_path, "model_index.json", self.cfg.models)
 
     def _source(self, model: str) -> str:
         sources = self._sources()

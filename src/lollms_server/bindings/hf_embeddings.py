@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from lollms_server.bindings.base import BindingConfig, Capabilities
 from lollms_server.bindings.events import Event
-from lollms_server.bindings.torch_support import TorchBinding, TorchConfig
+from lollms_server.bindings.torch_support import LoadedModel, TorchBinding, TorchConfig
 from lollms_server.bindings.types import (
     BindingContext,
     BindingRequest,
@@ -41,14 +40,7 @@ class HFEmbeddingsConfig(TorchConfig):
     batch_size: int = Field(32, ge=1, le=1024)
 
 
-@dataclass
-class _Loaded:
-    model: Any
-    tokenizer: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class HFEmbeddingsBinding(TorchBinding[_Loaded]):
+class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
     name: ClassVar[str] = "hf_embeddings"
     description: ClassVar[str] = "Text embeddings from Hugging Face encoders."
     modalities: ClassVar[frozenset[str]] = frozenset({"embed"})
@@ -94,7 +86,7 @@ class HFEmbeddingsBinding(TorchBinding[_Loaded]):
         loaded = self._loaded.get(model)
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
-    def _load_sync(self, source: str) -> _Loaded:
+    def _load_sync(self, source: str) -> LoadedModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -107,7 +99,7 @@ class HFEmbeddingsBinding(TorchBinding[_Loaded]):
         tokenizer.padding_side = "right"  # the pooling reads positions from the right end
         if tokenizer.pad_token is None:  # decoder embedders often have none
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        return _Loaded(network.to(self.cfg.device).eval(), tokenizer)
+        return LoadedModel(network.to(self.cfg.device).eval(), tokenizer)
 
     def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         raise BadRequest(f"Binding instance '{self.instance_name}' only embeds; use "
@@ -127,7 +119,7 @@ class HFEmbeddingsBinding(TorchBinding[_Loaded]):
                 await work
             raise
 
-    def _embed_sync(self, loaded: _Loaded, texts: list[str],
+    def _embed_sync(self, loaded: LoadedModel, texts: list[str],
                     stop: threading.Event) -> EmbeddingResult:
         import torch
 

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -23,8 +22,9 @@ from pydantic import Field
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
-from lollms_server.bindings.torch_support import budget_of, free_memory
+from lollms_server.bindings.torch_support import LoadedModel, budget_of, free_memory
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.bindings.weights import models_in
 from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
 
 __all__ = ["TransformersBinding", "TransformersConfig"]
@@ -47,13 +47,6 @@ class TransformersConfig(BindingConfig):
     trust_remote_code: bool = False
 
 
-@dataclass
-class _Loaded:
-    model: Any
-    tokenizer: Any
-    lock: threading.Lock
-
-
 class TransformersBinding(Binding):
     name: ClassVar[str] = "transformers"
     description: ClassVar[str] = "Hugging Face transformers models on torch."
@@ -63,17 +56,11 @@ class TransformersBinding(Binding):
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
         super().__init__(config, context)
         self.cfg: TransformersConfig = config  # type: ignore[assignment]
-        self._loaded: dict[str, _Loaded] = {}
+        self._loaded: dict[str, LoadedModel] = {}
 
     # -- models ----------------------------------------------------------------------------
     def _sources(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        folder = self.context.models_path
-        if folder.is_dir():
-            for config_file in sorted(folder.rglob("config.json")):
-                found[config_file.parent.relative_to(folder).as_posix()] = str(config_file.parent)
-        found.update(self.cfg.models)
-        return found
+        return models_in(self.context.models_path, "config.json", self.cfg.models)
 
     def _source(self, model: str) -> str:
         sources = self._sources()
@@ -126,7 +113,7 @@ class TransformersBinding(Binding):
             raise BindingUnavailable(f"transformers could not load '{model}' from '{source}': "
                                      f"{exc}") from exc
 
-    def _load_sync(self, model: str, source: str) -> _Loaded:
+    def _load_sync(self, model: str, source: str) -> LoadedModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -148,7 +135,7 @@ class TransformersBinding(Binding):
         if not self.cfg.device_map and not self.cfg.load_in_4bit:
             network = network.to(self.cfg.device)
         network.eval()
-        return _Loaded(network, tokenizer, threading.Lock())
+        return LoadedModel(network, tokenizer)
 
     async def unload(self, model: str) -> None:
         loaded = self._loaded.pop(model, None)
@@ -168,7 +155,7 @@ class TransformersBinding(Binding):
                              f"{', '.join(sorted(request.extra))}.",
                              param=f"parameters.{sorted(request.extra)[0]}")
 
-    def _input_ids(self, loaded: _Loaded, request: BindingRequest) -> Any:
+    def _input_ids(self, loaded: LoadedModel, request: BindingRequest) -> Any:
         tok = loaded.tokenizer
         if request.raw_prompt is not None:
             return tok(request.raw_prompt, return_tensors="pt").input_ids
@@ -180,7 +167,7 @@ class TransformersBinding(Binding):
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
         return tok(text, return_tensors="pt").input_ids
 
-    def _generate_kwargs(self, request: BindingRequest, loaded: _Loaded) -> dict[str, Any]:
+    def _generate_kwargs(self, request: BindingRequest, loaded: LoadedModel) -> dict[str, Any]:
         p = request.params
         sample = p.temperature is not None and p.temperature > 0
         kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens or self.cfg.default_max_tokens,

@@ -13,7 +13,6 @@ import contextlib
 import math
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -21,7 +20,7 @@ from pydantic import Field
 from lollms_server.bindings.base import BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, MediaOutput, Usage
 from lollms_server.bindings.media import encode_wav, media_options, prompt_of
-from lollms_server.bindings.torch_support import TorchBinding, TorchConfig
+from lollms_server.bindings.torch_support import LoadedModel, TorchBinding, TorchConfig
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
 from lollms_server.errors import BadRequest, GenerationFailed, ModelNotFound
@@ -36,14 +35,7 @@ class MusicGenConfig(TorchConfig):
     max_duration: float = Field(60.0, gt=0, le=600)
 
 
-@dataclass
-class _Loaded:
-    model: Any
-    tokenizer: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class MusicGenBinding(TorchBinding[_Loaded]):
+class MusicGenBinding(TorchBinding[LoadedModel]):
     name: ClassVar[str] = "musicgen"
     description: ClassVar[str] = "MusicGen text-to-music (transformers)."
     modalities: ClassVar[frozenset[str]] = frozenset({"ttm"})
@@ -79,7 +71,7 @@ class MusicGenBinding(TorchBinding[_Loaded]):
         loaded = self._loaded.get(model)
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
-    def _load_sync(self, source: str) -> _Loaded:
+    def _load_sync(self, source: str) -> LoadedModel:
         import torch
         from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
@@ -88,7 +80,7 @@ class MusicGenBinding(TorchBinding[_Loaded]):
         network: Any = MusicgenForConditionalGeneration.from_pretrained(
             source, local_files_only=local, dtype=getattr(torch, self._dtype_name()))
         network = network.to(self.cfg.device).eval()
-        return _Loaded(network, tokenizer)
+        return LoadedModel(network, tokenizer)
 
     def check_request(self, request: BindingRequest) -> None:
         options = media_options(request, _OPTIONS)
@@ -126,7 +118,7 @@ class MusicGenBinding(TorchBinding[_Loaded]):
         yield Usage(prompt_tokens=0, completion_tokens=0)
         yield Finished("stop")
 
-    def _generate(self, loaded: _Loaded, request: BindingRequest,
+    def _generate(self, loaded: LoadedModel, request: BindingRequest,
                   stop: threading.Event) -> tuple[Any, int, int, float]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import gc
 import importlib.util
+import threading
 from abc import abstractmethod
-from typing import ClassVar, Generic, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import Field
 
@@ -16,9 +18,25 @@ from lollms_server.bindings.base import Binding, BindingConfig
 from lollms_server.bindings.types import BindingContext
 from lollms_server.errors import BindingUnavailable, ModelNotFound
 
-__all__ = ["TorchBinding", "TorchConfig", "budget_of", "default_dtype", "free_memory"]
+__all__ = [
+    "LoadedModel",
+    "TorchBinding",
+    "TorchConfig",
+    "budget_of",
+    "default_dtype",
+    "free_memory",
+]
 
 T = TypeVar("T")
+
+
+@dataclass
+class LoadedModel:
+    """A loaded network with its tokenizer; the lock serialises calls into it."""
+
+    model: Any
+    tokenizer: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def budget_of(device: str) -> str:

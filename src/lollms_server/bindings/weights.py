@@ -13,7 +13,7 @@ import re
 import struct
 from pathlib import Path
 
-__all__ = ["checkpoint_bytes", "local_folder", "safetensors_counts"]
+__all__ = ["checkpoint_bytes", "local_folder", "models_in", "safetensors_counts"]
 
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 _STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
@@ -84,3 +84,14 @@ def local_folder(source: str, marker: str) -> Path | None:
         return None
     cached = try_to_load_from_cache(source, marker)
     return Path(cached).parent if isinstance(cached, str) else None
+
+
+def models_in(folder: Path, marker: str, configured: dict[str, str]) -> dict[str, str]:
+    """Model name -> source: each folder below ``folder`` holding ``marker`` (named by its
+    relative path), then the ``configured`` ones (which win)."""
+    found: dict[str, str] = {}
+    if folder.is_dir():
+        for path in sorted(folder.rglob(marker)):
+            found[path.parent.relative_to(folder).as_posix()] = str(path.parent)
+    found.update(configured)
+    return found
