@@ -14,7 +14,6 @@ targets; it is not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import socket
@@ -30,6 +29,7 @@ from statistics import median
 from typing import Any
 
 import httpx
+from sse_client import SSEClient, StreamError
 
 from lollms_server.bindings.llamacpp import embedded_model_path
 
@@ -116,32 +116,28 @@ def engine_stream(engine: Any, body: dict[str, Any], record: Stream) -> None:
     record.tokens = int(usage.get("completion_tokens", 0))
 
 
-def server_stream(client: httpx.Client, payload: dict[str, Any], record: Stream) -> None:
+def server_stream(client: SSEClient, payload: dict[str, Any], record: Stream) -> None:
+    final = False
+
+    def on_event(event: dict[str, Any]) -> None:
+        nonlocal final
+        kind = event.get("type")
+        if kind == "chunk" and event.get("content"):
+            if record.chunks == 0:
+                record.first = time.perf_counter()
+            record.chunks += 1
+        elif kind == "final":
+            final = True
+            record.tokens = int((event.get("usage") or {}).get("completion_tokens", 0))
+        elif kind == "error":
+            record.error = f"error event: {event}"
+
     record.sent = time.perf_counter()
     try:
-        with client.stream("POST", "/api/v1/generate", json=payload) as response:
-            if response.status_code != 200:
-                response.read()
-                record.error = f"HTTP {response.status_code}: {response.text[:300]}"
-                return
-            final = False
-            for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                event = json.loads(line[5:])
-                kind = event.get("type")
-                if kind == "chunk" and event.get("content"):
-                    if record.chunks == 0:
-                        record.first = time.perf_counter()
-                    record.chunks += 1
-                elif kind == "final":
-                    final = True
-                    record.tokens = int((event.get("usage") or {}).get("completion_tokens", 0))
-                elif kind == "error":
-                    record.error = f"error event: {event}"
-            if not final and record.error is None:
-                record.error = "stream ended without a final event"
-    except (httpx.HTTPError, ValueError) as exc:
+        client.stream("/api/v1/generate", payload, on_event)
+        if not final and record.error is None:
+            record.error = "stream ended without a final event"
+    except (OSError, StreamError, ValueError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"
     finally:
         record.done = time.perf_counter()
@@ -277,14 +273,11 @@ def bench(pid: int, base: str, key: str, gguf: Path, args: argparse.Namespace) -
         return {"prompt": prompt(i), "stream": True,
                 "parameters": {"temperature": 0, "max_tokens": n, "ignore_eos": True}}
 
-    headers = {"Authorization": f"Bearer {key}"}
-    # Connections idle for 4 s are dropped here before uvicorn's 5 s keep-alive timeout ends.
-    limits = httpx.Limits(keepalive_expiry=4.0)
-    clients = [httpx.Client(base_url=base, timeout=300.0, headers=headers, limits=limits)
-               for _ in range(max(args.levels))]
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    clients = [SSEClient(host, int(port), key) for _ in range(max(args.levels))]
     try:
         for c in clients:  # open every keep-alive connection before timing anything
-            c.get("/health").raise_for_status()
+            c.get("/health")
 
         def on_engine(i: int, rec: Stream) -> None:
             engine_stream(engine, direct_body(i), rec)
@@ -330,17 +323,17 @@ def bench(pid: int, base: str, key: str, gguf: Path, args: argparse.Namespace) -
             c.close()
 
 
-def refresh(clients: list[httpx.Client]) -> None:
+def refresh(clients: list[SSEClient]) -> None:
     """Use every connection just before a timed run.
 
-    uvicorn closes connections idle for 5 s; a POST sent on one at that moment fails with
-    "connection reset" / "disconnected without sending a response" (httpx does not retry it).
+    uvicorn closes connections idle for 5 s; a POST sent on one at that very moment fails
+    with a reset, which the client (like httpx) does not retry.
     """
     for c in clients:
         try:
-            c.get("/health").raise_for_status()
-        except httpx.TransportError:
-            c.get("/health").raise_for_status()  # the pooled connection had just been closed
+            c.get("/health")
+        except (OSError, StreamError):
+            c.get("/health")  # the connection had just been closed: a new one is opened
 
 
 @dataclass

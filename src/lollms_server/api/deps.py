@@ -45,17 +45,19 @@ async def require_api_key(
     return name
 
 
-def _generation(request: Request) -> GenerationService:
+# The accessors are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in its thread
+# pool, a thread hand-off on every request for what is an attribute read.
+async def _generation(request: Request) -> GenerationService:
     service: GenerationService = request.app.state.generation
     return service
 
 
-def _bindings(request: Request) -> BindingManager:
+async def _bindings(request: Request) -> BindingManager:
     manager: BindingManager = request.app.state.bindings
     return manager
 
 
-def _registry(request: Request) -> BindingRegistry:
+async def _registry(request: Request) -> BindingRegistry:
     registry: BindingRegistry = request.app.state.registry
     return registry
 
