@@ -7,8 +7,13 @@ number of tokens (greedy, ignore_eos). Aggregate tok/s is all completion tokens 
 wall time from the first request sent to the last stream finished. Prints figures against their
 targets; it is not a test.
 
+HTTP clients are bench/sse_client.py, one keep-alive connection per client thread (see
+bench/relay.py for why not httpx). ``--floor`` runs bench/floor_server.py in place of
+lollms_server: the smallest asyncio relay of the same engine, the floor of what any relay costs
+on this machine.
+
     .venv/bin/python bench/concurrency.py [--levels 1 2 4 8] [--tokens 96] [--reps 3]
-                                          [--budget 100] [--threads N]
+                                          [--budget 100] [--threads N] [--floor]
 """
 
 from __future__ import annotations
@@ -170,16 +175,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(folder: Path, config: str, timeout: float = 60.0
-                 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Run ``lollms-server serve`` on ``config`` (TOML text); returns it and its base URL."""
+def start_server(folder: Path, config: str, timeout: float = 60.0,
+                 floor: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Run ``lollms-server serve`` on ``config`` (TOML text), or bench/floor_server.py with the
+    ``floor`` arguments; returns the process and its base URL."""
     port = free_port()
     path, log = folder / "config.toml", folder / "server.log"
     path.write_text(config, encoding="utf-8")
+    command = [str(BIN / "lollms-server"), "serve", "--config", str(path),
+               "--port", str(port), "--log-level", "warning"]
+    if floor is not None:
+        command = [sys.executable, str(Path(__file__).with_name("floor_server.py")),
+                   str(port), *floor]
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(BIN / "lollms-server"), "serve", "--config", str(path),
-                                 "--port", str(port), "--log-level", "warning"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
     while proc.poll() is None and time.perf_counter() - t0 < timeout:
@@ -228,6 +237,9 @@ def main() -> None:
                         help="seconds for the measured runs; noisy pairs are re-run within it")
     parser.add_argument("--prompt", default=PROMPT)
     parser.add_argument("--threads", type=int, help="llama.cpp CPU threads (both engines)")
+    parser.add_argument("--floor", action="store_true",
+                        help="measure bench/floor_server.py (a minimal pure-ASGI relay of the "
+                             "same engine) instead of lollms_server: the platform's floor")
     args = parser.parse_args()
     if max(args.levels) > N_PARALLEL:
         parser.error(f"levels above n_parallel={N_PARALLEL} would queue")
@@ -242,7 +254,11 @@ def main() -> None:
         + (f"n_threads = {args.threads}\n" if args.threads else "")
     )
     with tempfile.TemporaryDirectory(prefix="lollms-bench-") as tmp:
-        proc, base = start_server(Path(tmp), config)
+        floor = None
+        if args.floor:
+            floor = [key, "--n-ctx", str(N_CTX), "--n-parallel", str(N_PARALLEL)]
+            floor += ["--threads", str(args.threads)] if args.threads else []
+        proc, base = start_server(Path(tmp), config, floor=floor)
         try:
             bench(proc.pid, base, key, gguf, args)
         finally:
