@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from lollms_server import __version__
 from lollms_server.api.deps import require_api_key
+from lollms_server.api.docs import docs_router
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.limits import BodyLimitMiddleware
 from lollms_server.api.lollms_compat import router as lollms_router
@@ -104,9 +105,9 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
         title="lollms_server",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # served by api/docs.py, behind the key
         redoc_url=None,
-        openapi_url="/openapi.json" if docs else None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.keys = KeyStore(settings.security.api_keys)
@@ -131,6 +132,8 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.include_router(ollama_router)
     app.include_router(lollms_router)
     app.include_router(webui_router)
+    if docs:
+        app.include_router(docs_router(app))
 
     @app.get("/metrics", tags=["health"], dependencies=[Depends(require_api_key)],
              response_class=PlainTextResponse)

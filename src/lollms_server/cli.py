@@ -15,6 +15,7 @@ import click
 from lollms_server.config import Settings, load_config
 from lollms_server.errors import ConfigError
 from lollms_server.security.keys import generate_key, hash_key
+from lollms_server.security.redact import SecretFilter
 
 __all__ = ["main"]
 
@@ -51,6 +52,12 @@ def _setup_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretFilter())  # URL credentials never reach a log line
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # HTTP clients log every upstream request at INFO: noise at the default level.
+        for name in ("httpx", "httpx2", "httpcore", "openai", "ollama"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -24,7 +24,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from lollms_server.errors import ConfigError
 
@@ -289,9 +294,23 @@ class Settings(BaseSettings):
         return (base / path).resolve()
 
 
-def _describe_input(loc: tuple[int | str, ...], value: Any) -> str:
-    if any(str(part) in {"key", "api_key", "token", "password", "secret"} for part in loc):
-        return ""  # never echo something that may be a secret
+_SECRET_PARTS = {"key", "api_key", "token", "password", "secret", "sha256", "headers"}
+
+
+def _describe_input(key: str, value: Any) -> str:
+    """What was given, when echoing it cannot reveal a secret.
+
+    Tables and lists are described by their type only (they may hold keys); strings are not
+    echoed under ``security`` and ``bindings`` (an API key typed into the wrong field), nor
+    under a secret-looking key anywhere.
+    """
+    parts = set(key.split("."))
+    if parts & _SECRET_PARTS:
+        return ""
+    if isinstance(value, dict | list):
+        return f" (got a {'table' if isinstance(value, dict) else 'list'})"
+    if isinstance(value, str) and key.split(".", 1)[0] in ("security", "bindings"):
+        return " (got a string)"
     text = repr(value)
     return f" (got {text[:80]})" if len(text) <= 80 else f" (got {text[:77]}...)"
 
@@ -306,9 +325,15 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> list[tu
         if item["type"] == "extra_forbidden":
             message = "unknown key (not a setting; check the spelling)"
         else:
-            message = item["msg"] + _describe_input(loc, item.get("input"))
+            message = item["msg"] + _describe_input(key, item.get("input"))
         out.append((key, message))
     return out
+
+
+def _env_problem(exc: SettingsError) -> str:
+    # pydantic-settings names the field, then quotes the parser's error; the value (which may
+    # be a key) is not part of it.
+    return str(exc).split("\n", 1)[0]
 
 
 def _raise_first(source: str, problems: list[tuple[str, str]]) -> None:
@@ -345,5 +370,7 @@ def load_config(path: str | Path | None) -> Settings:
     except ValidationError as exc:
         _raise_first(source, format_validation_error(exc))
         raise  # unreachable: _raise_first always raises
+    except SettingsError as exc:  # a LOLLMS_* variable that does not parse (bad JSON...)
+        raise ConfigError(source, None, f"environment variable: {_env_problem(exc)}") from None
     settings._source = source
     return settings

@@ -71,6 +71,7 @@ class UnsupportedCapability(BadRequest):
 class Unauthorized(LollmsError):
     status_code = 401
     error_type = "authentication_error"
+    challenge = "Bearer"  # the WWW-Authenticate header sent with it
 
 
 class NotFound(LollmsError):

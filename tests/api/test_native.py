@@ -248,7 +248,30 @@ async def test_secrets_never_returned_or_logged(make_client, caplog) -> None:
     assert SECRET not in caplog.text
     config = active["bindings"]["remote"]["config"]
     assert config["api_key"] == "***"
-    assert config["headers"] == {"Authorization": "***", "X-Other": "visible"}
+    # Header names stay visible; every value may be a credential (a Cookie as much as a token).
+    assert config["headers"] == {"Authorization": "***", "X-Other": "***"}
+
+
+async def test_url_credentials_never_returned_or_logged(make_client, caplog) -> None:
+    """A base_url may carry credentials (user:password@, or Azure's ?api-key=): the upstream
+    gets them, no response, error message or log line shows them."""
+    caplog.set_level(logging.DEBUG)
+    extra = f"""
+    [bindings.up]
+    type = "openai"
+    base_url = "http://user:pw-{SECRET}@127.0.0.1:1/v1?api-key={SECRET}"
+    models = ["gpt-x"]
+    """
+    async with make_client(extra) as client:
+        active = await client.get("/api/v1/list_active_bindings")
+        models = await client.get("/api/v1/list_available_models/up")
+        gen = await client.post("/api/v1/generate", json={
+            "prompt": "hi", "binding_name": "up", "model_name": "gpt-x"})
+    assert active.json()["bindings"]["up"]["config"]["base_url"] == (
+        "http://***@127.0.0.1:1/v1?***")
+    assert gen.status_code == 503 and "127.0.0.1:1" in gen.json()["error"]["message"]
+    for text in (active.text, models.text, gen.text, caplog.text):
+        assert SECRET not in text
 
 
 async def test_drop_in_and_broken_plugins(make_client, tmp_path: Path) -> None:

@@ -191,7 +191,8 @@ def test_openapi_lists_every_route(live) -> None:
     import httpx
     from openapi_spec_validator import validate
 
-    spec = httpx.get(live[1].removesuffix("/v1") + "/openapi.json").json()
+    spec = httpx.get(live[1].removesuffix("/v1") + "/openapi.json",
+                     headers={"X-API-Key": API_KEY}).json()
     validate(spec)  # a valid OpenAPI document, as served
     documented = {route.path for route in live[0].routes if hasattr(route, "methods")}
     assert documented - {"/docs", "/docs/oauth2-redirect", "/openapi.json"} <= set(spec["paths"])

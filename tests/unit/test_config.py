@@ -76,6 +76,32 @@ def test_plain_key_value_never_echoed_in_errors(write_config) -> None:
     assert "hunter2-secret" not in str(info.value)
 
 
+@pytest.mark.parametrize("text", [
+    '[security]\napi_keys = "hunter2-secret"\n',  # a key typed where a list goes
+    '[[security.api_keys]]\nname = "a"\nkey = "hunter2-secret"\nsha256 = "%s"\n' % ("0" * 64),
+    '[[security.api_keys]]\nname = "a"\nsha256 = "hunter2-secret"\n',  # the key, not its hash
+    '[bindings]\nup = "hunter2-secret"\n',
+    '[bindings.up]\ntype = "openai"\nheaders = "Authorization: Bearer hunter2-secret"\n',
+    '[bindings.up]\ntype = "openai"\nmodels = "hunter2-secret"\n',
+])
+def test_no_config_error_echoes_a_possible_secret(write_config, text: str) -> None:
+    from lollms_server.app import build_registry
+    from lollms_server.bindings.manager import BindingManager
+
+    with pytest.raises(ConfigError) as info:
+        BindingManager.from_settings(settings := load_config(write_config(text)),
+                                     build_registry(settings))
+    assert "hunter2-secret" not in str(info.value)
+    assert info.value.key  # still names the key
+
+
+def test_unparsable_environment_variable_is_a_config_error(write_config, monkeypatch) -> None:
+    monkeypatch.setenv("LOLLMS_SECURITY__API_KEYS", '[{"name": "a", "key": "hunter2-secret"')
+    with pytest.raises(ConfigError, match="environment variable") as info:
+        load_config(write_config("[server]\n"))
+    assert "hunter2-secret" not in str(info.value)
+
+
 def test_environment_overrides_file(write_config, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_config('[server]\nport = 9000\nhost = "127.0.0.1"\n')
     monkeypatch.setenv("LOLLMS_SERVER__PORT", "9777")

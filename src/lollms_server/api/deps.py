@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from lollms_server.api.auth import authenticate
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
-from lollms_server.errors import Unauthorized
 from lollms_server.generation.service import GenerationService
-from lollms_server.security.keys import KeyStore
 
 __all__ = [
     "ApiKey",
@@ -24,7 +23,6 @@ __all__ = [
 # Declared as security schemes so the OpenAPI docs page offers "Authorize" with either form.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <key>")
-ANONYMOUS = "anonymous"
 
 
 async def require_api_key(
@@ -33,16 +31,9 @@ async def require_api_key(
     header_key: Annotated[str | None, Security(_header)],
 ) -> str:
     """Return the name of the caller's key; 401 when it is missing or wrong."""
-    keys: KeyStore = request.app.state.keys
-    if len(keys) == 0 and request.app.state.settings.security.allow_no_keys:
-        return ANONYMOUS
+    # The Security parameters declare both schemes for the OpenAPI page ("Authorize").
     presented = bearer.credentials if bearer is not None else header_key
-    if not presented:
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
-    name = keys.verify(presented)
-    if name is None:
-        raise Unauthorized("Invalid API key.")
-    return name
+    return authenticate(request, presented)
 
 
 # The accessors are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in its thread

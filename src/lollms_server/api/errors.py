@@ -14,9 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lollms_server.api.auth import authenticate, header_key
 from lollms_server.errors import BindingUnavailable, LollmsError, Unauthorized
+from lollms_server.security.redact import scrub
 
-__all__ = ["envelope", "error_payload", "install_error_handlers"]
+__all__ = ["envelope", "error_headers", "error_payload", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ _HTTP_TYPES = {
 
 def envelope(error_type: str, message: str, param: str | None = None) -> dict[str, Any]:
     # "code" repeats the type: OpenAI clients read it, and it costs nothing to others.
-    return {"error": {"type": error_type, "message": message, "param": param,
+    # scrub: an upstream's error text may quote a URL with its credentials.
+    return {"error": {"type": error_type, "message": scrub(message), "param": param,
                       "code": error_type}}
 
 
@@ -43,9 +46,9 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, envelope("internal_error", "Internal server error; see the server log.")
 
 
-def _headers(exc: BaseException) -> dict[str, str] | None:
+def error_headers(exc: BaseException) -> dict[str, str] | None:
     if isinstance(exc, Unauthorized):
-        return {"WWW-Authenticate": "Bearer"}
+        return {"WWW-Authenticate": exc.challenge}
     if isinstance(exc, BindingUnavailable):
         return {"Retry-After": str(exc.retry_after or 5)}
     return None
@@ -53,7 +56,7 @@ def _headers(exc: BaseException) -> dict[str, str] | None:
 
 async def _lollms_error(request: Request, exc: Exception) -> JSONResponse:
     status, body = error_payload(exc)
-    return JSONResponse(body, status_code=status, headers=_headers(exc))
+    return JSONResponse(body, status_code=status, headers=error_headers(exc))
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -64,12 +67,21 @@ def _loc(loc: tuple[Any, ...]) -> str:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
+    unreadable = any(e.get("type") == "json_invalid" for e in errors)
+    content_type = request.headers.get("content-type", "")
+    wrong_type = tuple(errors[0].get("loc", ())) == ("body",) and "json" not in content_type
+    if unreadable or wrong_type:
+        # FastAPI reads the body before the key check runs: do it here, so that an
+        # unauthenticated caller gets a 401 rather than a description of its body.
+        try:
+            authenticate(request, header_key(request))
+        except Unauthorized as denied:
+            return await _lollms_error(request, denied)
+    if unreadable:
         detail = next(e for e in errors if e.get("type") == "json_invalid")
         message = f"Request body is not valid JSON: {detail.get('ctx', {}).get('error', '')}"
         return JSONResponse(envelope("invalid_json", message.strip().rstrip(":")), 400)
-    content_type = request.headers.get("content-type", "")
-    if tuple(errors[0].get("loc", ())) == ("body",) and "json" not in content_type:
+    if wrong_type:
         message = (f"Request body must be JSON sent with 'Content-Type: application/json' "
                    f"(got '{content_type or 'no content type'}').")
         return JSONResponse(envelope("invalid_content_type", message, "body"), 415)

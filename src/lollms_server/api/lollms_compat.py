@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from lollms_server.api.auth import authenticate, header_key
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.bindings.events import TextDelta, TextReplace
@@ -202,20 +203,19 @@ class Text2AudioBody(BaseModel):
 
 
 async def _key_in_body(request: Request) -> None:
-    """The key from ``Authorization: Bearer`` or the body's ``client_id``; checked before the
-    body is validated, so that an unauthenticated caller learns nothing about it."""
-    keys = request.app.state.keys
-    if len(keys) == 0 and request.app.state.settings.security.allow_no_keys:
-        return
-    header = request.headers.get("authorization", "")
-    presented: Any = header[7:] if header.lower().startswith("bearer ") else None
+    """The key from the headers (``Authorization: Bearer``, ``X-API-Key``) or the body's
+    ``client_id``; checked before the body is validated, so that an unauthenticated caller
+    learns nothing about it."""
+    presented: Any = header_key(request)
     if presented is None:
         with contextlib.suppress(ValueError):
             data = await request.json()
             presented = data.get("client_id") if isinstance(data, dict) else None
-    if not isinstance(presented, str) or keys.verify(presented) is None:
+    try:
+        authenticate(request, presented if isinstance(presented, str) else None)
+    except Unauthorized:
         raise Unauthorized("Missing or invalid key: send it as 'client_id' (lollms-webui "
-                           "protocol) or 'Authorization: Bearer <key>'.")
+                           "protocol), 'Authorization: Bearer <key>' or 'X-API-Key'.") from None
 
 
 @webui_router.post("/text2Audio", dependencies=[Depends(_key_in_body)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,27 +14,11 @@ from lollms_server.bindings.types import BindingContext
 from lollms_server.config import Settings, format_validation_error
 from lollms_server.errors import BindingNotFound, BindingUnavailable, ConfigError
 from lollms_server.resources.hosts import hosted
+from lollms_server.security.redact import redact
 
-__all__ = ["BindingManager", "InstanceRecord", "redact"]
+__all__ = ["BindingManager", "InstanceRecord"]
 
 logger = logging.getLogger(__name__)
-_SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|auth|credential)", re.IGNORECASE)
-REDACTED = "***"
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of ``value`` with anything that looks like a secret replaced by ``***``.
-
-    Fields typed ``SecretStr`` already dump as stars; this also catches secrets held in plain
-    strings or dicts (headers) under a secret-looking name.
-    """
-    if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if key and _SECRET_NAME.search(key) and value not in (None, "", False):
-        return REDACTED
-    return value
 
 
 @dataclass

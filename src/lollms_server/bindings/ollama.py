@@ -27,6 +27,7 @@ from lollms_server.errors import (
     ModelNotFound,
     NotFound,
 )
+from lollms_server.security.redact import safe_url
 
 if TYPE_CHECKING:
     from ollama import AsyncClient
@@ -117,7 +118,7 @@ class OllamaBinding(Binding):
         except Exception as exc:
             if not isinstance(self._map(exc), NotFound):
                 raise self._map(exc) from exc
-            logger.info("Pulling '%s' on %s", model, self.cfg.host)
+            logger.info("Pulling '%s' on %s", model, safe_url(self.cfg.host))
             try:
                 async for progress in await self.client().pull(model, stream=True):
                     if progress.total:
@@ -190,13 +191,13 @@ class OllamaBinding(Binding):
             yield Usage(final.prompt_eval_count or 0, final.eval_count or 0)
         reason = getattr(final, "done_reason", None) or "stop"
         yield Finished(reason if reason in ("stop", "length") else "stop",
-                       {"upstream": self.cfg.host})
+                       {"upstream": safe_url(self.cfg.host)})
 
     def _map(self, exc: Exception) -> LollmsError:
         import httpx
         import ollama
 
-        where = f"'{self.instance_name}' ({self.cfg.host})"
+        where = f"'{self.instance_name}' ({safe_url(self.cfg.host)})"
         if isinstance(exc, ollama.ResponseError):
             status = exc.status_code
             if status in (401, 403):

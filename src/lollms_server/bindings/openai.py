@@ -36,6 +36,7 @@ from lollms_server.errors import (
     LollmsError,
     NotFound,
 )
+from lollms_server.security.redact import safe_url
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -124,7 +125,7 @@ class OpenAIBinding(Binding):
             except Exception as exc:
                 raise self._map(exc) from exc
         return [ModelInfo(name=n, context_size=self.cfg.context_size,
-                          details={"base_url": self.cfg.base_url}) for n in names]
+                          details={"base_url": safe_url(self.cfg.base_url)}) for n in names]
 
     def serves(self) -> frozenset[str]:
         return frozenset(self.cfg.modalities)
@@ -230,7 +231,7 @@ class OpenAIBinding(Binding):
         for output in outputs:
             yield output
         yield Usage(0, 0)
-        yield Finished("stop", {"upstream": self.cfg.base_url})
+        yield Finished("stop", {"upstream": safe_url(self.cfg.base_url)})
 
     async def _images(self, request: BindingRequest) -> list[MediaOutput]:
         options = media_options(request)
@@ -321,13 +322,13 @@ class OpenAIBinding(Binding):
             yield ToolCall(call["id"] or f"call_{index}", call["name"], call["arguments"])
         if usage is not None:
             yield Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
-        yield Finished(finish, {"upstream": self.cfg.base_url})
+        yield Finished(finish, {"upstream": safe_url(self.cfg.base_url)})
 
     # -- errors ----------------------------------------------------------------------------
     def _map(self, exc: Exception) -> LollmsError:
         import openai
 
-        where = f"'{self.instance_name}' ({self.cfg.base_url})"
+        where = f"'{self.instance_name}' ({safe_url(self.cfg.base_url)})"
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             return BindingAuthError(f"The upstream server of {where} refused the binding's "
                                     f"API key (HTTP {exc.status_code}).")

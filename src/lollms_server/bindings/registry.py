@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from lollms_server.bindings.base import Binding
+from lollms_server.security.paths import inside
 
 __all__ = ["ENTRY_POINT_GROUP", "BindingRegistry", "BindingSource"]
 
@@ -65,6 +66,12 @@ class BindingRegistry:
             elif path.suffix == ".py" and path.is_file():
                 module_file = path
             else:
+                continue
+            if not inside(module_file, folder):
+                message = "links outside the configured bindings folder: not loaded"
+                logger.error("Binding plugin %s %s", path, message)
+                self._folder_errors.append(BindingSource(
+                    path.stem, f"folder ({path})", error=message, _tried=True))
                 continue
             self._load_plugin_module(path.stem if path.is_file() else path.name, module_file)
 

@@ -25,6 +25,7 @@ from lollms_server.functions.model import (
     describe,
     validation_message,
 )
+from lollms_server.security.paths import inside
 
 __all__ = ["CallResult", "FunctionNotFound", "FunctionRegistry", "import_file"]
 
@@ -105,8 +106,13 @@ class FunctionRegistry:
                 logger.info("functions folder %s does not exist; none loaded from it", folder)
                 continue
             for path in sorted(folder.glob("*.py")):
-                if not path.name.startswith(("_", ".")):
-                    self._load_module(path)
+                if path.name.startswith(("_", ".")):
+                    continue
+                if not inside(path, folder):
+                    self._problem(path, "links outside the configured functions folder: "
+                                        "not loaded")
+                    continue
+                self._load_module(path)
         logger.info("%d functions loaded, %d problems", len(self._items), len(self.problems))
 
     def _problem(self, path: Path, reason: str) -> None:

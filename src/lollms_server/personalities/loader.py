@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lollms_server.personalities.model import Personality, Sampling, ScriptInfo
+from lollms_server.security.paths import inside
 
 __all__ = [
     "PersonalityLoadError",
@@ -120,19 +121,11 @@ def _sampling(raw: dict[str, Any], warnings: list[str]) -> Sampling:
     return Sampling(**values)
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` (links followed) stays inside ``folder``."""
-    try:
-        return path.resolve().is_relative_to(folder.resolve())
-    except (OSError, ValueError, RuntimeError):
-        return False
-
-
 def _script(raw: dict[str, Any], folder: Path, warnings: list[str]) -> ScriptInfo | None:
     named = raw.get("script")
     if named:
         path = folder / str(named)
-        if not _inside(path, folder) or path.suffix != ".py":
+        if not inside(path, folder) or path.suffix != ".py":
             warnings.append(f"script '{named}' must be a .py file inside the personality "
                             "folder; loaded as a plain personality")
             return ScriptInfo(kind="workflow", path=path, available=False,
@@ -144,7 +137,7 @@ def _script(raw: dict[str, Any], folder: Path, warnings: list[str]) -> ScriptInf
                               reason=f"{named} not found")
         return ScriptInfo(kind="workflow", path=path, available=True)
     processor = folder / "scripts" / "processor.py"
-    if processor.is_file() and _inside(processor, folder):
+    if processor.is_file() and inside(processor, folder):
         return ScriptInfo(kind="zoo", path=processor, available=True)
     if processor.is_file():
         warnings.append("scripts/processor.py links outside the personality folder; loaded "
@@ -162,7 +155,7 @@ def _script(raw: dict[str, Any], folder: Path, warnings: list[str]) -> ScriptInf
 def _logo(folder: Path) -> Path | None:
     for base in (folder / "assets", folder):
         for name in _LOGOS:
-            if (base / name).is_file() and _inside(base / name, folder):
+            if (base / name).is_file() and inside(base / name, folder):
                 return base / name
     return None
 
@@ -172,7 +165,7 @@ def _translations(folder: Path) -> dict[str, Path]:
     if not languages.is_dir():
         return {}
     return {p.stem: p for p in sorted(languages.glob("*.yaml"))
-            if p.is_file() and _inside(p, folder)}
+            if p.is_file() and inside(p, folder)}
 
 
 def _optional(value: Any) -> str | None:
@@ -229,6 +222,9 @@ def build(raw: dict[str, Any], *, body: str | None, folder: Path, root: Path,
 
 def load_personality(folder: Path, root: Path) -> Personality:
     """Load ``folder`` (below the configured ``root``); ``PersonalityLoadError`` says why not."""
+    for name in (CONFIG_FILE, SOUL_FILE):
+        if (folder / name).exists() and not inside(folder / name, folder):
+            raise PersonalityLoadError(f"{name} links outside the personality folder")
     if (folder / CONFIG_FILE).is_file():
         raw = _yaml_mapping(_read(folder / CONFIG_FILE), CONFIG_FILE)
         return build(raw, body=None, folder=folder, root=root, fmt=CONFIG_FILE)

@@ -15,6 +15,7 @@ from lollms_server.personalities.loader import (
     load_translation,
 )
 from lollms_server.personalities.model import Personality, PersonalityProblem
+from lollms_server.security.paths import inside
 
 __all__ = ["PersonalityNotFound", "PersonalityRegistry"]
 
@@ -64,7 +65,7 @@ class PersonalityRegistry:
     def _load_one(self, folder: Path, root: Path, items: dict[str, Personality],
                   problems: list[PersonalityProblem]) -> None:
         try:
-            if not folder.resolve().is_relative_to(root.resolve()):
+            if not inside(folder, root):
                 raise PersonalityLoadError("links outside the configured folder")
             personality = load_personality(folder, root)
         except Exception as exc:  # any bad folder is skipped, never fatal

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import cancel_on_disconnect, start_run
-from lollms_server.api.errors import error_payload
+from lollms_server.api.errors import error_headers, error_payload
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
     ChatRequest,
@@ -43,8 +43,9 @@ class _OllamaRoute(APIRoute):
             try:
                 return await handler(request)
             except LollmsError as exc:
-                status, _ = error_payload(exc)
-                return JSONResponse({"error": exc.message}, status_code=status)
+                status, body = error_payload(exc)
+                return JSONResponse({"error": body["error"]["message"]}, status_code=status,
+                                    headers=error_headers(exc))
 
         return wrapped
 
