@@ -96,9 +96,13 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
                 await scheduler.preload(bindings.get(instance), model)
             except Exception as exc:  # a pinned model that fails must not stop the server
                 logger.error("Preloading '%s' failed: %s", target, exc)
-        yield
-        await scheduler.shutdown()
-        await bindings.close()
+        try:
+            yield
+        finally:
+            try:
+                await scheduler.shutdown()
+            finally:
+                await bindings.close()
 
     docs = settings.server.docs
     app = FastAPI(

@@ -71,6 +71,15 @@ def test_ollama_client_embeddings(live: tuple[FastAPI, str]) -> None:
         client.embed(model="emb/tiny", input="word " * 40, truncate=False)
 
 
+def test_one_long_text_is_one_input(live: tuple[FastAPI, str]) -> None:
+    """The 2048 limit counts inputs, not a text's characters (5000 here, truncated)."""
+    long_text = "word " * 1000
+    openai_client = openai.OpenAI(base_url=live[1] + "/v1", api_key=API_KEY, max_retries=0)
+    assert len(openai_client.embeddings.create(model="emb/tiny", input=long_text).data) == 1
+    ollama_client = ollama.Client(host=live[1], headers=AUTH)
+    assert len(ollama_client.embed(model="emb/tiny", input=long_text).embeddings) == 1
+
+
 def test_native_embed_and_status(live: tuple[FastAPI, str]) -> None:
     _, url = live
     body = httpx.post(url + "/api/v1/embed", headers=AUTH,

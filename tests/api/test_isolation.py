@@ -70,6 +70,45 @@ async def test_hosted_generation_and_unload_ends_the_process(live) -> None:
         assert binding.host_pid("m") is None
 
 
+async def test_memory_measured_in_the_host_reaches_the_scheduler(tmp_path: Path) -> None:
+    """A model whose size is unknown before loading (estimate 0) is counted at what the host
+    measured once it is loaded, as it would be inline."""
+    path = tmp_path / "config.toml"
+    path.write_text(BASE_CONFIG + HOSTED.replace('keep_alive = 0.3', 'keep_alive = 30')
+                    + "measured_bytes = { m = 123456789 }\n")
+    app = create_app(load_config(path))
+    with serve_in_thread(app) as url:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
+            response = await client.post("/api/v1/generate",
+                                         json={"prompt": "x", "binding_name": "hosted"})
+            assert response.status_code == 200
+            status = (await client.get("/api/v1/status")).json()
+    model = next(m for m in status["models"] if m["binding_name"] == "hosted")
+    assert model["memory_bytes"] == 123456789
+    assert status["devices"]["cpu"]["used_bytes"] == 123456789
+
+
+async def test_a_hung_host_does_not_hold_its_unload(live, monkeypatch) -> None:
+    from lollms_server.resources import hosts
+
+    monkeypatch.setattr(hosts, "_STOP_SECONDS", 0.3)
+    app, url = live
+    binding = app.state.bindings.get("hosted")
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
+        response = await client.post("/api/v1/generate",
+                                     json={"prompt": "x", "binding_name": "hosted"})
+        assert response.status_code == 200
+    pid = binding.host_pid("m")
+    os.kill(pid, signal.SIGSTOP)  # hung: alive, answering nothing
+    started = time.monotonic()
+    for _ in range(100):  # keep_alive 0.3 s, then the unload: killed after its grace
+        if not _alive(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not _alive(pid) and time.monotonic() - started < 3
+    assert binding.host_pid("m") is None
+
+
 async def test_killed_host_fails_its_request_and_the_next_one_works(live) -> None:
     app, url = live
     binding = app.state.bindings.get("hosted")

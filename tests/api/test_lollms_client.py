@@ -57,6 +57,9 @@ def test_lollms_v1_routes(live) -> None:
     llm = httpx.get(url + "/lollms/v1/llm/models", headers=AUTH).json()["data"]
     assert llm[0]["model_name"] == "fake/scripted-model" and llm[0]["context_size"] == 4096
     assert httpx.get(url + "/lollms/v1/tti/models", headers=AUTH).json() == {"data": []}
+    only = httpx.get(url + "/lollms/v1/llm/models", params={"binding_alias": "nobody"},
+                     headers=AUTH).json()["data"]
+    assert only == []  # list_models_by_type(..., binding_alias=...) filters on the instance
     assert httpx.get(url + "/lollms/v1/capabilities").status_code == 401
 
 

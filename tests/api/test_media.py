@@ -159,6 +159,10 @@ async def test_text_to_music_is_a_wav(client: httpx.AsyncClient) -> None:
 
 async def test_speech_with_the_joe_voice(client: httpx.AsyncClient) -> None:
     text = "Hello from lollms server. This is a test of the joe voice."
+    # No model: [defaults] tts (lollms_client's tts_generate sends none).
+    unnamed = await client.post("/v1/audio/speech", json={"input": "Hi.", "response_format":
+                                                           "wav"})
+    assert unnamed.status_code == 200 and unnamed.content[:4] == b"RIFF"
     normal = await _generate(client, prompt=text, generation_type="tts")
     rate, seconds = _wav(base64.b64decode(normal["output"][0]["data"]))
     assert rate == 22050 and 2.0 < seconds < 8.0  # about 12 words

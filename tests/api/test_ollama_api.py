@@ -20,6 +20,10 @@ EXTRA = """
 type = "scripted"
 models = ["deep"]
 reply = "<think>hmm</think>Four."
+
+[bindings.tools]
+type = "scripted_tools"
+models = ["tool-model"]
 """
 
 
@@ -90,8 +94,14 @@ def test_errors(client: ollama.Client, live) -> None:
         client.chat(model="ghost/none", messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 404 and "not found" in info.value.error
     with pytest.raises(ollama.ResponseError) as info:
-        client.generate(model="fake/scripted-model", prompt="x", options={"warp": 1})
-    assert info.value.status_code == 400 and "warp" in info.value.error
+        client.generate(model="fake/scripted-model", prompt="x", options={"num_predict": "x"})
+    assert info.value.status_code == 400 and "options.num_predict" in info.value.error
+    import httpx
+
+    invalid = httpx.post(live[1] + "/api/chat", headers=AUTH, json={
+        "model": "fake/scripted-model", "messages": "not a list"})
+    assert invalid.status_code == 422
+    assert "messages" in invalid.json()["error"]  # a string: Ollama's error shape
     with pytest.raises(ollama.ResponseError) as info:
         client.embed(model="fake/scripted-model", input="x")
     assert info.value.status_code == 400
@@ -99,6 +109,57 @@ def test_errors(client: ollama.Client, live) -> None:
     with pytest.raises(ollama.ResponseError) as info:
         anonymous.list()
     assert info.value.status_code == 401
+
+
+def test_options_ollama_ignores_are_ignored(client: ollama.Client, live) -> None:
+    """Ollama logs and ignores options it does not know; clients rely on it (lollms_client
+    always sends ``think``; the SDK's own Options type has ``tfs_z``, ``penalize_newline``)."""
+    reply = client.generate(model="fake/scripted-model", prompt="still fine", options={
+        "think": False, "tfs_z": 1.0, "penalize_newline": True, "num_ctx": 2048,
+        "min_p": 0.05, "temperature": 0.2})
+    assert reply.response == "still fine"
+    request = live[0].state.bindings.get("fake").requests[-1]
+    assert request.params.temperature == 0.2 and request.extra == {"min_p": 0.05}
+
+
+def test_tool_calls_round_trip(client: ollama.Client, live) -> None:
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    reply = client.chat(model="tools/tool-model", messages=ask, tools=tools)
+    call = reply.message.tool_calls[0]
+    assert call.function.name == "get_weather" and call.function.arguments == {"city": "Paris"}
+    streamed = [p for p in client.chat(model="tools/tool-model", messages=ask, tools=tools,
+                                       stream=True) if p.message.tool_calls]
+    assert streamed[0].message.tool_calls[0].function.name == "get_weather"
+    answer = client.chat(model="tools/tool-model", tools=tools, messages=[
+        *ask, reply.message, {"role": "tool", "content": "22 C", "tool_name": "get_weather"}])
+    assert answer.message.content == "The tool said: 22 C"
+    sent = live[0].state.bindings.get("tools").requests[-1].messages
+    assert sent[1].tool_calls[0]["function"] == {"name": "get_weather",
+                                                 "arguments": '{"city": "Paris"}'}
+    assert sent[2].tool_call_id == sent[1].tool_calls[0]["id"]
+
+
+def test_think_false_drops_thoughts(client: ollama.Client) -> None:
+    ask = [{"role": "user", "content": "2+2?"}]
+    assert client.chat(model="thinker/deep", messages=ask).message.thinking == "hmm"
+    quiet = client.chat(model="thinker/deep", messages=ask, think=False)
+    assert quiet.message.thinking is None and quiet.message.content == "Four."
+
+
+def test_load_unload_show_and_lenient_bodies(client: ollama.Client, live) -> None:
+    import httpx
+
+    loaded = client.chat(model="fake/other-model", messages=[])
+    assert loaded.done_reason == "load" and loaded.eval_count is None
+    assert client.generate(model="fake/other-model", keep_alive=0).done_reason == "unload"
+    # The older "name" field, and a body sent without a JSON content type (curl -d).
+    shown = httpx.post(live[1] + "/api/show", headers=AUTH,
+                       content=b'{"name": "tools/tool-model"}')
+    assert shown.status_code == 200
+    assert shown.json()["capabilities"] == ["completion", "tools"]
 
 
 async def test_async_client(live) -> None:

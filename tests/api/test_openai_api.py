@@ -149,12 +149,41 @@ def test_errors_are_typed(client: openai.OpenAI, live) -> None:
         client.chat.completions.create(
             model="fake/scripted-model", messages=[{"role": "user", "content": "x"}],
             response_format={"type": "json_object"})
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.BadRequestError) as invalid:  # OpenAI's status: 400, not 422
         client.chat.completions.create(model="fake/scripted-model", messages=[])
+    assert invalid.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError, match="one prompt"):
+        client.completions.create(model="fake/scripted-model", prompt=[], echo=True)
     with pytest.raises(openai.APIStatusError) as failed:
         client.chat.completions.create(model="flaky/boom",
                                        messages=[{"role": "user", "content": "x"}])
     assert failed.value.status_code == 502
+
+
+def test_errors_that_would_repeat_are_not_retried(live) -> None:
+    """The SDK retries 409 and 5xx by default: a failed generation ran three times."""
+    retrying = openai.OpenAI(base_url=live[1], api_key=API_KEY, max_retries=2)
+    flaky = live[0].state.bindings.get("flaky")
+    before = len(flaky.requests)
+    with pytest.raises(openai.APIStatusError) as failed:
+        retrying.chat.completions.create(model="flaky/boom",
+                                         messages=[{"role": "user", "content": "x"}])
+    assert failed.value.response.headers["x-should-retry"] == "false"
+    assert len(flaky.requests) == before + 1
+    with pytest.raises(openai.ConflictError) as conflict:
+        retrying.chat.completions.create(model="scripted-model",
+                                         messages=[{"role": "user", "content": "x"}])
+    assert conflict.value.response.headers["x-should-retry"] == "false"
+
+
+def test_nulls_mean_defaults(client: openai.OpenAI) -> None:
+    """Fields the SDK types as optional may arrive as null (n, stream, echo); top_p may be 0."""
+    reply = client.chat.completions.create(model="fake/scripted-model", n=None, stream=None,
+                                           top_p=0, messages=[{"role": "user", "content": "ok"}])
+    assert reply.choices[0].message.content == "ok"
+    text = client.completions.create(model="fake/scripted-model", prompt="p", echo=None,
+                                     n=None, stream=None)
+    assert text.choices[0].text == "p"
 
 
 def test_error_inside_a_stream_raises(client: openai.OpenAI) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -90,8 +91,8 @@ async def test_lru_idle_model_is_evicted_first() -> None:
 async def test_pinned_model_is_never_evicted() -> None:
     s, b = _scheduler(), _binding()
     await s.preload(b, "a")
-    with pytest.raises(QueueTimeout):
-        await s.acquire(b, "b", queue_timeout=0.3)
+    with pytest.raises(InsufficientMemory, match="held by pinned models"):  # at once
+        await asyncio.wait_for(s.acquire(b, "b", queue_timeout=5), 0.1)
     assert b.loaded == {"a"}
     (await s.acquire(b, "c")).release()  # fits beside the pinned one
     assert b.loaded == {"a", "c"}
@@ -109,6 +110,98 @@ async def test_keep_alive_expiry_and_zero_and_forever() -> None:
     (await s.acquire(b, "c", keep_alive=-1)).release()
     await asyncio.sleep(0.2)
     assert b.loaded == {"c"}
+
+
+async def test_keep_alive_of_one_request_does_not_stick() -> None:
+    s, b = _scheduler(keep_alive=0.1), _binding()
+    (await s.acquire(b, "c", keep_alive=-1)).release()  # this one: stay
+    (await s.acquire(b, "c")).release()  # this one: the configured 0.1 s
+    await asyncio.sleep(0.3)
+    assert b.loaded == set()
+
+
+async def test_model_left_idle_by_a_cancelled_load_still_expires() -> None:
+    """The request that started a load leaves before it ends: nobody releases a lease, yet
+    the model must not stay loaded forever."""
+    s, b = _scheduler(keep_alive=0.1), _binding(load_delay_s=0.2)
+    first = asyncio.create_task(s.acquire(b, "c"))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    await asyncio.sleep(0.25)  # loaded by now, idle
+    assert b.loaded == {"c"}
+    await asyncio.sleep(0.2)
+    assert b.loaded == set()
+    timed_out = asyncio.create_task(s.acquire(b, "a", keep_alive=0, queue_timeout=0.1))
+    with pytest.raises(QueueTimeout):  # the load outlives the request: unloaded after it
+        await timed_out
+    await asyncio.sleep(0.3)
+    await _settle(s)
+    assert b.loaded == set()
+
+
+async def test_drain_rechecks_do_not_pile_up() -> None:
+    s, b = _scheduler(swap_delay=0.05, max_queue=500), _binding()
+    busy = await s.acquire(b, "a")  # "b" must wait for it: the device drains
+    waiter = asyncio.create_task(s.acquire(b, "b", queue_timeout=5))
+    await asyncio.sleep(0.1)
+    pumps = 0
+    pump = s._pump
+
+    def counting() -> None:
+        nonlocal pumps
+        pumps += 1
+        pump()
+
+    s._pump = counting  # type: ignore[method-assign]
+    for _ in range(20):  # clients coming and going during the drain
+        with pytest.raises(QueueTimeout):
+            await s.acquire(b, "c", queue_timeout=0.02)
+    pumps = 0
+    await asyncio.sleep(0.5)
+    assert pumps <= 12  # one re-check every 50 ms, not one chain per event
+    busy.release()
+    (await waiter).release()
+
+
+async def test_no_queue_needed_no_queue_limit() -> None:
+    """max_queue bounds waiting: a request that can run at once is not refused because the
+    queue is full of requests for another model."""
+    s, b = _scheduler(max_queue=2), _binding(max_concurrency=2)
+    running = await s.acquire(b, "a")
+    waiting = [asyncio.create_task(s.acquire(b, "b", queue_timeout=0.3)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    (await asyncio.wait_for(s.acquire(b, "a"), 0.1)).release()
+    running.release()
+    for task in waiting:
+        with contextlib.suppress(QueueTimeout):
+            (await task).release()
+
+
+async def test_preload_that_cannot_fit_beside_pinned_models_fails_at_once() -> None:
+    s, b = _scheduler(), _binding()
+    await s.preload(b, "a")
+    with pytest.raises(InsufficientMemory):
+        await asyncio.wait_for(s.preload(b, "b"), 0.1)
+    assert not s.state(b, "b").pinned
+
+
+async def test_shutdown() -> None:
+    s, b = _scheduler(), _binding()
+    running = await s.acquire(b, "a")
+    asyncio.get_running_loop().call_later(0.1, running.release)  # ends during the grace
+    (await s.acquire(b, "c")).release()
+    await s.shutdown(grace=2)
+    assert b.loaded == set() and s.active_leases() == 0
+    with pytest.raises(BindingUnavailable, match="shutting down"):
+        await asyncio.wait_for(s.acquire(b, "c"), 0.1)
+
+
+async def test_shutdown_leaves_a_generation_that_outlives_the_grace() -> None:
+    s, b = _scheduler(), _binding()
+    running = await s.acquire(b, "a")
+    await s.shutdown(grace=0.1)  # no assertion error, no unload under it
+    assert b.loaded == {"a"}
+    running.release()
 
 
 async def test_never_unloaded_under_a_running_generation() -> None:
@@ -225,17 +318,6 @@ async def test_status_reports_memory_and_queue() -> None:
     (await waiter).release()
     await s.shutdown()
     assert b.loaded == set()
-
-
-async def test_waiter_blocked_by_pinned_models_does_not_stall_others() -> None:
-    s, b = _scheduler(swap_delay=0.05), _binding(max_concurrency=1)
-    await s.preload(b, "a")  # 6 of 10 GiB pinned: "b" (6 GiB) can never load beside it
-    blocked = asyncio.create_task(s.acquire(b, "b", queue_timeout=1))
-    await asyncio.sleep(0.2)  # "b" is aged now
-    lease = await asyncio.wait_for(s.acquire(b, "c", queue_timeout=1), 0.5)  # still served
-    lease.release()
-    with pytest.raises(QueueTimeout):
-        await blocked
 
 
 async def test_one_budget_per_gpu_from_config() -> None:

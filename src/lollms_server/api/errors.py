@@ -18,7 +18,13 @@ from lollms_server.api.auth import authenticate, header_key
 from lollms_server.errors import BindingUnavailable, LollmsError, Unauthorized
 from lollms_server.security.redact import scrub
 
-__all__ = ["envelope", "error_headers", "error_payload", "install_error_handlers"]
+__all__ = [
+    "envelope",
+    "error_headers",
+    "error_payload",
+    "install_error_handlers",
+    "validation_error_response",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +52,18 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, envelope("internal_error", "Internal server error; see the server log.")
 
 
+# Errors that the same request would meet again: told to OpenAI's SDKs, which otherwise retry
+# every 409 and 5xx twice (re-running a whole failed generation each time).
+_FINAL_STATUSES = frozenset({409, 500, 502, 507})
+
+
 def error_headers(exc: BaseException) -> dict[str, str] | None:
     if isinstance(exc, Unauthorized):
         return {"WWW-Authenticate": exc.challenge}
     if isinstance(exc, BindingUnavailable):
         return {"Retry-After": str(exc.retry_after or 5)}
+    if isinstance(exc, LollmsError) and exc.status_code in _FINAL_STATUSES:
+        return {"x-should-retry": "false"}
     return None
 
 
@@ -64,7 +77,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     unreadable = any(e.get("type") == "json_invalid" for e in errors)
@@ -88,6 +101,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0]
     param = _loc(tuple(first.get("loc", ())))
     parts = [f"{_loc(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors[:5]]
+    if request.url.path.startswith("/v1/"):
+        # OpenAI's API answers 400 invalid_request_error (its SDK: BadRequestError).
+        return JSONResponse(envelope("invalid_request_error", "; ".join(parts), param), 400)
     return JSONResponse(envelope("validation_error", "; ".join(parts), param), 422)
 
 
@@ -106,6 +122,6 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LollmsError, _lollms_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -66,12 +66,15 @@ async def personalities(service: Generation) -> list[dict[str, Any]]:
 
 
 @router.get("/lollms/v1/{binding_type}/models")
-async def models_by_type(binding_type: str, bindings: Bindings) -> dict[str, Any]:
+async def models_by_type(binding_type: str, bindings: Bindings,
+                         binding_alias: str | None = None) -> dict[str, Any]:
+    """Models of the instances serving ``binding_type`` (only ``binding_alias`` if given)."""
     gen_type = _BINDING_TYPES.get(binding_type)
     if gen_type is None:
         raise BadRequest(f"Unknown binding type '{binding_type}'; known: "
                          f"{', '.join(_BINDING_TYPES)}.", param="binding_type")
-    names = [n for n in bindings.active_names() if gen_type in bindings.get(n).serves()]
+    names = [n for n in bindings.active_names() if gen_type in bindings.get(n).serves()
+             and binding_alias in (None, n)]
     listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
                                   return_exceptions=True)
     data = [

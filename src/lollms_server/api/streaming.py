@@ -64,12 +64,12 @@ class SSEResponse(Response):
         loop = asyncio.get_running_loop()
         streamer = asyncio.current_task()
         assert streamer is not None
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": self.raw_headers})
-        self._last_sent = loop.time()
         watcher = asyncio.create_task(self._watch_disconnect(receive, streamer))
         pinger = asyncio.create_task(self._ping(send, loop))
-        try:
+        try:  # from the first send on: whatever happens, on_close releases the generation
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": self.raw_headers})
+            self._last_sent = loop.time()
             await self._stream(send, loop)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:

@@ -35,6 +35,9 @@ class ScriptedConfig(BindingConfig):
     memory_bytes: dict[str, int] = Field(
         default_factory=dict, description="Declared memory need per model (scheduler tests)."
     )
+    measured_bytes: dict[str, int] = Field(
+        default_factory=dict, description="Memory 'measured' once a model is loaded (replaces "
+        "the declared need, as a real binding's measurement does).")
     device: str = "cpu"
     max_concurrency: int = Field(4, ge=1)
     context_size: int = 4096
@@ -88,6 +91,9 @@ class ScriptedBinding(Binding):
 
     def memory_estimate(self, model: str) -> int | None:
         return self.cfg.memory_bytes.get(model, 0)
+
+    def memory_used(self, model: str) -> int | None:
+        return self.cfg.measured_bytes.get(model) if model in self.loaded else None
 
     def memory_device(self, model: str) -> str:
         return self.cfg.device

@@ -56,8 +56,9 @@ class _Host:
                 if binding is None:
                     raise RuntimeError("model host used before init")
                 result = None
-                if op == "load":
+                if op == "load":  # answers the measured size (None: not measured)
                     await binding.load(msg["model"])
+                    result = binding.memory_used(msg["model"])
                 elif op == "unload":
                     await binding.unload(msg["model"])
                 elif op == "tokenize":

@@ -160,6 +160,7 @@ class HostedBinding(Binding):
         self.local = self.inner(config, context)  # file-only work stays in the server
         self.hosts: dict[str, _HostProcess] = {}
         self._restarts: dict[str, asyncio.Lock] = {}
+        self._measured: dict[str, int] = {}  # bytes the host measured after each load
 
     def _init_message(self) -> dict[str, Any]:
         cls = self.inner
@@ -192,6 +193,9 @@ class HostedBinding(Binding):
     def memory_device(self, model: str) -> str:
         return self.local.memory_device(model)
 
+    def memory_used(self, model: str) -> int | None:
+        return self._measured.get(model)
+
     def max_concurrency(self, model: str) -> int:
         return self.local.max_concurrency(model)
 
@@ -202,10 +206,12 @@ class HostedBinding(Binding):
         host = _HostProcess(f"{self.instance_name}/{model}")
         try:
             await host.start(self._init_message())
-            await host.call("load", model=model)
+            measured = await host.call("load", model=model)
         except BaseException:
             await host.stop()
             raise
+        if isinstance(measured, int) and measured > 0:
+            self._measured[model] = measured
         self.hosts[model] = host
         logger.info("Model host for '%s' running as pid %s", host.label, host.pid)
 
@@ -213,9 +219,12 @@ class HostedBinding(Binding):
         host = self.hosts.pop(model, None)
         if host is None:
             return
+        self._measured.pop(model, None)
         if host.dead is None:
+            # A host that hangs (not dead) must not hold the unload, and its memory, forever:
+            # after the grace, stop() kills it.
             with contextlib.suppress(Exception):
-                await host.call("unload", model=model)
+                await asyncio.wait_for(host.call("unload", model=model), _STOP_SECONDS)
         await host.stop()
 
     async def _live_host(self, model: str) -> _HostProcess:

@@ -101,6 +101,9 @@ class Scheduler:
         self._states: dict[tuple[str, str], ModelState] = {}
         self._queue: deque[_Waiter] = deque()
         self._closed = False
+        self._drained: set[str] = set()  # devices where an aged waiter has priority
+        self._recheck: asyncio.TimerHandle | None = None  # one pending re-check at most
+        self._no_leases = asyncio.Event()  # set when shutting down and the last lease ends
 
     @classmethod
     def from_settings(cls, settings: ResourcesSettings, metrics: Metrics | None = None
@@ -150,21 +153,15 @@ class Scheduler:
     async def acquire(self, binding: Binding, model: str, *, queue_timeout: float | None = None,
                       keep_alive: float | None = None) -> Lease:
         """Wait for a slot on ``model`` (loading it, evicting idle models as needed)."""
+        if self._closed:
+            raise BindingUnavailable("The server is shutting down.")
         state = self.state(binding, model)
-        budget = self.budgets[state.device]
-        if state.need > budget.capacity:
-            raise InsufficientMemory(
-                f"Model '{state.key}' needs {format_bytes(state.need)} of {state.device} memory "
-                f"but the whole {state.device} budget is {format_bytes(budget.capacity)} "
-                f"({budget.source}); it can never be loaded. Raise [resources] "
-                f"{'gpu' if state.device.startswith('gpu') else 'system'}_memory or use a "
-                "smaller model.",
-                param="model_name",
-            )
+        self._refuse_if_never_fits(state)
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if not self._queue and state.status == "loaded" and state.active < state.max_concurrency:
-            return self._grant(state, keep_alive, 0.0)
+        if (state.status == "loaded" and state.active < state.max_concurrency
+                and state.device not in self._drained and not self._waiters_of(state)):
+            return self._grant(state, keep_alive, 0.0)  # no need to queue: max_queue aside
         if len(self._queue) >= self.settings.max_queue:
             self.metrics.requests.labels(outcome="overloaded").inc()
             raise Overloaded(
@@ -194,25 +191,60 @@ class Scheduler:
                 waiter.future.result().release()
             raise
 
+    def _refuse_if_never_fits(self, state: ModelState) -> None:
+        """507 at once for a model that cannot fit its device's budget, even after evicting
+        every model that may be evicted (pinned ones never are)."""
+        budget = self.budgets[state.device]
+        pinned = sum(s.need for s in self._states.values()
+                     if s.device == state.device and s.pinned and s is not state
+                     and s.status != "unloaded")
+        if state.need <= budget.capacity - pinned:
+            return
+        beside = f", {format_bytes(pinned)} of it held by pinned models" if pinned else ""
+        raise InsufficientMemory(
+            f"Model '{state.key}' needs {format_bytes(state.need)} of {state.device} memory "
+            f"but the whole {state.device} budget is {format_bytes(budget.capacity)} "
+            f"({budget.source}{beside}); it can never be loaded. Raise [resources] "
+            f"{'gpu' if state.device.startswith('gpu') else 'system'}_memory, preload less "
+            "or use a smaller model.",
+            param="model_name",
+        )
+
     async def preload(self, binding: Binding, model: str) -> None:
         """Load ``model`` now and pin it: never evicted, never expired."""
         state = self.state(binding, model)
+        self._refuse_if_never_fits(state)
         state.pinned = True
-        lease = await self.acquire(binding, model, queue_timeout=3600)
+        try:
+            lease = await self.acquire(binding, model, queue_timeout=3600)
+        except BaseException:
+            state.pinned = False
+            raise
         lease.release()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Refuse new requests, fail the queued ones, let running generations end (up to
+        ``grace`` seconds), then unload every model."""
         self._closed = True
+        if self._recheck is not None:
+            self._recheck.cancel()
         for waiter in list(self._queue):
             if not waiter.future.done():
                 waiter.future.set_exception(BindingUnavailable("The server is shutting down."))
         self._queue.clear()
-        for state in self._states.values():
+        if self.active_leases():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._no_leases.wait(), grace)
+        for state in list(self._states.values()):
             if state.expiry is not None:
                 state.expiry.cancel()
             if state.task is not None:
                 await asyncio.gather(state.task, return_exceptions=True)
             if state.status == "loaded":
+                if state.active:
+                    logger.warning("'%s' still has %d running generation(s) at shutdown: "
+                                   "left to the process exit", state.key, state.active)
+                    continue
                 await self._unload(state, "shutdown")
 
     def loaded(self) -> list[ModelState]:
@@ -260,8 +292,10 @@ class Scheduler:
         if state.expiry is not None:
             state.expiry.cancel()
             state.expiry = None
-        if keep_alive is not None:
-            state.keep_alive = keep_alive  # like Ollama: the latest request's keep_alive wins
+        # Like Ollama: each request's keep_alive (or, without one, the configured one) sets how
+        # long the model stays after it; it does not stick to later requests.
+        state.keep_alive = keep_alive if keep_alive is not None \
+            else state.binding.config.keep_alive
         self.metrics.queue_wait.observe(waited)
         return Lease(self, state, waited)
 
@@ -269,14 +303,9 @@ class Scheduler:
         state = lease.state
         state.active -= 1
         state.last_used = time.monotonic()
-        if state.active == 0 and not state.pinned and not self._closed:
-            keep = self._keep_alive(state)
-            if keep == 0 and not self._waiters_of(state):
-                self._start_unload(state, "keep_alive")
-            elif keep > 0:
-                loop = asyncio.get_running_loop()
-                state.expiry = loop.call_later(keep, self._expire, state)
-        self._pump()
+        if self._closed and not self.active_leases():
+            self._no_leases.set()
+        self._pump()  # grants the next waiters, then settles the model if it stays idle
 
     def _keep_alive(self, state: ModelState) -> float:
         if state.pinned:
@@ -288,6 +317,22 @@ class Scheduler:
         if state.status == "loaded" and state.active == 0 and not state.pinned \
                 and not self._waiters_of(state):
             self._start_unload(state, "keep_alive")
+        # else: its waiters will run on it; when they are gone, _settle_idle re-arms the timer
+
+    def _settle_idle(self) -> None:
+        """Every loaded model with nothing running and nobody waiting unloads now
+        (keep_alive 0) or gets its keep_alive timer: whatever made it idle (a released lease,
+        a load whose requests left or timed out meanwhile, an expiry that found waiters who
+        then left)."""
+        for state in list(self._states.values()):
+            if state.status != "loaded" or state.active or state.pinned \
+                    or state.expiry is not None or self._waiters_of(state):
+                continue
+            keep = self._keep_alive(state)
+            if keep == 0:
+                self._start_unload(state, "keep_alive")
+            elif keep > 0:
+                state.expiry = asyncio.get_running_loop().call_later(keep, self._expire, state)
 
     def _waiters_of(self, state: ModelState) -> list[_Waiter]:
         return [w for w in self._queue if w.state is state]
@@ -306,6 +351,7 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         now = loop.time()
         drained: set[str] = set()  # devices where an aged waiter has priority
+        self._drained = drained
         for waiter in list(self._queue):
             if waiter.future.done():
                 self._queue.remove(waiter)
@@ -324,7 +370,13 @@ class Scheduler:
                 self._start_load(state)
             elif aged and self._could_fit(state):
                 drained.add(state.device)  # stop feeding the models it must wait for
-                loop.call_later(0.05, self._pump)  # re-check as those models drain
+                if self._recheck is None:  # re-check as those models drain
+                    self._recheck = loop.call_later(0.05, self._recheck_now)
+        self._settle_idle()
+
+    def _recheck_now(self) -> None:
+        self._recheck = None
+        self._pump()
 
     def _could_fit(self, state: ModelState) -> bool:
         """Whether evicting every unpinned model of the device would make enough room."""
@@ -398,7 +450,11 @@ class Scheduler:
         state.task = asyncio.get_running_loop().create_task(self._unload(state, reason))
 
     async def _unload(self, state: ModelState, reason: str) -> None:
-        assert state.active == 0, "never unload under a running generation"
+        if state.active:  # never under a running generation
+            logger.error("Not unloading '%s' (%s): %d generation(s) running", state.key,
+                         reason, state.active)
+            state.status = "loaded"
+            return
         state.status = "unloading"
         try:
             await state.binding.unload(state.model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -10,13 +11,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import cancel_on_disconnect, start_run
-from lollms_server.api.errors import error_headers, error_payload
+from lollms_server.api.errors import error_headers, error_payload, validation_error_response
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
     ChatRequest,
@@ -26,6 +28,7 @@ from lollms_server.api.ollama.schemas import (
     ModelRequest,
 )
 from lollms_server.api.streaming import NDJSONResponse
+from lollms_server.bindings.base import Binding
 from lollms_server.bindings.types import ModelInfo
 from lollms_server.errors import BadRequest, LollmsError
 from lollms_server.generation.service import GenerationRequest, GenerationService
@@ -40,9 +43,23 @@ class _OllamaRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def wrapped(request: Request) -> Response:
+            if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
+                # Ollama reads every body as JSON whatever its type (its docs' curl examples
+                # send form-encoded): so does this.
+                scope = dict(request.scope)
+                scope["headers"] = [(k, v) for k, v in request.scope["headers"]
+                                    if k != b"content-type"]
+                scope["headers"].append((b"content-type", b"application/json"))
+                request = Request(scope, request.receive)
             try:
                 return await handler(request)
-            except LollmsError as exc:
+            except (LollmsError, RequestValidationError) as exc:
+                if isinstance(exc, RequestValidationError):
+                    response = await validation_error_response(request, exc)
+                    message = json.loads(bytes(response.body))["error"]["message"]
+                    return JSONResponse({"error": message}, status_code=response.status_code,
+                                        headers={k: v for k, v in response.headers.items()
+                                                 if k.lower() == "www-authenticate"})
                 status, body = error_payload(exc)
                 return JSONResponse({"error": body["error"]["message"]}, status_code=status,
                                     headers=error_headers(exc))
@@ -91,7 +108,16 @@ async def show(body: ModelRequest, service: Generation) -> dict[str, Any]:
         info.details.get("chat_template") or ""), "details": _details(info),
         "model_info": {"context_length": info.context_size, **{
             k: v for k, v in info.details.items() if isinstance(v, str | int | float)}},
-        "capabilities": ["completion"], "modified_at": _stamp()}
+        "capabilities": _capabilities(service.bindings.get(instance)),
+        "modified_at": _stamp()}
+
+
+def _capabilities(binding: Binding) -> list[str]:
+    found = ["completion"] if "ttt" in binding.serves() else []
+    found += [name for name, flag in (("embedding", binding.capabilities.embeddings),
+                                      ("tools", binding.capabilities.tools),
+                                      ("vision", binding.capabilities.vision)) if flag]
+    return found
 
 
 @router.get("/ps")
@@ -136,11 +162,12 @@ async def embeddings(body: LegacyEmbedRequest, service: Generation,
 
 
 async def _answer(service: GenerationService, request: Request, body: GenerationRequest,
-                  model_id: str, chat: bool, streamed: bool, asked: str) -> Response:
+                  model_id: str, chat: bool, streamed: bool, asked: str,
+                  think: bool | str | None = None) -> Response:
     """``asked``: the client's model name (an alias may select a personality)."""
     body = replace(body, personality=service.alias_personality(asked))
     run = await start_run(request, service, body)
-    records = translate.stream(run, model_id, chat)
+    records = translate.stream(run, model_id, chat, think)
     if streamed:
         return NDJSONResponse(records, on_close=run.aclose,
                               error_event=lambda e: {"error": e["error"]["message"]})
@@ -148,16 +175,20 @@ async def _answer(service: GenerationService, request: Request, body: Generation
     async def merge() -> dict[str, Any]:
         text: list[str] = []
         thinking: list[str] = []
+        calls: list[dict[str, Any]] = []
         final: dict[str, Any] = {}
         async for record in records:
             piece = record["message"] if chat else record
             text.append(piece.get("content" if chat else "response", ""))
             thinking.append(piece.get("thinking", "") or "")
+            calls.extend(piece.get("tool_calls") or ())
             final = record
         if chat:
             final["message"] = {"role": "assistant", "content": "".join(text)}
             if any(thinking):
                 final["message"]["thinking"] = "".join(thinking)
+            if calls:
+                final["message"]["tool_calls"] = calls
         else:
             final["response"] = "".join(text)
             if any(thinking):
@@ -175,20 +206,35 @@ async def generate(body: GenerateRequest, service: Generation, request: Request)
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
     if not body.prompt and not body.images:  # Ollama: an empty prompt just loads the model
-        lease = await service.scheduler.acquire(
-            binding, model, keep_alive=translate.parse_keep_alive(body.keep_alive))
-        lease.release()
+        reason = await _load(service, instance, model, body.keep_alive)
         return JSONResponse({"model": f"{instance}/{model}", "created_at": _stamp(),
-                             "response": "", "done": True, "done_reason": "load"})
+                             "response": "", "done": True, "done_reason": reason})
     return await _answer(service, request, translate.generate_request(body, binding, model),
                          f"{instance}/{model}", chat=False, streamed=body.stream,
-                         asked=body.model)
+                         asked=body.model, think=body.think)
+
+
+async def _load(service: GenerationService, instance: str, model: str,
+                keep_alive: float | str | None) -> str:
+    """Ollama's request without input: load the model (keep_alive 0: unload it)."""
+    keep = translate.parse_keep_alive(keep_alive)
+    binding = service.bindings.get(instance)
+    if keep == 0 and service.scheduler.state(binding, model).status == "unloaded":
+        return "unload"  # nothing to do: loading it first could evict other models
+    lease = await service.scheduler.acquire(binding, model, keep_alive=keep)
+    lease.release()
+    return "unload" if keep == 0 else "load"
 
 
 @router.post("/chat")
 async def chat(body: ChatRequest, service: Generation, request: Request) -> Response:
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
+    if not body.messages:  # Ollama: no messages just loads the model
+        reason = await _load(service, instance, model, body.keep_alive)
+        return JSONResponse({"model": f"{instance}/{model}", "created_at": _stamp(),
+                             "message": {"role": "assistant", "content": ""}, "done": True,
+                             "done_reason": reason})
     return await _answer(service, request, translate.chat_request(body, binding, model),
                          f"{instance}/{model}", chat=True, streamed=body.stream,
-                         asked=body.model)
+                         asked=body.model, think=body.think)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = [
     "ChatRequest",
@@ -21,11 +21,12 @@ class _Lenient(BaseModel):
 
 
 class ModelRequest(_Lenient):
-    model: str
+    # "name" is the older spelling, still sent by clients (lollms_client's /api/show).
+    model: str = Field(validation_alias=AliasChoices("model", "name"))
 
 
 class EmbedRequest(ModelRequest):
-    input: str | list[str] = Field(max_length=2048)
+    input: str | Annotated[list[str], Field(max_length=2048)]
     truncate: bool = True
 
 
@@ -38,6 +39,11 @@ class OllamaMessage(_Lenient):
     content: str = ""
     images: list[str] | None = None
     thinking: str | None = None
+    # Tool round trips: an assistant turn's calls ({"function": {"name", "arguments": {}}}),
+    # and a tool turn naming the function it answers.
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
 
 
 class _Common(_Lenient):

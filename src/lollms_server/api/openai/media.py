@@ -44,7 +44,7 @@ class ImageRequest(BaseModel):
 class SpeechRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    model: str
+    model: str | None = None  # [defaults] tts_binding (lollms_client sends none)
     input: str = Field(min_length=1, max_length=100_000)
     voice: str | None = None
     response_format: Literal["wav", "pcm", "mp3", "opus", "aac", "flac"] | None = None

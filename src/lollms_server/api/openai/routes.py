@@ -6,7 +6,7 @@ import asyncio
 import base64
 import struct
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -82,9 +82,8 @@ async def completions(body: CompletionRequest, service: Generation,
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
     model_id = f"{instance}/{model}"
-    echo = (body.prompt if isinstance(body.prompt, str) else body.prompt[0]) if body.echo \
-        else None
-    wanted = translate.completion_request(body, binding, model)
+    wanted = translate.completion_request(body, binding, model)  # checks the prompt first
+    echo = wanted.raw_prompt if body.echo else None
     personality = wanted.personality or service.alias_personality(body.model)
     run = await start_run(request, service, replace(wanted, personality=personality))
     if body.stream:
@@ -101,7 +100,10 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # user: accepted, no effect
 
     model: str
-    input: str | list[str] | list[int] | list[list[int]] = Field(max_length=2048)
+    # At most 2048 inputs per request (OpenAI's limit): a bound on the list of inputs, not on
+    # a text's length (nor on one input given as token ids).
+    input: (str | Annotated[list[str], Field(max_length=2048)] | list[int]
+            | Annotated[list[list[int]], Field(max_length=2048)])
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
 

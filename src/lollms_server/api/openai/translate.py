@@ -32,7 +32,7 @@ __all__ = ["chat_chunks", "chat_request", "chat_response", "completion_chunks",
 
 
 def _sampling(body: _Sampling, max_tokens: int | None) -> tuple[SamplingParams, dict[str, Any]]:
-    if body.n != 1:
+    if body.n not in (1, None):
         raise BadRequest("Only n = 1 is supported.", param="n")
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     extra: dict[str, Any] = {}
