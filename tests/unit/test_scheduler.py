@@ -303,6 +303,18 @@ async def test_failed_load_fails_its_waiters_and_recovers() -> None:
     assert b.loaded == {"a"}
 
 
+async def test_cancelled_load_releases_its_memory_and_waiters() -> None:
+    s, b = _scheduler(), _binding(load_delay_s=0.5)
+    waiter = asyncio.create_task(s.acquire(b, "c", queue_timeout=2))
+    await asyncio.sleep(0.05)
+    task = s.state(b, "c").task
+    assert task is not None
+    task.cancel()
+    with pytest.raises(BindingUnavailable, match="CancelledError"):
+        await waiter
+    assert s.state(b, "c").status == "unloaded" and s.budgets["cpu"].used == 0
+
+
 async def test_status_reports_memory_and_queue() -> None:
     s, b = _scheduler(), _binding()
     held = await s.acquire(b, "a")

@@ -418,7 +418,7 @@ class Scheduler:
         started = time.perf_counter()
         try:
             await state.binding.load(state.model)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled too: never left "loading" with memory held
             state.status = "unloaded"
             budget.used -= state.need
             error = exc if isinstance(exc, LollmsError) else BindingUnavailable(
@@ -428,6 +428,8 @@ class Scheduler:
                 self._queue.remove(waiter)
                 if not waiter.future.done():
                     waiter.future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
         else:
             measured = state.binding.memory_used(state.model)
             if measured:
