@@ -62,6 +62,13 @@ class UnsupportedGenerationType(BadRequest):
     error_type = "unsupported_generation_type"
 
 
+class NotServed(LollmsError):
+    """An endpoint of a client API that this server knowingly does not serve."""
+
+    status_code = 501
+    error_type = "not_implemented"
+
+
 class UnsupportedCapability(BadRequest):
     """The binding cannot do what was asked (tokenize, image input...)."""
 

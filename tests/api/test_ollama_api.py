@@ -162,6 +162,15 @@ def test_load_unload_show_and_lenient_bodies(client: ollama.Client, live) -> Non
     assert shown.json()["capabilities"] == ["completion", "tools"]
 
 
+def test_model_file_management_is_a_clear_501(client: ollama.Client) -> None:
+    for call in (lambda: client.pull("fake/scripted-model"),
+                 lambda: client.delete("fake/scripted-model"),
+                 lambda: client.copy("fake/scripted-model", "x")):
+        with pytest.raises(ollama.ResponseError) as info:
+            call()
+        assert info.value.status_code == 501 and "model files" in info.value.error
+
+
 async def test_async_client(live) -> None:
     client = ollama.AsyncClient(host=live[1], headers=AUTH)
     reply = await client.chat(model="fake/scripted-model",

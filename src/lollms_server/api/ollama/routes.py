@@ -30,7 +30,7 @@ from lollms_server.api.ollama.schemas import (
 from lollms_server.api.streaming import NDJSONResponse
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.types import ModelInfo
-from lollms_server.errors import BadRequest, LollmsError
+from lollms_server.errors import BadRequest, LollmsError, NotServed
 from lollms_server.generation.service import GenerationRequest, GenerationService
 
 __all__ = ["router"]
@@ -199,6 +199,21 @@ async def _answer(service: GenerationService, request: Request, body: Generation
         return JSONResponse(await cancel_on_disconnect(request, merge()))
     finally:
         await run.aclose()
+
+
+_MODEL_FILES = ("lollms_server does not manage model files through the Ollama API: put GGUF "
+                "files in [paths] models (or a binding's models folder), or point an 'ollama' "
+                "binding at an Ollama server that has the model.")
+
+
+@router.post("/pull")
+@router.post("/push")
+@router.post("/create")
+@router.post("/copy")
+@router.delete("/delete")
+async def model_files() -> None:
+    """Ollama's model-file management: not served (a clear 501, never a silent no-op)."""
+    raise NotServed(_MODEL_FILES)
 
 
 @router.post("/generate")
