@@ -26,7 +26,7 @@ from lollms_server.api.openai.routes import router as openai_router
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.config import Settings
-from lollms_server.errors import ConfigError
+from lollms_server.errors import ConfigError, LollmsError
 from lollms_server.functions.registry import FunctionRegistry
 from lollms_server.generation.service import GenerationService
 from lollms_server.personalities.registry import PersonalityRegistry
@@ -61,15 +61,38 @@ def check_security(settings: Settings) -> None:
     )
 
 
-def check_preload(settings: Settings, bindings: BindingManager) -> None:
+def check_references(settings: Settings, bindings: BindingManager) -> None:
+    """Every binding instance the config names elsewhere (defaults, preload, aliases) must be
+    one of its [bindings] tables: a typo there stops start-up, like any config error."""
+    names = bindings.names()
+    known = ", ".join(names) or "none"
+
+    def need(key: str, instance: str, what: str) -> None:
+        if instance not in names:
+            raise ConfigError(settings.source, key, f"{what} names binding instance "
+                              f"'{instance}', which is not configured; instances: {known}")
+
+    for field in type(settings.defaults).model_fields:
+        value = getattr(settings.defaults, field)
+        if field.endswith("_binding") and value is not None:
+            need(f"defaults.{field}", value, f"'{value}'")
     for index, target in enumerate(settings.resources.preload):
-        instance = target.partition("/")[0]
-        if instance not in bindings.names():
-            raise ConfigError(
-                settings.source, f"resources.preload.{index}",
-                f"'{target}' names binding instance '{instance}', which is not configured; "
-                f"instances: {', '.join(bindings.names()) or 'none'}",
-            )
+        need(f"resources.preload.{index}", target.partition("/")[0], f"'{target}'")
+    for alias, aliased in settings.aliases.items():
+        model = aliased if isinstance(aliased, str) else aliased.model
+        if model is not None and model != "default":
+            need(f"aliases.{alias}", model.partition("/")[0], f"'{model}'")
+
+
+def check_personality_aliases(settings: Settings, personalities: PersonalityRegistry) -> None:
+    for alias, aliased in settings.aliases.items():
+        if isinstance(aliased, str) or aliased.personality is None:
+            continue
+        try:
+            personalities.get(aliased.personality)
+        except LollmsError as exc:
+            raise ConfigError(settings.source, f"aliases.{alias}.personality",
+                              exc.message) from None
 
 
 def build_registry(settings: Settings) -> BindingRegistry:
@@ -84,7 +107,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     check_security(settings)
     registry = registry or build_registry(settings)
     bindings = BindingManager.from_settings(settings, registry)
-    check_preload(settings, bindings)
+    check_references(settings, bindings)
     metrics = Metrics()
     scheduler = Scheduler.from_settings(settings.resources, metrics)
 
@@ -119,10 +142,12 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.state.bindings = bindings
     app.state.scheduler = scheduler
     app.state.metrics = metrics
+    personalities = PersonalityRegistry.discover(
+        settings.resolve_path(p) for p in settings.paths.personalities)
+    check_personality_aliases(settings, personalities)
     app.state.generation = GenerationService(
         settings, bindings, scheduler,
-        personalities=PersonalityRegistry.discover(
-            settings.resolve_path(p) for p in settings.paths.personalities),
+        personalities=personalities,
         functions=FunctionRegistry.discover(
             (settings.resolve_path(p) for p in settings.paths.functions),
             default_timeout=settings.functions.timeout),

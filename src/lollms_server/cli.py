@@ -96,7 +96,7 @@ def serve(config_path: Path, host: str | None, port: int | None, log_level: str 
         timeout_graceful_shutdown=5,
         # Longer than clients' pool idle times, so a reused connection is not closed under a
         # new request (uvicorn's 5 s default made pooled clients see resets).
-        timeout_keep_alive=int(settings.server.keep_alive_timeout),
+        timeout_keep_alive=settings.server.keep_alive_timeout,
     )
 
 
@@ -116,16 +116,15 @@ def init(config_path: Path, force: bool, key_name: str, personalities: tuple[str
     if config_path.exists() and not force:
         click.echo(f"{config_path} already exists (use --force to overwrite).", err=True)
         sys.exit(1)
+    _check_key_name(key_name)
     key = generate_key()
     document = tomlkit.parse(_template())
     for name, folders in (("personalities", personalities), ("functions", functions)):
         if folders:
             document["paths"][name] = list(folders)
-    text = tomlkit.dumps(document) + (
-        f'\n[[security.api_keys]]\nname = "{key_name}"\nsha256 = "{hash_key(key)}"\n'
-    )
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(text, encoding="utf-8")
+    entries = _key_entries(document)
+    entries.append(_key_table(key_name, key))
+    _write_config(config_path, document)
     click.echo(f"Wrote {config_path}.")
     click.echo(f"API key '{key_name}' (shown once, only its sha256 is stored):\n\n    {key}\n")
 
@@ -135,15 +134,92 @@ def keys() -> None:
     """Manage API keys in config.toml (only their sha256 is stored)."""
 
 
+def _check_key_name(name: str) -> None:
+    from pydantic import ValidationError
+
+    from lollms_server.config import ApiKeyEntry
+
+    try:
+        ApiKeyEntry(name=name, sha256="0" * 64)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]["msg"]
+        click.echo(f"Error: invalid key name {name!r}: {problem}.", err=True)
+        sys.exit(2)
+
+
+def _key_table(name: str, key: str) -> Any:
+    import tomlkit
+
+    table = tomlkit.table()
+    table.add("name", name)
+    table.add("sha256", hash_key(key))
+    return table
+
+
+def _key_entries(document: Any) -> Any:
+    """``[[security.api_keys]]`` of ``document``, as an array of tables whatever the file
+    used (an inline ``api_keys = [...]`` or ``security = {...}`` becomes tables)."""
+    import tomlkit
+    from tomlkit.items import AoT, InlineTable
+
+    security = document.get("security")
+    if security is None or isinstance(security, InlineTable):
+        table = tomlkit.table()
+        for name, value in (security or {}).items():
+            table[name] = value
+        document["security"] = table
+        security = document["security"]
+    entries = security.get("api_keys")
+    if not isinstance(entries, AoT):
+        converted = tomlkit.aot()
+        for entry in entries or ():
+            table = tomlkit.table()
+            for name, value in dict(entry).items():
+                table[name] = value
+            converted.append(table)
+        security["api_keys"] = converted
+    return security["api_keys"]
+
+
+def _write_config(config_path: Path, document: Any) -> None:
+    """Write ``document`` over ``config_path`` only if it still loads, atomically, readable by
+    its owner only (it may hold secrets)."""
+    import tempfile
+
+    import tomlkit
+
+    text = tomlkit.dumps(document)
+    folder = config_path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: mode 0600
+            out.write(text)
+    except OSError as exc:
+        click.echo(f"Error: cannot write {config_path}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    try:
+        load_config(temp)
+    except ConfigError as exc:
+        os.unlink(temp)
+        where = f"key '{exc.key}': " if exc.key else ""
+        click.echo(f"Error: the edited configuration would not load ({where}{exc.detail}); "
+                   f"{config_path} is unchanged.", err=True)
+        sys.exit(2)
+    try:
+        os.replace(temp, config_path)
+    except OSError as exc:
+        os.unlink(temp)
+        click.echo(f"Error: cannot write {config_path}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+
+
 def _edit_keys(config_path: Path) -> tuple[Any, Any]:
     import tomlkit
 
     _load(config_path)  # validate first: never edit a file we cannot read
     document = tomlkit.parse(config_path.read_text("utf-8"))
-    security = document.setdefault("security", tomlkit.table())
-    if "api_keys" not in security:
-        security["api_keys"] = tomlkit.aot()
-    return document, security["api_keys"]
+    return document, _key_entries(document)
 
 
 @keys.command("add")
@@ -151,18 +227,14 @@ def _edit_keys(config_path: Path) -> tuple[Any, Any]:
 @click.argument("name")
 def keys_add(config_path: Path, name: str) -> None:
     """Create key NAME; prints the key once."""
-    import tomlkit
-
+    _check_key_name(name)
     document, entries = _edit_keys(config_path)
     if any(entry.get("name") == name for entry in entries):
         click.echo(f"A key named '{name}' already exists.", err=True)
         sys.exit(1)
     key = generate_key()
-    table = tomlkit.table()
-    table.add("name", name)
-    table.add("sha256", hash_key(key))
-    entries.append(table)
-    config_path.write_text(tomlkit.dumps(document), encoding="utf-8")
+    entries.append(_key_table(name, key))
+    _write_config(config_path, document)
     click.echo(f"Added key '{name}' (shown once, only its sha256 is stored):\n\n    {key}\n")
 
 
@@ -183,7 +255,6 @@ def keys_list(config_path: Path) -> None:
 @click.argument("name")
 def keys_remove(config_path: Path, name: str) -> None:
     """Delete key NAME."""
-    import tomlkit
 
     document, entries = _edit_keys(config_path)
     kept = [entry for entry in entries if entry.get("name") != name]
@@ -194,7 +265,12 @@ def keys_remove(config_path: Path, name: str) -> None:
         entries.pop()
     for entry in kept:
         entries.append(entry)
-    config_path.write_text(tomlkit.dumps(document), encoding="utf-8")
+    if not kept:
+        del document["security"]["api_keys"]
+    _write_config(config_path, document)
+    if not kept:
+        click.echo("No key left: 'serve' refuses to start until one is added "
+                   "('lollms-server keys add NAME').", err=True)
     click.echo(f"Removed key '{name}'.")
 
 
@@ -243,8 +319,14 @@ def _check_functions(settings: Settings) -> int:
 @click.option("--models/--no-models", default=True, help="Also list each instance's models.")
 def check(config_path: Path, models: bool) -> None:
     """Validate the config, run discovery and report; non-zero exit on any error."""
-    from lollms_server.app import build_registry, check_security
+    from lollms_server.app import (
+        build_registry,
+        check_personality_aliases,
+        check_references,
+        check_security,
+    )
     from lollms_server.bindings.manager import BindingManager
+    from lollms_server.personalities.registry import PersonalityRegistry
 
     settings = _load(config_path)
     _setup_logging("critical")
@@ -252,6 +334,9 @@ def check(config_path: Path, models: bool) -> None:
         check_security(settings)
         registry = build_registry(settings)
         manager = BindingManager.from_settings(settings, registry)
+        check_references(settings, manager)
+        check_personality_aliases(settings, PersonalityRegistry.discover(
+            settings.resolve_path(p) for p in settings.paths.personalities))
     except ConfigError as exc:
         _fail_config(exc)
     problems = 0
@@ -280,12 +365,9 @@ def check(config_path: Path, models: bool) -> None:
                 problems += 1
                 click.echo(f"     models: error: {exc}")
     problems += _check_personalities(settings) + _check_functions(settings)
-    for gen_type in ("ttt", "tti", "ttv", "ttm", "tts", "stt"):
+    for gen_type in ("ttt", "tti", "ttv", "ttm", "tts", "stt", "embed"):
         binding, model = settings.defaults.for_type(gen_type)
-        if binding and binding not in manager.names():
-            problems += 1
-            click.echo(f"  x [defaults] {gen_type}_binding = '{binding}' is not an instance")
-        elif binding:
+        if binding:  # an instance that exists: check_references said so
             click.echo(f"Default {gen_type}: {binding} / {model or '(binding default)'}")
     if problems:
         click.echo(f"{problems} problem(s) found.", err=True)

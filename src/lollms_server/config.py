@@ -69,7 +69,7 @@ class ServerSettings(_Section):
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     log_level: LogLevel = "info"
     docs: bool = True
-    keep_alive_timeout: float = Field(75.0, gt=0)
+    keep_alive_timeout: int = Field(75, ge=1)  # seconds (uvicorn takes whole seconds)
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
@@ -83,7 +83,8 @@ class ServerSettings(_Section):
 class ApiKeyEntry(_Section):
     """One client key: a name plus either the key itself or its sha256 (hex)."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$",
+                      description="Shown in logs and by 'keys list'; no control characters.")
     key: SecretStr | None = None
     sha256: str | None = None
 
@@ -176,6 +177,16 @@ class DefaultsSettings(_Section):
         )
 
 
+def _no_bool(value: Any) -> None:
+    if isinstance(value, bool):  # TOML true would pass as the integer 1
+        raise ValueError("a size such as \"24GiB\" or a number of bytes, not true/false")
+
+
+def _instance_and_model(target: str) -> bool:
+    instance, slash, model = target.partition("/")
+    return bool(instance and slash and model)
+
+
 class ResourcesSettings(_Section):
     """Memory budgets and the request queue (see resources/scheduler.py)."""
 
@@ -188,21 +199,29 @@ class ResourcesSettings(_Section):
     swap_delay: float = Field(2.0, ge=0)
     preload: list[str] = Field(default_factory=list)
 
-    @field_validator("gpu_memory", "system_memory")
+    @field_validator("gpu_memory", "system_memory", mode="before")
     @classmethod
-    def _size_or_auto(cls, value: str | int | list[str | int]) -> str | int | list[str | int]:
+    def _size_or_auto(cls, value: Any) -> Any:
         from lollms_server.resources.memory import parse_size
 
-        for item in value if isinstance(value, list) else [value]:
-            if item != "auto":
+        if isinstance(value, list):  # one size per GPU: "auto" is for the whole setting
+            if not value:
+                raise ValueError("give at least one size (or \"auto\")")
+            for item in value:
+                _no_bool(item)
                 parse_size(item)
+        else:
+            _no_bool(value)
+            if value != "auto":
+                parse_size(value)
         return value
 
-    @field_validator("safety_margin")
+    @field_validator("safety_margin", mode="before")
     @classmethod
-    def _size(cls, value: str | int) -> str | int:
+    def _size(cls, value: Any) -> Any:
         from lollms_server.resources.memory import parse_size
 
+        _no_bool(value)
         parse_size(value)
         return value
 
@@ -210,7 +229,7 @@ class ResourcesSettings(_Section):
     @classmethod
     def _targets(cls, value: list[str]) -> list[str]:
         for item in value:
-            if "/" not in item:
+            if not _instance_and_model(item):
                 raise ValueError(f"'{item}' must be 'instance/model'")
         return value
 
@@ -268,8 +287,9 @@ class Settings(BaseSettings):
                        ) -> dict[str, str | AliasTarget]:
         for alias, target in value.items():
             model = target if isinstance(target, str) else target.model
-            if model is not None and "/" not in model:
-                raise ValueError(f"alias '{alias}' must point at 'instance/model'")
+            if model is not None and not _instance_and_model(model):
+                raise ValueError(f"alias '{alias}' must point at 'instance/model' (got "
+                                 f"'{model}')")
         return value
 
     def alias(self, name: str) -> tuple[str, str | None]:
@@ -363,6 +383,9 @@ def load_config(path: str | Path | None) -> Settings:
             ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, None, f"TOML syntax error: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(source, None, f"not UTF-8 text (TOML files are): byte "
+                              f"{exc.start} cannot be decoded") from None
         except OSError as exc:
             raise ConfigError(source, None, f"cannot read the file: {exc.strerror}") from None
     try:

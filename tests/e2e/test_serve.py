@@ -137,16 +137,56 @@ def test_keys_add_list_remove(initialised: tuple[Path, str]) -> None:
     ('[security]\nallow_no_keys = true\n[bindings.a]\ntype = "llamacpp"\nn_ctx = "big"\n',
      "bindings.a.n_ctx"),
     ("[server]\nport = 1\n", "security.api_keys"),
+    ('[security]\nallow_no_keys = true\n[defaults]\nttt_binding = "nope"\n',
+     "defaults.ttt_binding"),
+    ('[security]\nallow_no_keys = true\n[defaults]\nembed_binding = "nope"\n',
+     "defaults.embed_binding"),
+    ('[security]\nallow_no_keys = true\n[aliases]\nfast = "nope/model"\n', "aliases.fast"),
+    ('[security]\nallow_no_keys = true\n[aliases]\nfast = "demo/"\n', "aliases"),
+    ('[security]\nallow_no_keys = true\n[aliases]\nfast = { personality = "nobody" }\n',
+     "aliases.fast.personality"),
+    ('[security]\nallow_no_keys = true\n[resources]\ngpu_memory = ["auto", "8GiB"]\n',
+     "resources.gpu_memory"),
+    ('[security]\nallow_no_keys = true\n[resources]\nsystem_memory = true\n',
+     "resources.system_memory"),
+    ('[security]\nallow_no_keys = true\n[resources]\npreload = ["demo/"]\n',
+     "resources.preload"),
+    (b'[server]\nhost = "\xff\xfe"\n', "not UTF-8"),
 ])
-def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str | bytes,
+                                          needle: str) -> None:
     path = tmp_path / "config.toml"
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     for command in (["serve"], ["check"]):
         result = _run(*command, "--config", str(path), cwd=tmp_path)
         assert result.returncode == 2, (command, result.stderr)
         assert needle in result.stderr
         assert str(path) in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_key_edits_always_leave_a_loadable_file(tmp_path: Path) -> None:
+    """keys add/remove and init write only files that still load, owner-readable only."""
+    config = tmp_path / "config.toml"
+    odd = 'a"b\\c'  # quotes and backslashes must be escaped, not pasted into TOML
+    assert _run("init", "--config", str(config), "--key-name", odd,
+                cwd=tmp_path).returncode == 0
+    assert (config.stat().st_mode & 0o077) == 0
+    assert _run("keys", "list", "--config", str(config), cwd=tmp_path).stdout.split()[0] == odd
+    for name in ("", "a\nb"):
+        bad = _run("keys", "add", name, "--config", str(config), cwd=tmp_path)
+        assert bad.returncode == 2 and "invalid key name" in bad.stderr
+    removed = _run("keys", "remove", odd, "--config", str(config), cwd=tmp_path)
+    assert removed.returncode == 0 and "No key left" in removed.stderr
+    assert _run("keys", "add", "again", "--config", str(config), cwd=tmp_path).returncode == 0
+    inline = tmp_path / "inline.toml"  # keys written inline by hand
+    inline.write_text('security = { allow_no_keys = true, api_keys = [] }\n')
+    assert _run("keys", "add", "bob", "--config", str(inline), cwd=tmp_path).returncode == 0
+    listed = _run("keys", "list", "--config", str(inline), cwd=tmp_path)
+    assert listed.returncode == 0 and listed.stdout.split()[0] == "bob"
 
 
 def test_check_reports_found_and_failed_plugins(initialised: tuple[Path, str]) -> None:
