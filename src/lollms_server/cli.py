@@ -349,6 +349,9 @@ def check(config_path: Path, models: bool) -> None:
             click.echo(f"  x {source.name} [{source.origin}]: {source.error}")
         else:
             click.echo(f"  ok {source.name} [{source.origin}]")
+    for conflict in registry.conflicts:
+        problems += 1
+        click.echo(f"  x {conflict}")
     click.echo("Binding instances:")
     for record in manager.records():
         if record.binding is None:

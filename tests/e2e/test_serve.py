@@ -202,6 +202,18 @@ def test_check_reports_found_and_failed_plugins(initialised: tuple[Path, str]) -
     result = _run("check", "--config", str(config), cwd=config.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No problems found." in result.stdout
+    # A plugin that exits, one that shadows a built-in, and an instance of a failed plugin.
+    (plugins / "exiter.py").write_text("import sys\nsys.exit('plugin says bye')\n")
+    (plugins / "shadow.py").write_text(
+        "from lollms_server.bindings.testing import ScriptedBinding\n"
+        "class Shadow(ScriptedBinding):\n    name = 'scripted'\n")
+    (plugins / "broken.py").write_text("raise RuntimeError('boom')\n")
+    config.write_text(config.read_text() + '\n[bindings.b]\ntype = "broken"\n')
+    result = _run("check", "--config", str(config), cwd=config.parent)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "plugin says bye" in result.stdout
+    assert "binding type 'scripted' is declared by" in result.stdout
+    assert "x b (broken)" in result.stdout and "boom" in result.stdout
 
 
 def test_every_command_has_help(tmp_path: Path) -> None:

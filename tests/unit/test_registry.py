@@ -73,3 +73,42 @@ def test_only_the_configured_folder_is_scanned(tmp_path: Path) -> None:
     registry = BindingRegistry()
     registry.discover_folder(tmp_path)
     assert registry.get("echo") is None
+
+
+def test_package_re_exporting_its_binding_from_a_submodule(tmp_path: Path) -> None:
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .impl import Echo\n")
+    (package / "impl.py").write_text(
+        "from lollms_server.bindings.testing import ScriptedBinding\n"
+        "class Echo(ScriptedBinding):\n    name = 'pkg_echo'\n")
+    registry = BindingRegistry()
+    registry.discover_folder(tmp_path)
+    source = registry.get("pkg_echo")
+    assert source is not None and source.cls is not None
+
+
+def test_plugins_failing_at_construction_disable_only_their_instance(tmp_path: Path,
+                                                                    write_config) -> None:
+    from lollms_server.bindings.manager import BindingManager
+    from lollms_server.config import load_config
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "fragile.py").write_text(
+        "from lollms_server.bindings.testing import ScriptedBinding\n"
+        "class Fragile(ScriptedBinding):\n    name = 'fragile'\n"
+        "    def __init__(self, config, context):\n"
+        "        raise RuntimeError('engine missing')\n"
+        "class NoConfig(ScriptedBinding):\n    name = 'noconfig'\n    Config = dict\n")
+    settings = load_config(write_config(
+        '[paths]\nbindings = "plugins"\n[bindings.f]\ntype = "fragile"\n'
+        '[bindings.ok]\ntype = "scripted"\n'))
+    registry = BindingRegistry()
+    registry.discover_entry_points()
+    registry.discover_folder(tmp_path / "plugins")
+    manager = BindingManager.from_settings(settings, registry)
+    records = {r.name: r for r in manager.records()}
+    assert records["f"].binding is None and "engine missing" in (records["f"].error or "")
+    assert records["ok"].binding is not None
+    errors = {s.name: s.error for s in registry.all() if s.error}
+    assert "not a BindingConfig" in errors["noconfig"]

@@ -21,6 +21,11 @@ __all__ = ["BindingManager", "InstanceRecord"]
 logger = logging.getLogger(__name__)
 
 
+def _disabled(name: str, type_name: str, error: str) -> InstanceRecord:
+    logger.error("Binding instance '%s' (%s) disabled: %s", name, type_name, error)
+    return InstanceRecord(name, type_name, None, error)
+
+
 @dataclass
 class InstanceRecord:
     name: str
@@ -50,7 +55,7 @@ class BindingManager:
                 raise ConfigError(settings.source, f"{key}.type",
                                   f"missing binding type; expected one of: "
                                   f"{', '.join(registry.names()) or 'none'}")
-            source = registry.get(type_name)
+            source = registry.get(type_name) or registry.failed_plugin(type_name)
             if source is None:
                 raise ConfigError(settings.source, f"{key}.type",
                                   f"unknown binding type '{type_name}'; expected one of: "
@@ -68,9 +73,18 @@ class BindingManager:
                 if len(problems) > 1:
                     message += ". Also: " + "; ".join(f"'{a}': {b}" for a, b in problems[1:])
                 raise ConfigError(settings.source, k, message) from None
+            except Exception as exc:  # the binding's own validation code failed
+                records[name] = _disabled(name, type_name, "its settings could not be "
+                                          f"validated: {type(exc).__name__}: {exc}")
+                continue
             binding_cls: type[Binding] = (
                 hosted(source.cls) if config.isolation == "process" else source.cls)
-            binding = binding_cls(config, BindingContext(name, models_path))
+            try:
+                binding = binding_cls(config, BindingContext(name, models_path))
+            except Exception as exc:  # a plugin's constructor: that instance only is lost
+                records[name] = _disabled(name, type_name,
+                                          f"construction failed: {type(exc).__name__}: {exc}")
+                continue
             records[name] = InstanceRecord(name, type_name, binding)
         return cls(records)
 

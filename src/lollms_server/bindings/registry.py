@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from lollms_server.bindings.base import Binding
+from lollms_server.bindings.base import Binding, BindingConfig
 from lollms_server.security.paths import inside
 
 __all__ = ["ENTRY_POINT_GROUP", "BindingRegistry", "BindingSource"]
@@ -45,14 +45,22 @@ class BindingRegistry:
     def __init__(self) -> None:
         self._sources: dict[str, BindingSource] = {}
         self._folder_errors: list[BindingSource] = []
+        self.conflicts: list[str] = []  # a binding type declared twice: which one won
 
     # -- discovery -------------------------------------------------------------------------
     def discover_entry_points(self) -> None:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self._sources:
-                continue
             dist = ep.dist.name if ep.dist is not None else "?"
-            self._sources[ep.name] = BindingSource(ep.name, f"entry point ({dist})", ep.value)
+            origin = f"entry point ({dist})"
+            if ep.name in self._sources:
+                self._conflict(ep.name, self._sources[ep.name].origin, origin)
+                continue
+            self._sources[ep.name] = BindingSource(ep.name, origin, ep.value)
+
+    def _conflict(self, name: str, kept: str, other: str) -> None:
+        message = f"binding type '{name}' is declared by {kept} and by {other}: {kept} is used"
+        logger.warning("%s", message[0].upper() + message[1:])
+        self.conflicts.append(message)
 
     def discover_folder(self, folder: Path) -> None:
         """Import every module or package in ``folder`` and register its Binding subclasses."""
@@ -83,7 +91,7 @@ class BindingRegistry:
         origin = f"folder ({module_file.parent if stem != module_file.stem else module_file})"
         try:
             module = _import_file(module_name, module_file)
-        except Exception as exc:  # a broken plugin must never stop the server
+        except (Exception, SystemExit) as exc:  # a broken plugin must never stop the server
             message = f"{type(exc).__name__}: {exc}"
             logger.error("Binding plugin %s failed to import: %s", module_file, message)
             self._folder_errors.append(BindingSource(stem, origin, error=message, _tried=True))
@@ -94,7 +102,9 @@ class BindingRegistry:
             if inspect.isclass(obj)
             and issubclass(obj, Binding)
             and obj is not Binding
-            and obj.__module__ == module.__name__
+            # its own classes, or a package's from its submodules (re-exported)
+            and (obj.__module__ == module.__name__
+                 or obj.__module__.startswith(module.__name__ + "."))
             and not inspect.isabstract(obj)
         ]
         if not found:
@@ -108,9 +118,13 @@ class BindingRegistry:
                     BindingSource(cls.__name__, origin, error="class has no 'name'", _tried=True)
                 )
                 continue
-            if name in self._sources:
-                logger.warning("Binding type '%s' from %s overrides %s", name, origin,
-                               self._sources[name].origin)
+            if not (inspect.isclass(cls.Config) and issubclass(cls.Config, BindingConfig)):
+                self._folder_errors.append(BindingSource(
+                    name, origin, error="its Config is not a BindingConfig subclass",
+                    _tried=True))
+                continue
+            if name in self._sources:  # the folder's plugin wins: the user put it there
+                self._conflict(name, origin, self._sources[name].origin)
             self._sources[name] = BindingSource(name, origin, cls=cls, _tried=True)
 
     # -- lookup ----------------------------------------------------------------------------
@@ -131,6 +145,10 @@ class BindingRegistry:
                 logger.error("Binding '%s' (%s) failed to import: %s", name, source.origin,
                              source.error)
         return source
+
+    def failed_plugin(self, name: str) -> BindingSource | None:
+        """The folder plugin that failed and may have declared binding type ``name``."""
+        return next((s for s in self._folder_errors if s.name == name), None)
 
     def all(self) -> list[BindingSource]:
         """Every known binding type, each imported, plus plugins that failed."""
