@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
@@ -187,3 +188,50 @@ def test_decision_schema_resolves_nested_models() -> None:
                           '</tool_call>') == ("calculate", {"expression": "1"})
     assert parse_decision('{"tool": "none"}') is None
     assert parse_decision("Paris is the capital.") == "Paris is the capital."
+
+
+ODD_MODULES = {
+    "listed_int.py": "FUNCTIONS = 5\n",
+    "listed_odd.py": "import functools\ndef f(a: int, b: int) -> int:\n    return a\n"
+                     "class C:\n    def __call__(self) -> None: ...\n"
+                     "FUNCTIONS = [functools.partial(f, 1), C(), None, 'x']\n",
+    "exits.py": "raise SystemExit(3)\n",
+    "bad_timeout.py": "from lollms_server.functions import function\n"
+                      "@function(timeout=-1)\ndef slow() -> None: ...\n",
+    "positional.py": "from lollms_server.functions import function\n"
+                     "@function\ndef add(a: int, b: int, /) -> int:\n    return a + b\n",
+    "reserved.py": "from lollms_server.functions import function\n"
+                   "@function\ndef lookup(model_config: str) -> str:\n    return model_config\n",
+    "fine.py": "from lollms_server.functions import function\n"
+               "@function\ndef ok() -> str:\n    return 'ok'\n",
+}
+
+
+def test_odd_modules_are_problems_not_crashes(tmp_path: Path) -> None:
+    for name, text in ODD_MODULES.items():
+        (tmp_path / name).write_text(text)
+    registry = FunctionRegistry.discover([tmp_path])
+    assert [f.name for f in registry.all()] == ["ok"]
+    reasons = {Path(p["path"]).name: p["reason"] for p in registry.problems}
+    assert "FUNCTIONS must be a list" in reasons["listed_int.py"]
+    assert "is not a function" in reasons["listed_odd.py"]
+    assert "SystemExit" in reasons["exits.py"]
+    assert "positive number of seconds" in reasons["bad_timeout.py"]
+    assert "positional-only" in reasons["positional.py"]
+    assert "model_config" in reasons["reserved.py"]
+
+
+async def test_stuck_sync_functions_have_their_own_bounded_workers(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(
+        "import time\nfrom lollms_server.functions import function\n"
+        "@function(timeout=0.1)\ndef stuck() -> None:\n    time.sleep(1)\n"
+        "@function\ndef quick() -> str:\n    return 'ok'\n")
+    registry = FunctionRegistry.discover([tmp_path])
+    timed_out = await asyncio.gather(*(registry.call("stuck", {}) for _ in range(8)))
+    assert all("timed out" in (r.error or "") for r in timed_out)
+    busy = await registry.call("quick", {})
+    assert "busy" in (busy.error or "")
+    # Other work on the loop's default executor is untouched meanwhile.
+    assert await asyncio.wait_for(asyncio.to_thread(lambda: 1), 0.5) == 1
+    await asyncio.sleep(1.1)  # the stuck calls end: their workers are free again
+    assert (await registry.call("quick", {})).value == "ok"

@@ -34,6 +34,10 @@ def function(fn: F | None = None, *, name: str | None = None,
     ``name`` and ``description`` default to the function's own name and docstring;
     ``timeout`` (seconds) overrides the server's per-call limit.
     """
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"@function timeout must be a positive number of seconds, not "
+                         f"{timeout!r}")
+
     def mark(target: F) -> F:
         setattr(target, MARK, _Options(name, description, timeout))
         return target
@@ -84,6 +88,10 @@ def describe(fn: Callable[..., Any], *, module: str = "",
     """Build the :class:`FunctionDef` of ``fn`` (options from ``@function`` win)."""
     import docstring_parser  # lazily: only when functions exist
 
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn)
+            or inspect.iscoroutinefunction(fn)):
+        raise FunctionDefinitionError(
+            f"{fn!r} is not a function (FUNCTIONS lists plain or async functions)")
     options = getattr(fn, MARK, _Options())
     doc = docstring_parser.parse(inspect.getdoc(fn) or "")
     param_docs = {p.arg_name: p.description or "" for p in doc.params}
@@ -93,6 +101,10 @@ def describe(fn: Callable[..., Any], *, module: str = "",
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise FunctionDefinitionError(
                 f"{fn.__name__}: *args/**kwargs cannot be described as a schema")
+        if param.kind is param.POSITIONAL_ONLY:  # calls pass arguments by name
+            raise FunctionDefinitionError(
+                f"{fn.__name__}: positional-only parameter '{param.name}' cannot be called "
+                "with named arguments")
         default = ... if param.default is param.empty else param.default
         field = Field(default, description=param_docs.get(param.name) or None)
         fields[param.name] = (hints.get(param.name, Any), field)
@@ -103,6 +115,11 @@ def describe(fn: Callable[..., Any], *, module: str = "",
         schema = model.model_json_schema()
     except Exception as exc:
         raise FunctionDefinitionError(f"{fn.__name__}: {exc}") from None
+    lost = sorted(set(fields) - set(model.model_fields))  # names pydantic reserves
+    if lost:
+        raise FunctionDefinitionError(
+            f"{fn.__name__}: parameter name(s) {', '.join(lost)} cannot be used (reserved by "
+            "the argument validator); rename them")
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib.util
 import json
 import logging
 import sys
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -77,10 +79,19 @@ def import_file(path: Path, namespace: str) -> ModuleType:
 def _declared(module: ModuleType) -> list[Any]:
     listed = getattr(module, "FUNCTIONS", None)
     if listed is not None:
+        if not isinstance(listed, list | tuple):
+            raise FunctionDefinitionError("FUNCTIONS must be a list of functions")
         return list(listed)
     return [obj for obj in vars(module).values()
             if callable(obj) and getattr(obj, MARK, None) is not None
             and getattr(obj, "__module__", None) == module.__name__]
+
+
+_WORKERS = 8  # threads for sync functions
+
+
+class _AllBusy(Exception):
+    pass
 
 
 class FunctionRegistry:
@@ -91,6 +102,10 @@ class FunctionRegistry:
         self.default_timeout = default_timeout
         self._items: dict[str, FunctionDef] = {}
         self.problems: list[dict[str, str]] = []
+        # Sync functions run in their own threads: one stuck past its timeout (a thread
+        # cannot be killed) must not take threads from model loads or the HTTP server.
+        self._pool: ThreadPoolExecutor | None = None
+        self._busy = 0  # threads running a call, timed-out ones included
 
     @classmethod
     def discover(cls, folders: Iterable[Path], default_timeout: float = 30.0
@@ -122,20 +137,45 @@ class FunctionRegistry:
     def _load_module(self, path: Path) -> None:
         try:
             module = import_file(path, "lollms_server_functions")
-        except Exception as exc:
+            declared = _declared(module)
+        except FunctionDefinitionError as exc:
+            self._problem(path, str(exc))
+            return
+        except (Exception, SystemExit) as exc:  # one bad module never stops the server
             self._problem(path, f"import failed: {type(exc).__name__}: {exc}")
             return
-        for fn in _declared(module):
+        for fn in declared:
             try:
                 spec = describe(fn, module=path.stem)
             except FunctionDefinitionError as exc:
                 self._problem(path, str(exc))
+                continue
+            except Exception as exc:  # describe() met something it did not expect
+                self._problem(path, f"{fn!r} cannot be described: {type(exc).__name__}: "
+                                    f"{exc}")
                 continue
             if spec.name in self._items:
                 self._problem(path, f"function '{spec.name}' already defined in module "
                               f"'{self._items[spec.name].module}'; this one is skipped")
                 continue
             self._items[spec.name] = spec
+
+    def _run_sync(self, spec: FunctionDef, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        """Start ``spec`` in a worker thread. A thread cannot be killed: past the limit its
+        result is dropped, and its worker counts as busy until it really ends."""
+        if self._busy >= _WORKERS:
+            raise _AllBusy
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="lollms-function")
+        self._busy += 1
+        future = asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(spec.fn, **kwargs))
+
+        def done(_: asyncio.Future[Any]) -> None:
+            self._busy -= 1
+
+        future.add_done_callback(done)
+        return future
 
     def all(self) -> list[FunctionDef]:
         return sorted(self._items.values(), key=lambda f: f.name)
@@ -176,8 +216,12 @@ class FunctionRegistry:
             if spec.is_async:
                 value = await asyncio.wait_for(spec.fn(**kwargs), limit)
             else:
-                # A thread cannot be killed: past the limit its result is dropped.
-                value = await asyncio.wait_for(asyncio.to_thread(spec.fn, **kwargs), limit)
+                value = await asyncio.wait_for(asyncio.shield(self._run_sync(spec, kwargs)),
+                                               limit)
+        except _AllBusy:
+            return CallResult(spec.name, error=f"every one of the {_WORKERS} function "
+                              "workers is busy (calls still running past their timeout); "
+                              "try again later")
         except asyncio.TimeoutError:
             return CallResult(spec.name, error=f"timed out after {limit:g} s")
         except Exception as exc:
