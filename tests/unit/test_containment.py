@@ -62,3 +62,18 @@ def test_personality_files_linking_outside_are_not_served(tmp_path: Path, outsid
     assert registry.all() == []
     assert [p.reason for p in registry.problems] == [
         f"{name} links outside the personality folder"]
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ('a: &a ["x", "x"]\nb: &b [*a, *a]\nname: bomb\n', "aliases"),
+    ("name: bin\nblob: !!binary /w==\n", "binary"),
+])
+def test_personality_yaml_that_cannot_be_served_is_refused(tmp_path: Path, text: str,
+                                                           reason: str) -> None:
+    """A few lines of nested YAML aliases expand to gigabytes; !!binary cannot be JSON."""
+    folder = tmp_path / "personalities" / "cat" / "odd"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(text)
+    registry = PersonalityRegistry.discover([tmp_path / "personalities"])
+    assert registry.all() == []
+    assert reason in registry.problems[0].reason

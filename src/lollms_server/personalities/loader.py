@@ -47,8 +47,18 @@ def is_personality_folder(folder: Path) -> bool:
 def _yaml_mapping(text: str, what: str) -> dict[str, Any]:
     import yaml  # type: ignore[import-untyped]  # lazily: only when personalities exist
 
+    class NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc]
+        """SafeLoader without aliases: a few lines of nested aliases expand to gigabytes."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.get_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases (*name) are not accepted", event.start_mark)
+            return super().compose_node(parent, index)
+
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -59,11 +69,29 @@ def _yaml_mapping(text: str, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PersonalityLoadError(f"{what}: expected a mapping of keys, got "
                                    f"{type(data).__name__}")
+    _check_values(data, what)
     return {str(k): v for k, v in data.items()}
+
+
+def _check_values(value: Any, what: str) -> None:
+    """Only values that can be served as JSON (!!binary would make a 500 later)."""
+    if isinstance(value, bytes | bytearray):
+        raise PersonalityLoadError(f"{what}: binary (!!binary) values are not accepted")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_values(item, what)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            _check_values(item, what)
+
+
+MAX_FILE_BYTES = 1 << 20  # a personality's text files; the zoo's largest is ~20 KB
 
 
 def _read(path: Path) -> str:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise PersonalityLoadError(f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise PersonalityLoadError(f"{path.name}: not UTF-8 text") from None
