@@ -23,6 +23,7 @@ from lollms_server.api.native.routes import router as native_router
 from lollms_server.api.ollama.routes import router as ollama_router
 from lollms_server.api.openai.media import router as openai_media_router
 from lollms_server.api.openai.routes import router as openai_router
+from lollms_server.api.responses import JSONResponse
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.config import Settings
@@ -132,6 +133,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
         title="lollms_server",
         version=__version__,
         lifespan=lifespan,
+        default_response_class=JSONResponse,  # lone surrogates in text: never a 500
         docs_url=None,  # served by api/docs.py, behind the key
         redoc_url=None,
         openapi_url=None,

@@ -307,7 +307,8 @@ class Settings(BaseSettings):
         return self._source
 
     def resolve_path(self, path: Path) -> Path:
-        """Resolve a configured path against the config file's folder."""
+        """Resolve a configured path against the config file's folder (``~`` expanded)."""
+        path = path.expanduser()
         if path.is_absolute():
             return path
         base = Path(self._source).parent if self._source != "<defaults>" else Path.cwd()

@@ -158,3 +158,22 @@ async def test_llama_extra_parameters_checked_and_passed(llama_client: httpx.Asy
     forced = await llama_client.post("/api/v1/generate", json={
         "prompt": "Say OK.", "parameters": {"max_tokens": 40, "ignore_eos": True}})
     assert forced.json()["usage"]["completion_tokens"] == 40
+
+
+async def test_engine_refusals_are_400s_without_internals(
+        llama_client: httpx.AsyncClient) -> None:
+    schema = await llama_client.post("/api/v1/generate", json={
+        "prompt": "hi", "parameters": {"max_tokens": 4, "json_schema": {"type": "nonsense"}}})
+    assert schema.status_code == 400, schema.text
+    ids = await llama_client.post("/api/v1/detokenize", json={"tokens": [-1, 99999999]})
+    assert ids.status_code == 400 and ids.json()["error"]["param"] == "tokens"
+    assert "127.0.0.1" not in ids.text  # the engine's private endpoint is not shown
+
+
+async def test_out_of_range_parameters_are_422s(llama_client: httpx.AsyncClient) -> None:
+    for parameters in ({"max_tokens": 2**32 + 2}, {"top_k": 2**32 + 1}, {"seed": 2**64 - 1},
+                       {"repeat_penalty": 1e308 * 10}, {"min_p": float("nan")}):
+        response = await llama_client.post(
+            "/api/v1/generate", content=json.dumps({"prompt": "hi", "parameters": parameters}),
+            headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, (parameters, response.text)

@@ -318,3 +318,27 @@ async def test_body_limit_without_content_length(make_client) -> None:
                                      headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "request_too_large"
+
+
+async def test_inputs_that_would_be_misread_are_422s(client) -> None:
+    wizard = await client.post("/api/v1/generate", json={
+        "input_data": [{"type": "text", "role": "wizard", "data": "hi"}]})
+    assert wizard.status_code == 422 and "role" in wizard.json()["error"]["param"]
+    dropped = await client.post("/api/v1/generate", json={
+        "prompt": "x", "raw_prompt": True, "input_data": [{"type": "text", "data": "hi"}]})
+    assert dropped.status_code == 422 and "dropped" in dropped.json()["error"]["message"]
+
+
+async def test_lone_surrogates_never_break_an_answer(client) -> None:
+    """JSON allows "\\ud83c" alone; it cannot be UTF-8: it comes back as U+FFFD, not a 500."""
+    headers = {"Content-Type": "application/json"}
+    plain = await client.post("/api/v1/generate", content=b'{"prompt": "hi \\ud83c there"}',
+                              headers=headers)
+    assert plain.status_code == 200 and plain.json()["output"][0]["data"] == "hi \ufffd there"
+    streamed = await client.post(
+        "/api/v1/generate", content=b'{"prompt": "hi \\ud83c", "stream": true}',
+        headers=headers)
+    assert '"type":"final"' in streamed.text
+    missing = await client.post("/api/v1/generate", content=b'{"prompt": "x", '
+                                b'"model_name": "\\ud800"}', headers=headers)
+    assert missing.status_code == 404

@@ -149,3 +149,18 @@ def test_binding_settings_validated_by_binding_config(write_config) -> None:
     with pytest.raises(ConfigError) as info:
         _manager(write_config, '[bindings.llm]\ntype = "llamacpp"\nn_parallel = "many"\n')
     assert info.value.key == "bindings.llm.n_parallel"
+
+
+def test_binding_paths_are_relative_to_the_config_folder(write_config, tmp_path: Path,
+                                                        monkeypatch) -> None:
+    from lollms_server.app import build_registry
+    from lollms_server.bindings.manager import BindingManager
+
+    settings = load_config(write_config(
+        '[security]\nallow_no_keys = true\n[bindings.llm]\ntype = "llamacpp"\n'
+        'models_folder = "ggufs"\nmodels = { mine = "../elsewhere/mine.gguf" }\n'))
+    monkeypatch.chdir("/")  # started from anywhere
+    binding = BindingManager.from_settings(settings, build_registry(settings)).get("llm")
+    assert binding.config.models_folder == tmp_path / "ggufs"  # type: ignore[attr-defined]
+    assert binding.config.models["mine"] == (  # type: ignore[attr-defined]
+        tmp_path.parent / "elsewhere" / "mine.gguf")

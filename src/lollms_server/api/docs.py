@@ -14,9 +14,10 @@ import binascii
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 
 from lollms_server.api.auth import authenticate, header_key
+from lollms_server.api.responses import JSONResponse
 from lollms_server.errors import Unauthorized
 
 __all__ = ["docs_router"]

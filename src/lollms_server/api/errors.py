@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lollms_server.api.auth import authenticate, header_key
+from lollms_server.api.responses import JSONResponse
 from lollms_server.errors import BindingUnavailable, LollmsError, Unauthorized
 from lollms_server.security.redact import scrub
 

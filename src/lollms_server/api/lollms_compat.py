@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lollms_server.api.auth import authenticate, header_key
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
+from lollms_server.api.responses import utf8
 from lollms_server.bindings.events import TextDelta, TextReplace
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest, LollmsError, NotFound, Unauthorized
@@ -175,7 +176,7 @@ async def lollms_generate(body: LollmsGenerateBody, service: Generation,
             try:
                 async for event in run:
                     if type(event) is TextDelta:
-                        yield event.text.encode("utf-8")
+                        yield utf8(event.text)
                     elif type(event) is TextReplace:  # cannot be undone: shown after it
                         yield f"\n\n{event.text}".encode()
             except LollmsError as exc:  # a plain text stream has no error event: say it

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from lollms_server.api.errors import error_payload
+from lollms_server.api.responses import utf8
 
 __all__ = ["NDJSONResponse", "SSEResponse", "encode_event", "sse_response"]
 
@@ -34,7 +35,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def encode_event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + _dumps(payload).encode("utf-8") + b"\n\n"
+    return b"data: " + utf8(_dumps(payload)) + b"\n\n"
 
 
 class SSEResponse(Response):
@@ -142,7 +143,7 @@ class NDJSONResponse(SSEResponse):
         super().__init__(source, ping_seconds=0, on_close=on_close, error_event=error_event)
 
     def frame(self, payload: dict[str, Any]) -> bytes:
-        return _dumps(payload).encode("utf-8") + b"\n"
+        return utf8(_dumps(payload)) + b"\n"
 
 
 def _native_error(body: dict[str, Any]) -> dict[str, Any]:

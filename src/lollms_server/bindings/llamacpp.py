@@ -255,7 +255,10 @@ class LlamaCppBinding(Binding):
 
     def _body(self, request: BindingRequest) -> dict[str, Any]:
         p = request.params
-        body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1}
+        # return_progress: a chunk per prompt batch, so that a client who leaves while a long
+        # prompt is read stops the engine at the next batch, not after the whole prompt.
+        body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1,
+                                "return_progress": True}
         if request.raw_prompt is not None:
             body["prompt"] = request.raw_prompt
         else:
@@ -306,11 +309,13 @@ class LlamaCppBinding(Binding):
                 chunk = await queue.get()
                 if chunk is None:
                     break
+                if isinstance(chunk, ValueError):  # the request did not parse (bad grammar...)
+                    raise BadRequest(f"llama.cpp rejected the request: {chunk}")
                 if isinstance(chunk, Exception):
                     raise GenerationFailed(f"llama.cpp error: {chunk}")
                 error = chunk.get("error")
                 if error is not None:
-                    raise _map_error(error)
+                    raise self._map_error(error)
                 usage = chunk.get("usage")
                 for choice in chunk.get("choices", ()):
                     if raw:
@@ -332,6 +337,20 @@ class LlamaCppBinding(Binding):
             stop.set()
             engine.active -= 1
 
+    def _map_error(self, error: Any) -> Exception:
+        if not isinstance(error, dict):
+            return GenerationFailed(f"llama.cpp error: {error}")
+        message = str(error.get("message", error))
+        if error.get("code") == 400:
+            return BadRequest(f"llama.cpp rejected the request: {message}")
+        if "context size has been exceeded" in message.lower():
+            # The slots share n_ctx cells: concurrent long requests can fill it together.
+            return BindingUnavailable(
+                f"The model's context ({self.cfg.n_ctx} tokens, shared by its "
+                f"{self.cfg.n_parallel} slots) filled up with concurrent requests; retry "
+                "later, or raise n_ctx.", retry_after=2)
+        return GenerationFailed(f"llama.cpp error: {message}")
+
     # -- tokenizer -------------------------------------------------------------------------
     async def _call(self, model: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         engine = self._engines.get(model)
@@ -339,11 +358,18 @@ class LlamaCppBinding(Binding):
             raise BindingUnavailable(f"Model '{model}' is not loaded")
         try:
             response = await engine.http.post(path, json=payload)
-            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise GenerationFailed(f"llama.cpp {path} failed: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            if path == "/detokenize":
+                raise BadRequest("llama.cpp could not detokenize these ids: are they in the "
+                                 "model's vocabulary?", param="tokens")
+            raise GenerationFailed(f"llama.cpp {path} failed (HTTP {response.status_code})")
+        try:
             result: dict[str, Any] = response.json()
-            return result
-        except (httpx.HTTPError, ValueError) as exc:
-            raise GenerationFailed(f"llama.cpp {path} failed: {exc}") from exc
+        except ValueError as exc:
+            raise GenerationFailed(f"llama.cpp {path} answered no JSON") from exc
+        return result
 
     async def tokenize(self, model: str, text: str) -> list[int]:
         result = await self._call(model, "/tokenize", {"content": text, "add_special": False})
@@ -358,13 +384,7 @@ def _drop(server: Any) -> None:
     del server
 
 
-def _map_error(error: Any) -> Exception:
-    if not isinstance(error, dict):
-        return GenerationFailed(f"llama.cpp error: {error}")
-    message = str(error.get("message", error))
-    if error.get("code") == 400:
-        return BadRequest(f"llama.cpp rejected the request: {message}")
-    return GenerationFailed(f"llama.cpp error: {message}")
+
 
 
 def engine_available() -> bool:

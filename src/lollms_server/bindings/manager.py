@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from lollms_server.bindings.base import Binding
+from lollms_server.bindings.base import Binding, BindingConfig
 from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.bindings.types import BindingContext
 from lollms_server.config import Settings, format_validation_error
@@ -19,6 +20,23 @@ from lollms_server.security.redact import redact
 __all__ = ["BindingManager", "InstanceRecord"]
 
 logger = logging.getLogger(__name__)
+
+
+def _resolve_paths(config: BindingConfig, settings: Settings) -> BindingConfig:
+    """Relative paths in a binding's settings (a models folder, model files...) are relative
+    to the config file's folder, as [paths] are; not to wherever the server was started."""
+    updates: dict[str, Any] = {}
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if isinstance(value, Path):
+            updates[name] = settings.resolve_path(value)
+        elif isinstance(value, dict) and any(isinstance(v, Path) for v in value.values()):
+            updates[name] = {k: settings.resolve_path(v) if isinstance(v, Path) else v
+                             for k, v in value.items()}
+        elif isinstance(value, list) and any(isinstance(v, Path) for v in value):
+            updates[name] = [settings.resolve_path(v) if isinstance(v, Path) else v
+                             for v in value]
+    return config.model_copy(update=updates) if updates else config
 
 
 def _disabled(name: str, type_name: str, error: str) -> InstanceRecord:
@@ -77,6 +95,7 @@ class BindingManager:
                 records[name] = _disabled(name, type_name, "its settings could not be "
                                           f"validated: {type(exc).__name__}: {exc}")
                 continue
+            config = _resolve_paths(config, settings)
             binding_cls: type[Binding] = (
                 hosted(source.cls) if config.isolation == "process" else source.cls)
             try:

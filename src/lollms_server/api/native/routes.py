@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, Registry, require_api_key
@@ -22,6 +22,7 @@ from lollms_server.api.native.schemas import (
     TokenizeRequest,
     TokenizeResponse,
 )
+from lollms_server.api.responses import JSONResponse
 from lollms_server.api.streaming import sse_response
 from lollms_server.bindings.types import ModelInfo
 from lollms_server.errors import LollmsError

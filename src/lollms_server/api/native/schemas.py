@@ -28,25 +28,41 @@ class InputItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["text", "image", "audio", "video"]
-    role: str = Field("user", min_length=1)
+    # Written into the chat template as is: only the roles templates know.
+    role: Literal["system", "user", "assistant", "tool"] = "user"
     data: str = Field(description="Text, or base64 (optionally a data: URL) for media.")
     mime_type: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+_INT32 = 2**31 - 1  # engines keep these in 32 bits: larger values wrapped around
+
+
 class GenerationParameters(BaseModel):
     """Sampling parameters. Unknown keys are passed to the binding as extras."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     temperature: float | None = Field(None, ge=0, le=5)
     top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
-    repeat_penalty: float | None = Field(None, gt=0)
-    max_tokens: int | None = Field(None, ge=1)
-    n_predict: int | None = Field(None, ge=1, description="Alias of max_tokens (lollms).")
-    seed: int | None = None
+    top_k: int | None = Field(None, ge=0, le=_INT32)
+    repeat_penalty: float | None = Field(None, gt=0, le=100)
+    max_tokens: int | None = Field(None, ge=1, le=_INT32)
+    n_predict: int | None = Field(None, ge=1, le=_INT32,
+                                  description="Alias of max_tokens (lollms).")
+    seed: int | None = Field(None, ge=-1, le=2**32 - 2, description="-1: random.")
     stop: list[str] | str | None = None
+
+    @model_validator(mode="after")
+    def _finite_extras(self) -> GenerationParameters:
+        import json
+
+        try:  # extras travel as JSON: NaN and infinities are not JSON
+            json.dumps(self.model_extra or {}, allow_nan=False)
+        except ValueError:
+            raise ValueError("parameters must be finite numbers (no NaN or Infinity)") \
+                from None
+        return self
 
 
 class GenerateRequest(BaseModel):
@@ -92,6 +108,8 @@ class GenerateRequest(BaseModel):
             raise ValueError("give 'prompt' or a non-empty 'input_data'")
         if self.raw_prompt and self.prompt is None:
             raise ValueError("'raw_prompt' needs 'prompt'")
+        if self.raw_prompt and self.input_data:
+            raise ValueError("'raw_prompt' sends 'prompt' alone: 'input_data' would be dropped")
         return self
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from lollms_server import __version__
@@ -27,6 +27,7 @@ from lollms_server.api.ollama.schemas import (
     LegacyEmbedRequest,
     ModelRequest,
 )
+from lollms_server.api.responses import JSONResponse
 from lollms_server.api.streaming import NDJSONResponse
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.types import ModelInfo

@@ -8,11 +8,12 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
+from lollms_server.api.responses import JSONResponse
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
 from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationService

@@ -9,13 +9,14 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
+from lollms_server.api.responses import JSONResponse
 from lollms_server.api.streaming import SSEResponse
 from lollms_server.errors import BadRequest
 
