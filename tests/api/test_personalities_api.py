@@ -54,6 +54,25 @@ async def run_workflow(prompt, params, context):
     await asyncio.sleep(30)
     return "never"
 """
+SLOW_IMPORT = """
+import time
+
+time.sleep(3)  # top-level code: runs at import
+
+
+async def run_workflow(prompt, params, context):
+    return "loaded"
+"""
+ZOO_SLOW_INIT = """
+import time
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        time.sleep(3)
+        super().__init__(personality, callback=callback)
+"""
 ZOO_FAILING = """
 from lollms.personality import APScript
 
@@ -139,6 +158,8 @@ def config_text(tmp_path: Path) -> str:
     extra = tmp_path / "extra"
     _personality(extra, "failing", "workflow.py", FAILING)
     _personality(extra, "sleepy", "workflow.py", SLEEPY)
+    _personality(extra, "slow_import", "workflow.py", SLOW_IMPORT)
+    _personality(extra, "zoo_slow_init", "processor.py", ZOO_SLOW_INIT)
     _personality(extra, "zoo_failing", "processor.py", ZOO_FAILING)
     _personality(extra, "zoo_old", "processor.py", ZOO_OLD_STYLE)
     _personality(extra, "unimportable", "workflow.py", "import not_a_module\n")
@@ -212,7 +233,7 @@ async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str
 async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/list_personalities")).json()
     ids = {p["id"] for p in body["personalities"]}
-    assert len(ids) == 48 + 4 + 9
+    assert len(ids) == 48 + 4 + 11
     assert [e["folder"] for e in body["errors"]] == ["broken"]
     ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
     assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
@@ -555,3 +576,26 @@ async def test_lollms_generate_stream_shows_rewrites_and_errors(
     assert await stream("failing") == ("partial \n\n[error: workflow_error: The script of "
                                        "personality 'tests/failing' failed: ValueError: the "
                                        "script broke]")
+
+
+@pytest.mark.parametrize("name", ["slow_import", "zoo_slow_init"])
+async def test_slow_script_set_up_is_bounded_and_never_blocks_the_loop(
+        client: httpx.AsyncClient, name: str) -> None:
+    """A script's top-level code and a zoo processor's constructor run in threads, under
+    script_timeout (1 s here): the loop keeps serving meanwhile."""
+    beats = 0
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        while True:
+            await asyncio.sleep(0.05)
+            beats += 1
+
+    beating = asyncio.create_task(heartbeat())
+    started = time.monotonic()
+    response = await client.post("/api/v1/generate", json={"prompt": "x", "personality": name})
+    elapsed = time.monotonic() - started
+    beating.cancel()
+    assert response.status_code == 504, response.text
+    assert elapsed < 2.5
+    assert beats >= 0.6 * elapsed / 0.05  # the loop was never stalled for long

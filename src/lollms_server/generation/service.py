@@ -41,6 +41,7 @@ from lollms_server.errors import (
     NotFound,
     UnsupportedCapability,
     UnsupportedGenerationType,
+    WorkflowTimeout,
 )
 from lollms_server.functions.registry import FunctionRegistry
 from lollms_server.generation.thinking import ThinkSplitter
@@ -454,11 +455,16 @@ class GenerationService:
         await binding.model_info(model)
         fixed = replace(request, binding_name=binding.instance_name, model_name=model)
         assert personality.script is not None
-        await asyncio.to_thread(self.scripts.module, personality.script.path)  # top-level code
-        body = self.scripts.body(personality, fixed, self)
+        timeout = self.settings.personalities.script_timeout
+        module = await self.scripts.load(personality.script.path, timeout)  # top-level code
+        body = self.scripts.body(personality, module, fixed, self)
         prepare = getattr(body, "prepare", None)
         if prepare is not None:  # zoo processors: built, and their settings checked, now
-            await prepare()
+            try:
+                await asyncio.wait_for(prepare(), timeout)
+            except asyncio.TimeoutError:
+                raise WorkflowTimeout(f"The script of personality '{personality.id}' was not "
+                                      f"ready in {timeout:g} s.") from None
         return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
                            body=body, label=f"The script of personality '{personality.id}'",
                            timeout=self.settings.personalities.script_timeout)

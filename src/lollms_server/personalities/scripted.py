@@ -14,12 +14,14 @@ Scripts are imported only from personality folders found below the configured ro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import inspect
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -33,7 +35,7 @@ from lollms_server.bindings.events import (
     Usage,
 )
 from lollms_server.bindings.types import Message, SamplingParams
-from lollms_server.errors import WorkflowUnavailable
+from lollms_server.errors import WorkflowTimeout, WorkflowUnavailable
 from lollms_server.functions.registry import import_file
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
@@ -183,18 +185,37 @@ class ScriptLoader:
 
     def __init__(self) -> None:
         self._modules: dict[Path, tuple[float, ModuleType]] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[Path, threading.Lock] = {}  # one per script: imports run in parallel
+        self._guard = threading.Lock()  # for the two dicts
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def load(self, path: Path, timeout: float) -> ModuleType:
+        """The script's module, its top-level code run in a thread of its own, never on the
+        event loop, and waited for at most ``timeout`` seconds (504 past it)."""
+        with self._guard:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(4, thread_name_prefix="lollms-script-import")
+            pool = self._pool
+        future = asyncio.get_running_loop().run_in_executor(pool, self.module, path)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise WorkflowTimeout(f"The script {path.name} did not finish loading in "
+                                  f"{timeout:g} s.") from None
 
     def module(self, path: Path) -> ModuleType:
         """The script's module, imported once per version of the file. Blocking (it runs the
-        module's top-level code): the service calls it from a worker thread."""
-        with self._lock:
+        module's top-level code): called from a worker thread."""
+        with self._guard:
+            lock = self._locks.setdefault(path, threading.Lock())
+        with lock:
             try:
                 mtime = path.stat().st_mtime
             except OSError as exc:
                 raise WorkflowUnavailable(f"script {path.name} cannot be read: "
                                           f"{exc.strerror}") from None
-            cached = self._modules.get(path)
+            with self._guard:
+                cached = self._modules.get(path)
             if cached is not None and cached[0] == mtime:
                 return cached[1]
             try:
@@ -204,7 +225,8 @@ class ScriptLoader:
                                           f"{type(exc).__name__}: {exc}") from None
             if cached is not None:
                 sys.modules.pop(cached[1].__name__, None)
-            self._modules[path] = (mtime, module)
+            with self._guard:
+                self._modules[path] = (mtime, module)
             return module
 
     def _import(self, path: Path) -> ModuleType:
@@ -214,10 +236,10 @@ class ScriptLoader:
             return import_processor(path)
         return import_file(path, "lollms_server_personality_scripts")
 
-    def body(self, personality: Personality, request: GenerationRequest,
+    def body(self, personality: Personality, module: ModuleType, request: GenerationRequest,
              service: GenerationService) -> Body:
+        """The workflow of ``personality`` from its loaded ``module`` (see :meth:`load`)."""
         assert personality.script is not None
-        module = self.module(personality.script.path)
         if personality.script.kind == "zoo":
             from lollms_server.personalities.zoo import ZooRunner
 
