@@ -54,6 +54,25 @@ async def run_workflow(prompt, params, context):
     await asyncio.sleep(30)
     return "never"
 """
+ZOO_LEGACY_INIT = """
+from lollms.personality import APScript, MSG_TYPE
+
+
+class Processor(APScript):
+    def __init__(self, personality):  # an older processor: no callback argument
+        super().__init__(personality, None)
+
+    def run_workflow(self, prompt, previous_discussion_text="", callback=None):
+        self.full(f"legacy {MSG_TYPE.MSG_TYPE_FULL.name}")
+"""
+ZOO_BROKEN_INIT = """
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        raise RuntimeError("the processor needs a GPU")
+"""
 SLOW_IMPORT = """
 import time
 
@@ -159,6 +178,8 @@ def config_text(tmp_path: Path) -> str:
     _personality(extra, "failing", "workflow.py", FAILING)
     _personality(extra, "sleepy", "workflow.py", SLEEPY)
     _personality(extra, "slow_import", "workflow.py", SLOW_IMPORT)
+    _personality(extra, "zoo_legacy_init", "processor.py", ZOO_LEGACY_INIT)
+    _personality(extra, "zoo_broken_init", "processor.py", ZOO_BROKEN_INIT)
     _personality(extra, "zoo_slow_init", "processor.py", ZOO_SLOW_INIT)
     _personality(extra, "zoo_failing", "processor.py", ZOO_FAILING)
     _personality(extra, "zoo_old", "processor.py", ZOO_OLD_STYLE)
@@ -233,7 +254,7 @@ async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str
 async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/list_personalities")).json()
     ids = {p["id"] for p in body["personalities"]}
-    assert len(ids) == 48 + 4 + 11
+    assert len(ids) == 48 + 4 + 13
     assert [e["folder"] for e in body["errors"]] == ["broken"]
     ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
     assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
@@ -599,3 +620,15 @@ async def test_slow_script_set_up_is_bounded_and_never_blocks_the_loop(
     assert response.status_code == 504, response.text
     assert elapsed < 2.5
     assert beats >= 0.6 * elapsed / 0.05  # the loop was never stalled for long
+
+
+async def test_zoo_processors_old_signatures_and_broken_constructors(
+        client: httpx.AsyncClient) -> None:
+    legacy = await client.post("/api/v1/generate", json={"prompt": "x",
+                                                         "personality": "zoo_legacy_init"})
+    assert legacy.status_code == 200, legacy.text
+    assert legacy.json()["output"][0]["data"] == "legacy MSG_TYPE_FULL"
+    broken = await client.post("/api/v1/generate", json={"prompt": "x",
+                                                         "personality": "zoo_broken_init"})
+    assert broken.status_code == 500
+    assert "the processor needs a GPU" in broken.json()["error"]["message"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from lollms_server.errors import BadRequest, WorkflowUnavailable
+from lollms_server.errors import BadRequest, LollmsError, WorkflowFailed, WorkflowUnavailable
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
 from lollms_server.personalities.zoo.bridge import Bridge
@@ -139,7 +139,18 @@ class ZooRunner:
 
         assert self.bridge is not None
         ai = AIPersonality(self.personality, self.bridge, self.folder, self.images)
-        processor = self.module.Processor(ai, callback=None)
+        cls = self.module.Processor
+        try:  # older processors take only the personality
+            takes_callback = "callback" in inspect.signature(cls).parameters
+        except (TypeError, ValueError):
+            takes_callback = True
+        try:
+            processor = cls(ai, callback=None) if takes_callback else cls(ai)
+        except LollmsError:
+            raise
+        except Exception as exc:
+            raise WorkflowFailed(f"The processor of personality '{self.personality.id}' could "
+                                 f"not be built: {type(exc).__name__}: {exc}") from None
         settings = getattr(processor, "personality_config", None)
         if self.request.personality_config:
             if settings is None or not hasattr(settings, "update"):

@@ -180,6 +180,11 @@ class Bridge:
         sampling, extra = apply_sampling(sampling, {}, self.personality)
         if params.get("repeat_last_n") is not None:
             extra["repeat_last_n"] = params["repeat_last_n"]
+        if self.request.binding_name in self.service.bindings.active_names():
+            # Only what the binding takes (most zoo configs set repeat_last_n, which
+            # OpenAI-compatible servers refuse), as for plain personalities.
+            binding = self.service.bindings.get(self.request.binding_name)
+            extra = {k: v for k, v in extra.items() if binding.accepts_parameter(k)}
         return dataclasses.replace(
             self.request, messages=tuple(messages), raw_prompt=None, params=sampling,
             extra=extra, personality=None, functions=(), tools=(), tool_choice=None)

@@ -15,9 +15,9 @@ from typing import Any
 
 from lollms_server.personalities.zoo.lollms.config import TypedConfig
 from lollms_server.personalities.zoo.lollms.helpers import ASCIIColors
-from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE
+from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE, MSG_TYPE
 
-__all__ = ["AIPersonality", "APScript"]
+__all__ = ["MSG_TYPE", "AIPersonality", "APScript"]  # lollms 9 processors import MSG_TYPE here
 
 _CODE_BLOCK = re.compile(r"```([\w.+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
