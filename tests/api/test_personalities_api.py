@@ -594,6 +594,12 @@ async def test_lollms_generate_stream_shows_rewrites_and_errors(
             return (await r.aread()).decode()
 
     assert await stream("replacing") == "Thinking...\n\nFinal answer"
+    async with client.stream("POST", "/v1/completions", json={  # OpenAI completions too
+            "model": "fake/scripted-model", "prompt": "go", "stream": True,
+            "personality": "replacing"}) as r:
+        texts = [json.loads(line[6:])["choices"][0]["text"] async for line in r.aiter_lines()
+                 if line.startswith("data: {")]
+    assert "".join(texts) == "Thinking...\n\nFinal answer"
     assert await stream("failing") == ("partial \n\n[error: workflow_error: The script of "
                                        "personality 'tests/failing' failed: ValueError: the "
                                        "script broke]")
@@ -632,3 +638,16 @@ async def test_zoo_processors_old_signatures_and_broken_constructors(
                                                          "personality": "zoo_broken_init"})
     assert broken.status_code == 500
     assert "the processor needs a GPU" in broken.json()["error"]["message"]
+
+
+async def test_translation_files_named_by_iso_code(tmp_path: Path) -> None:
+    folder = tmp_path / "personalities" / "cat" / "bonjour"
+    (folder / "languages").mkdir(parents=True)
+    (folder / "config.yaml").write_text("name: bonjour\npersonality_conditioning: Hello.\n")
+    (folder / "languages" / "fr.yaml").write_text("personality_conditioning: Bonjour.\n")
+    from lollms_server.personalities.registry import PersonalityRegistry
+
+    registry = PersonalityRegistry.discover([tmp_path / "personalities"])
+    found = registry.get("bonjour")
+    for asked in ("fr", "french", "FR"):
+        assert registry.localized(found, asked).conditioning == "Bonjour."

@@ -336,12 +336,12 @@ class GenerationService:
     def _recommended_target(self, request: GenerationRequest,
                             personality: Personality) -> GenerationRequest:
         """A personality's recommended binding (when it names an active instance) is used
-        when the request names none."""
+        when the request names neither a binding nor a model (a model may live elsewhere)."""
         binding = personality.recommended_binding
-        if request.binding_name or not binding or binding not in self.bindings.active_names():
+        if request.binding_name or request.model_name or not binding \
+                or binding not in self.bindings.active_names():
             return request
-        return replace(request, binding_name=binding,
-                       model_name=request.model_name or personality.recommended_model)
+        return replace(request, binding_name=binding, model_name=personality.recommended_model)
 
     def personalize(self, request: GenerationRequest, binding: Binding, model: str,
                     personality: Personality) -> GenerationRequest:

@@ -118,13 +118,13 @@ class PersonalityRegistry:
         personality's own language); 400 naming those it has."""
         if not language:
             return personality
-        wanted = language.strip().lower()
-        wanted = _ISO.get(wanted, wanted)
+        asked = language.strip().lower()
+        wanted = _ISO.get(asked, asked)
         own = (personality.language or "").lower()
         if wanted in (own, _ISO.get(own, own)):
             return personality
-        for name in personality.translations:
-            if name.lower() == wanted:
+        for name in personality.translations:  # files named "french.yaml" or "fr.yaml"
+            if name.lower() in (asked, wanted) or _ISO.get(name.lower()) == wanted:
                 try:
                     return load_translation(personality, name)
                 except Exception as exc:

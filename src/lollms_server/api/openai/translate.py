@@ -212,6 +212,8 @@ async def completion_chunks(run: Run, model_id: str, include_usage: bool,
     async for event in run:
         if type(event) is TextDelta:
             yield chunk(event.text)
+        elif type(event) is TextReplace:  # cannot be undone in a stream: shown after it
+            yield chunk(f"\n\n{event.text}")
         elif isinstance(event, Usage):
             usage = event
         elif isinstance(event, Finished):
