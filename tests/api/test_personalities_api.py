@@ -651,3 +651,17 @@ async def test_translation_files_named_by_iso_code(tmp_path: Path) -> None:
     found = registry.get("bonjour")
     for asked in ("fr", "french", "FR"):
         assert registry.localized(found, asked).conditioning == "Bonjour."
+
+
+async def test_prose_instead_of_a_tool_call_honours_max_tokens_and_stop(
+        client: httpx.AsyncClient) -> None:
+    """The model answers in prose when offered functions: the client's limits still hold."""
+    capped = (await client.post("/api/v1/generate", json={
+        "prompt": "Is it?", "binding_name": "yes", "functions": ["calculate"],
+        "parameters": {"max_tokens": 2}})).json()
+    assert capped["output"][0]["data"].strip() == "Yes, it"
+    assert capped["output"][0]["metadata"]["finish_reason"] == "length"
+    stopped = (await client.post("/api/v1/generate", json={
+        "prompt": "Is it?", "binding_name": "yes", "functions": ["calculate"],
+        "parameters": {"stop": ["is"]}})).json()
+    assert stopped["output"][0]["data"].strip() == "Yes, it"

@@ -195,6 +195,8 @@ class ToolLoop:
             if isinstance(decision, str):
                 if _looks_like_json(decision):  # a call that did not parse: answer instead
                     break
+                if self.request.params.max_tokens or self.request.params.stop:
+                    break  # the answer must honour the client's limits: generate it so
                 await emit(TextDelta(decision))  # answered in prose: that is the answer
                 return
             if decision is None:
