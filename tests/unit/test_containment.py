@@ -77,3 +77,23 @@ def test_personality_yaml_that_cannot_be_served_is_refused(tmp_path: Path, text:
     registry = PersonalityRegistry.discover([tmp_path / "personalities"])
     assert registry.all() == []
     assert reason in registry.problems[0].reason
+
+
+def test_roots_with_the_same_name_keep_every_personality(tmp_path: Path) -> None:
+    roots = []
+    for index in range(3):
+        folder = tmp_path / f"r{index}" / "zoo" / "cat" / "p"
+        folder.mkdir(parents=True)
+        (folder / "config.yaml").write_text(f"name: p{index}\n")
+        roots.append(tmp_path / f"r{index}" / "zoo")
+    registry = PersonalityRegistry.discover(roots)
+    assert sorted(p.name for p in registry.all()) == ["p0", "p1", "p2"]
+
+
+def test_a_root_that_is_itself_a_personality(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "name: solo\nuser_message_prefix: '!@>User:'\nai_message_prefix: ' Assistant: '\n")
+    found = PersonalityRegistry.discover([tmp_path]).all()
+    assert [p.name for p in found] == ["solo"]
+    # Prefixes written as whole lollms headers are reduced to the name.
+    assert (found[0].user_message_prefix, found[0].ai_message_prefix) == ("User", "Assistant")

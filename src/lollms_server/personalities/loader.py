@@ -108,6 +108,13 @@ def _read_soul(path: Path) -> tuple[dict[str, Any], str]:
     return _yaml_mapping(match.group(1), f"{SOUL_FILE} front matter"), text[match.end():].strip()
 
 
+def _prefix(value: Any) -> str:
+    """A message prefix as the name alone: some zoo files write the whole lollms header
+    (``"!@>User:"``), which the prompt builder adds itself."""
+    text = _text(value).strip()
+    return text.removeprefix("!@>").strip().removesuffix(":").strip()
+
+
 def _text(value: Any) -> str:
     """Text from a YAML value: lists (conditioning as a list of lines) are joined."""
     if value is None:
@@ -230,8 +237,8 @@ def build(raw: dict[str, Any], *, body: str | None, folder: Path, root: Path,
         user_name=_optional(raw.get("user_name")),
         language=_optional(raw.get("language")),
         translations=_translations(folder),
-        user_message_prefix=_text(raw.get("user_message_prefix")).strip() or "user",
-        ai_message_prefix=_text(raw.get("ai_message_prefix")).strip() or "assistant",
+        user_message_prefix=_prefix(raw.get("user_message_prefix")) or "user",
+        ai_message_prefix=_prefix(raw.get("ai_message_prefix")) or "assistant",
         link_text=_unescape(_text(raw["link_text"])) if "link_text" in raw else "\n",
         anti_prompts=_strings(raw.get("anti_prompts")),
         dependencies=dependencies,

@@ -77,6 +77,10 @@ class PersonalityRegistry:
         key = personality.id
         if key in items:  # the same relative path under two roots: qualify by root
             key = f"{root.name}/{key}"
+            number = 2
+            while key in items:  # roots with the same name too: number them
+                key = f"{root.name}{number}/{personality.id}"
+                number += 1
             personality = personality.model_copy(update={"id": key})
         for warning in personality.warnings:
             logger.warning("personality %s: %s", key, warning)
@@ -148,7 +152,7 @@ def _personality_folders(root: Path) -> Iterable[Path]:
     for current, dirs, _files in os.walk(root, followlinks=False):
         folder = Path(current)
         depth = len(folder.relative_to(root).parts)
-        if folder != root and is_personality_folder(folder):
+        if is_personality_folder(folder):  # the root itself may be one personality
             dirs[:] = []
             yield folder
             continue
