@@ -402,9 +402,10 @@ async def test_zoo_old_signature_and_yes_no(client: httpx.AsyncClient) -> None:
                        {"type": "text", "role": "user", "data": "yes indeed"}],
         "personality": "zoo_old", "binding_name": "yes"})
     body = response.json()
+    # As lollms passes it: the conditioning, the conversation, then the AI's header.
     assert body["output"][0]["data"] == (
-        "greeting=True; prompt=yes indeed; history='!@>user:\\nHi\\n!@>assistant:\\nHello"
-        "\\n!@>user:\\nyes indeed'")
+        "greeting=True; prompt=yes indeed; history='!@>system:\\nx\\n!@>user:\\nHi\\n"
+        "!@>assistant:\\nHello\\n!@>user:\\nyes indeed\\n!@>assistant:\\n'")
     assert [(s["kind"], s["ok"]) for s in body["steps"]] == [("step_start", None),
                                                             ("step_end", True)]
     asked = binding_of(client, "yes").requests[-1]

@@ -16,7 +16,13 @@ from lollms_server.bindings.events import Event, Step, TextDelta, TextReplace, U
 from lollms_server.bindings.types import MediaPart, SamplingParams
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
-from lollms_server.personalities.prompting import apply_sampling, split_lollms_prompt
+from lollms_server.personalities.prompting import (
+    apply_sampling,
+    render_lollms_prompt,
+    split_lollms_prompt,
+    system_prompt,
+    with_system,
+)
 
 if TYPE_CHECKING:
     from lollms_server.generation.service import GenerationRequest, GenerationService
@@ -143,14 +149,14 @@ class Bridge:
 
     # -- request data ----------------------------------------------------------------------
     def prompt_and_history(self) -> tuple[str, str]:
-        """The last user message, and the conversation as lollms text."""
+        """The last user message, and what lollms passes as ``previous_discussion_text``:
+        the conditioning (and the request's system message), the conversation, then the AI's
+        header, so that ``fast_gen(previous_discussion_text)`` answers as the personality."""
         messages = self.request.messages
         last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
         prompt = messages[last].content if last >= 0 else (self.request.raw_prompt or "")
-        p = self.personality
-        names = {"user": p.user_message_prefix, "assistant": p.ai_message_prefix}
-        history = p.link_text.join(f"!@>{names.get(m.role, m.role)}:\n{m.content}"
-                                   for m in messages if m.role != "system")
+        system = system_prompt(self.personality, user_name=self.request.user_name)
+        history = render_lollms_prompt(with_system(messages, system), self.personality)
         return prompt, history
 
     def save_images(self, folder: Path) -> list[Path]:
