@@ -376,3 +376,49 @@ def check(config_path: Path, models: bool) -> None:
         click.echo(f"{problems} problem(s) found.", err=True)
         sys.exit(1)
     click.echo("No problems found.")
+
+
+@main.command("bindings")
+@click.argument("binding_type", required=False)
+def bindings_command(binding_type: str | None) -> None:
+    """List binding types, or the settings of BINDING_TYPE ([bindings.<instance>] keys)."""
+    from lollms_server.bindings.registry import BindingRegistry
+
+    registry = BindingRegistry()
+    registry.discover_entry_points()
+    if binding_type is None:
+        for each in registry.all():
+            status = each.cls.description if each.cls else f"unavailable: {each.error}"
+            click.echo(f"{each.name:16} {status}")
+        click.echo("\nSettings of one type: lollms-server bindings TYPE")
+        return
+    source = registry.get(binding_type)
+    if source is None or source.cls is None:
+        known = ", ".join(registry.names())
+        click.echo(f"Unknown or unavailable binding type '{binding_type}'; known: {known}.",
+                   err=True)
+        sys.exit(1)
+    click.echo(f"[bindings.<instance>]\ntype = \"{binding_type}\"")
+    for line in settings_lines(source.cls.Config):
+        click.echo(line)
+
+
+def settings_lines(config: Any) -> list[str]:
+    """``key = default   # description`` for every field of a binding's Config."""
+    import json
+
+    from pydantic_core import PydanticUndefined
+
+    lines = []
+    for name, field in config.model_fields.items():
+        if field.default is PydanticUndefined and field.default_factory is None:
+            value = "(required)"
+        else:
+            default = field.get_default(call_default_factory=True)
+            try:
+                value = json.dumps(default if not isinstance(default, Path) else str(default))
+            except TypeError:
+                value = repr(default)
+        note = f"   # {field.description}" if field.description else ""
+        lines.append(f"{name} = {value}{note}")
+    return lines

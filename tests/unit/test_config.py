@@ -164,3 +164,32 @@ def test_binding_paths_are_relative_to_the_config_folder(write_config, tmp_path:
     assert binding.config.models_folder == tmp_path / "ggufs"  # type: ignore[attr-defined]
     assert binding.config.models["mine"] == (  # type: ignore[attr-defined]
         tmp_path.parent / "elsewhere" / "mine.gguf")
+
+
+def test_example_documents_every_setting() -> None:
+    """config.toml.example names every key of every section (bindings: see the next test)."""
+    from lollms_server.config import Settings
+
+    text = (REPO / "config.toml.example").read_text()
+    for section, field in Settings.model_fields.items():
+        if section in ("bindings", "aliases"):
+            continue
+        assert f"[{section}]" in text, section
+        for key in field.annotation.model_fields:  # type: ignore[union-attr]
+            assert any(form in text for form in (
+                f"\n{key} =", f"\n# {key} =", f"[[{section}.{key}]]")), f"{section}.{key}"
+
+
+def test_bindings_command_documents_every_setting_of_a_type() -> None:
+    from click.testing import CliRunner
+
+    from lollms_server.bindings.llamacpp import LlamaCppConfig
+    from lollms_server.cli import main
+
+    result = CliRunner().invoke(main, ["bindings", "llamacpp"])
+    assert result.exit_code == 0
+    keys = {line.split(" = ")[0] for line in result.output.splitlines() if " = " in line}
+    assert set(LlamaCppConfig.model_fields) <= keys
+    assert "n_ctx = 4096   # Context size" in result.output
+    listing = CliRunner().invoke(main, ["bindings"])
+    assert "piper" in listing.output and "llamacpp" in listing.output
