@@ -58,20 +58,24 @@ def _decode_media(item: InputItem, index: int) -> MediaPart:
 
 
 def _messages(items: list[InputItem]) -> tuple[Message, ...]:
-    """Text items become messages in order; media join the latest message of their role."""
+    """Text items become messages in order. A media item joins the message just before it
+    when that one has its role (text, then its image), else the next text of its role
+    (an image, then the question about it); media that no text follows form a message."""
     messages: list[Message] = []
+    pending: dict[str, list[MediaPart]] = {}
     for index, item in enumerate(items):
         if item.type == "text":
-            messages.append(Message(role=item.role, content=item.data))
+            media = tuple(pending.pop(item.role, ()))
+            messages.append(Message(role=item.role, content=item.data, media=media))
             continue
         part = _decode_media(item, index)
-        for pos in range(len(messages) - 1, -1, -1):
-            if messages[pos].role == item.role:
-                old = messages[pos]
-                messages[pos] = Message(old.role, old.content, (*old.media, part))
-                break
+        if messages and messages[-1].role == item.role and item.role not in pending:
+            last = messages[-1]
+            messages[-1] = Message(last.role, last.content, (*last.media, part))
         else:
-            messages.append(Message(role=item.role, content="", media=(part,)))
+            pending.setdefault(item.role, []).append(part)
+    for role, parts in pending.items():
+        messages.append(Message(role=role, content="", media=tuple(parts)))
     return tuple(messages)
 
 
