@@ -90,10 +90,15 @@ async def test_tokenizer_and_model_info(llama_client: httpx.AsyncClient) -> None
 
 
 async def test_context_overflow_is_a_clear_400(llama_client: httpx.AsyncClient) -> None:
-    response = await llama_client.post("/api/v1/generate", json={
-        "prompt": "word " * 3000, "parameters": {"max_tokens": 4}})
-    assert response.status_code == 400
-    assert "context" in response.json()["error"]["message"]
+    for stream in (False, True):  # streamed too: a 400, not a 200 holding an error event
+        response = await llama_client.post("/api/v1/generate", json={
+            "prompt": "word " * 3000, "parameters": {"max_tokens": 4}, "stream": stream})
+        assert response.status_code == 400, (stream, response.text)
+        assert "context" in response.json()["error"]["message"]
+    openai_stream = await llama_client.post("/v1/chat/completions", json={
+        "model": "default", "stream": True, "max_tokens": 4,
+        "messages": [{"role": "user", "content": "word " * 3000}]})
+    assert openai_stream.status_code == 400 and "context" in openai_stream.text
 
 
 async def test_concurrent_requests_share_parallel_slots(llama_client: httpx.AsyncClient) -> None:

@@ -342,3 +342,20 @@ async def test_lone_surrogates_never_break_an_answer(client) -> None:
     missing = await client.post("/api/v1/generate", content=b'{"prompt": "x", '
                                 b'"model_name": "\\ud800"}', headers=headers)
     assert missing.status_code == 404
+
+
+async def test_stream_whose_first_event_is_slow_still_streams(make_client, monkeypatch) -> None:
+    """Past the wait for a first event the response starts; the events follow unchanged and
+    the lease is released at the end, as for any stream."""
+    from lollms_server.api import disconnect
+
+    monkeypatch.setattr(disconnect, "FIRST_EVENT_WAIT", 0.01)
+    extra = '[bindings.slow]\ntype = "scripted"\nreply = "one two"\ndelay_s = 0.1\n'
+    async with make_client(extra) as client:
+        response = await client.post("/api/v1/generate", json={
+            "prompt": "x", "binding_name": "slow", "stream": True})
+        status = (await client.get("/api/v1/status")).json()
+    chunks = [json.loads(line[6:]) for line in response.text.splitlines()
+              if line.startswith("data: ")]
+    assert "".join(c.get("content", "") for c in chunks if c["type"] == "chunk") == "one two"
+    assert chunks[-1]["type"] == "final" and status["active_generations"] == 0

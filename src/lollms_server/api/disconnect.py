@@ -16,12 +16,14 @@ from lollms_server.errors import LollmsError
 from lollms_server.generation.service import (
     CollectedOutput,
     GenerationRequest,
+    GenerationRun,
     GenerationService,
     Run,
     collect,
 )
 
-__all__ = ["ClientDisconnected", "cancel_on_disconnect", "collect_run", "start_run"]
+__all__ = ["ClientDisconnected", "cancel_on_disconnect", "collect_run", "start_run",
+           "start_stream"]
 
 T = TypeVar("T")
 
@@ -59,6 +61,19 @@ async def start_run(request: Request, service: GenerationService,
                     body: GenerationRequest) -> Run:
     """Start a generation (queueing, loading), given up if the client leaves meanwhile."""
     return await cancel_on_disconnect(request, service.start(body))
+
+
+FIRST_EVENT_WAIT = 1.0  # seconds a stream waits for the engine to accept the request
+
+
+async def start_stream(request: Request, service: GenerationService,
+                       body: GenerationRequest) -> Run:
+    """:func:`start_run` for a streamed answer: the engine's immediate refusal (within
+    ``FIRST_EVENT_WAIT``) is raised here, an HTTP error, not an error event in a 200."""
+    run = await start_run(request, service, body)
+    if isinstance(run, GenerationRun):
+        await cancel_on_disconnect(request, run.prime(FIRST_EVENT_WAIT))
+    return run
 
 
 async def collect_run(request: Request, run: Run) -> CollectedOutput:

@@ -106,10 +106,41 @@ class GenerationRun:
     completion_tokens: int = 0
     _iterator: AsyncGenerator[Event, None] | None = field(default=None, init=False,
                                                          repr=False)
+    _first: asyncio.Future[Event] | None = field(default=None, init=False, repr=False)
 
     def __aiter__(self) -> AsyncIterator[Event]:
+        if self._first is not None:
+            return self._replay(self._first)
         self._iterator = self._iterate()
         return self._iterator
+
+    async def prime(self, wait: float) -> None:
+        """Wait up to ``wait`` seconds for the first event before a stream's response starts:
+        an engine that refuses the request at once (a prompt over its context, a grammar it
+        cannot parse) then raises here, and the client gets a 4xx instead of a 200 whose
+        stream holds an error event. A first event that takes longer (a long prompt) is
+        awaited by the stream itself; nothing is lost either way."""
+        self._iterator = self._iterate()
+        self._first = asyncio.ensure_future(self._iterator.__anext__())
+        try:
+            await asyncio.wait({self._first}, timeout=wait)
+        except BaseException:
+            await self.aclose()
+            raise
+        if self._first.done() and not self._first.cancelled():
+            error = self._first.exception()
+            if error is not None and not isinstance(error, StopAsyncIteration):
+                await self.aclose()
+                raise error
+
+    async def _replay(self, first: asyncio.Future[Event]) -> AsyncGenerator[Event, None]:
+        assert self._iterator is not None
+        try:
+            yield await first
+        except StopAsyncIteration:
+            return
+        async for event in self._iterator:
+            yield event
 
     async def _iterate(self) -> AsyncGenerator[Event, None]:
         splitter = ThinkSplitter()
@@ -154,6 +185,11 @@ class GenerationRun:
     async def aclose(self) -> None:
         """Close the events' generator (stopping the binding's generation at once, not when
         the garbage collector finds it) and release the lease."""
+        first = self._first
+        if first is not None and not first.done():  # primed, its first event still coming
+            first.cancel()  # runs the generator's finally (engine stopped, lease released)
+            with contextlib.suppress(BaseException):
+                await first
         iterator = self._iterator
         if iterator is not None and getattr(iterator, "ag_running", False):
             return  # another task is in it: its own finally releases the lease

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, Registry, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run
+from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run, start_stream
 from lollms_server.api.native import translate
 from lollms_server.api.native.schemas import (
     CountTokensResponse,
@@ -95,7 +95,8 @@ async def get_model_info(
              responses={200: {"content": {"text/event-stream": {}}}})
 async def generate(body: GenerateRequest, service: Generation, request: Request) -> Response:
     """Generate; ``stream: true`` answers with Server-Sent Events."""
-    run = await start_run(request, service, translate.to_generation_request(body))
+    start = start_stream if body.stream else start_run
+    run = await start(request, service, translate.to_generation_request(body))
     if body.stream:
         return sse_response(translate.stream_events(run), on_close=run.aclose)
     out = await collect_run(request, run)

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect, start_run
+from lollms_server.api.disconnect import cancel_on_disconnect, start_run, start_stream
 from lollms_server.api.errors import error_headers, error_payload, validation_error_response
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
@@ -167,7 +167,7 @@ async def _answer(service: GenerationService, request: Request, body: Generation
                   think: bool | str | None = None) -> Response:
     """``asked``: the client's model name (an alias may select a personality)."""
     body = replace(body, personality=service.alias_personality(asked))
-    run = await start_run(request, service, body)
+    run = await (start_stream if streamed else start_run)(request, service, body)
     records = translate.stream(run, model_id, chat, think)
     if streamed:
         return NDJSONResponse(records, on_close=run.aclose,

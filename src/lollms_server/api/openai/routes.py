@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run
+from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run, start_stream
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from lollms_server.api.responses import JSONResponse
@@ -68,7 +68,8 @@ async def chat_completions(body: ChatCompletionRequest, service: Generation,
     model_id = f"{instance}/{model}"
     wanted = translate.chat_request(body, binding, model)
     personality = wanted.personality or service.alias_personality(body.model)
-    run = await start_run(request, service, replace(wanted, personality=personality))
+    start = start_stream if body.stream else start_run
+    run = await start(request, service, replace(wanted, personality=personality))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.chat_chunks(run, model_id, usage), on_close=run.aclose,
@@ -86,7 +87,8 @@ async def completions(body: CompletionRequest, service: Generation,
     wanted = translate.completion_request(body, binding, model)  # checks the prompt first
     echo = wanted.raw_prompt if body.echo else None
     personality = wanted.personality or service.alias_personality(body.model)
-    run = await start_run(request, service, replace(wanted, personality=personality))
+    start = start_stream if body.stream else start_run
+    run = await start(request, service, replace(wanted, personality=personality))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.completion_chunks(run, model_id, usage, echo),
