@@ -22,8 +22,8 @@ from lollms_server.generation.service import (
     collect,
 )
 
-__all__ = ["ClientDisconnected", "cancel_on_disconnect", "collect_run", "start_run",
-           "start_stream"]
+__all__ = ["ClientDisconnected", "cancel_on_disconnect", "collect_run", "first_ready",
+           "start_run", "start_stream"]
 
 T = TypeVar("T")
 
@@ -74,6 +74,11 @@ async def start_stream(request: Request, service: GenerationService,
     if isinstance(run, GenerationRun):
         await cancel_on_disconnect(request, run.prime(FIRST_EVENT_WAIT))
     return run
+
+
+def first_ready(run: Run) -> bool:
+    """Whether a started stream's first output is already there (see SSEResponse)."""
+    return isinstance(run, GenerationRun) and run.first_ready()
 
 
 async def collect_run(request: Request, run: Run) -> CollectedOutput:

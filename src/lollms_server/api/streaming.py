@@ -47,7 +47,8 @@ class SSEResponse(Response):
                  ping_seconds: float = PING_SECONDS,
                  on_close: Callable[[], Awaitable[None]] | None = None,
                  terminator: bytes | None = None,
-                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 first_ready: bool = False) -> None:
         super().__init__(status_code=200, headers={"cache-control": "no-cache",
                                                    "x-accel-buffering": "no"})
         # A stream has no length: drop the content-length Response computed for no body.
@@ -60,6 +61,11 @@ class SSEResponse(Response):
         self._disconnected = False
         self._sending = False
         self._last_sent = 0.0
+        # first_ready: the source's first item is at hand (a primed run), so the headers go
+        # out with it, back to back, rather than as a packet of their own that the client
+        # wakes up for.
+        self.first_ready = first_ready
+        self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -68,9 +74,8 @@ class SSEResponse(Response):
         watcher = asyncio.create_task(self._watch_disconnect(receive, streamer))
         pinger = asyncio.create_task(self._ping(send, loop))
         try:  # from the first send on: whatever happens, on_close releases the generation
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": self.raw_headers})
-            self._last_sent = loop.time()
+            if not self.first_ready:
+                await self._start(send, loop)
             await self._stream(send, loop)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
@@ -91,18 +96,30 @@ class SSEResponse(Response):
                 # Runs even when the source never started (a generator's finally would not).
                 await self.on_close()
 
+    async def _start(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
+        self._started = True
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": self.raw_headers})
+        self._last_sent = loop.time()
+
     async def _stream(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         try:
             async for payload in self.source:
+                if not self._started:
+                    await self._start(send, loop)
                 self._sending = True
                 await send({"type": "http.response.body", "body": self.frame(payload),
                             "more_body": True})
                 self._sending = False
                 self._last_sent = loop.time()
         except Exception as exc:
+            if not self._started:
+                await self._start(send, loop)
             _, body = error_payload(exc)
             await send({"type": "http.response.body",
                         "body": self.frame(self.error_event(body)), "more_body": True})
+        if not self._started:
+            await self._start(send, loop)
         if self.terminator is not None:
             await send({"type": "http.response.body", "body": self.terminator,
                         "more_body": True})
@@ -123,7 +140,8 @@ class SSEResponse(Response):
             return
         while True:
             await asyncio.sleep(self.ping_seconds)
-            if not self._sending and loop.time() - self._last_sent >= self.ping_seconds:
+            if self._started and not self._sending \
+                    and loop.time() - self._last_sent >= self.ping_seconds:
                 self._sending = True
                 try:
                     await send({"type": "http.response.body", "body": _PING, "more_body": True})
@@ -139,8 +157,10 @@ class NDJSONResponse(SSEResponse):
 
     def __init__(self, source: AsyncIterator[dict[str, Any]],
                  on_close: Callable[[], Awaitable[None]] | None = None,
-                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
-        super().__init__(source, ping_seconds=0, on_close=on_close, error_event=error_event)
+                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 first_ready: bool = False) -> None:
+        super().__init__(source, ping_seconds=0, on_close=on_close, error_event=error_event,
+                         first_ready=first_ready)
 
     def frame(self, payload: dict[str, Any]) -> bytes:
         return utf8(_dumps(payload)) + b"\n"
@@ -151,5 +171,6 @@ def _native_error(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def sse_response(source: AsyncIterator[dict[str, Any]],
-                 on_close: Callable[[], Awaitable[None]] | None = None) -> SSEResponse:
-    return SSEResponse(source, on_close=on_close)
+                 on_close: Callable[[], Awaitable[None]] | None = None,
+                 first_ready: bool = False) -> SSEResponse:
+    return SSEResponse(source, on_close=on_close, first_ready=first_ready)

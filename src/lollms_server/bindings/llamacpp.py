@@ -255,10 +255,13 @@ class LlamaCppBinding(Binding):
 
     def _body(self, request: BindingRequest) -> dict[str, Any]:
         p = request.params
-        # return_progress: a chunk per prompt batch, so that a client who leaves while a long
-        # prompt is read stops the engine at the next batch, not after the whole prompt.
-        body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1,
-                                "return_progress": True}
+        body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1}
+        length = len(request.raw_prompt or "") + sum(len(m.content) for m in request.messages)
+        if length > 3 * self.cfg.n_batch:  # likely more than one batch of prompt tokens
+            # A chunk per prompt batch: a client who leaves while a long prompt is read stops
+            # the engine at the next batch, not after the whole prompt. Not for short prompts:
+            # the extra wake-ups cost first-token time where they cannot help.
+            body["return_progress"] = True
         if request.raw_prompt is not None:
             body["prompt"] = request.raw_prompt
         else:

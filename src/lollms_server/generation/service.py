@@ -133,6 +133,14 @@ class GenerationRun:
                 await self.aclose()
                 raise error
 
+    def first_ready(self) -> bool:
+        """Whether :meth:`prime` already holds the first piece of output (text, thoughts or a
+        tool call), so that a stream can send its headers together with it."""
+        first = self._first
+        return first is not None and first.done() and not first.cancelled() \
+            and first.exception() is None \
+            and type(first.result()) in (TextDelta, ThoughtsDelta, ToolCall)
+
     async def _replay(self, first: asyncio.Future[Event]) -> AsyncGenerator[Event, None]:
         assert self._iterator is not None
         try:

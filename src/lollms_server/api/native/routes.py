@@ -10,7 +10,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, Registry, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run, start_stream
+from lollms_server.api.disconnect import (
+    cancel_on_disconnect,
+    collect_run,
+    first_ready,
+    start_run,
+    start_stream,
+)
 from lollms_server.api.native import translate
 from lollms_server.api.native.schemas import (
     CountTokensResponse,
@@ -98,7 +104,8 @@ async def generate(body: GenerateRequest, service: Generation, request: Request)
     start = start_stream if body.stream else start_run
     run = await start(request, service, translate.to_generation_request(body))
     if body.stream:
-        return sse_response(translate.stream_events(run), on_close=run.aclose)
+        return sse_response(translate.stream_events(run), on_close=run.aclose,
+                            first_ready=first_ready(run))
     out = await collect_run(request, run)
     return JSONResponse(translate.response_body(run, out))
 

@@ -17,7 +17,12 @@ from fastapi.routing import APIRoute
 
 from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect, start_run, start_stream
+from lollms_server.api.disconnect import (
+    cancel_on_disconnect,
+    first_ready,
+    start_run,
+    start_stream,
+)
 from lollms_server.api.errors import error_headers, error_payload, validation_error_response
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
@@ -171,7 +176,8 @@ async def _answer(service: GenerationService, request: Request, body: Generation
     records = translate.stream(run, model_id, chat, think)
     if streamed:
         return NDJSONResponse(records, on_close=run.aclose,
-                              error_event=lambda e: {"error": e["error"]["message"]})
+                              error_event=lambda e: {"error": e["error"]["message"]},
+                              first_ready=first_ready(run))
 
     async def merge() -> dict[str, Any]:
         text: list[str] = []

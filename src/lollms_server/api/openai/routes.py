@@ -13,7 +13,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
-from lollms_server.api.disconnect import cancel_on_disconnect, collect_run, start_run, start_stream
+from lollms_server.api.disconnect import (
+    cancel_on_disconnect,
+    collect_run,
+    first_ready,
+    start_run,
+    start_stream,
+)
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from lollms_server.api.responses import JSONResponse
@@ -73,7 +79,8 @@ async def chat_completions(body: ChatCompletionRequest, service: Generation,
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.chat_chunks(run, model_id, usage), on_close=run.aclose,
-                           terminator=_DONE, error_event=_openai_error)
+                           terminator=_DONE, error_event=_openai_error,
+                           first_ready=first_ready(run))
     out = await collect_run(request, run)
     return JSONResponse(translate.chat_response(run, model_id, out))
 
@@ -92,7 +99,8 @@ async def completions(body: CompletionRequest, service: Generation,
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(translate.completion_chunks(run, model_id, usage, echo),
-                           on_close=run.aclose, terminator=_DONE, error_event=_openai_error)
+                           on_close=run.aclose, terminator=_DONE, error_event=_openai_error,
+                           first_ready=first_ready(run))
     out = await collect_run(request, run)
     return JSONResponse(translate.completion_response(run, model_id, out, echo))
 
