@@ -54,6 +54,12 @@ async def run_workflow(prompt, params, context):
     await asyncio.sleep(30)
     return "never"
 """
+STREAM_BREAK = """
+async def run_workflow(prompt, params, context):
+    async for piece in context.stream_text("first", binding="single"):
+        break  # left unfinished: its slot must not block the next generation
+    return await context.generate("second", binding="single")
+"""
 ZOO_LEGACY_INIT = """
 from lollms.personality import APScript, MSG_TYPE
 
@@ -179,6 +185,7 @@ def config_text(tmp_path: Path) -> str:
     _personality(extra, "sleepy", "workflow.py", SLEEPY)
     _personality(extra, "slow_import", "workflow.py", SLOW_IMPORT)
     _personality(extra, "zoo_legacy_init", "processor.py", ZOO_LEGACY_INIT)
+    _personality(extra, "stream_break", "workflow.py", STREAM_BREAK)
     _personality(extra, "zoo_broken_init", "processor.py", ZOO_BROKEN_INIT)
     _personality(extra, "zoo_slow_init", "processor.py", ZOO_SLOW_INIT)
     _personality(extra, "zoo_failing", "processor.py", ZOO_FAILING)
@@ -223,6 +230,11 @@ def config_text(tmp_path: Path) -> str:
     type = "scripted"
     reply = "Yes, it is."
 
+    [bindings.single]
+    type = "scripted"
+    reply = "one two three"
+    max_concurrency = 1
+
     [bindings.planner]
     type = "scripted"
     reply = "1. Pack\\n2. Travel"
@@ -254,7 +266,7 @@ async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str
 async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/list_personalities")).json()
     ids = {p["id"] for p in body["personalities"]}
-    assert len(ids) == 48 + 4 + 13
+    assert len(ids) == 48 + 4 + 14
     assert [e["folder"] for e in body["errors"]] == ["broken"]
     ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
     assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
@@ -666,3 +678,11 @@ async def test_prose_instead_of_a_tool_call_honours_max_tokens_and_stop(
         "prompt": "Is it?", "binding_name": "yes", "functions": ["calculate"],
         "parameters": {"stop": ["is"]}})).json()
     assert stopped["output"][0]["data"].strip() == "Yes, it"
+
+
+async def test_a_stream_left_unfinished_does_not_block_the_next_generation(
+        client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/generate", json={"prompt": "x",
+                                                           "personality": "stream_break"})
+    assert response.status_code == 200, response.text
+    assert response.json()["output"][0]["data"] == "one two three"

@@ -20,7 +20,7 @@ import dataclasses
 import inspect
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -62,6 +62,8 @@ class WorkflowContext:
         self.personality = personality
         self._emit = emit
         self._text = ""
+        # stream_text iterators the script has not finished: each holds a lease (a slot)
+        self._streams: list[AsyncGenerator[str, None]] = []
 
     # -- output ----------------------------------------------------------------------------
     async def emit(self, event: Event) -> None:
@@ -126,14 +128,32 @@ class WorkflowContext:
         request = self._request(prompt, messages, "ttt", binding, model, params)
         personality = self.personality if use_personality else None
 
-        async def pieces() -> AsyncIterator[str]:
-            async with contextlib.aclosing(self.service.events(request, personality)) as events:
-                async for event in events:
-                    if isinstance(event, TextDelta):
-                        yield event.text
-                    elif isinstance(event, Usage):
-                        await self._emit(event)  # counted in the run's usage
-        return pieces()
+        async def pieces() -> AsyncGenerator[str, None]:
+            await self._close_streams(keep=stream)
+            try:
+                async with contextlib.aclosing(self.service.events(request,
+                                                                   personality)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            yield event.text
+                        elif isinstance(event, Usage):
+                            await self._emit(event)  # counted in the run's usage
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._streams.remove(stream)
+
+        stream = pieces()
+        self._streams.append(stream)
+        return stream
+
+    async def _close_streams(self, keep: AsyncGenerator[str, None] | None = None) -> None:
+        """Close the streams the script left unfinished (a ``break`` out of ``async for``)
+        before a new generation: each holds a slot, and a model with one slot would wait
+        on itself until the script's timeout."""
+        for stream in [s for s in self._streams if s is not keep]:
+            self._streams.remove(stream)
+            if not getattr(stream, "ag_running", False):
+                await stream.aclose()
 
     async def generate(self, prompt: str | None = None, **kwargs: Any) -> str:
         """The whole generated text (same arguments as :meth:`stream_text`)."""
@@ -146,6 +166,7 @@ class WorkflowContext:
         request = self._request(prompt, None, generation_type, binding, model, params)
         if binding is None:
             request = dataclasses.replace(request, binding_name=None, model_name=model)
+        await self._close_streams()
         async with contextlib.aclosing(self.service.events(request)) as events:
             return [e async for e in events if isinstance(e, MediaOutput)]
 
