@@ -177,6 +177,44 @@ class DefaultsSettings(_Section):
         )
 
 
+class _BindingsFromEnv(PydanticBaseSettingsSource):
+    """The environment source, with two fixes for ``LOLLMS_BINDINGS__<INSTANCE>__<KEY>``:
+    the instance is matched to the file's spelling (variable names are case-insensitive),
+    and a JSON list or table is decoded (binding settings are not typed for the source)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource,
+                 init: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.env, self.init = env, init
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        data = self.env()
+        tables = data.get("bindings")
+        if isinstance(tables, dict):
+            init_kwargs = getattr(self.init, "init_kwargs", {}) or {}
+            spelled = {str(n).lower(): n for n in init_kwargs.get("bindings") or {}}
+            data["bindings"] = {
+                spelled.get(name.lower(), name):
+                    {key: _json_table(value) for key, value in table.items()}
+                    if isinstance(table, dict) else table
+                for name, table in tables.items()}
+        return data
+
+
+def _json_table(value: Any) -> Any:
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        import json
+
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _no_bool(value: Any) -> None:
     if isinstance(value, bool):  # TOML true would pass as the integer 1
         raise ValueError("a size such as \"24GiB\" or a number of bytes, not true/false")
@@ -269,7 +307,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first: it overrides what the file (passed as init kwargs) says.
-        return (env_settings, init_settings)
+        return (_BindingsFromEnv(settings_cls, env_settings, init_settings), init_settings)
 
     @field_validator("bindings")
     @classmethod

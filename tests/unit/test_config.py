@@ -193,3 +193,14 @@ def test_bindings_command_documents_every_setting_of_a_type() -> None:
     assert "n_ctx = 4096   # Context size" in result.output
     listing = CliRunner().invoke(main, ["bindings"])
     assert "piper" in listing.output and "llamacpp" in listing.output
+
+
+def test_environment_overrides_binding_settings(write_config, monkeypatch) -> None:
+    """LOLLMS_BINDINGS__<INSTANCE>__<KEY>: the instance in any case, lists as JSON."""
+    path = write_config('[security]\nallow_no_keys = true\n[bindings.MyLLM]\n'
+                        'type = "scripted"\nmodels = ["a"]\n')
+    monkeypatch.setenv("LOLLMS_BINDINGS__MYLLM__MODELS", '["x", "y"]')
+    monkeypatch.setenv("LOLLMS_BINDINGS__myllm__DELAY_S", "0.5")
+    settings = load_config(path)
+    assert settings.bindings == {"MyLLM": {"type": "scripted", "models": ["x", "y"],
+                                           "delay_s": "0.5"}}
