@@ -54,6 +54,30 @@ async def run_workflow(prompt, params, context):
     await asyncio.sleep(30)
     return "never"
 """
+ZOO_COMPAT = """
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        states = [{"name": "idle", "commands": {"hello": self.greet}, "default": self.other}]
+        super().__init__(personality, None, states_list=states, callback=callback)
+        self.ctx = personality.config["ctx_size"]
+
+    def greet(self, command, full_context, callback, context_state, client):
+        self.personality.step_start("greeting")
+        self.personality.app.ShowBlockingMessage("working")
+        self.personality.step_end("greeting")
+        self.set_message_content(self.remove_text_from_string("hi there STOP tail", "stop"))
+
+    def other(self, command, full_context, callback, context_state, client):
+        self.set_message_content("other")
+
+    def run_workflow(self, prompt, previous_discussion_text="", callback=None,
+                     context_details=None, client=None):
+        assert context_details["knowledge"] is None and self.ctx > 0
+        self.process_state(prompt, previous_discussion_text, callback)
+"""
 STREAM_BREAK = """
 async def run_workflow(prompt, params, context):
     async for piece in context.stream_text("first", binding="single"):
@@ -186,6 +210,7 @@ def config_text(tmp_path: Path) -> str:
     _personality(extra, "slow_import", "workflow.py", SLOW_IMPORT)
     _personality(extra, "zoo_legacy_init", "processor.py", ZOO_LEGACY_INIT)
     _personality(extra, "stream_break", "workflow.py", STREAM_BREAK)
+    _personality(extra, "zoo_compat", "processor.py", ZOO_COMPAT)
     _personality(extra, "zoo_broken_init", "processor.py", ZOO_BROKEN_INIT)
     _personality(extra, "zoo_slow_init", "processor.py", ZOO_SLOW_INIT)
     _personality(extra, "zoo_failing", "processor.py", ZOO_FAILING)
@@ -266,7 +291,7 @@ async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str
 async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/list_personalities")).json()
     ids = {p["id"] for p in body["personalities"]}
-    assert len(ids) == 48 + 4 + 14
+    assert len(ids) == 48 + 4 + 15
     assert [e["folder"] for e in body["errors"]] == ["broken"]
     ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
     assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
@@ -686,3 +711,15 @@ async def test_a_stream_left_unfinished_does_not_block_the_next_generation(
                                                            "personality": "stream_break"})
     assert response.status_code == 200, response.text
     assert response.json()["output"][0]["data"] == "one two three"
+
+
+async def test_zoo_state_machine_and_personality_helpers(client: httpx.AsyncClient) -> None:
+    """Helpers real zoo processors use: states_list/process_state, personality.step_*,
+    app.ShowBlockingMessage, config["ctx_size"], context_details["knowledge"]."""
+    hello = (await client.post("/api/v1/generate", json={"prompt": "hello",
+                                                         "personality": "zoo_compat"})).json()
+    assert hello["output"][0]["data"] == "hi there "
+    assert [s["kind"] for s in hello["steps"]] == ["step_start", "info", "step_end"]
+    other = (await client.post("/api/v1/generate", json={"prompt": "what?",
+                                                         "personality": "zoo_compat"})).json()
+    assert other["output"][0]["data"] == "other"

@@ -51,6 +51,13 @@ class _Config:
     def __getattr__(self, name: str) -> Any:
         return None  # lollms options this server does not have read as unset
 
+    def __getitem__(self, name: str) -> Any:  # config["ctx_size"], as lollms allows
+        return getattr(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = getattr(self, name)
+        return default if value is None else value
+
 
 class _App:
     """``personality.app``: notifications become info events; no tti/tts services here."""
@@ -63,6 +70,12 @@ class _App:
 
     def notify(self, content: Any, *args: Any, **kwargs: Any) -> None:
         self._personality._bridge.step("info", str(content))
+
+    def ShowBlockingMessage(self, content: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        self._personality._bridge.step("info", str(content))  # no UI to block: shown as info
+
+    def HideBlockingMessage(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        return None
 
 
 class AIPersonality:
@@ -121,6 +134,47 @@ class AIPersonality:
         return str(self._bridge.generate(prompt, max_generation_size, callback=callback,
                                         **kwargs))
 
+    def detect_antiprompt(self, text: str) -> str | None:
+        """The first of the personality's anti-prompts found in ``text`` (case-insensitive)."""
+        lowered = text.lower()
+        return next((a for a in self.anti_prompts if a and a.lower() in lowered), None)
+
+    # Helpers lollms also offers on the personality itself: they act through its processor.
+    def _processor(self, name: str) -> Any:
+        if self.processor is None:
+            raise AttributeError(f"AIPersonality.{name} needs the processor to be built")
+        return getattr(self.processor, name)
+
+    def step_start(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("step_start")(*args, **kwargs)
+
+    def step_end(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("step_end")(*args, **kwargs)
+
+    def step(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("step")(*args, **kwargs)
+
+    def sink(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("sink")(*args, **kwargs)
+
+    def set_message_content(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("set_message_content")(*args, **kwargs)
+
+    def yes_no(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("yes_no")(*args, **kwargs)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("generate")(*args, **kwargs)
+
+    def generate_with_images(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("fast_gen_with_images")(*args, **kwargs)
+
+    def print_prompt(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("print_prompt")(*args, **kwargs)
+
+    def build_prompt(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor("build_prompt")(*args, **kwargs)
+
 
 class APScript:
     """Base class of zoo processors."""
@@ -135,7 +189,80 @@ class APScript:
         self.config = personality.config
         self.function_definitions: list[Any] = []
         self.notify = personality.app.notify
+        self.current_state = 0
         personality.processor = self
+
+    # -- lollms' state machine (states_list: [{"name", "commands": {cmd: fn}, "default"}]) --
+    def goto_state(self, state: int | str) -> None:
+        if isinstance(state, str):
+            names = [s.get("name") for s in self.states_list]
+            if state not in names:
+                raise ValueError(f"no state named {state!r}; states: {names}")
+            state = names.index(state)
+        if not 0 <= state < len(self.states_list):
+            raise ValueError(f"no state {state}; {len(self.states_list)} states")
+        self.current_state = state
+
+    def process_state(self, command: str, full_context: str,
+                      callback: Callable[..., Any] | None = None, context_state: Any = None,
+                      client: Any = None) -> Any:
+        """Run the current state's handler of ``command`` (its ``default`` otherwise)."""
+        if not self.states_list:
+            return None
+        current = self.states_list[self.current_state]
+        handler = (current.get("commands") or {}).get(command.strip()) \
+            or current.get("default")
+        if handler is None:
+            return None
+        return handler(command, full_context, callback, context_state, client)
+
+    def remove_text_from_string(self, string: str, text_to_find: str) -> str:
+        """``string`` cut where ``text_to_find`` first appears (case-insensitive)."""
+        index = string.lower().find(text_to_find.lower())
+        return string[:index] if index != -1 else string
+
+    def add_file(self, path: Any, client: Any = None, callback: Callable[..., Any] | None = None,
+                 process: bool = True) -> bool:
+        """Attach a file to the personality (images and text files, as lollms lists them)."""
+        file = Path(path)
+        is_image = file.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+        (self.personality.image_files if is_image else self.personality.text_files).append(file)
+        return True
+
+    def summarize_chunks(self, chunks: list[str], summary_instruction: str = "summarize",
+                         doc_name: str = "chunk", answer_start: str = "",
+                         max_generation_size: int = 3000,
+                         callback: Callable[..., Any] | None = None,
+                         chunk_summary_post_processing: Callable[[str], str] | None = None,
+                         summary_mode: Any = None) -> str:
+        """Each chunk summarized on its own, the summaries joined (lollms' default mode)."""
+        summaries = []
+        for index, chunk in enumerate(chunks):
+            self.step_start(f"Summarizing {doc_name} {index + 1} of {len(chunks)}")
+            summary = self.summarize_text(chunk, summary_instruction, doc_name, answer_start,
+                                          max_generation_size)
+            if chunk_summary_post_processing is not None:
+                summary = chunk_summary_post_processing(summary)
+            self.step_end(f"Summarizing {doc_name} {index + 1} of {len(chunks)}")
+            summaries.append(summary)
+        return "\n".join(summaries)
+
+    def sequential_summarize(self, text: str, chunk_processing_prompt: str = "summarize",
+                             final_memory_processing_prompt: str = "", chunk_name: str = "chunk",
+                             max_generation_size: int = 3000, chunk_size: int = 4000,
+                             callback: Callable[..., Any] | None = None, **params: Any) -> str:
+        """A running summary (the memory) updated chunk after chunk, then finished."""
+        memory = ""
+        chunks = [text[i:i + chunk_size] for i in range(0, len(text), chunk_size)] or [""]
+        for index, chunk in enumerate(chunks):
+            self.step_start(f"Processing {chunk_name} {index + 1} of {len(chunks)}")
+            memory = self.summarize_text(f"{memory}\n{chunk}".strip(), chunk_processing_prompt,
+                                         chunk_name, "", max_generation_size)
+            self.step_end(f"Processing {chunk_name} {index + 1} of {len(chunks)}")
+        if final_memory_processing_prompt:
+            memory = self.summarize_text(memory, final_memory_processing_prompt, "memory", "",
+                                         max_generation_size)
+        return memory
 
     # -- hooks a processor may override ----------------------------------------------------
     def install(self) -> None:

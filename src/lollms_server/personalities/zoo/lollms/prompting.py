@@ -28,7 +28,8 @@ class LollmsContextDetails:
         for key in ("internet_search_infos", "internet_search_results", "documentation",
                     "documentation_entries", "user_description", "positive_boost",
                     "negative_boost", "extra", "available_space", "skills", "previous_chunk",
-                    "function_calls", "model"):
+                    "function_calls", "model", "knowledge", "force_language",
+                    "discussion_messages_list"):
             setattr(self, key, others.pop(key, None))
         self.fun_mode = others.pop("fun_mode", False)
         self.think_first_mode = others.pop("think_first_mode", False)
