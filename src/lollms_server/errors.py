@@ -22,6 +22,7 @@ __all__ = [
     "QueueTimeout",
     "LollmsError",
     "ModelHostCrashed",
+    "ModelLoadFailed",
     "ModelNotFound",
     "NotFound",
     "Unauthorized",
@@ -157,6 +158,14 @@ class BindingAuthError(LollmsError):
 
     status_code = 502
     error_type = "binding_auth_error"
+
+
+class ModelLoadFailed(LollmsError):
+    """The engine could not load the model file (corrupt, unsupported): retrying will not
+    help until the file or the settings change."""
+
+    status_code = 500
+    error_type = "model_load_failed"
 
 
 class GenerationFailed(LollmsError):

@@ -182,3 +182,22 @@ async def test_out_of_range_parameters_are_422s(llama_client: httpx.AsyncClient)
             "/api/v1/generate", content=json.dumps({"prompt": "hi", "parameters": parameters}),
             headers={"Content-Type": "application/json"})
         assert response.status_code == 422, (parameters, response.text)
+
+
+async def test_a_model_file_that_cannot_load_is_a_final_error(tmp_path) -> None:
+    """A corrupt GGUF: a clear 500 that clients should not retry, not a retryable 503."""
+    (tmp_path / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 60)
+    path = tmp_path / "config.toml"
+    path.write_text(BASE_CONFIG + f'\n[bindings.files]\ntype = "llamacpp"\n'
+                    f'include_embedded = false\nmodels_folder = "{tmp_path}"\n')
+    app = create_app(load_config(path))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=AUTH) as c:
+        response = await c.post("/api/v1/generate", json={
+            "prompt": "hi", "binding_name": "files", "model_name": "broken"})
+        again = await c.post("/api/v1/generate", json={
+            "prompt": "hi", "binding_name": "files", "model_name": "broken"})
+    for r in (response, again):  # and the next request tries again (nothing stuck)
+        assert r.status_code == 500, r.text
+        assert r.json()["error"]["type"] == "model_load_failed"
+        assert "retry-after" not in r.headers and r.headers["x-should-retry"] == "false"

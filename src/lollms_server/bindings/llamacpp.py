@@ -32,6 +32,7 @@ from lollms_server.errors import (
     BadRequest,
     BindingUnavailable,
     GenerationFailed,
+    ModelLoadFailed,
     ModelNotFound,
 )
 
@@ -191,7 +192,8 @@ class LlamaCppBinding(Binding):
         try:
             server = await asyncio.to_thread(self._create_server, path, model, key)
         except Exception as exc:
-            raise BindingUnavailable(f"llama.cpp failed to load '{model}': {exc}") from exc
+            raise ModelLoadFailed(f"llama.cpp failed to load '{model}' ({path.name}): {exc}"
+                                  ) from exc
         http = httpx.AsyncClient(
             base_url=server.listening_address,
             headers={"Authorization": f"Bearer {key}"},
