@@ -395,8 +395,24 @@ def _env_problem(exc: SettingsError) -> str:
     return str(exc).split("\n", 1)[0]
 
 
+def _env_variable(key: str) -> str | None:
+    """The LOLLMS_* variable that set ``key`` (or a table above it), when one did."""
+    import os
+
+    parts = key.split(".")
+    names = {name.upper(): name for name in os.environ if name.upper().startswith("LOLLMS_")}
+    for end in range(len(parts), 0, -1):
+        wanted = "LOLLMS_" + "__".join(parts[:end]).upper()
+        if wanted in names:
+            return names[wanted]
+    return None
+
+
 def _raise_first(source: str, problems: list[tuple[str, str]]) -> None:
     key, message = problems[0]
+    variable = _env_variable(key) if key else None
+    if variable:  # the file is not to blame
+        message = f"{message} (set by the environment variable {variable})"
     if len(problems) > 1:
         rest = "; ".join(f"'{k}': {m}" for k, m in problems[1:])
         message = f"{message}. Also: {rest}"

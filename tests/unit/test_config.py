@@ -117,6 +117,7 @@ def test_bad_environment_value_is_an_error(write_config, monkeypatch) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write_config("[server]\n"))
     assert info.value.key == "server.port"
+    assert "environment variable LOLLMS_SERVER__PORT" in str(info.value)  # not the file
 
 
 def test_relative_paths_resolve_against_config_folder(write_config, tmp_path: Path) -> None:
