@@ -170,7 +170,10 @@ async def test_no_queue_needed_no_queue_limit() -> None:
     running = await s.acquire(b, "a")
     waiting = [asyncio.create_task(s.acquire(b, "b", queue_timeout=0.3)) for _ in range(2)]
     await asyncio.sleep(0.01)
-    (await asyncio.wait_for(s.acquire(b, "a"), 0.1)).release()
+    assert len(s._queue) == 2  # the queue is full...
+    second = await asyncio.wait_for(s.acquire(b, "a"), 0.1)  # ...yet this one runs at once
+    assert second.waited == 0.0 and s.state(b, "a").active == 2
+    second.release()
     running.release()
     for task in waiting:
         with contextlib.suppress(QueueTimeout):

@@ -96,9 +96,6 @@ class ASRBinding(TorchBinding[_Loaded]):
                          size_bytes=checkpoint_bytes(folder) if folder else None,
                          details={"source": self._source(name)})
 
-    async def list_models(self) -> list[ModelInfo]:
-        return [self._info(name) for name in self.cfg.models]
-
     async def model_info(self, model: str) -> ModelInfo:
         return self._info(model)
 
@@ -109,9 +106,8 @@ class ASRBinding(TorchBinding[_Loaded]):
             return None
         return checkpoint_bytes(folder, self._dtype_name()) if folder else None
 
-    def memory_used(self, model: str) -> int | None:
-        loaded = self._loaded.get(model)
-        return int(loaded.pipeline.model.get_memory_footprint()) if loaded else None
+    def _network(self, loaded: _Loaded) -> Any:
+        return loaded.pipeline.model
 
     def _load_sync(self, source: str) -> _Loaded:
         import torch

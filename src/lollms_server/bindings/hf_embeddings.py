@@ -70,9 +70,6 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
                          context_size=self.cfg.max_length, loaded=loaded is not None,
                          details=details)
 
-    async def list_models(self) -> list[ModelInfo]:
-        return [self._info(name) for name in self.cfg.models]
-
     async def model_info(self, model: str) -> ModelInfo:
         return self._info(model)
 
@@ -81,10 +78,6 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
             return self._size(self._source(model))
         except ModelNotFound:
             return None
-
-    def memory_used(self, model: str) -> int | None:
-        loaded = self._loaded.get(model)
-        return int(loaded.model.get_memory_footprint()) if loaded else None
 
     def _load_sync(self, source: str) -> LoadedModel:
         import torch

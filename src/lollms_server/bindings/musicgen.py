@@ -51,11 +51,6 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
         folder = local_folder(source, "config.json")
         return checkpoint_bytes(folder, dtype) if folder is not None else None
 
-    async def list_models(self) -> list[ModelInfo]:
-        return [ModelInfo(name=name, modalities=["ttm"], size_bytes=self._size(src),
-                          loaded=name in self._loaded, details={"source": src})
-                for name, src in self.tcfg.models.items()]
-
     async def model_info(self, model: str) -> ModelInfo:
         source = self._source(model)
         return ModelInfo(name=model, modalities=["ttm"], size_bytes=self._size(source),
@@ -66,10 +61,6 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
             return self._size(self._source(model), self._dtype_name())
         except ModelNotFound:
             return None
-
-    def memory_used(self, model: str) -> int | None:
-        loaded = self._loaded.get(model)
-        return int(loaded.model.get_memory_footprint()) if loaded else None
 
     def _load_sync(self, source: str) -> LoadedModel:
         import torch

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import Field
 
 from lollms_server.bindings.base import Binding, BindingConfig
-from lollms_server.bindings.types import BindingContext
+from lollms_server.bindings.types import BindingContext, ModelInfo
 from lollms_server.errors import BindingUnavailable, ModelNotFound
 
 __all__ = [
@@ -101,6 +101,17 @@ class TorchBinding(Binding, Generic[T]):
 
     def memory_device(self, model: str) -> str:
         return budget_of(self.tcfg.device)
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [await self.model_info(name) for name in self.tcfg.models]
+
+    def _network(self, loaded: T) -> Any:
+        """The torch module inside what ``_load_sync`` returned (for its measured size)."""
+        return loaded.model  # type: ignore[attr-defined]
+
+    def memory_used(self, model: str) -> int | None:
+        loaded = self._loaded.get(model)
+        return int(self._network(loaded).get_memory_footprint()) if loaded else None
 
     async def load(self, model: str) -> None:
         if model in self._loaded:
