@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -110,7 +110,8 @@ class GenerationRun:
 
     def __aiter__(self) -> AsyncIterator[Event]:
         if self._first is not None:
-            return self._replay(self._first)
+            assert self._iterator is not None
+            return _Primed(self._first, self._iterator)
         self._iterator = self._iterate()
         return self._iterator
 
@@ -140,15 +141,6 @@ class GenerationRun:
         return first is not None and first.done() and not first.cancelled() \
             and first.exception() is None \
             and type(first.result()) in (TextDelta, ThoughtsDelta, ToolCall)
-
-    async def _replay(self, first: asyncio.Future[Event]) -> AsyncGenerator[Event, None]:
-        assert self._iterator is not None
-        try:
-            yield await first
-        except StopAsyncIteration:
-            return
-        async for event in self._iterator:
-            yield event
 
     async def _iterate(self) -> AsyncGenerator[Event, None]:
         splitter = ThinkSplitter()
@@ -216,6 +208,25 @@ class GenerationRun:
             else round(self.first_token_ms, 3),
             "total_ms": round(total, 3),
         }
+
+
+class _Primed:
+    """A primed run's events: the first from :meth:`GenerationRun.prime`, then the run's own
+    generator, handed on directly (no extra generator frame on the per-token path)."""
+
+    def __init__(self, first: asyncio.Future[Event], rest: AsyncGenerator[Event, None]
+                 ) -> None:
+        self._first: asyncio.Future[Event] | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Primed:
+        return self
+
+    def __anext__(self) -> Awaitable[Event]:
+        first, self._first = self._first, None
+        if first is not None:
+            return first  # awaiting it raises StopAsyncIteration for an empty run
+        return self._rest.__anext__()
 
 
 Run = GenerationRun | WorkflowRun
