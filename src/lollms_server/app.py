@@ -46,19 +46,23 @@ def check_security(settings: Settings) -> None:
         return
     if not settings.security.allow_no_keys:
         raise ConfigError(
-            settings.source, "security.api_keys",
+            settings.source,
+            "security.api_keys",
             "no API key is configured. Add one with 'lollms-server keys add NAME', or set "
             "[security] allow_no_keys = true to run without keys (loopback addresses only).",
         )
     if not settings.server.is_loopback():
         raise ConfigError(
-            settings.source, "server.host",
+            settings.source,
+            "server.host",
             f"refusing to listen on non-loopback address '{settings.server.host}' without API "
             "keys; add a key with 'lollms-server keys add NAME' or listen on 127.0.0.1.",
         )
     logger.warning(
         "!!! SECURITY: running WITHOUT API keys ([security] allow_no_keys = true). Anyone who "
-        "can reach %s:%s can use this server. !!!", settings.server.host, settings.server.port,
+        "can reach %s:%s can use this server. !!!",
+        settings.server.host,
+        settings.server.port,
     )
 
 
@@ -70,8 +74,12 @@ def check_references(settings: Settings, bindings: BindingManager) -> None:
 
     def need(key: str, instance: str, what: str) -> None:
         if instance not in names:
-            raise ConfigError(settings.source, key, f"{what} names binding instance "
-                              f"'{instance}', which is not configured; instances: {known}")
+            raise ConfigError(
+                settings.source,
+                key,
+                f"{what} names binding instance "
+                f"'{instance}', which is not configured; instances: {known}",
+            )
 
     for field in type(settings.defaults).model_fields:
         value = getattr(settings.defaults, field)
@@ -92,8 +100,9 @@ def check_personality_aliases(settings: Settings, personalities: PersonalityRegi
         try:
             personalities.get(aliased.personality)
         except LollmsError as exc:
-            raise ConfigError(settings.source, f"aliases.{alias}.personality",
-                              exc.message) from None
+            raise ConfigError(
+                settings.source, f"aliases.{alias}.personality", exc.message
+            ) from None
 
 
 def build_registry(settings: Settings) -> BindingRegistry:
@@ -145,14 +154,18 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.state.scheduler = scheduler
     app.state.metrics = metrics
     personalities = PersonalityRegistry.discover(
-        settings.resolve_path(p) for p in settings.paths.personalities)
+        settings.resolve_path(p) for p in settings.paths.personalities
+    )
     check_personality_aliases(settings, personalities)
     app.state.generation = GenerationService(
-        settings, bindings, scheduler,
+        settings,
+        bindings,
+        scheduler,
         personalities=personalities,
         functions=FunctionRegistry.discover(
             (settings.resolve_path(p) for p in settings.paths.functions),
-            default_timeout=settings.functions.timeout),
+            default_timeout=settings.functions.timeout,
+        ),
     )
 
     install_error_handlers(app)
@@ -166,8 +179,12 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     if docs:
         app.include_router(docs_router(app))
 
-    @app.get("/metrics", tags=["health"], dependencies=[Depends(require_api_key)],
-             response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        dependencies=[Depends(require_api_key)],
+        response_class=PlainTextResponse,
+    )
     async def prometheus_metrics() -> PlainTextResponse:
         """Prometheus metrics (key required)."""
         return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)

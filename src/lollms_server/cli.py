@@ -23,7 +23,9 @@ CONFIG_ENV = "LOLLMS_CONFIG"
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 
 config_option = click.option(
-    "--config", "-c", "config_path",
+    "--config",
+    "-c",
+    "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=lambda: os.environ.get(CONFIG_ENV, "config.toml"),
     show_default="$LOLLMS_CONFIG or ./config.toml",
@@ -104,12 +106,27 @@ def serve(config_path: Path, host: str | None, port: int | None, log_level: str 
 @config_option
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--key-name", default="admin", show_default=True, help="Name of the first key.")
-@click.option("--personalities", "personalities", multiple=True, type=click.Path(),
-              help="Personalities folder(s) for [paths] (repeatable).")
-@click.option("--functions", "functions", multiple=True, type=click.Path(),
-              help="Functions folder(s) for [paths] (repeatable).")
-def init(config_path: Path, force: bool, key_name: str, personalities: tuple[str, ...],
-         functions: tuple[str, ...]) -> None:
+@click.option(
+    "--personalities",
+    "personalities",
+    multiple=True,
+    type=click.Path(),
+    help="Personalities folder(s) for [paths] (repeatable).",
+)
+@click.option(
+    "--functions",
+    "functions",
+    multiple=True,
+    type=click.Path(),
+    help="Functions folder(s) for [paths] (repeatable).",
+)
+def init(
+    config_path: Path,
+    force: bool,
+    key_name: str,
+    personalities: tuple[str, ...],
+    functions: tuple[str, ...],
+) -> None:
     """Write a commented config.toml with a fresh API key (printed once)."""
     import tomlkit
 
@@ -203,8 +220,11 @@ def _write_config(config_path: Path, document: Any) -> None:
     except ConfigError as exc:
         os.unlink(temp)
         where = f"key '{exc.key}': " if exc.key else ""
-        click.echo(f"Error: the edited configuration would not load ({where}{exc.detail}); "
-                   f"{config_path} is unchanged.", err=True)
+        click.echo(
+            f"Error: the edited configuration would not load ({where}{exc.detail}); "
+            f"{config_path} is unchanged.",
+            err=True,
+        )
         sys.exit(2)
     try:
         os.replace(temp, config_path)
@@ -269,8 +289,11 @@ def keys_remove(config_path: Path, name: str) -> None:
         del document["security"]["api_keys"]
     _write_config(config_path, document)
     if not kept:
-        click.echo("No key left: 'serve' refuses to start until one is added "
-                   "('lollms-server keys add NAME').", err=True)
+        click.echo(
+            "No key left: 'serve' refuses to start until one is added "
+            "('lollms-server keys add NAME').",
+            err=True,
+        )
     click.echo(f"Removed key '{name}'.")
 
 
@@ -281,7 +304,8 @@ def _check_personalities(settings: Settings) -> int:
     from lollms_server.personalities.scripted import ScriptLoader
 
     registry = PersonalityRegistry.discover(
-        settings.resolve_path(p) for p in settings.paths.personalities)
+        settings.resolve_path(p) for p in settings.paths.personalities
+    )
     scripted = [p for p in registry.all() if p.runs_script]
     click.echo(f"Personalities: {len(registry)} ({len(scripted)} scripted)")
     problems = 0
@@ -305,8 +329,7 @@ def _check_personalities(settings: Settings) -> int:
 def _check_functions(settings: Settings) -> int:
     from lollms_server.functions.registry import FunctionRegistry
 
-    registry = FunctionRegistry.discover(settings.resolve_path(p)
-                                         for p in settings.paths.functions)
+    registry = FunctionRegistry.discover(settings.resolve_path(p) for p in settings.paths.functions)
     names = ", ".join(f.name for f in registry.all()) or "none"
     click.echo(f"Functions: {len(registry)} ({names})")
     for problem in registry.problems:
@@ -335,8 +358,12 @@ def check(config_path: Path, models: bool) -> None:
         registry = build_registry(settings)
         manager = BindingManager.from_settings(settings, registry)
         check_references(settings, manager)
-        check_personality_aliases(settings, PersonalityRegistry.discover(
-            settings.resolve_path(p) for p in settings.paths.personalities))
+        check_personality_aliases(
+            settings,
+            PersonalityRegistry.discover(
+                settings.resolve_path(p) for p in settings.paths.personalities
+            ),
+        )
     except ConfigError as exc:
         _fail_config(exc)
     problems = 0
@@ -395,10 +422,11 @@ def bindings_command(binding_type: str | None) -> None:
     source = registry.get(binding_type)
     if source is None or source.cls is None:
         known = ", ".join(registry.names())
-        click.echo(f"Unknown or unavailable binding type '{binding_type}'; known: {known}.",
-                   err=True)
+        click.echo(
+            f"Unknown or unavailable binding type '{binding_type}'; known: {known}.", err=True
+        )
         sys.exit(1)
-    click.echo(f"[bindings.<instance>]\ntype = \"{binding_type}\"")
+    click.echo(f'[bindings.<instance>]\ntype = "{binding_type}"')
     for line in settings_lines(source.cls.Config):
         click.echo(line)
 

@@ -83,8 +83,12 @@ class ServerSettings(_Section):
 class ApiKeyEntry(_Section):
     """One client key: a name plus either the key itself or its sha256 (hex)."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$",
-                      description="Shown in logs and by 'keys list'; no control characters.")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Shown in logs and by 'keys list'; no control characters.",
+    )
     key: SecretStr | None = None
     sha256: str | None = None
 
@@ -140,8 +144,11 @@ class AliasTarget(_Section):
 class PersonalitiesSettings(_Section):
     """Personalities (folders in ``[paths] personalities``)."""
 
-    script_timeout: float = Field(300.0, gt=0, description="Seconds a personality's script "
-                                  "may run before it is stopped (504).")
+    script_timeout: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds a personality's script may run before it is stopped (504).",
+    )
 
 
 class FunctionsSettings(_Section):
@@ -182,8 +189,12 @@ class _BindingsFromEnv(PydanticBaseSettingsSource):
     the instance is matched to the file's spelling (variable names are case-insensitive),
     and a JSON list or table is decoded (binding settings are not typed for the source)."""
 
-    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource,
-                 init: PydanticBaseSettingsSource) -> None:
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        env: PydanticBaseSettingsSource,
+        init: PydanticBaseSettingsSource,
+    ) -> None:
         super().__init__(settings_cls)
         self.env, self.init = env, init
 
@@ -197,10 +208,13 @@ class _BindingsFromEnv(PydanticBaseSettingsSource):
             init_kwargs = getattr(self.init, "init_kwargs", {}) or {}
             spelled = {str(n).lower(): n for n in init_kwargs.get("bindings") or {}}
             data["bindings"] = {
-                spelled.get(name.lower(), name):
-                    {key: _json_table(value) for key, value in table.items()}
-                    if isinstance(table, dict) else table
-                for name, table in tables.items()}
+                spelled.get(name.lower(), name): {
+                    key: _json_table(value) for key, value in table.items()
+                }
+                if isinstance(table, dict)
+                else table
+                for name, table in tables.items()
+            }
         return data
 
 
@@ -217,7 +231,7 @@ def _json_table(value: Any) -> Any:
 
 def _no_bool(value: Any) -> None:
     if isinstance(value, bool):  # TOML true would pass as the integer 1
-        raise ValueError("a size such as \"24GiB\" or a number of bytes, not true/false")
+        raise ValueError('a size such as "24GiB" or a number of bytes, not true/false')
 
 
 def _instance_and_model(target: str) -> bool:
@@ -244,7 +258,7 @@ class ResourcesSettings(_Section):
 
         if isinstance(value, list):  # one size per GPU: "auto" is for the whole setting
             if not value:
-                raise ValueError("give at least one size (or \"auto\")")
+                raise ValueError('give at least one size (or "auto")')
             for item in value:
                 _no_bool(item)
                 parse_size(item)
@@ -290,8 +304,9 @@ class Settings(BaseSettings):
     personalities: PersonalitiesSettings = Field(default_factory=PersonalitiesSettings)
     functions: FunctionsSettings = Field(default_factory=FunctionsSettings)
     aliases: dict[str, str | AliasTarget] = Field(
-        default_factory=dict, description="Model names clients may use: alias = "
-        "'instance/model', or a table {model = 'instance/model', personality = 'name'}."
+        default_factory=dict,
+        description="Model names clients may use: alias = "
+        "'instance/model', or a table {model = 'instance/model', personality = 'name'}.",
     )
     bindings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -321,13 +336,11 @@ class Settings(BaseSettings):
 
     @field_validator("aliases")
     @classmethod
-    def _alias_targets(cls, value: dict[str, str | AliasTarget]
-                       ) -> dict[str, str | AliasTarget]:
+    def _alias_targets(cls, value: dict[str, str | AliasTarget]) -> dict[str, str | AliasTarget]:
         for alias, target in value.items():
             model = target if isinstance(target, str) else target.model
             if model is not None and not _instance_and_model(model):
-                raise ValueError(f"alias '{alias}' must point at 'instance/model' (got "
-                                 f"'{model}')")
+                raise ValueError(f"alias '{alias}' must point at 'instance/model' (got '{model}')")
         return value
 
     def alias(self, name: str) -> tuple[str, str | None]:
@@ -439,8 +452,9 @@ def load_config(path: str | Path | None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, None, f"TOML syntax error: {exc}") from None
         except UnicodeDecodeError as exc:
-            raise ConfigError(source, None, f"not UTF-8 text (TOML files are): byte "
-                              f"{exc.start} cannot be decoded") from None
+            raise ConfigError(
+                source, None, f"not UTF-8 text (TOML files are): byte {exc.start} cannot be decoded"
+            ) from None
         except OSError as exc:
             raise ConfigError(source, None, f"cannot read the file: {exc.strerror}") from None
     try:

@@ -23,8 +23,9 @@ PROTECTED = [
 async def test_every_route_needs_a_key(make_client, method: str, path: str) -> None:
     async with make_client(auth=False) as client:
         missing = await client.request(method, path, json={"prompt": "x"})
-        wrong = await client.request(method, path, json={"prompt": "x"},
-                                     headers={"Authorization": "Bearer wrong"})
+        wrong = await client.request(
+            method, path, json={"prompt": "x"}, headers={"Authorization": "Bearer wrong"}
+        )
     for response in (missing, wrong):
         assert response.status_code == 401
         assert response.json()["error"]["type"] == "authentication_error"
@@ -33,8 +34,9 @@ async def test_every_route_needs_a_key(make_client, method: str, path: str) -> N
 
 async def test_bearer_and_x_api_key_are_accepted(make_client) -> None:
     async with make_client(auth=False) as client:
-        bearer = await client.get("/api/v1/list_models",
-                                  headers={"Authorization": f"Bearer {API_KEY}"})
+        bearer = await client.get(
+            "/api/v1/list_models", headers={"Authorization": f"Bearer {API_KEY}"}
+        )
         header = await client.get("/api/v1/list_models", headers={"X-API-Key": API_KEY})
     assert bearer.status_code == 200
     assert header.status_code == 200
@@ -61,8 +63,9 @@ async def test_docs_work_with_the_key(make_client) -> None:
         docs = await client.get("/docs", headers={"Authorization": basic})
         spec = await client.get("/openapi.json", headers={"X-API-Key": API_KEY})
         bearer = await client.get("/openapi.json", headers={"Authorization": f"Bearer {API_KEY}"})
-        wrong = await client.get("/docs", headers={
-            "Authorization": "Basic " + base64.b64encode(b"me:wrong").decode()})
+        wrong = await client.get(
+            "/docs", headers={"Authorization": "Basic " + base64.b64encode(b"me:wrong").decode()}
+        )
     assert docs.status_code == 200 and "/openapi.json" in docs.text
     assert spec.json() == bearer.json()
     schemes = spec.json()["components"]["securitySchemes"]
@@ -73,11 +76,14 @@ async def test_docs_work_with_the_key(make_client) -> None:
 
 async def test_unreadable_body_without_key_is_401_not_400(make_client) -> None:
     async with make_client(auth=False) as client:
-        anonymous = await client.post("/api/v1/generate", content=b"{not json",
-                                      headers={"Content-Type": "application/json"})
-        with_key = await client.post("/api/v1/generate", content=b"{not json",
-                                     headers={"Content-Type": "application/json",
-                                              "X-API-Key": API_KEY})
+        anonymous = await client.post(
+            "/api/v1/generate", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        with_key = await client.post(
+            "/api/v1/generate",
+            content=b"{not json",
+            headers={"Content-Type": "application/json", "X-API-Key": API_KEY},
+        )
     assert anonymous.status_code == 401
     assert "not json" not in anonymous.text
     assert with_key.status_code == 400
@@ -113,12 +119,14 @@ def test_no_keys_refuses_to_start(make_settings) -> None:
 async def test_allow_no_keys_on_loopback_warns(make_settings, caplog) -> None:
     import httpx
 
-    settings = make_settings(base="[security]\nallow_no_keys = true\n[bindings.fake]\n"
-                             'type = "scripted"\n')
+    settings = make_settings(
+        base='[security]\nallow_no_keys = true\n[bindings.fake]\ntype = "scripted"\n'
+    )
     app = create_app(settings)
     assert "WITHOUT API keys" in caplog.text
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         response = await client.get("/api/v1/list_models")
     assert response.status_code == 200
 
@@ -135,14 +143,17 @@ async def test_every_route_of_the_app_needs_a_key(make_client) -> None:
     key."""
     open_routes = {"/health"}
     async with make_client(auth=False) as client:
-        paths = (await client.get("/openapi.json", headers={"X-API-Key": API_KEY})).json()[
-            "paths"]
+        paths = (await client.get("/openapi.json", headers={"X-API-Key": API_KEY})).json()["paths"]
         assert len(paths) > 40
         for path, operations in paths.items():
             if path in open_routes:
                 continue
-            url = path.replace("{binding_type}", "llm").replace("{name}", "x").replace(
-                "{binding_name}", "fake").replace("{model_id}", "x")
+            url = (
+                path.replace("{binding_type}", "llm")
+                .replace("{name}", "x")
+                .replace("{binding_name}", "fake")
+                .replace("{model_id}", "x")
+            )
             for method in operations:
                 response = await client.request(method.upper(), url, json={"prompt": "x"})
                 assert response.status_code == 401, (method, path, response.text)
@@ -152,8 +163,9 @@ async def test_text2audio_takes_the_key_in_any_form(make_client) -> None:
     """lollms-webui's /text2Audio: the key as client_id, Bearer or X-API-Key (no tts default
     is configured here, so an accepted key reaches the 400 that says so)."""
     async with make_client(auth=False) as client:
-        header = await client.post("/text2Audio", json={"text": "hi"},
-                                   headers={"X-API-Key": API_KEY})
+        header = await client.post(
+            "/text2Audio", json={"text": "hi"}, headers={"X-API-Key": API_KEY}
+        )
         body = await client.post("/text2Audio", json={"text": "hi", "client_id": API_KEY})
         none = await client.post("/text2Audio", json={"text": "hi"})
     assert header.status_code == body.status_code == 400

@@ -19,8 +19,11 @@ from tests.live import serve_in_thread
 from tests.transformers_support import build_tiny_encoder, needs_transformers
 
 pytestmark = needs_transformers
-TEXTS = ["The capital of France is Paris.", "Write a story about the sea.",
-         "The capital of France is Paris."]
+TEXTS = [
+    "The capital of France is Paris.",
+    "Write a story about the sea.",
+    "The capital of France is Paris.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +31,18 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, st
     root = tmp_path_factory.mktemp("emb")
     encoder = build_tiny_encoder(root / "encoder")
     path = root / "config.toml"
-    path.write_text(BASE_CONFIG.replace('ttt_binding = "fake"', 'ttt_binding = "fake"\n'
-                                        'embed_binding = "emb"\nembed_model = "tiny"') + f"""
+    path.write_text(
+        BASE_CONFIG.replace(
+            'ttt_binding = "fake"',
+            'ttt_binding = "fake"\nembed_binding = "emb"\nembed_model = "tiny"',
+        )
+        + f"""
 [bindings.emb]
 type = "hf_embeddings"
 models = {{ tiny = "{encoder}" }}
 max_length = 16
-""")
+"""
+    )
     app = create_app(load_config(path))
     with serve_in_thread(app) as url:
         yield app, url
@@ -51,8 +59,7 @@ def test_openai_sdk_embeddings(live: tuple[FastAPI, str]) -> None:
     assert [d.index for d in result.data] == [0, 1, 2] and result.model == "emb/tiny"
     assert len(vectors[0]) == 32 and all(abs(_norm(v) - 1) < 1e-5 for v in vectors)
     assert vectors[0] == pytest.approx(vectors[2], abs=1e-6) and vectors[0] != vectors[1]
-    floats = client.embeddings.create(model="default", input=TEXTS[0],
-                                      encoding_format="float")
+    floats = client.embeddings.create(model="default", input=TEXTS[0], encoding_format="float")
     assert floats.data[0].embedding == pytest.approx(vectors[0], abs=1e-6)
     assert result.usage.prompt_tokens > floats.usage.prompt_tokens > 0
     with pytest.raises(openai.BadRequestError, match="32-dimensional"):
@@ -82,8 +89,9 @@ def test_one_long_text_is_one_input(live: tuple[FastAPI, str]) -> None:
 
 def test_native_embed_and_status(live: tuple[FastAPI, str]) -> None:
     _, url = live
-    body = httpx.post(url + "/api/v1/embed", headers=AUTH,
-                      json={"texts": ["a b c", "word " * 40]}).json()
+    body = httpx.post(
+        url + "/api/v1/embed", headers=AUTH, json={"texts": ["a b c", "word " * 40]}
+    ).json()
     assert body["dimensions"] == 32 and body["binding_name"] == "emb"
     assert body["usage"]["truncated_inputs"] == 1
     empty = httpx.post(url + "/api/v1/embed", headers=AUTH, json={"texts": []})

@@ -33,15 +33,20 @@ def _callables(dependant: Dependant) -> Iterator[Any]:
 def _is_async(call: Any) -> bool:
     # A function, or an instance whose __call__ is a coroutine (HTTPBearer, APIKeyHeader).
     return inspect.iscoroutinefunction(call) or (
-        not inspect.isfunction(call) and inspect.iscoroutinefunction(type(call).__call__))
+        not inspect.isfunction(call) and inspect.iscoroutinefunction(type(call).__call__)
+    )
 
 
 def test_no_route_or_dependency_runs_in_the_thread_pool(make_settings) -> None:
     app = create_app(make_settings())
     routes = list(_api_routes(app.routes))
     assert len(routes) > 40  # native, OpenAI, Ollama, lollms-client, personalities, metrics
-    sync = sorted({f"{route.path}: {getattr(call, '__qualname__', call)!r}"
-                   for route in routes
-                   for call in (route.endpoint, *_callables(route.dependant))
-                   if not _is_async(call)})
+    sync = sorted(
+        {
+            f"{route.path}: {getattr(call, '__qualname__', call)!r}"
+            for route in routes
+            for call in (route.endpoint, *_callables(route.dependant))
+            if not _is_async(call)
+        }
+    )
     assert sync == []

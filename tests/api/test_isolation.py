@@ -45,22 +45,26 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/stat").exists() and \
-        Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return (
+        Path(f"/proc/{pid}/stat").exists()
+        and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    )
 
 
 async def test_hosted_generation_and_unload_ends_the_process(live) -> None:
     app, url = live
     binding = app.state.bindings.get("hosted")
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
-        response = await client.post("/api/v1/generate",
-                                     json={"prompt": "x", "binding_name": "hosted"})
+        response = await client.post(
+            "/api/v1/generate", json={"prompt": "x", "binding_name": "hosted"}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["output"][0]["data"].startswith("one two three")
         pid = binding.host_pid("m")
         assert pid is not None and pid != os.getpid() and _alive(pid)
-        tokens = await client.post("/api/v1/tokenize",
-                                   json={"text": "a b a ", "binding_name": "hosted"})
+        tokens = await client.post(
+            "/api/v1/tokenize", json={"text": "a b a ", "binding_name": "hosted"}
+        )
         assert tokens.json()["count"] == 3
         for _ in range(100):  # keep_alive = 0.3 s: the host process exits after that
             if not _alive(pid):
@@ -74,13 +78,17 @@ async def test_memory_measured_in_the_host_reaches_the_scheduler(tmp_path: Path)
     """A model whose size is unknown before loading (estimate 0) is counted at what the host
     measured once it is loaded, as it would be inline."""
     path = tmp_path / "config.toml"
-    path.write_text(BASE_CONFIG + HOSTED.replace('keep_alive = 0.3', 'keep_alive = 30')
-                    + "measured_bytes = { m = 123456789 }\n")
+    path.write_text(
+        BASE_CONFIG
+        + HOSTED.replace("keep_alive = 0.3", "keep_alive = 30")
+        + "measured_bytes = { m = 123456789 }\n"
+    )
     app = create_app(load_config(path))
     with serve_in_thread(app) as url:
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
-            response = await client.post("/api/v1/generate",
-                                         json={"prompt": "x", "binding_name": "hosted"})
+            response = await client.post(
+                "/api/v1/generate", json={"prompt": "x", "binding_name": "hosted"}
+            )
             assert response.status_code == 200
             status = (await client.get("/api/v1/status")).json()
     model = next(m for m in status["models"] if m["binding_name"] == "hosted")
@@ -95,8 +103,9 @@ async def test_a_hung_host_does_not_hold_its_unload(live, monkeypatch) -> None:
     app, url = live
     binding = app.state.bindings.get("hosted")
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
-        response = await client.post("/api/v1/generate",
-                                     json={"prompt": "x", "binding_name": "hosted"})
+        response = await client.post(
+            "/api/v1/generate", json={"prompt": "x", "binding_name": "hosted"}
+        )
         assert response.status_code == 200
     pid = binding.host_pid("m")
     os.kill(pid, signal.SIGSTOP)  # hung: alive, answering nothing
@@ -114,9 +123,11 @@ async def test_killed_host_fails_its_request_and_the_next_one_works(live) -> Non
     binding = app.state.bindings.get("hosted")
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
         events = []
-        async with client.stream("POST", "/api/v1/generate", json={
-                "prompt": "x", "binding_name": "hosted", "stream": True,
-                "keep_alive": 60}) as response:
+        async with client.stream(
+            "POST",
+            "/api/v1/generate",
+            json={"prompt": "x", "binding_name": "hosted", "stream": True, "keep_alive": 60},
+        ) as response:
             killed_at = None
             async for line in response.aiter_lines():
                 if not line.startswith("data: "):
@@ -132,8 +143,9 @@ async def test_killed_host_fails_its_request_and_the_next_one_works(live) -> Non
         assert elapsed < 1.0  # promptly, not a hung request
         other = await client.post("/api/v1/generate", json={"prompt": "still here"})
         assert other.json()["output"][0]["data"] == "still here"  # the server kept serving
-        again = await client.post("/api/v1/generate",
-                                  json={"prompt": "x", "binding_name": "hosted"})
+        again = await client.post(
+            "/api/v1/generate", json={"prompt": "x", "binding_name": "hosted"}
+        )
         assert again.status_code == 200
         assert again.json()["output"][0]["data"].startswith("one two")
     assert app.state.scheduler.active_leases() == 0
@@ -141,7 +153,9 @@ async def test_killed_host_fails_its_request_and_the_next_one_works(live) -> Non
 
 @pytest.mark.parametrize("mark", [pytest.param(0, marks=needs_llama)])
 async def test_llamacpp_in_a_host_process(tmp_path: Path, mark: int) -> None:
-    config = BASE_CONFIG + """
+    config = (
+        BASE_CONFIG
+        + """
 [bindings.llm]
 type = "llamacpp"
 isolation = "process"
@@ -149,21 +163,35 @@ n_ctx = 2048
 n_parallel = 2
 system_prompt = "You are a helpful assistant."
 """
+    )
     path = tmp_path / "config.toml"
     path.write_text(config)
     app = create_app(load_config(path))
     with serve_in_thread(app) as url:
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as client:
-            response = await client.post("/api/v1/generate", json={
-                "prompt": "What is the capital of France?", "binding_name": "llm",
-                "model_name": MODEL_NAME, "parameters": {"temperature": 0, "max_tokens": 30}})
+            response = await client.post(
+                "/api/v1/generate",
+                json={
+                    "prompt": "What is the capital of France?",
+                    "binding_name": "llm",
+                    "model_name": MODEL_NAME,
+                    "parameters": {"temperature": 0, "max_tokens": 30},
+                },
+            )
             assert response.status_code == 200, response.text
             assert "Paris" in response.json()["output"][0]["data"]
             pid = app.state.bindings.get("llm").host_pid(MODEL_NAME)
-            async with client.stream("POST", "/api/v1/generate", json={
-                    "prompt": "Write a long essay.", "binding_name": "llm",
-                    "model_name": MODEL_NAME, "stream": True,
-                    "parameters": {"max_tokens": 1500, "ignore_eos": True}}) as streamed:
+            async with client.stream(
+                "POST",
+                "/api/v1/generate",
+                json={
+                    "prompt": "Write a long essay.",
+                    "binding_name": "llm",
+                    "model_name": MODEL_NAME,
+                    "stream": True,
+                    "parameters": {"max_tokens": 1500, "ignore_eos": True},
+                },
+            ) as streamed:
                 async for line in streamed.aiter_lines():
                     if '"chunk"' in line:
                         break

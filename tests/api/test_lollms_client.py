@@ -27,18 +27,26 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, st
 
 
 def _client(url: str, binding: str) -> LollmsClient:
-    return LollmsClient(llm_binding_name=binding, llm_binding_config={
-        "host_address": url, "model_name": "fake/scripted-model", "service_key": API_KEY})
+    return LollmsClient(
+        llm_binding_name=binding,
+        llm_binding_config={
+            "host_address": url,
+            "model_name": "fake/scripted-model",
+            "service_key": API_KEY,
+        },
+    )
 
 
 def test_lollms_binding_generate_stream_tokenize_models(live) -> None:
     app, url = live
     client = _client(url, "lollms")
-    assert client.generate_text("hello from lollms-client", n_predict=20) == \
-        "hello from lollms-client"
+    assert (
+        client.generate_text("hello from lollms-client", n_predict=20) == "hello from lollms-client"
+    )
     chunks: list[str] = []
-    streamed = client.generate_text("stream me please", stream=True,
-                                    streaming_callback=lambda c, *_: chunks.append(c) or True)
+    streamed = client.generate_text(
+        "stream me please", stream=True, streaming_callback=lambda c, *_: chunks.append(c) or True
+    )
     assert streamed == "stream me please" and chunks == ["stream ", "me ", "please"]
     tokens = client.tokenize("a b a ")
     assert len(tokens) == 3 and tokens[0] == tokens[2]
@@ -57,8 +65,9 @@ def test_lollms_v1_routes(live) -> None:
     llm = httpx.get(url + "/lollms/v1/llm/models", headers=AUTH).json()["data"]
     assert llm[0]["model_name"] == "fake/scripted-model" and llm[0]["context_size"] == 4096
     assert httpx.get(url + "/lollms/v1/tti/models", headers=AUTH).json() == {"data": []}
-    only = httpx.get(url + "/lollms/v1/llm/models", params={"binding_alias": "nobody"},
-                     headers=AUTH).json()["data"]
+    only = httpx.get(
+        url + "/lollms/v1/llm/models", params={"binding_alias": "nobody"}, headers=AUTH
+    ).json()["data"]
     assert only == []  # list_models_by_type(..., binding_alias=...) filters on the instance
     assert httpx.get(url + "/lollms/v1/capabilities").status_code == 401
 
@@ -72,7 +81,9 @@ def test_lollms_webui_binding(live) -> None:
     assert answer == "plain webui"
     request = app.state.bindings.get("fake").requests[-1]
     assert [(m.role, m.content) for m in request.messages] == [
-        ("system", "Be kind"), ("user", "plain webui")]
+        ("system", "Be kind"),
+        ("user", "plain webui"),
+    ]
     assert request.params.max_tokens == 10
     streamed = client.llm.generate_text("stream webui words", stream=True)
     assert streamed == "stream webui words"
@@ -82,9 +93,14 @@ def test_lollms_webui_binding(live) -> None:
 
 def test_split_lollms_prompt() -> None:
     messages = split_lollms_prompt(
-        "!@>system: You are kind.\n!@>user: Hi\n!@>lollms: Hello!\n!@>user: And you?\n!@>lollms:")
+        "!@>system: You are kind.\n!@>user: Hi\n!@>lollms: Hello!\n!@>user: And you?\n!@>lollms:"
+    )
     assert [(m.role, m.content) for m in messages] == [
-        ("system", "You are kind."), ("user", "Hi"), ("assistant", "Hello!"),
-        ("user", "And you?")]
+        ("system", "You are kind."),
+        ("user", "Hi"),
+        ("assistant", "Hello!"),
+        ("user", "And you?"),
+    ]
     assert [(m.role, m.content) for m in split_lollms_prompt("no markers")] == [
-        ("user", "no markers")]
+        ("user", "no markers")
+    ]

@@ -18,10 +18,15 @@ async def test_generate_non_streaming(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/generate", json={"prompt": "hello there world"})
     assert response.status_code == 200
     body = response.json()
-    assert body["output"] == [{
-        "type": "text", "data": "hello there world", "mime_type": "text/plain",
-        "thoughts": None, "metadata": {"finish_reason": "stop"},
-    }]
+    assert body["output"] == [
+        {
+            "type": "text",
+            "data": "hello there world",
+            "mime_type": "text/plain",
+            "thoughts": None,
+            "metadata": {"finish_reason": "stop"},
+        }
+    ]
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
     assert body["binding_name"] == "fake" and body["model_name"] == "scripted-model"
     assert body["request_id"].startswith("gen-")
@@ -30,8 +35,9 @@ async def test_generate_non_streaming(client: httpx.AsyncClient) -> None:
 
 async def test_streaming_sse_framing(client: httpx.AsyncClient) -> None:
     events = []
-    async with aconnect_sse(client, "POST", "/api/v1/generate",
-                            json={"prompt": "one two three", "stream": True}) as source:
+    async with aconnect_sse(
+        client, "POST", "/api/v1/generate", json={"prompt": "one two three", "stream": True}
+    ) as source:
         assert source.response.headers["content-type"].startswith("text/event-stream")
         async for sse in source.aiter_sse():
             events.append(json.loads(sse.data))
@@ -45,10 +51,15 @@ async def test_streaming_sse_framing(client: httpx.AsyncClient) -> None:
 async def test_error_after_stream_started_is_an_event(make_client) -> None:
     extra = '[bindings.flaky]\ntype = "scripted"\nreply = "a b c d"\nfail_after_chunks = 2\n'
     events = []
-    async with make_client(extra) as client, aconnect_sse(
-        client, "POST", "/api/v1/generate",
-        json={"prompt": "x", "binding_name": "flaky", "stream": True},
-    ) as source:
+    async with (
+        make_client(extra) as client,
+        aconnect_sse(
+            client,
+            "POST",
+            "/api/v1/generate",
+            json={"prompt": "x", "binding_name": "flaky", "stream": True},
+        ) as source,
+    ):
         assert source.response.status_code == 200
         async for sse in source.aiter_sse():
             events.append(json.loads(sse.data))
@@ -59,8 +70,9 @@ async def test_error_after_stream_started_is_an_event(make_client) -> None:
 async def test_error_without_stream_is_envelope(make_client) -> None:
     extra = '[bindings.flaky]\ntype = "scripted"\nreply = "a b"\nfail_after_chunks = 1\n'
     async with make_client(extra) as client:
-        response = await client.post("/api/v1/generate",
-                                     json={"prompt": "x", "binding_name": "flaky"})
+        response = await client.post(
+            "/api/v1/generate", json={"prompt": "x", "binding_name": "flaky"}
+        )
         after = await client.post("/api/v1/generate", json={"prompt": "still fine"})
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "generation_failed"
@@ -70,11 +82,16 @@ async def test_error_without_stream_is_envelope(make_client) -> None:
 async def test_think_tags_become_thoughts(make_client) -> None:
     extra = '[bindings.thinker]\ntype = "scripted"\nreply = "<think>hmm, 2+2</think>It is 4."\n'
     async with make_client(extra) as client:
-        response = await client.post("/api/v1/generate",
-                                     json={"prompt": "2+2?", "binding_name": "thinker"})
+        response = await client.post(
+            "/api/v1/generate", json={"prompt": "2+2?", "binding_name": "thinker"}
+        )
         events = []
-        async with aconnect_sse(client, "POST", "/api/v1/generate", json={
-            "prompt": "2+2?", "binding_name": "thinker", "stream": True}) as source:
+        async with aconnect_sse(
+            client,
+            "POST",
+            "/api/v1/generate",
+            json={"prompt": "2+2?", "binding_name": "thinker", "stream": True},
+        ) as source:
             async for sse in source.aiter_sse():
                 events.append(json.loads(sse.data))
     item = response.json()["output"][0]
@@ -86,66 +103,114 @@ async def test_think_tags_become_thoughts(make_client) -> None:
 
 
 async def test_parameters_reach_the_binding(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={
-        "prompt": "a b c d e f",
-        "model_name": "other-model",
-        "parameters": {"temperature": 0.2, "top_p": 0.9, "top_k": 5, "repeat_penalty": 1.1,
-                       "max_tokens": 3, "seed": 7, "stop": ["zzz"], "mirostat": 2},
-    })
+    response = await client.post(
+        "/api/v1/generate",
+        json={
+            "prompt": "a b c d e f",
+            "model_name": "other-model",
+            "parameters": {
+                "temperature": 0.2,
+                "top_p": 0.9,
+                "top_k": 5,
+                "repeat_penalty": 1.1,
+                "max_tokens": 3,
+                "seed": 7,
+                "stop": ["zzz"],
+                "mirostat": 2,
+            },
+        },
+    )
     assert response.json()["output"][0]["data"] == "a b c "
     assert response.json()["output"][0]["metadata"]["finish_reason"] == "length"
     request = binding_of(client).requests[-1]
     assert request.model == "other-model"
     p = request.params
     assert (p.temperature, p.top_p, p.top_k, p.repeat_penalty, p.max_tokens, p.seed) == (
-        0.2, 0.9, 5, 1.1, 3, 7)
+        0.2,
+        0.9,
+        5,
+        1.1,
+        3,
+        7,
+    )
     assert p.stop == ("zzz",)
     assert request.extra == {"mirostat": 2}
 
 
 async def test_stop_sequence_and_n_predict_alias(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={
-        "prompt": "alpha beta STOP gamma", "parameters": {"stop": "STOP", "n_predict": 10}})
+    response = await client.post(
+        "/api/v1/generate",
+        json={"prompt": "alpha beta STOP gamma", "parameters": {"stop": "STOP", "n_predict": 10}},
+    )
     assert response.json()["output"][0]["data"] == "alpha beta "
     assert binding_of(client).requests[-1].params.max_tokens == 10
 
 
 async def test_input_data_multi_turn(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={"input_data": [
-        {"type": "text", "role": "system", "data": "Be brief."},
-        {"type": "text", "role": "user", "data": "Hi"},
-        {"type": "text", "role": "assistant", "data": "Hello!"},
-        {"type": "text", "role": "user", "data": "How are you"},
-    ]})
+    response = await client.post(
+        "/api/v1/generate",
+        json={
+            "input_data": [
+                {"type": "text", "role": "system", "data": "Be brief."},
+                {"type": "text", "role": "user", "data": "Hi"},
+                {"type": "text", "role": "assistant", "data": "Hello!"},
+                {"type": "text", "role": "user", "data": "How are you"},
+            ]
+        },
+    )
     assert response.json()["output"][0]["data"] == "How are you"
     messages = binding_of(client).requests[-1].messages
     assert [(m.role, m.content) for m in messages] == [
-        ("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!"), ("user", "How are you")]
+        ("system", "Be brief."),
+        ("user", "Hi"),
+        ("assistant", "Hello!"),
+        ("user", "How are you"),
+    ]
 
 
 async def test_image_input_refused_by_text_only_binding(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={"input_data": [
-        {"type": "text", "data": "What is this?"},
-        {"type": "image", "data": "data:image/png;base64,iVBORw0KGgo="},
-    ]})
+    response = await client.post(
+        "/api/v1/generate",
+        json={
+            "input_data": [
+                {"type": "text", "data": "What is this?"},
+                {"type": "image", "data": "data:image/png;base64,iVBORw0KGgo="},
+            ]
+        },
+    )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "unsupported_capability"
     assert response.json()["error"]["param"] == "input_data"
 
 
-@pytest.mark.parametrize(("body", "status", "error_type", "needle"), [
-    ({"prompt": "x", "binding_name": "nope"}, 404, "binding_not_found", "fake"),
-    ({"prompt": "x", "model_name": "nope"}, 404, "model_not_found", "scripted-model"),
-    ({"prompt": "x", "binding_name": "fake", "generation_type": "tti"}, 400,
-     "unsupported_generation_type", "ttt"),
-    ({"prompt": "x", "generation_type": "png"}, 422, "validation_error", "generation_type"),
-    ({"prompt": "x", "parameters": {"temperature": -1}}, 422, "validation_error",
-     "temperature"),
-    ({}, 422, "validation_error", "prompt"),
-    ({"prompt": "x", "personality": "nobody"}, 404, "personality_not_found", "nobody"),
-    ({"input_data": [{"type": "image", "data": "!!notbase64"}]}, 400,
-     "invalid_request_error", "base64"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "error_type", "needle"),
+    [
+        ({"prompt": "x", "binding_name": "nope"}, 404, "binding_not_found", "fake"),
+        ({"prompt": "x", "model_name": "nope"}, 404, "model_not_found", "scripted-model"),
+        (
+            {"prompt": "x", "binding_name": "fake", "generation_type": "tti"},
+            400,
+            "unsupported_generation_type",
+            "ttt",
+        ),
+        ({"prompt": "x", "generation_type": "png"}, 422, "validation_error", "generation_type"),
+        (
+            {"prompt": "x", "parameters": {"temperature": -1}},
+            422,
+            "validation_error",
+            "temperature",
+        ),
+        ({}, 422, "validation_error", "prompt"),
+        ({"prompt": "x", "personality": "nobody"}, 404, "personality_not_found", "nobody"),
+        (
+            {"input_data": [{"type": "image", "data": "!!notbase64"}]},
+            400,
+            "invalid_request_error",
+            "base64",
+        ),
+    ],
+)
 async def test_bad_requests(client, body, status, error_type, needle) -> None:
     response = await client.post("/api/v1/generate", json=body)
     assert response.status_code == status
@@ -156,16 +221,21 @@ async def test_bad_requests(client, body, status, error_type, needle) -> None:
 
 
 async def test_malformed_json_and_wrong_content_type(client: httpx.AsyncClient) -> None:
-    bad = await client.post("/api/v1/generate", content=b"{bad",
-                            headers={"Content-Type": "application/json"})
+    bad = await client.post(
+        "/api/v1/generate", content=b"{bad", headers={"Content-Type": "application/json"}
+    )
     form = await client.post("/api/v1/generate", data={"prompt": "x"})
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_json"
     assert form.status_code == 415 and "application/json" in form.json()["error"]["message"]
 
 
 async def test_body_limit(make_client) -> None:
-    async with make_client("", base=__import__("tests.conftest").conftest.BASE_CONFIG.replace(
-            "port = 9601", "port = 9601\nmax_request_bytes = 1000")) as client:
+    async with make_client(
+        "",
+        base=__import__("tests.conftest").conftest.BASE_CONFIG.replace(
+            "port = 9601", "port = 9601\nmax_request_bytes = 1000"
+        ),
+    ) as client:
         response = await client.post("/api/v1/generate", json={"prompt": "x" * 2000})
         ok = await client.post("/api/v1/generate", json={"prompt": "small"})
     assert response.status_code == 413
@@ -214,8 +284,9 @@ async def test_tokenizer_routes(client: httpx.AsyncClient) -> None:
 async def test_concurrent_first_requests_load_once(client: httpx.AsyncClient) -> None:
     import asyncio
 
-    responses = await asyncio.gather(*(
-        client.post("/api/v1/generate", json={"prompt": f"n{i}"}) for i in range(8)))
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/generate", json={"prompt": f"n{i}"}) for i in range(8))
+    )
     assert [r.json()["output"][0]["data"] for r in responses] == [f"n{i}" for i in range(8)]
     assert binding_of(client).load_count == 1
 
@@ -233,14 +304,17 @@ async def test_secrets_never_returned_or_logged(make_client, caplog) -> None:
     """
     async with make_client(extra) as client:
         texts = []
-        for path in ("/api/v1/list_active_bindings", "/api/v1/list_bindings",
-                     "/api/v1/list_models", "/api/v1/list_available_models/remote",
-                     "/openapi.json"):
+        for path in (
+            "/api/v1/list_active_bindings",
+            "/api/v1/list_bindings",
+            "/api/v1/list_models",
+            "/api/v1/list_available_models/remote",
+            "/openapi.json",
+        ):
             response = await client.get(path)
             assert response.status_code == 200
             texts.append(response.text)
-        gen = await client.post("/api/v1/generate", json={"prompt": "hi",
-                                                          "binding_name": "remote"})
+        gen = await client.post("/api/v1/generate", json={"prompt": "hi", "binding_name": "remote"})
         texts.append(gen.text)
         active = (await client.get("/api/v1/list_active_bindings")).json()
     for text in texts:
@@ -265,10 +339,12 @@ async def test_url_credentials_never_returned_or_logged(make_client, caplog) -> 
     async with make_client(extra) as client:
         active = await client.get("/api/v1/list_active_bindings")
         models = await client.get("/api/v1/list_available_models/up")
-        gen = await client.post("/api/v1/generate", json={
-            "prompt": "hi", "binding_name": "up", "model_name": "gpt-x"})
+        gen = await client.post(
+            "/api/v1/generate", json={"prompt": "hi", "binding_name": "up", "model_name": "gpt-x"}
+        )
     assert active.json()["bindings"]["up"]["config"]["base_url"] == (
-        "http://***@127.0.0.1:1/v1?***")
+        "http://***@127.0.0.1:1/v1?***"
+    )
     assert gen.status_code == 503 and "127.0.0.1:1" in gen.json()["error"]["message"]
     for text in (active.text, models.text, gen.text, caplog.text):
         assert SECRET not in text
@@ -282,8 +358,9 @@ async def test_drop_in_and_broken_plugins(make_client, tmp_path: Path) -> None:
     extra = '[bindings.rev]\ntype = "echo"\nprefix = ">"\n'
     async with make_client(extra) as client:
         listed = (await client.get("/api/v1/list_bindings")).json()["bindings"]
-        answer = await client.post("/api/v1/generate",
-                                   json={"prompt": "abc", "binding_name": "rev"})
+        answer = await client.post(
+            "/api/v1/generate", json={"prompt": "abc", "binding_name": "rev"}
+        )
     by_type = {b["type"]: b for b in listed}
     assert by_type["echo"]["status"] == "ok"
     assert by_type["broken"]["status"] == "error"
@@ -293,19 +370,25 @@ async def test_drop_in_and_broken_plugins(make_client, tmp_path: Path) -> None:
 
 async def test_cors_only_for_configured_origins(make_client) -> None:
     base = __import__("tests.conftest").conftest.BASE_CONFIG.replace(
-        "port = 9601", 'port = 9601\ncors_origins = ["http://ui.local"]')
+        "port = 9601", 'port = 9601\ncors_origins = ["http://ui.local"]'
+    )
     async with make_client(base=base) as client:
-        allowed = await client.options("/api/v1/generate", headers={
-            "Origin": "http://ui.local", "Access-Control-Request-Method": "POST"})
-        denied = await client.options("/api/v1/generate", headers={
-            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        allowed = await client.options(
+            "/api/v1/generate",
+            headers={"Origin": "http://ui.local", "Access-Control-Request-Method": "POST"},
+        )
+        denied = await client.options(
+            "/api/v1/generate",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        )
     assert allowed.headers["access-control-allow-origin"] == "http://ui.local"
     assert "access-control-allow-origin" not in denied.headers
 
 
 async def test_body_limit_without_content_length(make_client) -> None:
     base = __import__("tests.conftest").conftest.BASE_CONFIG.replace(
-        "port = 9601", "port = 9601\nmax_request_bytes = 1000")
+        "port = 9601", "port = 9601\nmax_request_bytes = 1000"
+    )
 
     async def chunks():  # type: ignore[no-untyped-def]
         yield b'{"prompt": "'
@@ -314,33 +397,39 @@ async def test_body_limit_without_content_length(make_client) -> None:
         yield b'"}'
 
     async with make_client(base=base) as client:
-        response = await client.post("/api/v1/generate", content=chunks(),
-                                     headers={"Content-Type": "application/json"})
+        response = await client.post(
+            "/api/v1/generate", content=chunks(), headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "request_too_large"
 
 
 async def test_inputs_that_would_be_misread_are_422s(client) -> None:
-    wizard = await client.post("/api/v1/generate", json={
-        "input_data": [{"type": "text", "role": "wizard", "data": "hi"}]})
+    wizard = await client.post(
+        "/api/v1/generate", json={"input_data": [{"type": "text", "role": "wizard", "data": "hi"}]}
+    )
     assert wizard.status_code == 422 and "role" in wizard.json()["error"]["param"]
-    dropped = await client.post("/api/v1/generate", json={
-        "prompt": "x", "raw_prompt": True, "input_data": [{"type": "text", "data": "hi"}]})
+    dropped = await client.post(
+        "/api/v1/generate",
+        json={"prompt": "x", "raw_prompt": True, "input_data": [{"type": "text", "data": "hi"}]},
+    )
     assert dropped.status_code == 422 and "dropped" in dropped.json()["error"]["message"]
 
 
 async def test_lone_surrogates_never_break_an_answer(client) -> None:
     """JSON allows "\\ud83c" alone; it cannot be UTF-8: it comes back as U+FFFD, not a 500."""
     headers = {"Content-Type": "application/json"}
-    plain = await client.post("/api/v1/generate", content=b'{"prompt": "hi \\ud83c there"}',
-                              headers=headers)
+    plain = await client.post(
+        "/api/v1/generate", content=b'{"prompt": "hi \\ud83c there"}', headers=headers
+    )
     assert plain.status_code == 200 and plain.json()["output"][0]["data"] == "hi \ufffd there"
     streamed = await client.post(
-        "/api/v1/generate", content=b'{"prompt": "hi \\ud83c", "stream": true}',
-        headers=headers)
+        "/api/v1/generate", content=b'{"prompt": "hi \\ud83c", "stream": true}', headers=headers
+    )
     assert '"type":"final"' in streamed.text
-    missing = await client.post("/api/v1/generate", content=b'{"prompt": "x", '
-                                b'"model_name": "\\ud800"}', headers=headers)
+    missing = await client.post(
+        "/api/v1/generate", content=b'{"prompt": "x", "model_name": "\\ud800"}', headers=headers
+    )
     assert missing.status_code == 404
 
 
@@ -352,10 +441,12 @@ async def test_stream_whose_first_event_is_slow_still_streams(make_client, monke
     monkeypatch.setattr(disconnect, "FIRST_EVENT_WAIT", 0.01)
     extra = '[bindings.slow]\ntype = "scripted"\nreply = "one two"\ndelay_s = 0.1\n'
     async with make_client(extra) as client:
-        response = await client.post("/api/v1/generate", json={
-            "prompt": "x", "binding_name": "slow", "stream": True})
+        response = await client.post(
+            "/api/v1/generate", json={"prompt": "x", "binding_name": "slow", "stream": True}
+        )
         status = (await client.get("/api/v1/status")).json()
-    chunks = [json.loads(line[6:]) for line in response.text.splitlines()
-              if line.startswith("data: ")]
+    chunks = [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
+    ]
     assert "".join(c.get("content", "") for c in chunks if c["type"] == "chunk") == "one two"
     assert chunks[-1]["type"] == "final" and status["active_generations"] == 0

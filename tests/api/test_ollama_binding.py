@@ -26,8 +26,9 @@ async def test_keep_alive_passes_through_and_errors_map(tmp_path: Path) -> None:
     app = create_app(load_config(tmp_path / "config.toml"))
     with serve_in_thread(app) as url:
         binding = _binding(url)
-        request = BindingRequest(model="fake/other-model", messages=(Message("user", "hi"),),
-                                 keep_alive=0)
+        request = BindingRequest(
+            model="fake/other-model", messages=(Message("user", "hi"),), keep_alive=0
+        )
         events = [e async for e in binding.generate(request)]
         assert events[0].text == "hi"  # type: ignore[union-attr]
         for _ in range(50):  # upstream unloads at once: keep_alive 0 reached it

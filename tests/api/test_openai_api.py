@@ -55,8 +55,9 @@ def test_models_list_instance_slash_model(client: openai.OpenAI) -> None:
 
 
 def test_alias_and_embeddings(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(model="gpt-4o-mini",
-                                           messages=[{"role": "user", "content": "via alias"}])
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "via alias"}]
+    )
     assert reply.model == "fake/other-model" and reply.choices[0].message.content == "via alias"
     with pytest.raises(openai.BadRequestError, match="does not support generation_type .embed."):
         client.embeddings.create(model="fake/scripted-model", input="x")
@@ -65,9 +66,15 @@ def test_alias_and_embeddings(client: openai.OpenAI) -> None:
 def test_chat_completion(client: openai.OpenAI, live) -> None:
     reply = client.chat.completions.create(
         model="fake/scripted-model",
-        messages=[{"role": "developer", "content": "Be brief."},
-                  {"role": "user", "content": "hello there"}],
-        temperature=0.3, max_completion_tokens=50, seed=4, stop=["zzz"])
+        messages=[
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": "hello there"},
+        ],
+        temperature=0.3,
+        max_completion_tokens=50,
+        seed=4,
+        stop=["zzz"],
+    )
     assert reply.choices[0].message.content == "hello there"
     assert reply.choices[0].finish_reason == "stop"
     assert reply.usage is not None and reply.usage.completion_tokens == 2
@@ -80,18 +87,23 @@ def test_chat_completion(client: openai.OpenAI, live) -> None:
 
 def test_bare_model_name_and_ambiguity(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
-        model="other-model", messages=[{"role": "user", "content": "x y"}])
+        model="other-model", messages=[{"role": "user", "content": "x y"}]
+    )
     assert reply.model == "fake/other-model"
     with pytest.raises(openai.ConflictError) as info:  # served by "fake" and "thinker"
-        client.chat.completions.create(model="scripted-model",
-                                       messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="scripted-model", messages=[{"role": "user", "content": "x"}]
+        )
     assert "thinker/scripted-model" in str(info.value)
 
 
 def test_chat_stream_with_usage(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="fake/scripted-model", messages=[{"role": "user", "content": "one two three"}],
-        stream=True, stream_options={"include_usage": True})
+        model="fake/scripted-model",
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "one two three"
@@ -102,31 +114,37 @@ def test_chat_stream_with_usage(client: openai.OpenAI) -> None:
 
 def test_reasoning_is_separated(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
-        model="thinker/scripted-model", messages=[{"role": "user", "content": "2+2?"}])
+        model="thinker/scripted-model", messages=[{"role": "user", "content": "2+2?"}]
+    )
     message = reply.choices[0].message
     assert message.content == "It is 4."
     assert getattr(message, "reasoning_content", None) == "let me see"
 
 
 def test_completions_and_stream(client: openai.OpenAI) -> None:
-    reply = client.completions.create(model="fake/scripted-model", prompt="a b c d e",
-                                      max_tokens=3, echo=False)
+    reply = client.completions.create(
+        model="fake/scripted-model", prompt="a b c d e", max_tokens=3, echo=False
+    )
     assert reply.choices[0].text == "a b c "
     assert reply.choices[0].finish_reason == "length"
-    parts = [c.choices[0].text for c in client.completions.create(
-        model="fake/scripted-model", prompt="x y", stream=True) if c.choices]
+    parts = [
+        c.choices[0].text
+        for c in client.completions.create(model="fake/scripted-model", prompt="x y", stream=True)
+        if c.choices
+    ]
     assert "".join(parts) == "x y"
 
 
 async def test_async_client(live) -> None:
     client = openai.AsyncOpenAI(base_url=live[1], api_key=API_KEY, max_retries=0)
     reply = await client.chat.completions.create(
-        model="fake/scripted-model", messages=[{"role": "user", "content": "async works"}])
+        model="fake/scripted-model", messages=[{"role": "user", "content": "async works"}]
+    )
     assert reply.choices[0].message.content == "async works"
     stream = await client.chat.completions.create(
-        model="fake/scripted-model", messages=[{"role": "user", "content": "s t"}], stream=True)
-    assert "".join([c.choices[0].delta.content or "" async for c in stream
-                    if c.choices]) == "s t"
+        model="fake/scripted-model", messages=[{"role": "user", "content": "s t"}], stream=True
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "s t"
     await client.close()
 
 
@@ -135,28 +153,35 @@ def test_errors_are_typed(client: openai.OpenAI, live) -> None:
     with pytest.raises(openai.AuthenticationError):
         bad_key.models.list()
     with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model="nope/none",
-                                       messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="nope/none", messages=[{"role": "user", "content": "x"}]
+        )
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model="fake/scripted-model", n=2,
-                                       messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="fake/scripted-model", n=2, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.body["param"] == "n"  # type: ignore[index]
     with pytest.raises(openai.BadRequestError, match="cannot call tools"):
         client.chat.completions.create(
-            model="fake/scripted-model", messages=[{"role": "user", "content": "x"}],
-            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}])
+            model="fake/scripted-model",
+            messages=[{"role": "user", "content": "x"}],
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        )
     with pytest.raises(openai.BadRequestError, match="cannot constrain"):
         client.chat.completions.create(
-            model="fake/scripted-model", messages=[{"role": "user", "content": "x"}],
-            response_format={"type": "json_object"})
+            model="fake/scripted-model",
+            messages=[{"role": "user", "content": "x"}],
+            response_format={"type": "json_object"},
+        )
     with pytest.raises(openai.BadRequestError) as invalid:  # OpenAI's status: 400, not 422
         client.chat.completions.create(model="fake/scripted-model", messages=[])
     assert invalid.value.body["type"] == "invalid_request_error"  # type: ignore[index]
     with pytest.raises(openai.BadRequestError, match="one prompt"):
         client.completions.create(model="fake/scripted-model", prompt=[], echo=True)
     with pytest.raises(openai.APIStatusError) as failed:
-        client.chat.completions.create(model="flaky/boom",
-                                       messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="flaky/boom", messages=[{"role": "user", "content": "x"}]
+        )
     assert failed.value.status_code == 502
 
 
@@ -166,29 +191,38 @@ def test_errors_that_would_repeat_are_not_retried(live) -> None:
     flaky = live[0].state.bindings.get("flaky")
     before = len(flaky.requests)
     with pytest.raises(openai.APIStatusError) as failed:
-        retrying.chat.completions.create(model="flaky/boom",
-                                         messages=[{"role": "user", "content": "x"}])
+        retrying.chat.completions.create(
+            model="flaky/boom", messages=[{"role": "user", "content": "x"}]
+        )
     assert failed.value.response.headers["x-should-retry"] == "false"
     assert len(flaky.requests) == before + 1
     with pytest.raises(openai.ConflictError) as conflict:
-        retrying.chat.completions.create(model="scripted-model",
-                                         messages=[{"role": "user", "content": "x"}])
+        retrying.chat.completions.create(
+            model="scripted-model", messages=[{"role": "user", "content": "x"}]
+        )
     assert conflict.value.response.headers["x-should-retry"] == "false"
 
 
 def test_nulls_mean_defaults(client: openai.OpenAI) -> None:
     """Fields the SDK types as optional may arrive as null (n, stream, echo); top_p may be 0."""
-    reply = client.chat.completions.create(model="fake/scripted-model", n=None, stream=None,
-                                           top_p=0, messages=[{"role": "user", "content": "ok"}])
+    reply = client.chat.completions.create(
+        model="fake/scripted-model",
+        n=None,
+        stream=None,
+        top_p=0,
+        messages=[{"role": "user", "content": "ok"}],
+    )
     assert reply.choices[0].message.content == "ok"
-    text = client.completions.create(model="fake/scripted-model", prompt="p", echo=None,
-                                     n=None, stream=None)
+    text = client.completions.create(
+        model="fake/scripted-model", prompt="p", echo=None, n=None, stream=None
+    )
     assert text.choices[0].text == "p"
 
 
 def test_error_inside_a_stream_raises(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="flaky/boom", messages=[{"role": "user", "content": "x"}], stream=True)
+        model="flaky/boom", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     with pytest.raises(openai.APIError, match="scripted failure"):
         for _ in stream:
             pass
@@ -202,17 +236,31 @@ def test_llamacpp_through_the_sdk(tmp_path: Path, mark: int) -> None:
     with serve_in_thread(app) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
         reply = client.chat.completions.create(
-            model=f"llm/{MODEL_NAME}", temperature=0, max_tokens=30,
-            messages=[{"role": "user", "content": "What is the capital of France?"}])
+            model=f"llm/{MODEL_NAME}",
+            temperature=0,
+            max_tokens=30,
+            messages=[{"role": "user", "content": "What is the capital of France?"}],
+        )
         assert "Paris" in (reply.choices[0].message.content or "")
         import json
 
         structured = client.chat.completions.create(
-            model=f"llm/{MODEL_NAME}", temperature=0, max_tokens=60,
+            model=f"llm/{MODEL_NAME}",
+            temperature=0,
+            max_tokens=60,
             messages=[{"role": "user", "content": "Give the capital of France as JSON."}],
-            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": {
-                "type": "object", "properties": {"capital": {"type": "string"}},
-                "required": ["capital"]}}})
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "c",
+                    "schema": {
+                        "type": "object",
+                        "properties": {"capital": {"type": "string"}},
+                        "required": ["capital"],
+                    },
+                },
+            },
+        )
         assert "capital" in json.loads(structured.choices[0].message.content or "")
 
 
@@ -220,11 +268,21 @@ def test_openapi_lists_every_route(live) -> None:
     import httpx
     from openapi_spec_validator import validate
 
-    spec = httpx.get(live[1].removesuffix("/v1") + "/openapi.json",
-                     headers={"X-API-Key": API_KEY}).json()
+    spec = httpx.get(
+        live[1].removesuffix("/v1") + "/openapi.json", headers={"X-API-Key": API_KEY}
+    ).json()
     validate(spec)  # a valid OpenAPI document, as served
     documented = {route.path for route in live[0].routes if hasattr(route, "methods")}
     assert documented - {"/docs", "/docs/oauth2-redirect", "/openapi.json"} <= set(spec["paths"])
-    for path in ("/v1/models", "/v1/chat/completions", "/v1/completions", "/api/v1/generate",
-                 "/api/v1/status", "/metrics", "/health", "/api/chat", "/lollms_generate"):
+    for path in (
+        "/v1/models",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/api/v1/generate",
+        "/api/v1/status",
+        "/metrics",
+        "/health",
+        "/api/chat",
+        "/lollms_generate",
+    ):
         assert path in spec["paths"], path

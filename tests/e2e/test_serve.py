@@ -28,17 +28,30 @@ def _free_port() -> int:
 def _run(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
 def initialised(tmp_path: Path) -> tuple[Path, str]:
     """`lollms-server init`, as the README's serve command runs it: (config path, key)."""
     zoos = Path(__file__).resolve().parents[2] / "zoos"
-    result = _run("init", "--config", "config.toml", "--personalities",
-                  str(zoos / "personalities"), "--functions", str(zoos / "functions"),
-                  cwd=tmp_path)
+    result = _run(
+        "init",
+        "--config",
+        "config.toml",
+        "--personalities",
+        str(zoos / "personalities"),
+        "--functions",
+        str(zoos / "functions"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     key = next(w for w in result.stdout.split() if w.startswith("lollms_"))
     return tmp_path / "config.toml", key
@@ -49,8 +62,12 @@ def server(initialised: tuple[Path, str]) -> Iterator[tuple[str, str]]:
     config, key = initialised
     config.write_text(config.read_text().replace("n_parallel = 4", "n_parallel = 2"))
     port = _free_port()
-    proc = subprocess.Popen([*CLI, "serve", "--config", str(config), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -81,25 +98,39 @@ def test_fresh_config_serves_a_real_answer(server: tuple[str, str], mark: int) -
     response = httpx.post(
         f"{url}/api/v1/generate",
         headers={"Authorization": f"Bearer {key}"},
-        json={"prompt": "What is the capital of France?",
-              "parameters": {"temperature": 0, "max_tokens": 30}},
+        json={
+            "prompt": "What is the capital of France?",
+            "parameters": {"temperature": 0, "max_tokens": 30},
+        },
         timeout=120,
     )
     assert response.status_code == 200, response.text
     assert "Paris" in response.json()["output"][0]["data"]
-    with httpx.stream("POST", f"{url}/api/v1/generate", headers={"X-API-Key": key}, timeout=120,
-                      json={"prompt": "Say hello", "stream": True,
-                            "parameters": {"max_tokens": 10}}) as streamed:
+    with httpx.stream(
+        "POST",
+        f"{url}/api/v1/generate",
+        headers={"X-API-Key": key},
+        timeout=120,
+        json={"prompt": "Say hello", "stream": True, "parameters": {"max_tokens": 10}},
+    ) as streamed:
         lines = [line for line in streamed.iter_lines() if line.startswith("data: ")]
     assert len(lines) >= 3 and '"type":"final"' in lines[-1]
     auth = {"Authorization": f"Bearer {key}"}
     listed = httpx.get(f"{url}/api/v1/list_personalities", headers=auth).json()
     assert {p["name"] for p in listed["personalities"]} == {
-        "Tour Guide", "Haiku Poet", "Step Planner", "Zoo Summarizer"}
+        "Tour Guide",
+        "Haiku Poet",
+        "Step Planner",
+        "Zoo Summarizer",
+    }
     functions = httpx.get(f"{url}/api/v1/list_functions", headers=auth).json()["functions"]
     assert len(functions) == 4
-    speech = httpx.post(f"{url}/v1/audio/speech", headers=auth, timeout=60, json={
-        "model": "default", "input": "Hello!", "voice": "en_US-joe-medium"})
+    speech = httpx.post(
+        f"{url}/v1/audio/speech",
+        headers=auth,
+        timeout=60,
+        json={"model": "default", "input": "Hello!", "voice": "en_US-joe-medium"},
+    )
     assert speech.status_code == 200 and speech.content[:4] == b"RIFF"
 
 
@@ -129,32 +160,51 @@ def test_keys_add_list_remove(initialised: tuple[Path, str]) -> None:
     assert _run("keys", "remove", "ci-bot", "--config", str(config), cwd=cwd).returncode == 1
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("[server\n", "TOML syntax error"),
-    ("[server]\nportt = 1\n", "server.portt"),
-    ('[server]\nport = "x"\n', "server.port"),
-    ('[security]\nallow_no_keys = true\n[bindings.a]\ntype = "warp-drive"\n', "bindings.a.type"),
-    ('[security]\nallow_no_keys = true\n[bindings.a]\ntype = "llamacpp"\nn_ctx = "big"\n',
-     "bindings.a.n_ctx"),
-    ("[server]\nport = 1\n", "security.api_keys"),
-    ('[security]\nallow_no_keys = true\n[defaults]\nttt_binding = "nope"\n',
-     "defaults.ttt_binding"),
-    ('[security]\nallow_no_keys = true\n[defaults]\nembed_binding = "nope"\n',
-     "defaults.embed_binding"),
-    ('[security]\nallow_no_keys = true\n[aliases]\nfast = "nope/model"\n', "aliases.fast"),
-    ('[security]\nallow_no_keys = true\n[aliases]\nfast = "demo/"\n', "aliases"),
-    ('[security]\nallow_no_keys = true\n[aliases]\nfast = { personality = "nobody" }\n',
-     "aliases.fast.personality"),
-    ('[security]\nallow_no_keys = true\n[resources]\ngpu_memory = ["auto", "8GiB"]\n',
-     "resources.gpu_memory"),
-    ('[security]\nallow_no_keys = true\n[resources]\nsystem_memory = true\n',
-     "resources.system_memory"),
-    ('[security]\nallow_no_keys = true\n[resources]\npreload = ["demo/"]\n',
-     "resources.preload"),
-    (b'[server]\nhost = "\xff\xfe"\n', "not UTF-8"),
-])
-def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str | bytes,
-                                          needle: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[server\n", "TOML syntax error"),
+        ("[server]\nportt = 1\n", "server.portt"),
+        ('[server]\nport = "x"\n', "server.port"),
+        (
+            '[security]\nallow_no_keys = true\n[bindings.a]\ntype = "warp-drive"\n',
+            "bindings.a.type",
+        ),
+        (
+            '[security]\nallow_no_keys = true\n[bindings.a]\ntype = "llamacpp"\nn_ctx = "big"\n',
+            "bindings.a.n_ctx",
+        ),
+        ("[server]\nport = 1\n", "security.api_keys"),
+        (
+            '[security]\nallow_no_keys = true\n[defaults]\nttt_binding = "nope"\n',
+            "defaults.ttt_binding",
+        ),
+        (
+            '[security]\nallow_no_keys = true\n[defaults]\nembed_binding = "nope"\n',
+            "defaults.embed_binding",
+        ),
+        ('[security]\nallow_no_keys = true\n[aliases]\nfast = "nope/model"\n', "aliases.fast"),
+        ('[security]\nallow_no_keys = true\n[aliases]\nfast = "demo/"\n', "aliases"),
+        (
+            '[security]\nallow_no_keys = true\n[aliases]\nfast = { personality = "nobody" }\n',
+            "aliases.fast.personality",
+        ),
+        (
+            '[security]\nallow_no_keys = true\n[resources]\ngpu_memory = ["auto", "8GiB"]\n',
+            "resources.gpu_memory",
+        ),
+        (
+            "[security]\nallow_no_keys = true\n[resources]\nsystem_memory = true\n",
+            "resources.system_memory",
+        ),
+        (
+            '[security]\nallow_no_keys = true\n[resources]\npreload = ["demo/"]\n',
+            "resources.preload",
+        ),
+        (b'[server]\nhost = "\xff\xfe"\n', "not UTF-8"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str | bytes, needle: str) -> None:
     path = tmp_path / "config.toml"
     if isinstance(text, bytes):
         path.write_bytes(text)
@@ -172,8 +222,7 @@ def test_key_edits_always_leave_a_loadable_file(tmp_path: Path) -> None:
     """keys add/remove and init write only files that still load, owner-readable only."""
     config = tmp_path / "config.toml"
     odd = 'a"b\\c'  # quotes and backslashes must be escaped, not pasted into TOML
-    assert _run("init", "--config", str(config), "--key-name", odd,
-                cwd=tmp_path).returncode == 0
+    assert _run("init", "--config", str(config), "--key-name", odd, cwd=tmp_path).returncode == 0
     assert (config.stat().st_mode & 0o077) == 0
     assert _run("keys", "list", "--config", str(config), cwd=tmp_path).stdout.split()[0] == odd
     for name in ("", "a\nb"):
@@ -183,7 +232,7 @@ def test_key_edits_always_leave_a_loadable_file(tmp_path: Path) -> None:
     assert removed.returncode == 0 and "No key left" in removed.stderr
     assert _run("keys", "add", "again", "--config", str(config), cwd=tmp_path).returncode == 0
     inline = tmp_path / "inline.toml"  # keys written inline by hand
-    inline.write_text('security = { allow_no_keys = true, api_keys = [] }\n')
+    inline.write_text("security = { allow_no_keys = true, api_keys = [] }\n")
     assert _run("keys", "add", "bob", "--config", str(inline), cwd=tmp_path).returncode == 0
     listed = _run("keys", "list", "--config", str(inline), cwd=tmp_path)
     assert listed.returncode == 0 and listed.stdout.split()[0] == "bob"
@@ -206,7 +255,8 @@ def test_check_reports_found_and_failed_plugins(initialised: tuple[Path, str]) -
     (plugins / "exiter.py").write_text("import sys\nsys.exit('plugin says bye')\n")
     (plugins / "shadow.py").write_text(
         "from lollms_server.bindings.testing import ScriptedBinding\n"
-        "class Shadow(ScriptedBinding):\n    name = 'scripted'\n")
+        "class Shadow(ScriptedBinding):\n    name = 'scripted'\n"
+    )
     (plugins / "broken.py").write_text("raise RuntimeError('boom')\n")
     config.write_text(config.read_text() + '\n[bindings.b]\ntype = "broken"\n')
     result = _run("check", "--config", str(config), cwd=config.parent)
@@ -217,8 +267,16 @@ def test_check_reports_found_and_failed_plugins(initialised: tuple[Path, str]) -
 
 
 def test_every_command_has_help(tmp_path: Path) -> None:
-    for command in ([], ["serve"], ["init"], ["keys"], ["keys", "add"], ["keys", "list"],
-                    ["keys", "remove"], ["check"]):
+    for command in (
+        [],
+        ["serve"],
+        ["init"],
+        ["keys"],
+        ["keys", "add"],
+        ["keys", "list"],
+        ["keys", "remove"],
+        ["check"],
+    ):
         result = _run(*command, "--help", cwd=tmp_path)
         assert result.returncode == 0
         assert "Usage:" in result.stdout and len(result.stdout) > 80
@@ -238,19 +296,25 @@ def test_real_process_speaks_openai_ollama_and_lollms_client(
     question = [{"role": "user", "content": "What is the capital of France?"}]
     oa = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
     assert model in [m.id for m in oa.models.list()]
-    reply = oa.chat.completions.create(model=model, messages=question, temperature=0,
-                                       max_tokens=30)
+    reply = oa.chat.completions.create(model=model, messages=question, temperature=0, max_tokens=30)
     assert "Paris" in (reply.choices[0].message.content or "")
-    streamed = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
-        model=model, messages=question, temperature=0, max_tokens=30, stream=True)
-        if c.choices)
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in oa.chat.completions.create(
+            model=model, messages=question, temperature=0, max_tokens=30, stream=True
+        )
+        if c.choices
+    )
     assert "Paris" in streamed
     ol = ollama.Client(host=url, headers={"Authorization": f"Bearer {key}"})
     assert model in [m.model for m in ol.list().models]
     answer = ol.chat(model=model, messages=question, options={"temperature": 0})
     assert "Paris" in answer.message.content
-    lc = LollmsClient(llm_binding_name="lollms", llm_binding_config={
-        "host_address": url, "model_name": model, "service_key": key})
-    assert "Paris" in lc.generate_text("What is the capital of France?", temperature=0.0,
-                                       n_predict=30)
+    lc = LollmsClient(
+        llm_binding_name="lollms",
+        llm_binding_config={"host_address": url, "model_name": model, "service_key": key},
+    )
+    assert "Paris" in lc.generate_text(
+        "What is the capital of France?", temperature=0.0, n_predict=30
+    )
     assert lc.count_tokens("Hello world") == 2

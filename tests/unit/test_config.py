@@ -76,21 +76,25 @@ def test_plain_key_value_never_echoed_in_errors(write_config) -> None:
     assert "hunter2-secret" not in str(info.value)
 
 
-@pytest.mark.parametrize("text", [
-    '[security]\napi_keys = "hunter2-secret"\n',  # a key typed where a list goes
-    '[[security.api_keys]]\nname = "a"\nkey = "hunter2-secret"\nsha256 = "%s"\n' % ("0" * 64),
-    '[[security.api_keys]]\nname = "a"\nsha256 = "hunter2-secret"\n',  # the key, not its hash
-    '[bindings]\nup = "hunter2-secret"\n',
-    '[bindings.up]\ntype = "openai"\nheaders = "Authorization: Bearer hunter2-secret"\n',
-    '[bindings.up]\ntype = "openai"\nmodels = "hunter2-secret"\n',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[security]\napi_keys = "hunter2-secret"\n',  # a key typed where a list goes
+        '[[security.api_keys]]\nname = "a"\nkey = "hunter2-secret"\nsha256 = "%s"\n' % ("0" * 64),
+        '[[security.api_keys]]\nname = "a"\nsha256 = "hunter2-secret"\n',  # the key, not its hash
+        '[bindings]\nup = "hunter2-secret"\n',
+        '[bindings.up]\ntype = "openai"\nheaders = "Authorization: Bearer hunter2-secret"\n',
+        '[bindings.up]\ntype = "openai"\nmodels = "hunter2-secret"\n',
+    ],
+)
 def test_no_config_error_echoes_a_possible_secret(write_config, text: str) -> None:
     from lollms_server.app import build_registry
     from lollms_server.bindings.manager import BindingManager
 
     with pytest.raises(ConfigError) as info:
-        BindingManager.from_settings(settings := load_config(write_config(text)),
-                                     build_registry(settings))
+        BindingManager.from_settings(
+            settings := load_config(write_config(text)), build_registry(settings)
+        )
     assert "hunter2-secret" not in str(info.value)
     assert info.value.key  # still names the key
 
@@ -152,19 +156,24 @@ def test_binding_settings_validated_by_binding_config(write_config) -> None:
     assert info.value.key == "bindings.llm.n_parallel"
 
 
-def test_binding_paths_are_relative_to_the_config_folder(write_config, tmp_path: Path,
-                                                        monkeypatch) -> None:
+def test_binding_paths_are_relative_to_the_config_folder(
+    write_config, tmp_path: Path, monkeypatch
+) -> None:
     from lollms_server.app import build_registry
     from lollms_server.bindings.manager import BindingManager
 
-    settings = load_config(write_config(
-        '[security]\nallow_no_keys = true\n[bindings.llm]\ntype = "llamacpp"\n'
-        'models_folder = "ggufs"\nmodels = { mine = "../elsewhere/mine.gguf" }\n'))
+    settings = load_config(
+        write_config(
+            '[security]\nallow_no_keys = true\n[bindings.llm]\ntype = "llamacpp"\n'
+            'models_folder = "ggufs"\nmodels = { mine = "../elsewhere/mine.gguf" }\n'
+        )
+    )
     monkeypatch.chdir("/")  # started from anywhere
     binding = BindingManager.from_settings(settings, build_registry(settings)).get("llm")
     assert binding.config.models_folder == tmp_path / "ggufs"  # type: ignore[attr-defined]
     assert binding.config.models["mine"] == (  # type: ignore[attr-defined]
-        tmp_path.parent / "elsewhere" / "mine.gguf")
+        tmp_path.parent / "elsewhere" / "mine.gguf"
+    )
 
 
 def test_example_documents_every_setting() -> None:
@@ -177,8 +186,9 @@ def test_example_documents_every_setting() -> None:
             continue
         assert f"[{section}]" in text, section
         for key in field.annotation.model_fields:  # type: ignore[union-attr]
-            assert any(form in text for form in (
-                f"\n{key} =", f"\n# {key} =", f"[[{section}.{key}]]")), f"{section}.{key}"
+            assert any(
+                form in text for form in (f"\n{key} =", f"\n# {key} =", f"[[{section}.{key}]]")
+            ), f"{section}.{key}"
 
 
 def test_bindings_command_documents_every_setting_of_a_type() -> None:
@@ -198,10 +208,12 @@ def test_bindings_command_documents_every_setting_of_a_type() -> None:
 
 def test_environment_overrides_binding_settings(write_config, monkeypatch) -> None:
     """LOLLMS_BINDINGS__<INSTANCE>__<KEY>: the instance in any case, lists as JSON."""
-    path = write_config('[security]\nallow_no_keys = true\n[bindings.MyLLM]\n'
-                        'type = "scripted"\nmodels = ["a"]\n')
+    path = write_config(
+        '[security]\nallow_no_keys = true\n[bindings.MyLLM]\ntype = "scripted"\nmodels = ["a"]\n'
+    )
     monkeypatch.setenv("LOLLMS_BINDINGS__MYLLM__MODELS", '["x", "y"]')
     monkeypatch.setenv("LOLLMS_BINDINGS__myllm__DELAY_S", "0.5")
     settings = load_config(path)
-    assert settings.bindings == {"MyLLM": {"type": "scripted", "models": ["x", "y"],
-                                           "delay_s": "0.5"}}
+    assert settings.bindings == {
+        "MyLLM": {"type": "scripted", "models": ["x", "y"], "delay_s": "0.5"}
+    }

@@ -22,8 +22,9 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_binding_plugins_linking_outside_are_not_imported(tmp_path: Path, outside: Path,
-                                                          monkeypatch) -> None:
+def test_binding_plugins_linking_outside_are_not_imported(
+    tmp_path: Path, outside: Path, monkeypatch
+) -> None:
     (outside / "evil.py").write_text(RAN.format("module"))
     (outside / "evilpkg").mkdir()
     (outside / "evilpkg" / "__init__.py").write_text(RAN.format("package"))
@@ -39,8 +40,7 @@ def test_binding_plugins_linking_outside_are_not_imported(tmp_path: Path, outsid
     assert all("outside the configured bindings folder" in e for e in errors.values())
 
 
-def test_function_modules_linking_outside_are_not_imported(tmp_path: Path,
-                                                           outside: Path) -> None:
+def test_function_modules_linking_outside_are_not_imported(tmp_path: Path, outside: Path) -> None:
     (outside / "evil_fn.py").write_text(RAN.format("function"))
     functions = tmp_path / "functions"
     functions.mkdir()
@@ -48,28 +48,33 @@ def test_function_modules_linking_outside_are_not_imported(tmp_path: Path,
     registry = FunctionRegistry.discover([functions])
     assert "LOLLMS_CONTAINMENT_RAN" not in __import__("os").environ
     assert [p["reason"] for p in registry.problems] == [
-        "links outside the configured functions folder: not loaded"]
+        "links outside the configured functions folder: not loaded"
+    ]
 
 
 @pytest.mark.parametrize("name", ["SOUL.md", "config.yaml"])
-def test_personality_files_linking_outside_are_not_served(tmp_path: Path, outside: Path,
-                                                         name: str) -> None:
+def test_personality_files_linking_outside_are_not_served(
+    tmp_path: Path, outside: Path, name: str
+) -> None:
     (outside / "secret.txt").write_text("name: secret\nTOP-SECRET-CONTENT\n")
     folder = tmp_path / "personalities" / "cat" / "leaky"
     folder.mkdir(parents=True)
     (folder / name).symlink_to(outside / "secret.txt")
     registry = PersonalityRegistry.discover([tmp_path / "personalities"])
     assert registry.all() == []
-    assert [p.reason for p in registry.problems] == [
-        f"{name} links outside the personality folder"]
+    assert [p.reason for p in registry.problems] == [f"{name} links outside the personality folder"]
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ('a: &a ["x", "x"]\nb: &b [*a, *a]\nname: bomb\n', "aliases"),
-    ("name: bin\nblob: !!binary /w==\n", "binary"),
-])
-def test_personality_yaml_that_cannot_be_served_is_refused(tmp_path: Path, text: str,
-                                                           reason: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('a: &a ["x", "x"]\nb: &b [*a, *a]\nname: bomb\n', "aliases"),
+        ("name: bin\nblob: !!binary /w==\n", "binary"),
+    ],
+)
+def test_personality_yaml_that_cannot_be_served_is_refused(
+    tmp_path: Path, text: str, reason: str
+) -> None:
     """A few lines of nested YAML aliases expand to gigabytes; !!binary cannot be JSON."""
     folder = tmp_path / "personalities" / "cat" / "odd"
     folder.mkdir(parents=True)
@@ -92,7 +97,8 @@ def test_roots_with_the_same_name_keep_every_personality(tmp_path: Path) -> None
 
 def test_a_root_that_is_itself_a_personality(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(
-        "name: solo\nuser_message_prefix: '!@>User:'\nai_message_prefix: ' Assistant: '\n")
+        "name: solo\nuser_message_prefix: '!@>User:'\nai_message_prefix: ' Assistant: '\n"
+    )
     found = PersonalityRegistry.discover([tmp_path]).all()
     assert [p.name for p in found] == ["solo"]
     # Prefixes written as whole lollms headers are reduced to the name.

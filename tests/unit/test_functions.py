@@ -76,7 +76,8 @@ def not_offered() -> None:
 @pytest.fixture
 def registry(tmp_path: Path) -> FunctionRegistry:
     (tmp_path / "tools.py").write_text(MODULE)
-    (tmp_path / "explicit.py").write_text(textwrap.dedent('''
+    (tmp_path / "explicit.py").write_text(
+        textwrap.dedent('''
         def double(n: int) -> int:
             """Twice n."""
             return 2 * n
@@ -85,11 +86,13 @@ def registry(tmp_path: Path) -> FunctionRegistry:
             pass
 
         FUNCTIONS = [double]
-    '''))
+    ''')
+    )
     (tmp_path / "bad_import.py").write_text("import does_not_exist\n")
     (tmp_path / "z_dupe.py").write_text(
         "from lollms_server.functions import function\n\n@function\ndef double(n: int) -> int:"
-        "\n    return n\n")
+        "\n    return n\n"
+    )
     return FunctionRegistry.discover([tmp_path], default_timeout=2)
 
 
@@ -99,16 +102,25 @@ def test_schemas_from_signatures(registry: FunctionRegistry) -> None:
     lookup = registry.get("lookup")
     assert lookup.description == "Find things in a city."
     assert lookup.parameters == {
-        "type": "object", "additionalProperties": False, "required": ["city"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["city"],
         "properties": {
             "city": {"type": "string", "description": "The city's name."},
-            "unit": {"enum": ["C", "F"], "type": "string", "default": "C",
-                     "description": "Temperature unit."},
-            "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}},
-                               {"type": "null"}], "default": None,
-                     "description": "Only things with these tags."},
+            "unit": {
+                "enum": ["C", "F"],
+                "type": "string",
+                "default": "C",
+                "description": "Temperature unit.",
+            },
+            "tags": {
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}],
+                "default": None,
+                "description": "Only things with these tags.",
+            },
             "limit": {"type": "integer", "default": 3},
-        }}
+        },
+    }
     paint = registry.get("paint")
     assert paint.description == "Paint an address." and paint.timeout == 5 and paint.is_async
     assert paint.parameters["required"] == ["address", "colour"]
@@ -145,29 +157,37 @@ async def test_calls_validate_and_contain_failures(registry: FunctionRegistry) -
 
 async def test_example_modules() -> None:
     registry = FunctionRegistry.discover([EXAMPLES])
-    assert {f.name for f in registry.all()} == {"calculate", "convert_length", "current_time",
-                                                "count_days"}
+    assert {f.name for f in registry.all()} == {
+        "calculate",
+        "convert_length",
+        "current_time",
+        "count_days",
+    }
     assert (await registry.call("calculate", {"expression": "(2 + 3) * 4"})).value == 20
     unsafe = await registry.call("calculate", {"expression": "__import__('os')"})
     assert "unsupported expression element" in unsafe.error
     km = await registry.call("convert_length", {"value": 1, "from_unit": "mi", "to_unit": "km"})
     assert km.value == pytest.approx(1.609344)
-    days = await registry.call("count_days", {"period": {"start": "2026-11-23",
-                                                         "end": "2026-11-29"},
-                                              "include_weekends": False})
+    days = await registry.call(
+        "count_days",
+        {"period": {"start": "2026-11-23", "end": "2026-11-29"}, "include_weekends": False},
+    )
     assert days.value == 5
     now = await registry.call("current_time", {"timezone": "Europe/Paris"})
     assert now.ok and now.value.endswith(("+01:00", "+02:00"))
-    assert "unknown time zone" in (await registry.call("current_time",
-                                                       {"timezone": "Mars/Base"})).error
+    assert (
+        "unknown time zone"
+        in (await registry.call("current_time", {"timezone": "Mars/Base"})).error
+    )
 
 
 def test_decision_schema_resolves_nested_models() -> None:
     from lollms_server.generation.tools import decision_schema, parse_decision
 
     registry = FunctionRegistry.discover([EXAMPLES])
-    schema = decision_schema([registry.get("count_days"), registry.get("calculate")],
-                             required=False)
+    schema = decision_schema(
+        [registry.get("count_days"), registry.get("calculate")], required=False
+    )
     refs: list[str] = []
 
     def walk(node: object) -> None:
@@ -183,9 +203,13 @@ def test_decision_schema_resolves_nested_models() -> None:
     assert refs == ["#/$defs/count_days__Period"]
     assert set(schema["$defs"]) == {"count_days__Period"}
     assert [o["properties"]["tool"]["const"] for o in schema["anyOf"]] == [
-        "count_days", "calculate", "none"]
-    assert parse_decision('<tool_call>{"name": "calculate", "arguments": {"expression": "1"}}'
-                          '</tool_call>') == ("calculate", {"expression": "1"})
+        "count_days",
+        "calculate",
+        "none",
+    ]
+    assert parse_decision(
+        '<tool_call>{"name": "calculate", "arguments": {"expression": "1"}}</tool_call>'
+    ) == ("calculate", {"expression": "1"})
     assert parse_decision('{"tool": "none"}') is None
     assert parse_decision("Paris is the capital.") == "Paris is the capital."
 
@@ -193,17 +217,17 @@ def test_decision_schema_resolves_nested_models() -> None:
 ODD_MODULES = {
     "listed_int.py": "FUNCTIONS = 5\n",
     "listed_odd.py": "import functools\ndef f(a: int, b: int) -> int:\n    return a\n"
-                     "class C:\n    def __call__(self) -> None: ...\n"
-                     "FUNCTIONS = [functools.partial(f, 1), C(), None, 'x']\n",
+    "class C:\n    def __call__(self) -> None: ...\n"
+    "FUNCTIONS = [functools.partial(f, 1), C(), None, 'x']\n",
     "exits.py": "raise SystemExit(3)\n",
     "bad_timeout.py": "from lollms_server.functions import function\n"
-                      "@function(timeout=-1)\ndef slow() -> None: ...\n",
+    "@function(timeout=-1)\ndef slow() -> None: ...\n",
     "positional.py": "from lollms_server.functions import function\n"
-                     "@function\ndef add(a: int, b: int, /) -> int:\n    return a + b\n",
+    "@function\ndef add(a: int, b: int, /) -> int:\n    return a + b\n",
     "reserved.py": "from lollms_server.functions import function\n"
-                   "@function\ndef lookup(model_config: str) -> str:\n    return model_config\n",
+    "@function\ndef lookup(model_config: str) -> str:\n    return model_config\n",
     "fine.py": "from lollms_server.functions import function\n"
-               "@function\ndef ok() -> str:\n    return 'ok'\n",
+    "@function\ndef ok() -> str:\n    return 'ok'\n",
 }
 
 
@@ -225,7 +249,8 @@ async def test_stuck_sync_functions_have_their_own_bounded_workers(tmp_path: Pat
     (tmp_path / "slow.py").write_text(
         "import time\nfrom lollms_server.functions import function\n"
         "@function(timeout=0.1)\ndef stuck() -> None:\n    time.sleep(1)\n"
-        "@function\ndef quick() -> str:\n    return 'ok'\n")
+        "@function\ndef quick() -> str:\n    return 'ok'\n"
+    )
     registry = FunctionRegistry.discover([tmp_path])
     timed_out = await asyncio.gather(*(registry.call("stuck", {}) for _ in range(8)))
     assert all("timed out" in (r.error or "") for r in timed_out)

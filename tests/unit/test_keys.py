@@ -17,10 +17,12 @@ def test_generated_keys_are_unique_and_long() -> None:
 
 def test_verify_by_plain_key_and_by_hash() -> None:
     k1, k2 = generate_key(), generate_key()
-    store = KeyStore([
-        ApiKeyEntry(name="plain", key=k1),
-        ApiKeyEntry(name="hashed", sha256=hash_key(k2)),
-    ])
+    store = KeyStore(
+        [
+            ApiKeyEntry(name="plain", key=k1),
+            ApiKeyEntry(name="hashed", sha256=hash_key(k2)),
+        ]
+    )
     assert store.verify(k1) == "plain"
     assert store.verify(k2) == "hashed"
     assert store.verify(k1 + "x") is None

@@ -15,10 +15,19 @@ def _items(*specs: tuple[str, str, str]) -> list[InputItem]:
 
 
 def test_an_image_before_its_question_joins_the_question() -> None:
-    messages = _messages(_items(("text", "user", "Q1"), ("text", "assistant", "A1"),
-                                ("image", "user", PNG), ("text", "user", "What is in it?")))
+    messages = _messages(
+        _items(
+            ("text", "user", "Q1"),
+            ("text", "assistant", "A1"),
+            ("image", "user", PNG),
+            ("text", "user", "What is in it?"),
+        )
+    )
     assert [(m.role, m.content, len(m.media)) for m in messages] == [
-        ("user", "Q1", 0), ("assistant", "A1", 0), ("user", "What is in it?", 1)]
+        ("user", "Q1", 0),
+        ("assistant", "A1", 0),
+        ("user", "What is in it?", 1),
+    ]
 
 
 def test_an_image_after_its_text_joins_that_text() -> None:
@@ -27,6 +36,7 @@ def test_an_image_after_its_text_joins_that_text() -> None:
 
 
 def test_media_that_no_text_follows_form_a_message() -> None:
-    messages = _messages(_items(("text", "user", "Q"), ("text", "assistant", "A"),
-                                ("image", "user", PNG)))
+    messages = _messages(
+        _items(("text", "user", "Q"), ("text", "assistant", "A"), ("image", "user", PNG))
+    )
     assert [(m.role, m.content, len(m.media)) for m in messages][-1] == ("user", "", 1)

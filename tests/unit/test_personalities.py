@@ -21,8 +21,12 @@ from lollms_server.personalities.registry import PersonalityNotFound, Personalit
 
 ZOO = Path(__file__).resolve().parents[2].parent / "shared" / "personalities"
 EXAMPLES = Path(__file__).resolve().parents[2] / "zoos" / "personalities"
-LEGACY_SCRIPTED = ["scifi/ferengi_trader", "data_formatting/invoicetex", "generic/lollmz",
-                   "art_tools/image_analyzer"]
+LEGACY_SCRIPTED = [
+    "scifi/ferengi_trader",
+    "data_formatting/invoicetex",
+    "generic/lollmz",
+    "art_tools/image_analyzer",
+]
 
 pytestmark = pytest.mark.skipif(not ZOO.is_dir(), reason="../shared/personalities is missing")
 
@@ -66,9 +70,14 @@ def test_awkward_cases(zoo: PersonalityRegistry) -> None:
     assert goku.conditioning.startswith("Act as a description of Goku")
     ferengi = zoo.get("ferengi_trader")
     assert ferengi.anti_prompts == ["!@>"]
-    assert ferengi.sampling.model_dump() == {"temperature": 0.6, "top_k": 40, "top_p": 0.9,
-                                             "repeat_penalty": 1.1, "repeat_last_n": 64,
-                                             "max_tokens": 8192}
+    assert ferengi.sampling.model_dump() == {
+        "temperature": 0.6,
+        "top_k": 40,
+        "top_p": 0.9,
+        "repeat_penalty": 1.1,
+        "repeat_last_n": 64,
+        "max_tokens": 8192,
+    }
 
 
 def test_addressing_by_name_id_and_ambiguity(zoo: PersonalityRegistry) -> None:
@@ -98,8 +107,11 @@ def test_translation(zoo: PersonalityRegistry) -> None:
 def test_scripted_without_their_script_load_as_plain(tmp_path: Path) -> None:
     """A zoo checkout whose scripts/ folders lack processor.py (as in ../shared)."""
     scripted = [f"legacy_config_yaml/{name}" for name in LEGACY_SCRIPTED]
-    scripted += [f"soul_md/{line.strip()}" for line in
-                 (ZOO / "soul_md" / "SCRIPTED.txt").read_text().splitlines() if line.strip()]
+    scripted += [
+        f"soul_md/{line.strip()}"
+        for line in (ZOO / "soul_md" / "SCRIPTED.txt").read_text().splitlines()
+        if line.strip()
+    ]
     for rel in scripted:
         shutil.copytree(ZOO / rel, tmp_path / rel)
         (tmp_path / rel / "scripts").mkdir()
@@ -111,8 +123,9 @@ def test_scripted_without_their_script_load_as_plain(tmp_path: Path) -> None:
         assert p.summary()["script_available"] is False
 
 
-def test_bad_folders_are_skipped_with_a_reason(tmp_path: Path, caplog: pytest.LogCaptureFixture
-                                               ) -> None:
+def test_bad_folders_are_skipped_with_a_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "cat" / "broken").mkdir(parents=True)
     (tmp_path / "cat" / "broken" / "config.yaml").write_text("name: [unclosed\n")
     (tmp_path / "cat" / "listy").mkdir()
@@ -143,31 +156,45 @@ def test_prompt_pieces_from_fields() -> None:
     guide = registry.get("tour_guide")
     now = datetime(2026, 11, 25, 9, 30)
     system = system_prompt(guide, now=now)
-    assert system == ("You are Tour Guide, a friendly city guide. Answer traveller in two or "
-                      "three short,\npractical sentences. Today is 2026-11-25.")
+    assert system == (
+        "You are Tour Guide, a friendly city guide. Answer traveller in two or "
+        "three short,\npractical sentences. Today is 2026-11-25."
+    )
     assert "Answer Ada" in system_prompt(guide, user_name="Ada", now=now)
     messages = with_system((Message("system", "Be brief."), Message("user", "Hi")), system)
     assert messages[0].content == f"{system}\n\nBe brief." and len(messages) == 2
     params, extra = apply_sampling(SamplingParams(temperature=0.9, stop=("END",)), {}, guide)
     assert (params.temperature, params.top_k, params.top_p, params.max_tokens) == (
-        0.9, 40, 0.9, 256)
+        0.9,
+        40,
+        0.9,
+        256,
+    )
     assert params.stop == ("END", "!@>", "Traveller:") and extra == {"repeat_last_n": 64}
     text = render_lollms_prompt(with_system((Message("user", "Paris?"),), "SYS"), guide)
     assert text == "!@>system:\nSYS\n!@>Traveller:\nParis?\n!@>Tour Guide:\n"
     assert split_lollms_prompt(text, ["Tour Guide"], ["Traveller"]) == (
-        Message("system", "SYS"), Message("user", "Paris?"))
-    zoo_style = ("!@>system:\nBe brief.\n!@>documentation:\nDOCS\n!@>user:\nQ1\n"
-                 "!@>extra:\nMORE\n!@>assistant:\nA1\n!@>user:\nQ2\n!@>assistant:")
+        Message("system", "SYS"),
+        Message("user", "Paris?"),
+    )
+    zoo_style = (
+        "!@>system:\nBe brief.\n!@>documentation:\nDOCS\n!@>user:\nQ1\n"
+        "!@>extra:\nMORE\n!@>assistant:\nA1\n!@>user:\nQ2\n!@>assistant:"
+    )
     assert split_lollms_prompt(zoo_style) == (
         Message("system", "Be brief.\n\ndocumentation:\nDOCS"),
-        Message("user", "Q1\n\nextra:\nMORE"), Message("assistant", "A1"),
-        Message("user", "Q2"))
+        Message("user", "Q1\n\nextra:\nMORE"),
+        Message("assistant", "A1"),
+        Message("user", "Q2"),
+    )
 
 
 def test_examples_shipped_in_zoos() -> None:
     registry = PersonalityRegistry.discover([EXAMPLES])
-    kinds = {p.folder_name: (p.format, p.script.kind if p.script else None, p.runs_script)
-             for p in registry.all()}
+    kinds = {
+        p.folder_name: (p.format, p.script.kind if p.script else None, p.runs_script)
+        for p in registry.all()
+    }
     assert kinds == {
         "tour_guide": ("config.yaml", None, False),
         "haiku_poet": ("SOUL.md", None, False),

@@ -18,8 +18,19 @@ SNIPPETS = re.findall(r"```toml\n(.*?)```", SECTION, re.S)
 
 def test_every_builtin_binding_has_a_snippet() -> None:
     types = {re.search(r'type = "(\w+)"', s).group(1) for s in SNIPPETS}  # type: ignore[union-attr]
-    assert types == {"llamacpp", "openai", "vllm", "ollama", "transformers", "scripted",
-                     "diffusers", "musicgen", "piper", "hf_embeddings", "asr"}
+    assert types == {
+        "llamacpp",
+        "openai",
+        "vllm",
+        "ollama",
+        "transformers",
+        "scripted",
+        "diffusers",
+        "musicgen",
+        "piper",
+        "hf_embeddings",
+        "asr",
+    }
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s.split("]")[0][10:])

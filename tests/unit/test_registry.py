@@ -45,7 +45,8 @@ def test_package_plugin_with_relative_import(tmp_path: Path) -> None:
     pkg.mkdir()
     (pkg / "helpers.py").write_text("SUFFIX = '!'\n")
     (pkg / "__init__.py").write_text(
-        (REPO / "zoos/bindings/echo_binding.py").read_text()
+        (REPO / "zoos/bindings/echo_binding.py")
+        .read_text()
         .replace('name: ClassVar[str] = "echo"', 'name: ClassVar[str] = "pkgecho"')
         + "\nfrom .helpers import SUFFIX\n"
     )
@@ -81,15 +82,17 @@ def test_package_re_exporting_its_binding_from_a_submodule(tmp_path: Path) -> No
     (package / "__init__.py").write_text("from .impl import Echo\n")
     (package / "impl.py").write_text(
         "from lollms_server.bindings.testing import ScriptedBinding\n"
-        "class Echo(ScriptedBinding):\n    name = 'pkg_echo'\n")
+        "class Echo(ScriptedBinding):\n    name = 'pkg_echo'\n"
+    )
     registry = BindingRegistry()
     registry.discover_folder(tmp_path)
     source = registry.get("pkg_echo")
     assert source is not None and source.cls is not None
 
 
-def test_plugins_failing_at_construction_disable_only_their_instance(tmp_path: Path,
-                                                                    write_config) -> None:
+def test_plugins_failing_at_construction_disable_only_their_instance(
+    tmp_path: Path, write_config
+) -> None:
     from lollms_server.bindings.manager import BindingManager
     from lollms_server.config import load_config
 
@@ -99,10 +102,14 @@ def test_plugins_failing_at_construction_disable_only_their_instance(tmp_path: P
         "class Fragile(ScriptedBinding):\n    name = 'fragile'\n"
         "    def __init__(self, config, context):\n"
         "        raise RuntimeError('engine missing')\n"
-        "class NoConfig(ScriptedBinding):\n    name = 'noconfig'\n    Config = dict\n")
-    settings = load_config(write_config(
-        '[paths]\nbindings = "plugins"\n[bindings.f]\ntype = "fragile"\n'
-        '[bindings.ok]\ntype = "scripted"\n'))
+        "class NoConfig(ScriptedBinding):\n    name = 'noconfig'\n    Config = dict\n"
+    )
+    settings = load_config(
+        write_config(
+            '[paths]\nbindings = "plugins"\n[bindings.f]\ntype = "fragile"\n'
+            '[bindings.ok]\ntype = "scripted"\n'
+        )
+    )
     registry = BindingRegistry()
     registry.discover_entry_points()
     registry.discover_folder(tmp_path / "plugins")

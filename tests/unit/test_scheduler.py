@@ -77,8 +77,10 @@ async def test_two_models_that_do_not_fit_together_swap() -> None:
 
 async def test_lru_idle_model_is_evicted_first() -> None:
     s = _scheduler(cpu_gib=9)
-    b = _binding(memory_bytes={"a": 3 * GIB, "b": 3 * GIB, "c": 3 * GIB, "d": 3 * GIB},
-                 models=["a", "b", "c", "d"])
+    b = _binding(
+        memory_bytes={"a": 3 * GIB, "b": 3 * GIB, "c": 3 * GIB, "d": 3 * GIB},
+        models=["a", "b", "c", "d"],
+    )
     for model in ("a", "b", "c"):
         (await s.acquire(b, model)).release()
         await asyncio.sleep(0.01)
@@ -336,11 +338,13 @@ async def test_status_reports_memory_and_queue() -> None:
 
 
 async def test_one_budget_per_gpu_from_config() -> None:
-    settings = ResourcesSettings(gpu_memory=["2GiB", "8GiB"], system_memory="1GiB",
-                                 safety_margin=0)
+    settings = ResourcesSettings(gpu_memory=["2GiB", "8GiB"], system_memory="1GiB", safety_margin=0)
     s = Scheduler.from_settings(settings)
     assert {k: b.capacity for k, b in s.budgets.items()} == {
-        "gpu:0": 2 * GIB, "gpu:1": 8 * GIB, "cpu": GIB}
+        "gpu:0": 2 * GIB,
+        "gpu:1": 8 * GIB,
+        "cpu": GIB,
+    }
     big = {"a": 6 * GIB}
     on_second = _binding("second", device="cuda:1", memory_bytes=big)
     (await s.acquire(on_second, "a")).release()

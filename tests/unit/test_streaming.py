@@ -35,8 +35,11 @@ async def test_on_close_runs_when_the_response_start_fails(failure: BaseExceptio
 
     response = SSEResponse(_events(), on_close=on_close)
     # A gone client (OSError) ends the response quietly; a cancellation goes on up.
-    expected = pytest.raises(asyncio.CancelledError) if isinstance(
-        failure, asyncio.CancelledError) else contextlib.nullcontext()
+    expected = (
+        pytest.raises(asyncio.CancelledError)
+        if isinstance(failure, asyncio.CancelledError)
+        else contextlib.nullcontext()
+    )
     with expected:
         await response({"type": "http"}, _receive, send)
     assert closed == [True]

@@ -17,7 +17,7 @@ def _run(chunks: list[str]) -> tuple[str, str]:
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 100])
 def test_split_at_any_chunk_boundary(size: int) -> None:
     source = "<think>let me see</think>The answer is 4."
-    chunks = [source[i:i + size] for i in range(0, len(source), size)]
+    chunks = [source[i : i + size] for i in range(0, len(source), size)]
     assert _run(chunks) == ("The answer is 4.", "let me see")
 
 

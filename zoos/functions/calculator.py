@@ -9,9 +9,15 @@ from typing import Literal
 from lollms_server.functions import function
 
 _OPERATORS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.Pow: operator.pow, ast.Mod: operator.mod,
-    ast.FloorDiv: operator.floordiv, ast.USub: operator.neg, ast.UAdd: operator.pos,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.Mod: operator.mod,
+    ast.FloorDiv: operator.floordiv,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
 }
 
 
@@ -39,13 +45,23 @@ def calculate(expression: str) -> float:
     return _evaluate(ast.parse(expression, mode="eval"))
 
 
-_TO_METRES = {"mm": 0.001, "cm": 0.01, "m": 1.0, "km": 1000.0, "in": 0.0254, "ft": 0.3048,
-              "mi": 1609.344}
+_TO_METRES = {
+    "mm": 0.001,
+    "cm": 0.01,
+    "m": 1.0,
+    "km": 1000.0,
+    "in": 0.0254,
+    "ft": 0.3048,
+    "mi": 1609.344,
+}
 
 
 @function
-def convert_length(value: float, from_unit: Literal["mm", "cm", "m", "km", "in", "ft", "mi"],
-                   to_unit: Literal["mm", "cm", "m", "km", "in", "ft", "mi"]) -> float:
+def convert_length(
+    value: float,
+    from_unit: Literal["mm", "cm", "m", "km", "in", "ft", "mi"],
+    to_unit: Literal["mm", "cm", "m", "km", "in", "ft", "mi"],
+) -> float:
     """Convert a length between units.
 
     Args:

@@ -42,5 +42,4 @@ def days_in_period(period: Period, include_weekends: bool = True) -> int:
     days = (period.end - period.start).days + 1
     if include_weekends:
         return days
-    return sum(1 for i in range(days)
-               if (period.start + dt.timedelta(days=i)).weekday() < 5)
+    return sum(1 for i in range(days) if (period.start + dt.timedelta(days=i)).weekday() < 5)

@@ -22,8 +22,14 @@ from lollms_server.generation.service import (
     collect,
 )
 
-__all__ = ["ClientDisconnected", "cancel_on_disconnect", "collect_run", "first_ready",
-           "start_run", "start_stream"]
+__all__ = [
+    "ClientDisconnected",
+    "cancel_on_disconnect",
+    "collect_run",
+    "first_ready",
+    "start_run",
+    "start_stream",
+]
 
 T = TypeVar("T")
 
@@ -57,8 +63,7 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-async def start_run(request: Request, service: GenerationService,
-                    body: GenerationRequest) -> Run:
+async def start_run(request: Request, service: GenerationService, body: GenerationRequest) -> Run:
     """Start a generation (queueing, loading), given up if the client leaves meanwhile."""
     return await cancel_on_disconnect(request, service.start(body))
 
@@ -66,8 +71,9 @@ async def start_run(request: Request, service: GenerationService,
 FIRST_EVENT_WAIT = 1.0  # seconds a stream waits for the engine to accept the request
 
 
-async def start_stream(request: Request, service: GenerationService,
-                       body: GenerationRequest) -> Run:
+async def start_stream(
+    request: Request, service: GenerationService, body: GenerationRequest
+) -> Run:
     """:func:`start_run` for a streamed answer: the engine's immediate refusal (within
     ``FIRST_EVENT_WAIT``) is raised here, an HTTP error, not an error event in a 200."""
     run = await start_run(request, service, body)

@@ -40,8 +40,9 @@ _HTTP_TYPES = {
 def envelope(error_type: str, message: str, param: str | None = None) -> dict[str, Any]:
     # "code" repeats the type: OpenAI clients read it, and it costs nothing to others.
     # scrub: an upstream's error text may quote a URL with its credentials.
-    return {"error": {"type": error_type, "message": scrub(message), "param": param,
-                      "code": error_type}}
+    return {
+        "error": {"type": error_type, "message": scrub(message), "param": param, "code": error_type}
+    }
 
 
 def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
@@ -95,8 +96,10 @@ async def validation_error_response(request: Request, exc: Exception) -> JSONRes
         message = f"Request body is not valid JSON: {detail.get('ctx', {}).get('error', '')}"
         return JSONResponse(envelope("invalid_json", message.strip().rstrip(":")), 400)
     if wrong_type:
-        message = (f"Request body must be JSON sent with 'Content-Type: application/json' "
-                   f"(got '{content_type or 'no content type'}').")
+        message = (
+            f"Request body must be JSON sent with 'Content-Type: application/json' "
+            f"(got '{content_type or 'no content type'}')."
+        )
         return JSONResponse(envelope("invalid_content_type", message, "body"), 415)
     first = errors[0]
     param = _loc(tuple(first.get("loc", ())))

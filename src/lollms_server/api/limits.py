@@ -16,7 +16,7 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.message = (f"Request body exceeds {max_bytes} bytes ([server] max_request_bytes).")
+        self.message = f"Request body exceeds {max_bytes} bytes ([server] max_request_bytes)."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,7 +44,14 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(envelope("request_too_large", self.message)).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -31,8 +31,14 @@ __all__ = ["router", "split_lollms_prompt"]
 logger = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-client"])
-_BINDING_TYPES = {"llm": "ttt", "tti": "tti", "ttv": "ttv", "ttm": "ttm", "tts": "tts",
-                  "stt": "stt"}
+_BINDING_TYPES = {
+    "llm": "ttt",
+    "tti": "tti",
+    "ttv": "ttv",
+    "ttm": "ttm",
+    "tts": "tts",
+    "stt": "stt",
+}
 
 
 class _ModelBody(BaseModel):
@@ -67,22 +73,34 @@ async def personalities(service: Generation) -> list[dict[str, Any]]:
 
 
 @router.get("/lollms/v1/{binding_type}/models")
-async def models_by_type(binding_type: str, bindings: Bindings,
-                         binding_alias: str | None = None) -> dict[str, Any]:
+async def models_by_type(
+    binding_type: str, bindings: Bindings, binding_alias: str | None = None
+) -> dict[str, Any]:
     """Models of the instances serving ``binding_type`` (only ``binding_alias`` if given)."""
     gen_type = _BINDING_TYPES.get(binding_type)
     if gen_type is None:
-        raise BadRequest(f"Unknown binding type '{binding_type}'; known: "
-                         f"{', '.join(_BINDING_TYPES)}.", param="binding_type")
-    names = [n for n in bindings.active_names() if gen_type in bindings.get(n).serves()
-             and binding_alias in (None, n)]
-    listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
-                                  return_exceptions=True)
+        raise BadRequest(
+            f"Unknown binding type '{binding_type}'; known: {', '.join(_BINDING_TYPES)}.",
+            param="binding_type",
+        )
+    names = [
+        n
+        for n in bindings.active_names()
+        if gen_type in bindings.get(n).serves() and binding_alias in (None, n)
+    ]
+    listed = await asyncio.gather(
+        *(bindings.get(n).list_models() for n in names), return_exceptions=True
+    )
     data = [
-        {"model_name": f"{name}/{m.name}", "binding_alias": name,
-         "context_size": m.context_size, "size": m.size_bytes}
+        {
+            "model_name": f"{name}/{m.name}",
+            "binding_alias": name,
+            "context_size": m.context_size,
+            "size": m.size_bytes,
+        }
         for name, infos in zip(names, listed, strict=True)
-        if not isinstance(infos, BaseException) for m in infos
+        if not isinstance(infos, BaseException)
+        for m in infos
     ]
     return {"data": data}
 
@@ -136,42 +154,56 @@ def _personality(body: LollmsGenerateBody, service: GenerationService) -> str | 
         listed = service.personalities.all()
         index = int(chosen)
         if not 0 <= index < len(listed):
-            raise BadRequest(f"personality index {index} is out of range (0-"
-                             f"{len(listed) - 1}).", param="personality")
+            raise BadRequest(
+                f"personality index {index} is out of range (0-{len(listed) - 1}).",
+                param="personality",
+            )
         return listed[index].id
     return str(chosen)
 
 
-def _request(body: LollmsGenerateBody, instance: str, model: str,
-             service: GenerationService) -> GenerationRequest:
+def _request(
+    body: LollmsGenerateBody, instance: str, model: str, service: GenerationService
+) -> GenerationRequest:
     messages = list(split_lollms_prompt(body.prompt))
     if body.images:
         try:
-            media = tuple(MediaPart("image", base64.b64decode(i.split(",")[-1], validate=True),
-                                    "image/png") for i in body.images)
+            media = tuple(
+                MediaPart("image", base64.b64decode(i.split(",")[-1], validate=True), "image/png")
+                for i in body.images
+            )
         except (binascii.Error, ValueError):
             raise BadRequest("images must be base64 strings", param="images") from None
         last = messages[-1]
         messages[-1] = Message(last.role, last.content, last.media + media)
     extra = {"repeat_last_n": body.repeat_last_n} if body.repeat_last_n is not None else {}
     return GenerationRequest(
-        binding_name=instance, model_name=model, messages=tuple(messages),
+        binding_name=instance,
+        model_name=model,
+        messages=tuple(messages),
         params=SamplingParams(
-            temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
+            temperature=body.temperature,
+            top_k=body.top_k,
+            top_p=body.top_p,
             repeat_penalty=body.repeat_penalty,
             max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
-            seed=body.seed if body.seed not in (None, -1) else None),
-        extra=extra, personality=_personality(body, service))
+            seed=body.seed if body.seed not in (None, -1) else None,
+        ),
+        extra=extra,
+        personality=_personality(body, service),
+    )
 
 
 @router.post("/lollms_generate")
 @router.post("/lollms_generate_with_images")
-async def lollms_generate(body: LollmsGenerateBody, service: Generation,
-                          request: Request) -> Response:
+async def lollms_generate(
+    body: LollmsGenerateBody, service: Generation, request: Request
+) -> Response:
     """lollms-webui's generation endpoint: plain text back, or a plain text stream."""
     instance, model = await service.find_model(body.model_name or "default")
     run = await start_run(request, service, _request(body, instance, model, service))
     if body.stream:
+
         async def text() -> AsyncIterator[bytes]:
             try:
                 async for event in run:
@@ -202,8 +234,11 @@ class Text2AudioBody(BaseModel):
     client_id: str | None = None
     text: str = Field(min_length=1, max_length=100_000)
     voice: str | None = None
-    fn: str | None = Field(None, description="lollms-webui's server-side file name: not "
-                           "written here (this server keeps no files); echoed back.")
+    fn: str | None = Field(
+        None,
+        description="lollms-webui's server-side file name: not "
+        "written here (this server keeps no files); echoed back.",
+    )
 
 
 async def _key_in_body(request: Request) -> None:
@@ -218,29 +253,42 @@ async def _key_in_body(request: Request) -> None:
     try:
         authenticate(request, presented if isinstance(presented, str) else None)
     except Unauthorized:
-        raise Unauthorized("Missing or invalid key: send it as 'client_id' (lollms-webui "
-                           "protocol), 'Authorization: Bearer <key>' or 'X-API-Key'.") from None
+        raise Unauthorized(
+            "Missing or invalid key: send it as 'client_id' (lollms-webui "
+            "protocol), 'Authorization: Bearer <key>' or 'X-API-Key'."
+        ) from None
 
 
 @webui_router.post("/text2Audio", dependencies=[Depends(_key_in_body)])
-async def text2audio(body: Text2AudioBody, service: Generation, request: Request
-                     ) -> dict[str, Any]:
+async def text2audio(body: Text2AudioBody, service: Generation, request: Request) -> dict[str, Any]:
     """Speech from the tts default binding (or the binding serving ``voice``), returned as
     base64 WAV in the JSON answer."""
     model = "default"
     if body.voice and body.voice != "main_voice":  # lollms-webui's name for its default
         model = body.voice if "/" in body.voice else await _voice_model(service, body.voice)
     instance, name = await service.find_model(model, "tts")
-    run = await start_run(request, service, GenerationRequest(
-        generation_type="tts", binding_name=instance, model_name=name,
-        messages=(Message("user", body.text),)))
+    run = await start_run(
+        request,
+        service,
+        GenerationRequest(
+            generation_type="tts",
+            binding_name=instance,
+            model_name=name,
+            messages=(Message("user", body.text),),
+        ),
+    )
     out = await collect_run(request, run)
     audio = next((m for m in out.media if m.kind == "audio"), None)
     if audio is None:
         raise BadRequest("The binding produced no audio.", param="voice")
-    return {"status": True, "voice": f"{instance}/{name}", "mime_type": audio.mime_type,
-            "audio": base64.b64encode(audio.data).decode("ascii"), "file_name": body.fn,
-            "metadata": audio.metadata}
+    return {
+        "status": True,
+        "voice": f"{instance}/{name}",
+        "mime_type": audio.mime_type,
+        "audio": base64.b64encode(audio.data).decode("ascii"),
+        "file_name": body.fn,
+        "metadata": audio.metadata,
+    }
 
 
 async def _voice_model(service: GenerationService, voice: str) -> str:

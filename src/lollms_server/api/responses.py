@@ -19,8 +19,11 @@ def utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode(
-            "utf-8", "replace")
+        return (
+            text.encode("utf-16", "surrogatepass")
+            .decode("utf-16", "replace")
+            .encode("utf-8", "replace")
+        )
 
 
 class JSONResponse(_StarletteJSON):
@@ -30,5 +33,6 @@ class JSONResponse(_StarletteJSON):
         except UnicodeEncodeError:
             import json
 
-            return utf8(json.dumps(content, ensure_ascii=False, allow_nan=False,
-                                   separators=(",", ":")))
+            return utf8(
+                json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            )

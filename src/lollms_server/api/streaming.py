@@ -43,14 +43,18 @@ class SSEResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, source: AsyncIterator[dict[str, Any]],
-                 ping_seconds: float = PING_SECONDS,
-                 on_close: Callable[[], Awaitable[None]] | None = None,
-                 terminator: bytes | None = None,
-                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 first_ready: bool = False) -> None:
-        super().__init__(status_code=200, headers={"cache-control": "no-cache",
-                                                   "x-accel-buffering": "no"})
+    def __init__(
+        self,
+        source: AsyncIterator[dict[str, Any]],
+        ping_seconds: float = PING_SECONDS,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        terminator: bytes | None = None,
+        error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        first_ready: bool = False,
+    ) -> None:
+        super().__init__(
+            status_code=200, headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+        )
         # A stream has no length: drop the content-length Response computed for no body.
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.source = source
@@ -98,8 +102,7 @@ class SSEResponse(Response):
 
     async def _start(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         self._started = True
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": self.raw_headers})
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         self._last_sent = loop.time()
 
     async def _stream(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
@@ -108,21 +111,26 @@ class SSEResponse(Response):
                 if not self._started:
                     await self._start(send, loop)
                 self._sending = True
-                await send({"type": "http.response.body", "body": self.frame(payload),
-                            "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": self.frame(payload), "more_body": True}
+                )
                 self._sending = False
                 self._last_sent = loop.time()
         except Exception as exc:
             if not self._started:
                 await self._start(send, loop)
             _, body = error_payload(exc)
-            await send({"type": "http.response.body",
-                        "body": self.frame(self.error_event(body)), "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": self.frame(self.error_event(body)),
+                    "more_body": True,
+                }
+            )
         if not self._started:
             await self._start(send, loop)
         if self.terminator is not None:
-            await send({"type": "http.response.body", "body": self.terminator,
-                        "more_body": True})
+            await send({"type": "http.response.body", "body": self.terminator, "more_body": True})
 
     def frame(self, payload: dict[str, Any]) -> bytes:
         return encode_event(payload)
@@ -140,8 +148,11 @@ class SSEResponse(Response):
             return
         while True:
             await asyncio.sleep(self.ping_seconds)
-            if self._started and not self._sending \
-                    and loop.time() - self._last_sent >= self.ping_seconds:
+            if (
+                self._started
+                and not self._sending
+                and loop.time() - self._last_sent >= self.ping_seconds
+            ):
                 self._sending = True
                 try:
                     await send({"type": "http.response.body", "body": _PING, "more_body": True})
@@ -155,12 +166,20 @@ class NDJSONResponse(SSEResponse):
 
     media_type = "application/x-ndjson"
 
-    def __init__(self, source: AsyncIterator[dict[str, Any]],
-                 on_close: Callable[[], Awaitable[None]] | None = None,
-                 error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 first_ready: bool = False) -> None:
-        super().__init__(source, ping_seconds=0, on_close=on_close, error_event=error_event,
-                         first_ready=first_ready)
+    def __init__(
+        self,
+        source: AsyncIterator[dict[str, Any]],
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        error_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        first_ready: bool = False,
+    ) -> None:
+        super().__init__(
+            source,
+            ping_seconds=0,
+            on_close=on_close,
+            error_event=error_event,
+            first_ready=first_ready,
+        )
 
     def frame(self, payload: dict[str, Any]) -> bytes:
         return utf8(_dumps(payload)) + b"\n"
@@ -170,7 +189,9 @@ def _native_error(body: dict[str, Any]) -> dict[str, Any]:
     return {"type": "error", **body}
 
 
-def sse_response(source: AsyncIterator[dict[str, Any]],
-                 on_close: Callable[[], Awaitable[None]] | None = None,
-                 first_ready: bool = False) -> SSEResponse:
+def sse_response(
+    source: AsyncIterator[dict[str, Any]],
+    on_close: Callable[[], Awaitable[None]] | None = None,
+    first_ready: bool = False,
+) -> SSEResponse:
     return SSEResponse(source, on_close=on_close, first_ready=first_ready)

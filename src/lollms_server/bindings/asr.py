@@ -30,8 +30,9 @@ __all__ = ["ASRBinding", "ASRConfig", "decode_audio"]
 
 
 class ASRConfig(TorchConfig):
-    chunk_length_s: float = Field(30.0, gt=0, le=60, description="Long audio is cut in "
-                                  "chunks of this length.")
+    chunk_length_s: float = Field(
+        30.0, gt=0, le=60, description="Long audio is cut in chunks of this length."
+    )
     max_audio_s: float = Field(3600.0, gt=0, description="Longest recording accepted.")
     max_new_tokens: int = Field(440, ge=1, le=448, description="Tokens per chunk.")
 
@@ -68,12 +69,15 @@ def decode_audio(data: bytes, rate: int, max_seconds: float) -> Any:
                     chunk = out.to_ndarray().reshape(-1)
                     total += len(chunk)
                     if total > limit:
-                        raise BadRequest(f"The audio lasts more than {max_seconds:g} s, the "
-                                         "most accepted here.", param="file")
+                        raise BadRequest(
+                            f"The audio lasts more than {max_seconds:g} s, the most accepted here.",
+                            param="file",
+                        )
                     chunks.append(chunk)
     except (av.error.FFmpegError, StopIteration, ValueError) as exc:
-        raise BadRequest(f"The audio cannot be decoded: {type(exc).__name__}.",
-                         param="file") from None
+        raise BadRequest(
+            f"The audio cannot be decoded: {type(exc).__name__}.", param="file"
+        ) from None
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
@@ -92,9 +96,13 @@ class ASRBinding(TorchBinding[_Loaded]):
 
     def _info(self, name: str) -> ModelInfo:
         folder = local_folder(self._source(name), "config.json")
-        return ModelInfo(name=name, modalities=["stt"], loaded=name in self._loaded,
-                         size_bytes=checkpoint_bytes(folder) if folder else None,
-                         details={"source": self._source(name)})
+        return ModelInfo(
+            name=name,
+            modalities=["stt"],
+            loaded=name in self._loaded,
+            size_bytes=checkpoint_bytes(folder) if folder else None,
+            details={"source": self._source(name)},
+        )
 
     async def model_info(self, model: str) -> ModelInfo:
         return self._info(model)
@@ -123,22 +131,25 @@ class ASRBinding(TorchBinding[_Loaded]):
         config = AutoConfig.from_pretrained(source, local_files_only=local)
         seq2seq = bool(getattr(config, "is_encoder_decoder", False))
         factory: Any = AutoModelForSpeechSeq2Seq if seq2seq else AutoModelForCTC
-        network = factory.from_pretrained(source, local_files_only=local,
-                                          dtype=getattr(torch, self._dtype_name()))
+        network = factory.from_pretrained(
+            source, local_files_only=local, dtype=getattr(torch, self._dtype_name())
+        )
         processors: Any = AutoProcessor
         processor = processors.from_pretrained(source, local_files_only=local)
         recognizer: Any = pipeline(
-            "automatic-speech-recognition", model=network.to(self.cfg.device),
-            tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor,
-            device=self.cfg.device)
+            "automatic-speech-recognition",
+            model=network.to(self.cfg.device),
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+            device=self.cfg.device,
+        )
         return _Loaded(recognizer, int(processor.feature_extractor.sampling_rate))
 
     @staticmethod
     def _audio(request: BindingRequest) -> MediaPart:
         parts = [m for message in request.messages for m in message.media if m.kind == "audio"]
         if len(parts) != 1:
-            raise BadRequest("Speech to text needs exactly one audio input.",
-                             param="input_data")
+            raise BadRequest("Speech to text needs exactly one audio input.", param="input_data")
         return parts[0]
 
     @staticmethod
@@ -148,8 +159,9 @@ class ASRBinding(TorchBinding[_Loaded]):
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"])
-            raise BadRequest(f"parameters.{where}: {err['msg']}",
-                             param=f"parameters.{where}") from None
+            raise BadRequest(
+                f"parameters.{where}: {err['msg']}", param=f"parameters.{where}"
+            ) from None
 
     def check_request(self, request: BindingRequest) -> None:
         self._options(request)
@@ -161,14 +173,16 @@ class ASRBinding(TorchBinding[_Loaded]):
         if loaded is None:
             raise GenerationFailed(f"'{request.model}' is not loaded")
         options = self._options(request)
-        samples = await asyncio.to_thread(decode_audio, self._audio(request).data, loaded.rate,
-                                          self.cfg.max_audio_s)
+        samples = await asyncio.to_thread(
+            decode_audio, self._audio(request).data, loaded.rate, self.cfg.max_audio_s
+        )
         seconds = len(samples) / loaded.rate
         if seconds < 0.1:
             raise BadRequest("The audio is empty or shorter than 0.1 s.", param="file")
         stop = threading.Event()
-        work = asyncio.ensure_future(asyncio.to_thread(
-            self._transcribe, loaded, samples, options, request, stop))
+        work = asyncio.ensure_future(
+            asyncio.to_thread(self._transcribe, loaded, samples, options, request, stop)
+        )
         try:
             text = await asyncio.shield(work)
         finally:  # the lease is held until the thread lets go of the model
@@ -180,8 +194,14 @@ class ASRBinding(TorchBinding[_Loaded]):
         yield Usage(prompt_tokens=0, completion_tokens=0)
         yield Finished("stop", {"duration_s": round(seconds, 3)})
 
-    def _transcribe(self, loaded: _Loaded, samples: Any, options: _Options,
-                    request: BindingRequest, stop: threading.Event) -> str:
+    def _transcribe(
+        self,
+        loaded: _Loaded,
+        samples: Any,
+        options: _Options,
+        request: BindingRequest,
+        stop: threading.Event,
+    ) -> str:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -192,34 +212,45 @@ class ASRBinding(TorchBinding[_Loaded]):
         seq2seq = str(getattr(loaded.pipeline, "type", "")).startswith("seq2seq")
         limit = int(getattr(loaded.pipeline.model.config, "max_target_positions", 448))
         tokens = max(1, min(self.cfg.max_new_tokens, limit - 8))  # room for the start tokens
-        kwargs: dict[str, Any] = {"max_new_tokens": tokens, "stopping_criteria":
-                                  StoppingCriteriaList([_Stop()])} if seq2seq else {}
+        kwargs: dict[str, Any] = (
+            {"max_new_tokens": tokens, "stopping_criteria": StoppingCriteriaList([_Stop()])}
+            if seq2seq
+            else {}
+        )
         english = options.language is None or options.language.lower() in ("en", "english")
         if getattr(loaded.pipeline.model.config, "model_type", "") == "whisper":
-            multilingual = getattr(loaded.pipeline.model.generation_config, "is_multilingual",
-                                   False)
+            multilingual = getattr(
+                loaded.pipeline.model.generation_config, "is_multilingual", False
+            )
             if multilingual:
                 kwargs["task"] = options.task
                 if options.language:
                     kwargs["language"] = options.language
             elif options.task == "translate" or not english:
-                raise BadRequest("This model is English-only: no language or translation.",
-                                 param="parameters.language")
+                raise BadRequest(
+                    "This model is English-only: no language or translation.",
+                    param="parameters.language",
+                )
         elif options.task == "translate" or options.language:
-            raise BadRequest("Only Whisper models take a language or translate.",
-                             param="parameters.language")
+            raise BadRequest(
+                "Only Whisper models take a language or translate.", param="parameters.language"
+            )
         if request.params.temperature and seq2seq:
             kwargs.update(do_sample=True, temperature=request.params.temperature)
         try:
             with loaded.lock:
                 extra = {"generate_kwargs": kwargs} if seq2seq else {}
-                result = loaded.pipeline({"raw": samples, "sampling_rate": loaded.rate},
-                                         chunk_length_s=self.cfg.chunk_length_s, **extra)
+                result = loaded.pipeline(
+                    {"raw": samples, "sampling_rate": loaded.rate},
+                    chunk_length_s=self.cfg.chunk_length_s,
+                    **extra,
+                )
         except ValueError as exc:
             raise BadRequest(f"The speech model rejected the request: {exc}") from None
         except Exception as exc:
-            raise GenerationFailed(f"Speech recognition failed: {type(exc).__name__}: "
-                                   f"{exc}") from exc
+            raise GenerationFailed(
+                f"Speech recognition failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if stop.is_set():
             raise GenerationFailed("cancelled")
         return str(result["text"]).strip()

@@ -31,12 +31,15 @@ class BindingConfig(BaseModel):
 
     default_model: str | None = None
     isolation: Literal["inline", "process"] = Field(
-        "inline", description="'process' runs each loaded model in its own host process: "
-        "unloading frees its memory and a native crash fails only that model's requests."
+        "inline",
+        description="'process' runs each loaded model in its own host process: "
+        "unloading frees its memory and a native crash fails only that model's requests.",
     )
     keep_alive: float | None = Field(
-        None, ge=-1, description="Seconds an idle model stays loaded ([resources] default); "
-        "0 = unload after each request, -1 = never."
+        None,
+        ge=-1,
+        description="Seconds an idle model stays loaded ([resources] default); "
+        "0 = unload after each request, -1 = never.",
     )
 
 
@@ -118,8 +121,8 @@ class Binding(ABC):
     async def embed(self, model: str, texts: list[str]) -> EmbeddingResult:
         """Vectors for ``texts`` (bindings with the ``embeddings`` capability)."""
         raise UnsupportedCapability(
-            f"Binding instance '{self.instance_name}' ({self.name}) cannot embed.",
-            param="model")
+            f"Binding instance '{self.instance_name}' ({self.name}) cannot embed.", param="model"
+        )
 
     def serves(self) -> frozenset[str]:
         """The generation types this instance serves (its ``modalities``, unless its config

@@ -50,15 +50,33 @@ logger = logging.getLogger(__name__)
 
 _VIDEO_MARKERS = ("Video", "Wan", "LTX", "CogVideoX", "Mochi", "Allegro", "Latte", "SkyReels")
 _AUDIO_MARKERS = ("Audio", "MusicLDM")
-_IMAGE_OPTIONS = ("width", "height", "steps", "guidance", "negative_prompt", "n", "strength",
-                  "format")
-_VIDEO_OPTIONS = ("width", "height", "steps", "guidance", "negative_prompt", "n",
-                  "num_frames", "fps", "format")
+_IMAGE_OPTIONS = (
+    "width",
+    "height",
+    "steps",
+    "guidance",
+    "negative_prompt",
+    "n",
+    "strength",
+    "format",
+)
+_VIDEO_OPTIONS = (
+    "width",
+    "height",
+    "steps",
+    "guidance",
+    "negative_prompt",
+    "n",
+    "num_frames",
+    "fps",
+    "format",
+)
 
 
 class DiffusersConfig(TorchConfig):
     offload: Literal["none", "model", "sequential"] = Field(
-        "none", description="CPU offload: 'model' (whole sub-models) or 'sequential' (layers).")
+        "none", description="CPU offload: 'model' (whole sub-models) or 'sequential' (layers)."
+    )
     attention_slicing: bool = False
     vae_tiling: bool = False
     default_fps: int = Field(16, ge=1, le=120)
@@ -78,8 +96,11 @@ class _Loaded:
 def call_parameters(pipe: Any) -> frozenset[str]:
     """The named arguments of ``pipe(...)``: pipelines differ (no negative prompt in Flux
     2, no step callback in older ones), and extras would fail or be silently swallowed."""
-    return frozenset(name for name, p in inspect.signature(pipe.__call__).parameters.items()
-                     if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+    return frozenset(
+        name
+        for name, p in inspect.signature(pipe.__call__).parameters.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
 
 
 class _Stopped(Exception):
@@ -149,9 +170,12 @@ class DiffusersBinding(Binding):
         except (ModelNotFound, OSError, ValueError, KeyError):
             pipeline = "unknown"
         return ModelInfo(
-            name=name, modalities=[pipeline_kind(pipeline)], loaded=name in self._loaded,
+            name=name,
+            modalities=[pipeline_kind(pipeline)],
+            loaded=name in self._loaded,
             size_bytes=weight_bytes(folder, None) if folder else None,
-            details={"source": source, "pipeline": pipeline})
+            details={"source": source, "pipeline": pipeline},
+        )
 
     async def list_models(self) -> list[ModelInfo]:
         return [self._info(name, src) for name, src in self._sources().items()]
@@ -175,8 +199,10 @@ class DiffusersBinding(Binding):
             return None
         total = 0
         for component in loaded.pipe.components.values():
-            for tensor in [*getattr(component, "parameters", list)(),
-                           *getattr(component, "buffers", list)()]:
+            for tensor in [
+                *getattr(component, "parameters", list)(),
+                *getattr(component, "buffers", list)(),
+            ]:
                 total += tensor.numel() * tensor.element_size()
         return total
 
@@ -203,20 +229,25 @@ class DiffusersBinding(Binding):
         kind = self.kind(model)
         if kind == "ttm":
             raise BindingUnavailable(
-                f"'{model}' is an audio pipeline; use the musicgen binding for ttm.")
+                f"'{model}' is an audio pipeline; use the musicgen binding for ttm."
+            )
         try:
             self._loaded[model] = await asyncio.to_thread(self._load_sync, source, kind)
         except (OSError, ValueError, TypeError) as exc:
-            raise BindingUnavailable(f"diffusers could not load '{model}' from '{source}': "
-                                     f"{exc}") from exc
+            raise BindingUnavailable(
+                f"diffusers could not load '{model}' from '{source}': {exc}"
+            ) from exc
 
     def _load_sync(self, source: str, kind: str) -> _Loaded:
         import torch
         from diffusers import AutoPipelineForText2Image, DiffusionPipeline
 
         factory: Any = AutoPipelineForText2Image if kind == "tti" else DiffusionPipeline
-        pipe = factory.from_pretrained(source, torch_dtype=getattr(torch, self._dtype_name()),
-                                       local_files_only=not self.cfg.allow_download)
+        pipe = factory.from_pretrained(
+            source,
+            torch_dtype=getattr(torch, self._dtype_name()),
+            local_files_only=not self.cfg.allow_download,
+        )
         if self.cfg.offload == "model":
             pipe.enable_model_cpu_offload(device=self.cfg.device)
         elif self.cfg.offload == "sequential":
@@ -246,42 +277,56 @@ class DiffusersBinding(Binding):
             return
         kind = self.kind(request.model)
         if kind != request.generation_type:
-            raise BadRequest(f"'{request.model}' is a {kind} pipeline; it cannot serve "
-                             f"generation_type '{request.generation_type}'.",
-                             param="generation_type")
+            raise BadRequest(
+                f"'{request.model}' is a {kind} pipeline; it cannot serve "
+                f"generation_type '{request.generation_type}'.",
+                param="generation_type",
+            )
         options = media_options(request, _IMAGE_OPTIONS if kind == "tti" else _VIDEO_OPTIONS)
         prompt_of(request)
         self._check_limits(options)
         source = input_image(request)
         if source is not None:
             if kind != "tti":
-                raise BadRequest("Only image pipelines take an input image.",
-                                 param="input_data")
+                raise BadRequest("Only image pipelines take an input image.", param="input_data")
             self._check_image(source.data, options)
         elif options.strength is not None:
-            raise BadRequest("parameters.strength applies to image-to-image: send an image.",
-                             param="parameters.strength")
+            raise BadRequest(
+                "parameters.strength applies to image-to-image: send an image.",
+                param="parameters.strength",
+            )
         for side in ("width", "height"):
             value = getattr(options, side)
             if value is not None and value % 8:
-                raise BadRequest(f"parameters.{side} must be a multiple of 8 (got {value}).",
-                                 param=f"parameters.{side}")
+                raise BadRequest(
+                    f"parameters.{side} must be a multiple of 8 (got {value}).",
+                    param=f"parameters.{side}",
+                )
         if kind == "ttv" and options.format not in (None, "mp4"):
             raise BadRequest("Videos are encoded as mp4.", param="parameters.format")
         if kind == "tti" and options.format in ("wav", "mp4"):
             raise BadRequest("Images are png, jpeg or webp.", param="parameters.format")
 
     def _check_limits(self, options: MediaOptions) -> None:
-        if options.width and options.height and \
-                options.width * options.height > self.cfg.max_pixels:
-            raise BadRequest(f"{options.width}x{options.height} is more than this instance's "
-                             f"max_pixels ({self.cfg.max_pixels}).", param="parameters.width")
+        if (
+            options.width
+            and options.height
+            and options.width * options.height > self.cfg.max_pixels
+        ):
+            raise BadRequest(
+                f"{options.width}x{options.height} is more than this instance's "
+                f"max_pixels ({self.cfg.max_pixels}).",
+                param="parameters.width",
+            )
         if options.n > self.cfg.max_images:
-            raise BadRequest(f"parameters.n is at most {self.cfg.max_images} here.",
-                             param="parameters.n")
+            raise BadRequest(
+                f"parameters.n is at most {self.cfg.max_images} here.", param="parameters.n"
+            )
         if options.num_frames is not None and options.num_frames > self.cfg.max_frames:
-            raise BadRequest(f"parameters.num_frames is at most {self.cfg.max_frames} here.",
-                             param="parameters.num_frames")
+            raise BadRequest(
+                f"parameters.num_frames is at most {self.cfg.max_frames} here.",
+                param="parameters.num_frames",
+            )
 
     def _check_image(self, data: bytes, options: MediaOptions) -> None:
         from PIL import Image, UnidentifiedImageError
@@ -290,12 +335,15 @@ class DiffusersBinding(Binding):
             with Image.open(io.BytesIO(data)) as picture:
                 size = picture.size
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
-            raise BadRequest(f"The input image cannot be read: {type(exc).__name__}.",
-                             param="input_data") from None
+            raise BadRequest(
+                f"The input image cannot be read: {type(exc).__name__}.", param="input_data"
+            ) from None
         if not (options.width and options.height) and size[0] * size[1] > self.cfg.max_pixels:
-            raise BadRequest(f"The input image ({size[0]}x{size[1]}) is larger than "
-                             f"max_pixels; give parameters.width and height.",
-                             param="input_data")
+            raise BadRequest(
+                f"The input image ({size[0]}x{size[1]}) is larger than "
+                f"max_pixels; give parameters.width and height.",
+                param="input_data",
+            )
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         loaded = self._loaded.get(request.model)
@@ -331,8 +379,14 @@ class DiffusersBinding(Binding):
             stop.set()  # the pipeline stops at its next step
             await asyncio.shield(worker)
 
-    def _run(self, loaded: _Loaded, request: BindingRequest, options: MediaOptions,
-             stop: threading.Event, report: Any) -> list[Event]:
+    def _run(
+        self,
+        loaded: _Loaded,
+        request: BindingRequest,
+        options: MediaOptions,
+        stop: threading.Event,
+        report: Any,
+    ) -> list[Event]:
         import torch
 
         seed = request.params.seed
@@ -340,29 +394,39 @@ class DiffusersBinding(Binding):
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         total = options.steps or 0
 
-        def on_step(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]
-                    ) -> dict[str, Any]:
+        def on_step(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             if stop.is_set():
                 raise _Stopped()
             steps = getattr(pipe, "num_timesteps", None) or total
-            report(Step("step_progress", f"step {step + 1} of {steps}",
-                        data={"step": step + 1, "total": steps}))
+            report(
+                Step(
+                    "step_progress",
+                    f"step {step + 1} of {steps}",
+                    data={"step": step + 1, "total": steps},
+                )
+            )
             return kwargs
 
         common: dict[str, Any] = {
             "prompt": prompt_of(request),
             "generator": torch.Generator(device="cpu").manual_seed(seed),
         }
-        for name, key in (("width", "width"), ("height", "height"),
-                          ("steps", "num_inference_steps"), ("guidance", "guidance_scale"),
-                          ("negative_prompt", "negative_prompt")):
+        for name, key in (
+            ("width", "width"),
+            ("height", "height"),
+            ("steps", "num_inference_steps"),
+            ("guidance", "guidance_scale"),
+            ("negative_prompt", "negative_prompt"),
+        ):
             if getattr(options, name) is not None:
                 common[key] = getattr(options, name)
         accepted = call_parameters(loaded.pipe)
         refused = sorted(k for k in common if k not in accepted)
         if refused:
-            raise BadRequest(f"This {type(loaded.pipe).__name__} does not take "
-                             f"{', '.join(refused)}.", param=f"parameters.{refused[0]}")
+            raise BadRequest(
+                f"This {type(loaded.pipe).__name__} does not take {', '.join(refused)}.",
+                param=f"parameters.{refused[0]}",
+            )
         if "callback_on_step_end" in accepted:
             common["callback_on_step_end"] = on_step
         elif "callback" in accepted:  # older pipelines: callback(step, timestep, latents)
@@ -374,8 +438,14 @@ class DiffusersBinding(Binding):
                 return self._video(loaded, common, options, seed)
             return self._images(loaded, request, common, options, seed)
 
-    def _images(self, loaded: _Loaded, request: BindingRequest, common: dict[str, Any],
-                options: MediaOptions, seed: int) -> list[Event]:
+    def _images(
+        self,
+        loaded: _Loaded,
+        request: BindingRequest,
+        common: dict[str, Any],
+        options: MediaOptions,
+        seed: int,
+    ) -> list[Event]:
         pipe = loaded.pipe
         source = input_image(request)
         if source is not None:
@@ -387,8 +457,9 @@ class DiffusersBinding(Binding):
                 loaded.img2img.set_progress_bar_config(disable=True)
             pipe = loaded.img2img
             picture = Image.open(io.BytesIO(source.data)).convert("RGB")
-            common["image"] = picture.resize((common.get("width", picture.width),
-                                              common.get("height", picture.height)))
+            common["image"] = picture.resize(
+                (common.get("width", picture.width), common.get("height", picture.height))
+            )
             common.pop("width", None)
             common.pop("height", None)
             if options.strength is not None:
@@ -396,19 +467,32 @@ class DiffusersBinding(Binding):
         if "num_images_per_prompt" in call_parameters(pipe):
             common["num_images_per_prompt"] = options.n
         elif options.n > 1:
-            raise BadRequest(f"This {type(pipe).__name__} makes one image per request.",
-                             param="parameters.n")
+            raise BadRequest(
+                f"This {type(pipe).__name__} makes one image per request.", param="parameters.n"
+            )
         result = pipe(output_type="pil", **common)
         outputs: list[Event] = []
         for index, image in enumerate(result.images):
             data, mime = encode_image(image, options.format or "png")
-            outputs.append(MediaOutput(data, mime, "image", {
-                "seed": seed, "index": index, "width": image.width, "height": image.height,
-                "image_to_image": source is not None}))
+            outputs.append(
+                MediaOutput(
+                    data,
+                    mime,
+                    "image",
+                    {
+                        "seed": seed,
+                        "index": index,
+                        "width": image.width,
+                        "height": image.height,
+                        "image_to_image": source is not None,
+                    },
+                )
+            )
         return outputs
 
-    def _video(self, loaded: _Loaded, common: dict[str, Any], options: MediaOptions,
-               seed: int) -> list[Event]:
+    def _video(
+        self, loaded: _Loaded, common: dict[str, Any], options: MediaOptions, seed: int
+    ) -> list[Event]:
         fps = options.fps or self.cfg.default_fps
         if options.num_frames is not None:
             common["num_frames"] = options.num_frames
@@ -416,17 +500,33 @@ class DiffusersBinding(Binding):
         if "num_videos_per_prompt" in accepted:
             common["num_videos_per_prompt"] = options.n
         elif options.n > 1:
-            raise BadRequest(f"This {type(loaded.pipe).__name__} makes one video per request.",
-                             param="parameters.n")
+            raise BadRequest(
+                f"This {type(loaded.pipe).__name__} makes one video per request.",
+                param="parameters.n",
+            )
         if options.num_frames is not None and "num_frames" not in accepted:
-            raise BadRequest(f"This {type(loaded.pipe).__name__} does not take num_frames.",
-                             param="parameters.num_frames")
+            raise BadRequest(
+                f"This {type(loaded.pipe).__name__} does not take num_frames.",
+                param="parameters.num_frames",
+            )
         result = loaded.pipe(output_type="np", **common)
         outputs: list[Event] = []
         for index, frames in enumerate(result.frames):
-            outputs.append(MediaOutput(encode_mp4(frames, fps), "video/mp4", "video", {
-                "seed": seed, "index": index, "frames": len(frames), "fps": fps,
-                "width": int(frames.shape[2]), "height": int(frames.shape[1])}))
+            outputs.append(
+                MediaOutput(
+                    encode_mp4(frames, fps),
+                    "video/mp4",
+                    "video",
+                    {
+                        "seed": seed,
+                        "index": index,
+                        "frames": len(frames),
+                        "fps": fps,
+                        "width": int(frames.shape[2]),
+                        "height": int(frames.shape[1]),
+                    },
+                )
+            )
         return outputs
 
 

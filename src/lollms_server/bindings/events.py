@@ -101,5 +101,14 @@ class Finished:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-Event = (TextDelta | ThoughtsDelta | MediaOutput | ToolCall | ToolResult | TextReplace | Step
-         | Usage | Finished)
+Event = (
+    TextDelta
+    | ThoughtsDelta
+    | MediaOutput
+    | ToolCall
+    | ToolResult
+    | TextReplace
+    | Step
+    | Usage
+    | Finished
+)

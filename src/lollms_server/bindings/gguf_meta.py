@@ -13,11 +13,28 @@ from typing import Any, BinaryIO
 
 __all__ = ["kv_cache_bytes", "read_metadata"]
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
-_WANTED = ("block_count", "embedding_length", "attention.head_count",
-           "attention.head_count_kv", "attention.key_length", "attention.value_length")
+_WANTED = (
+    "block_count",
+    "embedding_length",
+    "attention.head_count",
+    "attention.head_count_kv",
+    "attention.key_length",
+    "attention.value_length",
+)
 
 
 def _read(fh: BinaryIO, fmt: str) -> Any:
@@ -63,7 +80,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
             if key == "general.architecture":
                 out["architecture"] = value
             elif "architecture" in out and key.startswith(out["architecture"] + "."):
-                short = key[len(out["architecture"]) + 1:]
+                short = key[len(out["architecture"]) + 1 :]
                 if short in _WANTED:
                     out[short] = value
             if "architecture" in out and all(k in out for k in _WANTED[:4]):

@@ -32,7 +32,6 @@ from lollms_server.errors import BadRequest, GenerationFailed, ModelNotFound
 __all__ = ["HFEmbeddingsBinding", "HFEmbeddingsConfig"]
 
 
-
 class HFEmbeddingsConfig(TorchConfig):
     pooling: Literal["mean", "cls", "last"] = "mean"
     normalize: bool = Field(True, description="L2-normalise the vectors (cosine = dot).")
@@ -44,8 +43,9 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
     name: ClassVar[str] = "hf_embeddings"
     description: ClassVar[str] = "Text embeddings from Hugging Face encoders."
     modalities: ClassVar[frozenset[str]] = frozenset({"embed"})
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=False, tokenizer=False,
-                                                        embeddings=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        streaming=False, tokenizer=False, embeddings=True
+    )
     Config: ClassVar[type[BindingConfig]] = HFEmbeddingsConfig
     what: ClassVar[str] = "encoder"
 
@@ -66,9 +66,14 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
         details: dict[str, Any] = {"source": source, "pooling": self.cfg.pooling}
         if loaded is not None:
             details["dimensions"] = int(loaded.model.config.hidden_size)
-        return ModelInfo(name=name, modalities=["embed"], size_bytes=self._size(source),
-                         context_size=self.cfg.max_length, loaded=loaded is not None,
-                         details=details)
+        return ModelInfo(
+            name=name,
+            modalities=["embed"],
+            size_bytes=self._size(source),
+            context_size=self.cfg.max_length,
+            loaded=loaded is not None,
+            details=details,
+        )
 
     async def model_info(self, model: str) -> ModelInfo:
         return self._info(model)
@@ -95,8 +100,11 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
         return LoadedModel(network.to(self.cfg.device).eval(), tokenizer)
 
     def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
-        raise BadRequest(f"Binding instance '{self.instance_name}' only embeds; use "
-                         "/v1/embeddings or /api/v1/embed.", param="generation_type")
+        raise BadRequest(
+            f"Binding instance '{self.instance_name}' only embeds; use "
+            "/v1/embeddings or /api/v1/embed.",
+            param="generation_type",
+        )
 
     async def embed(self, model: str, texts: list[str]) -> EmbeddingResult:
         loaded = self._loaded.get(model)
@@ -112,8 +120,9 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
                 await work
             raise
 
-    def _embed_sync(self, loaded: LoadedModel, texts: list[str],
-                    stop: threading.Event) -> EmbeddingResult:
+    def _embed_sync(
+        self, loaded: LoadedModel, texts: list[str], stop: threading.Event
+    ) -> EmbeddingResult:
         import torch
 
         vectors: list[list[float]] = []
@@ -122,12 +131,16 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
             for start in range(0, len(texts), self.cfg.batch_size):
                 if stop.is_set():
                     raise GenerationFailed("cancelled")
-                batch = texts[start:start + self.cfg.batch_size]
+                batch = texts[start : start + self.cfg.batch_size]
                 full = loaded.tokenizer(batch, add_special_tokens=True)["input_ids"]
                 truncated += sum(len(ids) > self.cfg.max_length for ids in full)
-                inputs = loaded.tokenizer(batch, padding=True, truncation=True,
-                                          max_length=self.cfg.max_length,
-                                          return_tensors="pt").to(loaded.model.device)
+                inputs = loaded.tokenizer(
+                    batch,
+                    padding=True,
+                    truncation=True,
+                    max_length=self.cfg.max_length,
+                    return_tensors="pt",
+                ).to(loaded.model.device)
                 mask = inputs["attention_mask"]
                 tokens += int(mask.sum())
                 states = loaded.model(**inputs).last_hidden_state

@@ -35,9 +35,11 @@ _WEIGHTS = ("*.safetensors", "*.bin", "*.gguf")
 
 class TransformersConfig(BindingConfig):
     models: dict[str, str] = Field(
-        default_factory=dict, description="name -> local folder or hub id (local cache only).")
+        default_factory=dict, description="name -> local folder or hub id (local cache only)."
+    )
     gguf_files: dict[str, str] = Field(
-        default_factory=dict, description="name -> GGUF file name inside that model's folder.")
+        default_factory=dict, description="name -> GGUF file name inside that model's folder."
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', 'mps'... or 'auto'.")
     device_map: str | None = Field(None, description="e.g. 'auto' (needs accelerate).")
@@ -69,9 +71,15 @@ class TransformersBinding(Binding):
         return sources[model]
 
     async def list_models(self) -> list[ModelInfo]:
-        return [ModelInfo(name=name, size_bytes=_weights_size(src), loaded=name in self._loaded,
-                          details={"source": src})
-                for name, src in self._sources().items()]
+        return [
+            ModelInfo(
+                name=name,
+                size_bytes=_weights_size(src),
+                loaded=name in self._loaded,
+                details={"source": src},
+            )
+            for name, src in self._sources().items()
+        ]
 
     async def model_info(self, model: str) -> ModelInfo:
         source = self._source(model)
@@ -79,8 +87,13 @@ class TransformersBinding(Binding):
         context = None
         if loaded is not None:
             context = getattr(loaded.model.config, "max_position_embeddings", None)
-        return ModelInfo(name=model, size_bytes=_weights_size(source), context_size=context,
-                         loaded=loaded is not None, details={"source": source})
+        return ModelInfo(
+            name=model,
+            size_bytes=_weights_size(source),
+            context_size=context,
+            loaded=loaded is not None,
+            details={"source": source},
+        )
 
     def memory_estimate(self, model: str) -> int | None:
         try:
@@ -110,15 +123,18 @@ class TransformersBinding(Binding):
         try:
             self._loaded[model] = await asyncio.to_thread(self._load_sync, model, source)
         except (OSError, ValueError) as exc:
-            raise BindingUnavailable(f"transformers could not load '{model}' from '{source}': "
-                                     f"{exc}") from exc
+            raise BindingUnavailable(
+                f"transformers could not load '{model}' from '{source}': {exc}"
+            ) from exc
 
     def _load_sync(self, model: str, source: str) -> LoadedModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        kwargs: dict[str, Any] = {"local_files_only": not self.cfg.allow_download,
-                                  "trust_remote_code": self.cfg.trust_remote_code}
+        kwargs: dict[str, Any] = {
+            "local_files_only": not self.cfg.allow_download,
+            "trust_remote_code": self.cfg.trust_remote_code,
+        }
         if model in self.cfg.gguf_files:
             kwargs["gguf_file"] = self.cfg.gguf_files[model]
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -130,7 +146,8 @@ class TransformersBinding(Binding):
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
-                load_in_4bit=True)
+                load_in_4bit=True
+            )
         network: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         if not self.cfg.device_map and not self.cfg.load_in_4bit:
             network = network.to(self.cfg.device)
@@ -151,9 +168,10 @@ class TransformersBinding(Binding):
     # -- generation ------------------------------------------------------------------------
     def check_request(self, request: BindingRequest) -> None:
         if request.extra:
-            raise BadRequest(f"Unknown parameter(s) for transformers: "
-                             f"{', '.join(sorted(request.extra))}.",
-                             param=f"parameters.{sorted(request.extra)[0]}")
+            raise BadRequest(
+                f"Unknown parameter(s) for transformers: {', '.join(sorted(request.extra))}.",
+                param=f"parameters.{sorted(request.extra)[0]}",
+            )
 
     def _input_ids(self, loaded: LoadedModel, request: BindingRequest) -> Any:
         tok = loaded.tokenizer
@@ -161,8 +179,9 @@ class TransformersBinding(Binding):
             return tok(request.raw_prompt, return_tensors="pt").input_ids
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         if getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template(messages, add_generation_prompt=True,
-                                          return_tensors="pt", return_dict=True)
+            ids = tok.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
             return ids["input_ids"]
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
         return tok(text, return_tensors="pt").input_ids
@@ -170,8 +189,10 @@ class TransformersBinding(Binding):
     def _generate_kwargs(self, request: BindingRequest, loaded: LoadedModel) -> dict[str, Any]:
         p = request.params
         sample = p.temperature is not None and p.temperature > 0
-        kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens or self.cfg.default_max_tokens,
-                                  "do_sample": sample}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": p.max_tokens or self.cfg.default_max_tokens,
+            "do_sample": sample,
+        }
         if sample:
             kwargs["temperature"] = p.temperature
             if p.top_p is not None:
@@ -212,8 +233,11 @@ class TransformersBinding(Binding):
                 try:
                     with torch.inference_mode():
                         out = loaded.model.generate(
-                            input_ids, streamer=streamer,
-                            stopping_criteria=StoppingCriteriaList([_Stop()]), **kwargs)
+                            input_ids,
+                            streamer=streamer,
+                            stopping_criteria=StoppingCriteriaList([_Stop()]),
+                            **kwargs,
+                        )
                     produced.append(int(out.shape[-1] - input_ids.shape[-1]))
                 except Exception as exc:  # reported by the consumer once the stream ends
                     errors.append(exc)
@@ -237,7 +261,7 @@ class TransformersBinding(Binding):
                 decoded = loaded.tokenizer.decode(ids, skip_special_tokens=True)
                 if decoded.endswith("\ufffd") or not decoded.startswith(emitted):
                     continue
-                piece, emitted = decoded[len(emitted):], decoded
+                piece, emitted = decoded[len(emitted) :], decoded
                 if not piece:
                     continue
                 text, hit = splitter.feed(piece)
@@ -247,11 +271,12 @@ class TransformersBinding(Binding):
                     stop_flag.set()
                     break
             if errors:
-                raise GenerationFailed(f"transformers failed: {type(errors[0]).__name__}: "
-                                       f"{errors[0]}")
+                raise GenerationFailed(
+                    f"transformers failed: {type(errors[0]).__name__}: {errors[0]}"
+                )
             final = loaded.tokenizer.decode(ids, skip_special_tokens=True)
             if not splitter.stopped and final.startswith(emitted) and len(final) > len(emitted):
-                text, hit = splitter.feed(final[len(emitted):])  # what was held back
+                text, hit = splitter.feed(final[len(emitted) :])  # what was held back
                 if text:
                     yield TextDelta(text)
             if not splitter.stopped:
@@ -322,7 +347,7 @@ class _StopSplitter:
             out, self.buffer, self.stopped = self.buffer[: min(cuts)], "", True
             return out, True
         safe = len(self.buffer) - self.keep
-        out, self.buffer = self.buffer[:max(safe, 0)], self.buffer[max(safe, 0):]
+        out, self.buffer = self.buffer[: max(safe, 0)], self.buffer[max(safe, 0) :]
         return out, False
 
     def flush(self) -> str:

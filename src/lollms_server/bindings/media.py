@@ -27,9 +27,14 @@ __all__ = [
     "prompt_of",
 ]
 
-_ALIASES = {"num_inference_steps": "steps", "guidance_scale": "guidance", "num_images": "n",
-            "num_images_per_prompt": "n", "length_seconds": "duration",
-            "audio_length_in_s": "duration"}
+_ALIASES = {
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance",
+    "num_images": "n",
+    "num_images_per_prompt": "n",
+    "length_seconds": "duration",
+    "audio_length_in_s": "duration",
+}
 
 
 class MediaOptions(BaseModel):
@@ -53,8 +58,7 @@ class MediaOptions(BaseModel):
     format: Literal["png", "jpeg", "webp", "wav", "mp4"] | None = None
 
 
-def media_options(request: BindingRequest, allowed: Sequence[str] | None = None
-                  ) -> MediaOptions:
+def media_options(request: BindingRequest, allowed: Sequence[str] | None = None) -> MediaOptions:
     """The request's media options; 400 naming the first bad or (given ``allowed``) unused
     parameter."""
     values: dict[str, Any] = {_ALIASES.get(k, k): v for k, v in request.extra.items()}
@@ -64,14 +68,14 @@ def media_options(request: BindingRequest, allowed: Sequence[str] | None = None
             raise BadRequest(
                 f"Parameter(s) {', '.join(unknown)} do not apply to '{request.generation_type}' "
                 f"here; accepted: {', '.join(sorted(allowed))}.",
-                param=f"parameters.{unknown[0]}")
+                param=f"parameters.{unknown[0]}",
+            )
     try:
         return MediaOptions.model_validate(values)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise BadRequest(f"parameters.{where}: {err['msg']}", param=f"parameters.{where}"
-                         ) from None
+        raise BadRequest(f"parameters.{where}: {err['msg']}", param=f"parameters.{where}") from None
 
 
 def prompt_of(request: BindingRequest) -> str:

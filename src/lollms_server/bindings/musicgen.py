@@ -53,8 +53,13 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
 
     async def model_info(self, model: str) -> ModelInfo:
         source = self._source(model)
-        return ModelInfo(name=model, modalities=["ttm"], size_bytes=self._size(source),
-                         loaded=model in self._loaded, details={"source": source})
+        return ModelInfo(
+            name=model,
+            modalities=["ttm"],
+            size_bytes=self._size(source),
+            loaded=model in self._loaded,
+            details={"source": source},
+        )
 
     def memory_estimate(self, model: str) -> int | None:
         try:
@@ -69,7 +74,8 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
         local = not self.cfg.allow_download
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
         network: Any = MusicgenForConditionalGeneration.from_pretrained(
-            source, local_files_only=local, dtype=getattr(torch, self._dtype_name()))
+            source, local_files_only=local, dtype=getattr(torch, self._dtype_name())
+        )
         network = network.to(self.cfg.device).eval()
         return LoadedModel(network, tokenizer)
 
@@ -79,11 +85,14 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
             raise BadRequest("MusicGen produces wav audio.", param="parameters.format")
         prompt_of(request)
         if request.params.temperature is not None and request.params.temperature <= 0:
-            raise BadRequest("MusicGen samples: temperature must be above 0.",
-                             param="parameters.temperature")
+            raise BadRequest(
+                "MusicGen samples: temperature must be above 0.", param="parameters.temperature"
+            )
         if options.duration is not None and options.duration > self.cfg.max_duration:
-            raise BadRequest(f"parameters.duration is at most {self.cfg.max_duration:g} s "
-                             "here (max_duration).", param="parameters.duration")
+            raise BadRequest(
+                f"parameters.duration is at most {self.cfg.max_duration:g} s here (max_duration).",
+                param="parameters.duration",
+            )
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         loaded = self._loaded.get(request.model)
@@ -104,13 +113,18 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
             if not work.done():
                 with contextlib.suppress(Exception):
                     await work  # it stops at its next frame
-        yield MediaOutput(encode_wav(samples, rate), "audio/wav", "audio", {
-            "sample_rate": rate, "duration_s": duration, "seed": seed})
+        yield MediaOutput(
+            encode_wav(samples, rate),
+            "audio/wav",
+            "audio",
+            {"sample_rate": rate, "duration_s": duration, "seed": seed},
+        )
         yield Usage(prompt_tokens=0, completion_tokens=0)
         yield Finished("stop")
 
-    def _generate(self, loaded: LoadedModel, request: BindingRequest,
-                  stop: threading.Event) -> tuple[Any, int, int, float]:
+    def _generate(
+        self, loaded: LoadedModel, request: BindingRequest, stop: threading.Event
+    ) -> tuple[Any, int, int, float]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -128,8 +142,11 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         inputs = loaded.tokenizer([prompt_of(request)], return_tensors="pt", padding=True)
-        kwargs: dict[str, Any] = {"max_new_tokens": tokens, "do_sample": True,
-                                  "stopping_criteria": StoppingCriteriaList([_Stop()])}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": tokens,
+            "do_sample": True,
+            "stopping_criteria": StoppingCriteriaList([_Stop()]),
+        }
         if options.guidance is not None:
             kwargs["guidance_scale"] = options.guidance
         if request.params.temperature is not None:

@@ -35,9 +35,20 @@ if TYPE_CHECKING:
 __all__ = ["OllamaBinding", "OllamaConfig"]
 
 logger = logging.getLogger(__name__)
-EXTRA_OPTIONS = frozenset({"min_p", "typical_p", "presence_penalty", "frequency_penalty",
-                           "repeat_last_n", "mirostat", "mirostat_tau", "mirostat_eta",
-                           "num_ctx", "json_schema"})
+EXTRA_OPTIONS = frozenset(
+    {
+        "min_p",
+        "typical_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "repeat_last_n",
+        "mirostat",
+        "mirostat_tau",
+        "mirostat_eta",
+        "num_ctx",
+        "json_schema",
+    }
+)
 
 
 class OllamaConfig(BindingConfig):
@@ -53,7 +64,8 @@ class OllamaBinding(Binding):
     name: ClassVar[str] = "ollama"
     description: ClassVar[str] = "Models served by an Ollama server."
     capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, vision=True, structured_output=True)
+        streaming=True, vision=True, structured_output=True
+    )
     Config: ClassVar[type[BindingConfig]] = OllamaConfig
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
@@ -69,10 +81,14 @@ class OllamaBinding(Binding):
                 raise BindingUnavailable(
                     "The ollama package is not installed: pip install 'lollms_server[ollama]'"
                 ) from exc
-            headers = ({"Authorization": f"Bearer {self.cfg.api_key.get_secret_value()}"}
-                       if self.cfg.api_key else None)
-            self._client = AsyncClient(host=self.cfg.host, headers=headers,
-                                       timeout=self.cfg.timeout)
+            headers = (
+                {"Authorization": f"Bearer {self.cfg.api_key.get_secret_value()}"}
+                if self.cfg.api_key
+                else None
+            )
+            self._client = AsyncClient(
+                host=self.cfg.host, headers=headers, timeout=self.cfg.timeout
+            )
         return self._client
 
     async def list_models(self) -> list[ModelInfo]:
@@ -83,8 +99,14 @@ class OllamaBinding(Binding):
         out = []
         for model in listed.models:
             details = model.details.model_dump(exclude_none=True) if model.details else {}
-            out.append(ModelInfo(name=model.model or "", size_bytes=int(model.size or 0),
-                                 context_size=self.cfg.num_ctx, details=details))
+            out.append(
+                ModelInfo(
+                    name=model.model or "",
+                    size_bytes=int(model.size or 0),
+                    context_size=self.cfg.num_ctx,
+                    details=details,
+                )
+            )
         return out
 
     async def model_info(self, model: str) -> ModelInfo:
@@ -99,8 +121,14 @@ class OllamaBinding(Binding):
                 raise ModelNotFound(model, self.instance_name, available) from exc
             raise error from exc
         info = dict(shown.modelinfo or {})
-        context = next((int(v) for k, v in info.items()
-                        if k.endswith("context_length") and isinstance(v, int)), None)
+        context = next(
+            (
+                int(v)
+                for k, v in info.items()
+                if k.endswith("context_length") and isinstance(v, int)
+            ),
+            None,
+        )
         details = shown.details.model_dump(exclude_none=True) if shown.details else {}
         return ModelInfo(name=model, context_size=self.cfg.num_ctx or context, details=details)
 
@@ -122,8 +150,13 @@ class OllamaBinding(Binding):
             try:
                 async for progress in await self.client().pull(model, stream=True):
                     if progress.total:
-                        logger.info("Pulling '%s': %s %d/%d", model, progress.status,
-                                    progress.completed or 0, progress.total)
+                        logger.info(
+                            "Pulling '%s': %s %d/%d",
+                            model,
+                            progress.status,
+                            progress.completed or 0,
+                            progress.total,
+                        )
             except Exception as pull_exc:
                 raise self._map(pull_exc) from pull_exc
 
@@ -136,40 +169,61 @@ class OllamaBinding(Binding):
     def check_request(self, request: BindingRequest) -> None:
         unknown = sorted(set(request.extra) - EXTRA_OPTIONS)
         if unknown:
-            raise BadRequest(f"Unknown option(s) for Ollama: {', '.join(unknown)}.",
-                             param=f"parameters.{unknown[0]}")
+            raise BadRequest(
+                f"Unknown option(s) for Ollama: {', '.join(unknown)}.",
+                param=f"parameters.{unknown[0]}",
+            )
 
     def _options(self, request: BindingRequest) -> dict[str, Any]:
         p = request.params
-        options: dict[str, Any] = {k: v for k, v in (
-            ("temperature", p.temperature), ("top_p", p.top_p), ("top_k", p.top_k),
-            ("repeat_penalty", p.repeat_penalty), ("num_predict", p.max_tokens),
-            ("seed", p.seed)) if v is not None}
+        options: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("temperature", p.temperature),
+                ("top_p", p.top_p),
+                ("top_k", p.top_k),
+                ("repeat_penalty", p.repeat_penalty),
+                ("num_predict", p.max_tokens),
+                ("seed", p.seed),
+            )
+            if v is not None
+        }
         if p.stop:
             options["stop"] = list(p.stop)
         if self.cfg.num_ctx:
             options["num_ctx"] = self.cfg.num_ctx
-        options.update({k: v for k, v in request.extra.items()
-                        if k in EXTRA_OPTIONS and k != "json_schema"})
+        options.update(
+            {k: v for k, v in request.extra.items() if k in EXTRA_OPTIONS and k != "json_schema"}
+        )
         return options
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         client = self.client()
-        common: dict[str, Any] = {"model": request.model, "stream": True,
-                                  "options": self._options(request)}
+        common: dict[str, Any] = {
+            "model": request.model,
+            "stream": True,
+            "options": self._options(request),
+        }
         if "json_schema" in request.extra:
             common["format"] = request.extra["json_schema"]
         if request.keep_alive is not None:
             common["keep_alive"] = request.keep_alive
         try:
             if request.raw_prompt is not None:
-                stream: Any = await client.generate(prompt=request.raw_prompt, raw=True,
-                                                    **common)
+                stream: Any = await client.generate(prompt=request.raw_prompt, raw=True, **common)
             else:
-                messages = [{"role": m.role, "content": m.content,
-                             **({"images": [base64.b64encode(x.data).decode()
-                                            for x in m.media]} if m.media else {})}
-                            for m in request.messages]
+                messages = [
+                    {
+                        "role": m.role,
+                        "content": m.content,
+                        **(
+                            {"images": [base64.b64encode(x.data).decode() for x in m.media]}
+                            if m.media
+                            else {}
+                        ),
+                    }
+                    for m in request.messages
+                ]
                 stream = await client.chat(messages=messages, **common)
             final: Any = None
             async for part in stream:
@@ -190,8 +244,10 @@ class OllamaBinding(Binding):
         if final is not None:
             yield Usage(final.prompt_eval_count or 0, final.eval_count or 0)
         reason = getattr(final, "done_reason", None) or "stop"
-        yield Finished(reason if reason in ("stop", "length") else "stop",
-                       {"upstream": safe_url(self.cfg.host)})
+        yield Finished(
+            reason if reason in ("stop", "length") else "stop",
+            {"upstream": safe_url(self.cfg.host)},
+        )
 
     def _map(self, exc: Exception) -> LollmsError:
         import httpx

@@ -56,8 +56,17 @@ def _image_mime(data: bytes) -> str:
         return "image/webp"
     return "image/png"
 
-EXTRA_PARAMETERS = frozenset({"frequency_penalty", "presence_penalty", "logit_bias",
-                              "response_format", "json_schema", "reasoning_effort"})
+
+EXTRA_PARAMETERS = frozenset(
+    {
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "response_format",
+        "json_schema",
+        "reasoning_effort",
+    }
+)
 
 
 class OpenAIConfig(BindingConfig):
@@ -67,18 +76,28 @@ class OpenAIConfig(BindingConfig):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
     timeout: float = Field(600.0, gt=0)
     max_retries: int = Field(
-        2, ge=0, le=10, description="SDK retries of dropped connections, 429 and 5xx (with "
-        "the upstream's Retry-After); 0 passes them to the client at once.")
+        2,
+        ge=0,
+        le=10,
+        description="SDK retries of dropped connections, 429 and 5xx (with "
+        "the upstream's Retry-After); 0 passes them to the client at once.",
+    )
     models: list[str] = Field(
-        default_factory=list, description="Model ids, for servers without GET /models.")
+        default_factory=list, description="Model ids, for servers without GET /models."
+    )
     context_size: int | None = Field(None, ge=1, description="Reported context size.")
     max_concurrency: int = Field(16, ge=1, description="Requests run at once upstream.")
     vision: bool = Field(True, description="Send image inputs (for vision models).")
     modalities: list[Literal["ttt", "tti", "tts"]] = Field(
-        default=["ttt"], description="What the upstream serves: ttt (chat and "
-        "completions), tti (/images/generations), tts (/audio/speech).")
-    default_voice: str | None = Field(None, description="Speech voice when a request names "
-                                      "none (OpenAI-compatible speech requires one).")
+        default=["ttt"],
+        description="What the upstream serves: ttt (chat and "
+        "completions), tti (/images/generations), tts (/audio/speech).",
+    )
+    default_voice: str | None = Field(
+        None,
+        description="Speech voice when a request names "
+        "none (OpenAI-compatible speech requires one).",
+    )
 
 
 class OpenAIBinding(Binding):
@@ -86,7 +105,8 @@ class OpenAIBinding(Binding):
     description: ClassVar[str] = "Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...)."
     modalities: ClassVar[frozenset[str]] = frozenset({"ttt", "tti", "tts"})
     capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, vision=True, structured_output=True, tools=True)
+        streaming=True, vision=True, structured_output=True, tools=True
+    )
     Config: ClassVar[type[BindingConfig]] = OpenAIConfig
 
     def __init__(self, config: BindingConfig, context: BindingContext) -> None:
@@ -109,10 +129,13 @@ class OpenAIBinding(Binding):
                 raise BindingUnavailable(
                     "The openai package is not installed: pip install 'lollms_server[openai]'"
                 ) from exc
-            self._client = AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key(),
-                                       default_headers=self.cfg.headers,
-                                       timeout=self.cfg.timeout,
-                                       max_retries=self.cfg.max_retries)
+            self._client = AsyncOpenAI(
+                base_url=self.cfg.base_url,
+                api_key=self._key(),
+                default_headers=self.cfg.headers,
+                timeout=self.cfg.timeout,
+                max_retries=self.cfg.max_retries,
+            )
         return self._client
 
     # -- models ----------------------------------------------------------------------------
@@ -124,8 +147,14 @@ class OpenAIBinding(Binding):
                 names = [m.id async for m in page]
             except Exception as exc:
                 raise self._map(exc) from exc
-        return [ModelInfo(name=n, context_size=self.cfg.context_size,
-                          details={"base_url": safe_url(self.cfg.base_url)}) for n in names]
+        return [
+            ModelInfo(
+                name=n,
+                context_size=self.cfg.context_size,
+                details={"base_url": safe_url(self.cfg.base_url)},
+            )
+            for n in names
+        ]
 
     def serves(self) -> frozenset[str]:
         return frozenset(self.cfg.modalities)
@@ -152,20 +181,26 @@ class OpenAIBinding(Binding):
         if request.generation_type in _MEDIA_OPTIONS:
             options = media_options(request, _MEDIA_OPTIONS[request.generation_type])
             prompt_of(request)
-            if request.generation_type == "tts" and not (options.voice
-                                                         or self.cfg.default_voice):
-                raise BadRequest("OpenAI-compatible speech needs a voice: give parameters."
-                                 "voice, or set default_voice.", param="parameters.voice")
+            if request.generation_type == "tts" and not (options.voice or self.cfg.default_voice):
+                raise BadRequest(
+                    "OpenAI-compatible speech needs a voice: give parameters."
+                    "voice, or set default_voice.",
+                    param="parameters.voice",
+                )
             return
         unknown = sorted(set(request.extra) - EXTRA_PARAMETERS)
         if unknown:
             raise BadRequest(
                 f"Unknown parameter(s) for an OpenAI-compatible server: {', '.join(unknown)}; "
                 f"supported extras: {', '.join(sorted(EXTRA_PARAMETERS))}.",
-                param=f"parameters.{unknown[0]}")
+                param=f"parameters.{unknown[0]}",
+            )
         if not self.cfg.vision and any(m.media for m in request.messages):
-            raise BadRequest(f"Binding instance '{self.instance_name}' is configured without "
-                             "vision (vision = false).", param="input_data")
+            raise BadRequest(
+                f"Binding instance '{self.instance_name}' is configured without "
+                "vision (vision = false).",
+                param="input_data",
+            )
 
     def _message(self, message: Message) -> dict[str, Any]:
         if message.tool_calls or message.tool_call_id:
@@ -180,8 +215,9 @@ class OpenAIBinding(Binding):
         parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
         for media in message.media:
             if media.kind != "image":
-                raise BadRequest(f"Only images can be sent upstream, not {media.kind}.",
-                                 param="input_data")
+                raise BadRequest(
+                    f"Only images can be sent upstream, not {media.kind}.", param="input_data"
+                )
             url = f"data:{media.mime_type};base64,{base64.b64encode(media.data).decode()}"
             parts.append({"type": "image_url", "image_url": {"url": url}})
         return {"role": message.role, "content": parts}
@@ -189,8 +225,12 @@ class OpenAIBinding(Binding):
     def _params(self, request: BindingRequest) -> dict[str, Any]:
         p = request.params
         out: dict[str, Any] = {"model": request.model, "stream": True}
-        for name, value in (("temperature", p.temperature), ("top_p", p.top_p),
-                            ("max_tokens", p.max_tokens), ("seed", p.seed)):
+        for name, value in (
+            ("temperature", p.temperature),
+            ("top_p", p.top_p),
+            ("max_tokens", p.max_tokens),
+            ("seed", p.seed),
+        ):
             if value is not None:
                 out[name] = value
         if p.stop:
@@ -206,8 +246,10 @@ class OpenAIBinding(Binding):
             extra_body["repeat_penalty"] = p.repeat_penalty
         extra = dict(request.extra)
         if "json_schema" in extra:
-            out["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "output", "schema": extra.pop("json_schema")}}
+            out["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": extra.pop("json_schema")},
+            }
         out.update(extra)
         if extra_body:
             out["extra_body"] = extra_body
@@ -236,21 +278,27 @@ class OpenAIBinding(Binding):
     async def _images(self, request: BindingRequest) -> list[MediaOutput]:
         options = media_options(request)
         extra_body: dict[str, Any] = {}
-        for key, value in (("negative_prompt", options.negative_prompt),
-                           ("num_inference_steps", options.steps),
-                           ("guidance_scale", options.guidance), ("seed", request.params.seed),
-                           ("output_format", options.format)):
+        for key, value in (
+            ("negative_prompt", options.negative_prompt),
+            ("num_inference_steps", options.steps),
+            ("guidance_scale", options.guidance),
+            ("seed", request.params.seed),
+            ("output_format", options.format),
+        ):
             if value is not None:
                 extra_body[key] = value
-        size = f"{options.width}x{options.height}" if options.width and options.height \
-            else None
+        size = f"{options.width}x{options.height}" if options.width and options.height else None
         images: Any = self.client().images
         kwargs: dict[str, Any] = {"size": size} if size else {}
         if not request.model.startswith("gpt-image"):  # those always answer b64_json and
             kwargs["response_format"] = "b64_json"  # refuse the parameter
         result = await images.generate(
-            model=request.model, prompt=prompt_of(request), n=options.n,
-            extra_body=extra_body or None, **kwargs)
+            model=request.model,
+            prompt=prompt_of(request),
+            n=options.n,
+            extra_body=extra_body or None,
+            **kwargs,
+        )
         outputs = []
         for index, item in enumerate(result.data or []):
             if not item.b64_json:
@@ -265,23 +313,33 @@ class OpenAIBinding(Binding):
         if options.speed is not None:
             extra["speed"] = options.speed
         response = await self.client().audio.speech.create(
-            model=request.model, input=prompt_of(request),
-            voice=options.voice or self.cfg.default_voice or "", response_format="wav",
-            **extra)
-        return [MediaOutput(response.content, "audio/wav", "audio",
-                            {"voice": options.voice or self.cfg.default_voice})]
+            model=request.model,
+            input=prompt_of(request),
+            voice=options.voice or self.cfg.default_voice or "",
+            response_format="wav",
+            **extra,
+        )
+        return [
+            MediaOutput(
+                response.content,
+                "audio/wav",
+                "audio",
+                {"voice": options.voice or self.cfg.default_voice},
+            )
+        ]
 
     async def _text(self, request: BindingRequest) -> AsyncIterator[Event]:
         params = self._params(request)
         client = self.client()
         try:
             if request.raw_prompt is not None:
-                stream: Any = await client.completions.create(prompt=request.raw_prompt,
-                                                              **params)
+                stream: Any = await client.completions.create(prompt=request.raw_prompt, **params)
             else:
                 stream = await client.chat.completions.create(  # type: ignore[call-overload]
                     messages=[self._message(m) for m in request.messages],
-                    stream_options={"include_usage": True}, **params)
+                    stream_options={"include_usage": True},
+                    **params,
+                )
         except Exception as exc:
             raise self._map(exc) from exc
         finish = "stop"
@@ -295,14 +353,16 @@ class OpenAIBinding(Binding):
                     if request.raw_prompt is not None:
                         text = choice.text
                     else:
-                        thoughts = getattr(choice.delta, "reasoning_content", None) or \
-                            getattr(choice.delta, "reasoning", None)
+                        thoughts = getattr(choice.delta, "reasoning_content", None) or getattr(
+                            choice.delta, "reasoning", None
+                        )
                         if thoughts:
                             yield ThoughtsDelta(thoughts)
                         text = choice.delta.content
                         for part in choice.delta.tool_calls or ():
-                            call = calls.setdefault(part.index, {"id": "", "name": "",
-                                                                 "arguments": ""})
+                            call = calls.setdefault(
+                                part.index, {"id": "", "name": "", "arguments": ""}
+                            )
                             call["id"] = part.id or call["id"]
                             if part.function is not None:
                                 call["name"] += part.function.name or ""
@@ -330,20 +390,25 @@ class OpenAIBinding(Binding):
 
         where = f"'{self.instance_name}' ({safe_url(self.cfg.base_url)})"
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return BindingAuthError(f"The upstream server of {where} refused the binding's "
-                                    f"API key (HTTP {exc.status_code}).")
+            return BindingAuthError(
+                f"The upstream server of {where} refused the binding's "
+                f"API key (HTTP {exc.status_code})."
+            )
         if isinstance(exc, openai.NotFoundError):
-            return NotFound(f"The upstream server of {where} answered 404: {exc.message}",
-                            param="model_name")
+            return NotFound(
+                f"The upstream server of {where} answered 404: {exc.message}", param="model_name"
+            )
         if isinstance(exc, openai.APIStatusError):
             retry = exc.response.headers.get("retry-after")
             if exc.status_code == 429 or exc.status_code >= 500:
                 return BindingUnavailable(
                     f"The upstream server of {where} answered HTTP {exc.status_code}.",
-                    retry_after=int(retry) if retry and retry.isdigit() else None)
+                    retry_after=int(retry) if retry and retry.isdigit() else None,
+                )
             if exc.status_code in (400, 422):
-                return BadRequest(f"The upstream server of {where} rejected the request: "
-                                  f"{exc.message}")
+                return BadRequest(
+                    f"The upstream server of {where} rejected the request: {exc.message}"
+                )
             return GenerationFailed(f"The upstream server of {where} failed: {exc.message}")
         if isinstance(exc, openai.APITimeoutError):
             return BindingUnavailable(f"The upstream server of {where} timed out.")

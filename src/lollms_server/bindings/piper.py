@@ -103,12 +103,18 @@ class PiperBinding(Binding):
     def _info(self, name: str, onnx: Path) -> ModelInfo:
         config = self._voice_config(onnx)
         language = config.get("language", {})
-        return ModelInfo(name=name, modalities=["tts"], size_bytes=onnx.stat().st_size,
-                         loaded=name in self._loaded, details={
-                             "sample_rate": config.get("audio", {}).get("sample_rate"),
-                             "language": language.get("code"),
-                             "speakers": sorted(config.get("speaker_id_map") or {}),
-                             "quality": config.get("audio", {}).get("quality")})
+        return ModelInfo(
+            name=name,
+            modalities=["tts"],
+            size_bytes=onnx.stat().st_size,
+            loaded=name in self._loaded,
+            details={
+                "sample_rate": config.get("audio", {}).get("sample_rate"),
+                "language": language.get("code"),
+                "speakers": sorted(config.get("speaker_id_map") or {}),
+                "quality": config.get("audio", {}).get("quality"),
+            },
+        )
 
     async def list_models(self) -> list[ModelInfo]:
         return [self._info(name, path) for name, path in self._voices().items()]
@@ -128,8 +134,9 @@ class PiperBinding(Binding):
     async def load(self, model: str) -> None:
         self._voice(model)
         if importlib.util.find_spec("piper") is None:
-            raise BindingUnavailable("piper-tts is not installed: pip install "
-                                     "'lollms_server[piper]'")
+            raise BindingUnavailable(
+                "piper-tts is not installed: pip install 'lollms_server[piper]'"
+            )
         self._loaded.add(model)
 
     async def unload(self, model: str) -> None:
@@ -138,17 +145,21 @@ class PiperBinding(Binding):
     # -- synthesis -------------------------------------------------------------------------
     def _speaker(self, model: str, request: BindingRequest) -> int | None:
         options = media_options(request)
-        speakers: dict[str, int] = self._voice_config(self._voice(model)).get(
-            "speaker_id_map") or {}
+        speakers: dict[str, int] = (
+            self._voice_config(self._voice(model)).get("speaker_id_map") or {}
+        )
         if options.voice is not None and options.voice != model:
             if options.voice not in speakers:
                 known = ", ".join([model, *sorted(speakers)])
-                raise BadRequest(f"Voice '{options.voice}' not found for '{model}'; voices: "
-                                 f"{known}.", param="voice")
+                raise BadRequest(
+                    f"Voice '{options.voice}' not found for '{model}'; voices: {known}.",
+                    param="voice",
+                )
             return speakers[options.voice]
         if options.speaker is not None and speakers and options.speaker >= len(speakers):
-            raise BadRequest(f"'{model}' has speakers 0-{len(speakers) - 1}.",
-                             param="parameters.speaker")
+            raise BadRequest(
+                f"'{model}' has speakers 0-{len(speakers) - 1}.", param="parameters.speaker"
+            )
         return options.speaker
 
     def check_request(self, request: BindingRequest) -> None:
@@ -169,9 +180,18 @@ class PiperBinding(Binding):
         config = self._voice_config(onnx)
         rate = int(config.get("audio", {}).get("sample_rate", 22050))
         # Raw 16-bit mono on stdout: nothing is written to disk, even by the child.
-        command = [sys.executable, "-m", "piper", "-m", str(onnx), "-c",
-                   str(onnx.with_suffix(".onnx.json")), "--output-raw",
-                   "--sentence-silence", str(self.cfg.sentence_silence)]
+        command = [
+            sys.executable,
+            "-m",
+            "piper",
+            "-m",
+            str(onnx),
+            "-c",
+            str(onnx.with_suffix(".onnx.json")),
+            "--output-raw",
+            "--sentence-silence",
+            str(self.cfg.sentence_silence),
+        ]
         speaker = self._speaker(request.model, request)
         if speaker is not None:
             command += ["--speaker", str(speaker)]
@@ -181,19 +201,31 @@ class PiperBinding(Binding):
         pcm = await self._run(command, text)
         audio = _wav(pcm, rate)
         frames = len(pcm) // 2
-        yield MediaOutput(audio, "audio/wav", "audio", {
-            "sample_rate": rate, "duration_s": round(frames / rate, 3), "voice": request.model,
-            "speaker": speaker})
+        yield MediaOutput(
+            audio,
+            "audio/wav",
+            "audio",
+            {
+                "sample_rate": rate,
+                "duration_s": round(frames / rate, 3),
+                "voice": request.model,
+                "speaker": speaker,
+            },
+        )
         yield Usage(prompt_tokens=0, completion_tokens=0)
         yield Finished("stop")
 
     async def _run(self, command: list[str], text: str) -> bytes:
         process = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
-            out, err = await asyncio.wait_for(process.communicate(text.encode("utf-8")),
-                                              self.cfg.timeout_s)
+            out, err = await asyncio.wait_for(
+                process.communicate(text.encode("utf-8")), self.cfg.timeout_s
+            )
         except asyncio.TimeoutError:
             raise GenerationFailed(f"piper took longer than {self.cfg.timeout_s:g} s") from None
         finally:

@@ -78,8 +78,9 @@ class BindingRegistry:
             if not inside(module_file, folder):
                 message = "links outside the configured bindings folder: not loaded"
                 logger.error("Binding plugin %s %s", path, message)
-                self._folder_errors.append(BindingSource(
-                    path.stem, f"folder ({path})", error=message, _tried=True))
+                self._folder_errors.append(
+                    BindingSource(path.stem, f"folder ({path})", error=message, _tried=True)
+                )
                 continue
             self._load_plugin_module(path.stem if path.is_file() else path.name, module_file)
 
@@ -103,8 +104,10 @@ class BindingRegistry:
             and issubclass(obj, Binding)
             and obj is not Binding
             # its own classes, or a package's from its submodules (re-exported)
-            and (obj.__module__ == module.__name__
-                 or obj.__module__.startswith(module.__name__ + "."))
+            and (
+                obj.__module__ == module.__name__
+                or obj.__module__.startswith(module.__name__ + ".")
+            )
             and not inspect.isabstract(obj)
         ]
         if not found:
@@ -119,9 +122,14 @@ class BindingRegistry:
                 )
                 continue
             if not (inspect.isclass(cls.Config) and issubclass(cls.Config, BindingConfig)):
-                self._folder_errors.append(BindingSource(
-                    name, origin, error="its Config is not a BindingConfig subclass",
-                    _tried=True))
+                self._folder_errors.append(
+                    BindingSource(
+                        name,
+                        origin,
+                        error="its Config is not a BindingConfig subclass",
+                        _tried=True,
+                    )
+                )
                 continue
             if name in self._sources:  # the folder's plugin wins: the user put it there
                 self._conflict(name, origin, self._sources[name].origin)
@@ -142,8 +150,9 @@ class BindingRegistry:
                 source.cls = _load_target(source.target or "")
             except Exception as exc:
                 source.error = f"{type(exc).__name__}: {exc}"
-                logger.error("Binding '%s' (%s) failed to import: %s", name, source.origin,
-                             source.error)
+                logger.error(
+                    "Binding '%s' (%s) failed to import: %s", name, source.origin, source.error
+                )
         return source
 
     def failed_plugin(self, name: str) -> BindingSource | None:

@@ -36,8 +36,10 @@ class ScriptedConfig(BindingConfig):
         default_factory=dict, description="Declared memory need per model (scheduler tests)."
     )
     measured_bytes: dict[str, int] = Field(
-        default_factory=dict, description="Memory 'measured' once a model is loaded (replaces "
-        "the declared need, as a real binding's measurement does).")
+        default_factory=dict,
+        description="Memory 'measured' once a model is loaded (replaces "
+        "the declared need, as a real binding's measurement does).",
+    )
     device: str = "cpu"
     max_concurrency: int = Field(4, ge=1)
     context_size: int = 4096
@@ -166,8 +168,7 @@ class ScriptedToolsBinding(ScriptedBinding):
 
     name: ClassVar[str] = "scripted_tools"
     description: ClassVar[str] = "Scripted tool calls (tests of tool round trips)."
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True,
-                                                        tools=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True, tools=True)
     Config: ClassVar[type[BindingConfig]] = ScriptedToolsConfig
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
@@ -176,8 +177,9 @@ class ScriptedToolsBinding(ScriptedBinding):
             self.requests.append(request)
             function = request.tools[0].get("function", {})
             config: ScriptedToolsConfig = self.config  # type: ignore[assignment]
-            yield ToolCall(f"call_{len(self.requests)}", str(function.get("name", "")),
-                           config.tool_arguments)
+            yield ToolCall(
+                f"call_{len(self.requests)}", str(function.get("name", "")), config.tool_arguments
+            )
             yield Usage(prompt_tokens=1, completion_tokens=1)
             yield Finished("tool_calls")
             return

@@ -68,9 +68,11 @@ class TorchConfig(BindingConfig):
     """Settings every in-process torch binding has."""
 
     models: dict[str, str] = Field(
-        default_factory=dict, description="name -> model folder or hub id (local cache).")
+        default_factory=dict, description="name -> model folder or hub id (local cache)."
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="'auto': float32 on the CPU, float16 on a GPU.")
+        "auto", description="'auto': float32 on the CPU, float16 on a GPU."
+    )
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', 'mps'...")
     allow_download: bool = Field(False, description="Let hub ids download when not cached.")
 
@@ -119,13 +121,15 @@ class TorchBinding(Binding, Generic[T]):
         source = self._source(model)
         missing = [name for name in self.needs if importlib.util.find_spec(name) is None]
         if missing:
-            raise BindingUnavailable(f"{', '.join(missing)} not installed: pip install "
-                                     f"'lollms_server[{self.extra}]'")
+            raise BindingUnavailable(
+                f"{', '.join(missing)} not installed: pip install 'lollms_server[{self.extra}]'"
+            )
         try:
             self._loaded[model] = await asyncio.to_thread(self._load_sync, source)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BindingUnavailable(f"could not load {self.what} '{model}' from "
-                                     f"'{source}': {exc}") from exc
+            raise BindingUnavailable(
+                f"could not load {self.what} '{model}' from '{source}': {exc}"
+            ) from exc
 
     @abstractmethod
     def _load_sync(self, source: str) -> T:

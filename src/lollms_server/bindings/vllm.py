@@ -21,17 +21,30 @@ from lollms_server.errors import BadRequest, BindingUnavailable
 
 __all__ = ["VLLMBinding", "VLLMConfig"]
 
-VLLM_EXTRAS = frozenset({"guided_json", "guided_regex", "guided_choice", "guided_grammar",
-                         "chat_template_kwargs", "enable_thinking", "min_p",
-                         "repetition_penalty", "json_schema", "frequency_penalty",
-                         "presence_penalty", "logit_bias"})
+VLLM_EXTRAS = frozenset(
+    {
+        "guided_json",
+        "guided_regex",
+        "guided_choice",
+        "guided_grammar",
+        "chat_template_kwargs",
+        "enable_thinking",
+        "min_p",
+        "repetition_penalty",
+        "json_schema",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+    }
+)
 
 
 class VLLMConfig(OpenAIConfig):
     base_url: str = Field("http://127.0.0.1:8000/v1", description="vLLM's /v1 URL.")
     check_version: bool = Field(True, description="Ask GET /version that this is vLLM.")
     chat_template_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Sent with every chat request (enable_thinking...).")
+        default_factory=dict, description="Sent with every chat request (enable_thinking...)."
+    )
 
 
 class VLLMBinding(OpenAIBinding):
@@ -55,15 +68,17 @@ class VLLMBinding(OpenAIBinding):
         if not isinstance(version, str):
             raise BindingUnavailable(
                 f"{root} does not answer GET /version like vLLM (HTTP {response.status_code}); "
-                "use type = \"openai\" for other OpenAI-compatible servers.")
+                'use type = "openai" for other OpenAI-compatible servers.'
+            )
         self.version = version
         return version
 
     async def list_models(self) -> list[ModelInfo]:
         version = await self._detect()
         models = await super().list_models()
-        return [m.model_copy(update={"details": {**m.details, "vllm_version": version}})
-                for m in models]
+        return [
+            m.model_copy(update={"details": {**m.details, "vllm_version": version}}) for m in models
+        ]
 
     async def load(self, model: str) -> None:
         await self._detect()
@@ -71,18 +86,27 @@ class VLLMBinding(OpenAIBinding):
     def check_request(self, request: BindingRequest) -> None:
         unknown = sorted(set(request.extra) - VLLM_EXTRAS)
         if unknown:
-            raise BadRequest(f"Unknown parameter(s) for vLLM: {', '.join(unknown)}; supported "
-                             f"extras: {', '.join(sorted(VLLM_EXTRAS))}.",
-                             param=f"parameters.{unknown[0]}")
+            raise BadRequest(
+                f"Unknown parameter(s) for vLLM: {', '.join(unknown)}; supported "
+                f"extras: {', '.join(sorted(VLLM_EXTRAS))}.",
+                param=f"parameters.{unknown[0]}",
+            )
 
     def _params(self, request: BindingRequest) -> dict[str, Any]:
         cfg: VLLMConfig = self.config  # type: ignore[assignment]
-        passthrough = {k: v for k, v in request.extra.items()
-                       if k in ("json_schema", "frequency_penalty", "presence_penalty",
-                                "logit_bias")}
-        plain = BindingRequest(model=request.model, generation_type=request.generation_type,
-                               messages=request.messages, raw_prompt=request.raw_prompt,
-                               params=request.params, extra=passthrough)
+        passthrough = {
+            k: v
+            for k, v in request.extra.items()
+            if k in ("json_schema", "frequency_penalty", "presence_penalty", "logit_bias")
+        }
+        plain = BindingRequest(
+            model=request.model,
+            generation_type=request.generation_type,
+            messages=request.messages,
+            raw_prompt=request.raw_prompt,
+            params=request.params,
+            extra=passthrough,
+        )
         out = super()._params(plain)
         body: dict[str, Any] = dict(out.pop("extra_body", {}))
         if "repeat_penalty" in body:  # vLLM's name for it

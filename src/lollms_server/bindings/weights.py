@@ -16,8 +16,20 @@ from pathlib import Path
 __all__ = ["checkpoint_bytes", "local_folder", "models_in", "safetensors_counts"]
 
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-_STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
-                 "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+_STORED_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 _VARIANT = re.compile(r"\.(fp16|fp32|bf16|ema|non_ema)(?=[.-])")
 _TORCH_FILES = (".bin", ".pt", ".ckpt", ".pth")
 
@@ -62,8 +74,7 @@ def _folder_bytes(folder: Path, dtype: str | None) -> int:
     return total
 
 
-def checkpoint_bytes(folder: Path, dtype: str | None = None,
-                     components: bool = False) -> int:
+def checkpoint_bytes(folder: Path, dtype: str | None = None, components: bool = False) -> int:
     """Bytes of the checkpoint in ``folder`` loaded as ``dtype`` (None: as stored).
 
     ``components``: a diffusers pipeline, one checkpoint per subfolder (files at its root,

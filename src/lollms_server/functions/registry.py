@@ -82,9 +82,13 @@ def _declared(module: ModuleType) -> list[Any]:
         if not isinstance(listed, list | tuple):
             raise FunctionDefinitionError("FUNCTIONS must be a list of functions")
         return list(listed)
-    return [obj for obj in vars(module).values()
-            if callable(obj) and getattr(obj, MARK, None) is not None
-            and getattr(obj, "__module__", None) == module.__name__]
+    return [
+        obj
+        for obj in vars(module).values()
+        if callable(obj)
+        and getattr(obj, MARK, None) is not None
+        and getattr(obj, "__module__", None) == module.__name__
+    ]
 
 
 _WORKERS = 8  # threads for sync functions
@@ -108,8 +112,7 @@ class FunctionRegistry:
         self._busy = 0  # threads running a call, timed-out ones included
 
     @classmethod
-    def discover(cls, folders: Iterable[Path], default_timeout: float = 30.0
-                 ) -> FunctionRegistry:
+    def discover(cls, folders: Iterable[Path], default_timeout: float = 30.0) -> FunctionRegistry:
         registry = cls(folders, default_timeout)
         registry.reload()
         return registry
@@ -124,8 +127,7 @@ class FunctionRegistry:
                 if path.name.startswith(("_", ".")):
                     continue
                 if not inside(path, folder):
-                    self._problem(path, "links outside the configured functions folder: "
-                                        "not loaded")
+                    self._problem(path, "links outside the configured functions folder: not loaded")
                     continue
                 self._load_module(path)
         logger.info("%d functions loaded, %d problems", len(self._items), len(self.problems))
@@ -151,12 +153,14 @@ class FunctionRegistry:
                 self._problem(path, str(exc))
                 continue
             except Exception as exc:  # describe() met something it did not expect
-                self._problem(path, f"{fn!r} cannot be described: {type(exc).__name__}: "
-                                    f"{exc}")
+                self._problem(path, f"{fn!r} cannot be described: {type(exc).__name__}: {exc}")
                 continue
             if spec.name in self._items:
-                self._problem(path, f"function '{spec.name}' already defined in module "
-                              f"'{self._items[spec.name].module}'; this one is skipped")
+                self._problem(
+                    path,
+                    f"function '{spec.name}' already defined in module "
+                    f"'{self._items[spec.name].module}'; this one is skipped",
+                )
                 continue
             self._items[spec.name] = spec
 
@@ -169,7 +173,8 @@ class FunctionRegistry:
             self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="lollms-function")
         self._busy += 1
         future = asyncio.get_running_loop().run_in_executor(
-            self._pool, functools.partial(spec.fn, **kwargs))
+            self._pool, functools.partial(spec.fn, **kwargs)
+        )
 
         def done(_: asyncio.Future[Any]) -> None:
             self._busy -= 1
@@ -188,15 +193,19 @@ class FunctionRegistry:
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
-            raise FunctionNotFound(f"Function '{name}' not found; known functions: {known}.",
-                                   param="functions") from None
+            raise FunctionNotFound(
+                f"Function '{name}' not found; known functions: {known}.", param="functions"
+            ) from None
 
     async def call(self, name: str, arguments: str | dict[str, Any]) -> CallResult:
         """Validate ``arguments`` and call ``name``; every failure becomes an error result."""
         spec = self._items.get(name)
         if spec is None:
-            return CallResult(name, error=f"unknown function '{name}'; available: "
-                              f"{', '.join(sorted(self._items)) or 'none'}")
+            return CallResult(
+                name,
+                error=f"unknown function '{name}'; available: "
+                f"{', '.join(sorted(self._items)) or 'none'}",
+            )
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments or "{}")
@@ -216,12 +225,14 @@ class FunctionRegistry:
             if spec.is_async:
                 value = await asyncio.wait_for(spec.fn(**kwargs), limit)
             else:
-                value = await asyncio.wait_for(asyncio.shield(self._run_sync(spec, kwargs)),
-                                               limit)
+                value = await asyncio.wait_for(asyncio.shield(self._run_sync(spec, kwargs)), limit)
         except _AllBusy:
-            return CallResult(spec.name, error=f"every one of the {_WORKERS} function "
-                              "workers is busy (calls still running past their timeout); "
-                              "try again later")
+            return CallResult(
+                spec.name,
+                error=f"every one of the {_WORKERS} function "
+                "workers is busy (calls still running past their timeout); "
+                "try again later",
+            )
         except asyncio.TimeoutError:
             return CallResult(spec.name, error=f"timed out after {limit:g} s")
         except Exception as exc:

@@ -104,8 +104,7 @@ class GenerationRun:
     first_token_ms: float | None = None
     outcome: str = "cancelled"
     completion_tokens: int = 0
-    _iterator: AsyncGenerator[Event, None] | None = field(default=None, init=False,
-                                                         repr=False)
+    _iterator: AsyncGenerator[Event, None] | None = field(default=None, init=False, repr=False)
     _first: asyncio.Future[Event] | None = field(default=None, init=False, repr=False)
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -138,9 +137,13 @@ class GenerationRun:
         """Whether :meth:`prime` already holds the first piece of output (text, thoughts or a
         tool call), so that a stream can send its headers together with it."""
         first = self._first
-        return first is not None and first.done() and not first.cancelled() \
-            and first.exception() is None \
+        return (
+            first is not None
+            and first.done()
+            and not first.cancelled()
+            and first.exception() is None
             and type(first.result()) in (TextDelta, ThoughtsDelta, ToolCall)
+        )
 
     async def _iterate(self) -> AsyncGenerator[Event, None]:
         splitter = ThinkSplitter()
@@ -178,7 +181,8 @@ class GenerationRun:
         instance = self.binding.instance_name
         metrics.requests.labels(outcome=self.outcome).inc()
         metrics.generation_time.labels(binding=instance).observe(
-            time.perf_counter() - self.started - self.queue_ms / 1000)
+            time.perf_counter() - self.started - self.queue_ms / 1000
+        )
         if self.completion_tokens:
             metrics.tokens.labels(binding=instance).inc(self.completion_tokens)
 
@@ -204,7 +208,8 @@ class GenerationRun:
         total = (time.perf_counter() - self.started) * 1000
         return {
             "queue_ms": round(self.queue_ms, 3),
-            "first_token_ms": None if self.first_token_ms is None
+            "first_token_ms": None
+            if self.first_token_ms is None
             else round(self.first_token_ms, 3),
             "total_ms": round(total, 3),
         }
@@ -214,8 +219,7 @@ class _Primed:
     """A primed run's events: the first from :meth:`GenerationRun.prime`, then the run's own
     generator, handed on directly (no extra generator frame on the per-token path)."""
 
-    def __init__(self, first: asyncio.Future[Event], rest: AsyncGenerator[Event, None]
-                 ) -> None:
+    def __init__(self, first: asyncio.Future[Event], rest: AsyncGenerator[Event, None]) -> None:
         self._first: asyncio.Future[Event] | None = first
         self._rest = rest
 
@@ -275,9 +279,14 @@ async def collect(events: AsyncIterator[Event]) -> CollectedOutput:
 
 
 class GenerationService:
-    def __init__(self, settings: Settings, bindings: BindingManager, scheduler: Scheduler,
-                 personalities: PersonalityRegistry | None = None,
-                 functions: FunctionRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bindings: BindingManager,
+        scheduler: Scheduler,
+        personalities: PersonalityRegistry | None = None,
+        functions: FunctionRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.bindings = bindings
         self.scheduler = scheduler
@@ -313,8 +322,7 @@ class GenerationService:
         if not model:
             listed = await binding.list_models()
             if not listed:
-                raise BadRequest(f"Binding instance '{name}' lists no models.",
-                                 param="model_name")
+                raise BadRequest(f"Binding instance '{name}' lists no models.", param="model_name")
             model = listed[0].name
         return binding, model
 
@@ -351,10 +359,13 @@ class GenerationService:
         if holders:
             raise AmbiguousName(
                 f"Model '{name}' is served by several binding instances; name one of: "
-                f"{', '.join(f'{h}/{name}' for h in holders)}.", param="model")
+                f"{', '.join(f'{h}/{name}' for h in holders)}.",
+                param="model",
+            )
         raise NotFound(
             f"Model '{name}' not found. Use 'instance/model' ids as listed by GET /v1/models.",
-            param="model")
+            param="model",
+        )
 
     def alias_personality(self, model_name: str) -> str | None:
         """The personality a configured alias selects (``[aliases] x = {personality=...}``)."""
@@ -368,12 +379,17 @@ class GenerationService:
             request = self._recommended_target(request, personality)
             if personality.runs_script:
                 if request.functions or request.tools:
-                    raise BadRequest(f"Personality '{personality.id}' runs its own script; "
-                                     "its script calls functions itself (context."
-                                     "call_function).", param="functions")
+                    raise BadRequest(
+                        f"Personality '{personality.id}' runs its own script; "
+                        "its script calls functions itself (context."
+                        "call_function).",
+                        param="functions",
+                    )
                 if request.generation_type != "ttt":
-                    raise BadRequest("A scripted personality answers generation_type "
-                                     "'ttt' requests.", param="generation_type")
+                    raise BadRequest(
+                        "A scripted personality answers generation_type 'ttt' requests.",
+                        param="generation_type",
+                    )
                 return await self._start_script(request, personality)
         if request.functions and request.tool_choice != "none":
             return await self._start_tools(request, personality)
@@ -382,29 +398,38 @@ class GenerationService:
     def _personality(self, request: GenerationRequest) -> Personality | None:
         if not request.personality:
             if request.language:
-                raise BadRequest("'language' selects a personality's translation; name a "
-                                 "personality too.", param="language")
+                raise BadRequest(
+                    "'language' selects a personality's translation; name a personality too.",
+                    param="language",
+                )
             return None
         found = self.personalities.get(request.personality)
         return self.personalities.localized(found, request.language)
 
-    def _recommended_target(self, request: GenerationRequest,
-                            personality: Personality) -> GenerationRequest:
+    def _recommended_target(
+        self, request: GenerationRequest, personality: Personality
+    ) -> GenerationRequest:
         """A personality's recommended binding (when it names an active instance) is used
         when the request names neither a binding nor a model (a model may live elsewhere)."""
         binding = personality.recommended_binding
-        if request.binding_name or request.model_name or not binding \
-                or binding not in self.bindings.active_names():
+        if (
+            request.binding_name
+            or request.model_name
+            or not binding
+            or binding not in self.bindings.active_names()
+        ):
             return request
         return replace(request, binding_name=binding, model_name=personality.recommended_model)
 
-    def personalize(self, request: GenerationRequest, binding: Binding, model: str,
-                    personality: Personality) -> GenerationRequest:
+    def personalize(
+        self, request: GenerationRequest, binding: Binding, model: str, personality: Personality
+    ) -> GenerationRequest:
         """``request`` with the personality's system prompt, stops and sampling applied."""
         system = system_prompt(personality, user_name=request.user_name)
         params, extra = apply_sampling(request.params, dict(request.extra), personality)
-        extra = {k: v for k, v in extra.items()
-                 if k in request.extra or binding.accepts_parameter(k)}
+        extra = {
+            k: v for k, v in extra.items() if k in request.extra or binding.accepts_parameter(k)
+        }
         messages = request.messages
         if request.raw_prompt is not None:
             messages = (*messages, Message(role="user", content=request.raw_prompt))
@@ -414,8 +439,9 @@ class GenerationService:
             raw, messages = render_lollms_prompt(messages, personality), ()
         return replace(request, messages=messages, raw_prompt=raw, params=params, extra=extra)
 
-    async def start_single(self, request: GenerationRequest,
-                           personality: Personality | None = None) -> GenerationRun:
+    async def start_single(
+        self, request: GenerationRequest, personality: Personality | None = None
+    ) -> GenerationRun:
         """One generation on one binding (a personality applied, no script, no tools)."""
         started = time.perf_counter()
         binding, model = await self.resolve(
@@ -424,18 +450,22 @@ class GenerationService:
         await binding.model_info(model)  # 404 naming what exists, before any loading
         if personality is not None and request.generation_type == "ttt":
             request = self.personalize(request, binding, model, personality)
-        elif not binding.uses_chat_template(model) and request.raw_prompt is None \
-                and request.generation_type == "ttt":
-            request = replace(request, raw_prompt=render_plain_prompt(request.messages),
-                              messages=())
+        elif (
+            not binding.uses_chat_template(model)
+            and request.raw_prompt is None
+            and request.generation_type == "ttt"
+        ):
+            request = replace(
+                request, raw_prompt=render_plain_prompt(request.messages), messages=()
+            )
         has_media = any(m.media for m in request.messages)
         if has_media and request.generation_type in ("tts", "ttm", "ttv"):
-            raise UnsupportedCapability(f"'{request.generation_type}' takes text only.",
-                                        param="input_data")
+            raise UnsupportedCapability(
+                f"'{request.generation_type}' takes text only.", param="input_data"
+            )
         if request.generation_type == "ttt" and not binding.capabilities.vision and has_media:
             raise UnsupportedCapability(
-                f"Binding instance '{binding.instance_name}' takes no image, audio or video "
-                "input.",
+                f"Binding instance '{binding.instance_name}' takes no image, audio or video input.",
                 param="input_data",
             )
         binding_request = BindingRequest(
@@ -449,15 +479,16 @@ class GenerationService:
             tools=request.tools,
             tool_choice=request.tool_choice,
         )
-        uses_tools = request.tools or any(m.tool_calls or m.tool_call_id
-                                          for m in request.messages)
+        uses_tools = request.tools or any(m.tool_calls or m.tool_call_id for m in request.messages)
         if uses_tools and not binding.capabilities.tools:
             raise UnsupportedCapability(
-                f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools")
+                f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools"
+            )
         binding.check_request(binding_request)
         before = time.perf_counter()
         lease = await self.scheduler.acquire(
-            binding, model, queue_timeout=request.queue_timeout, keep_alive=request.keep_alive)
+            binding, model, queue_timeout=request.queue_timeout, keep_alive=request.keep_alive
+        )
         return GenerationRun(
             request_id=f"gen-{uuid.uuid4().hex}",
             binding=binding,
@@ -468,8 +499,9 @@ class GenerationService:
             lease=lease,
         )
 
-    async def events(self, request: GenerationRequest,
-                     personality: Personality | None = None) -> AsyncGenerator[Event, None]:
+    async def events(
+        self, request: GenerationRequest, personality: Personality | None = None
+    ) -> AsyncGenerator[Event, None]:
         """Start one generation and yield its events (the lease lives as long as this)."""
         run = await self.start_single(request, personality)
         iterator = run.__aiter__()
@@ -480,16 +512,18 @@ class GenerationService:
             await iterator.aclose()  # type: ignore[attr-defined]
             run.close()
 
-    async def _start_tools(self, request: GenerationRequest,
-                           personality: Personality | None) -> WorkflowRun:
+    async def _start_tools(
+        self, request: GenerationRequest, personality: Personality | None
+    ) -> WorkflowRun:
         if request.tools:
-            raise BadRequest("Give either client-defined 'tools' or server 'functions', not "
-                             "both.", param="functions")
+            raise BadRequest(
+                "Give either client-defined 'tools' or server 'functions', not both.",
+                param="functions",
+            )
         if request.generation_type != "ttt":
             raise BadRequest("Functions need generation_type 'ttt'.", param="functions")
         if request.raw_prompt is not None:
-            raise BadRequest("Functions need a conversation, not 'raw_prompt'.",
-                             param="raw_prompt")
+            raise BadRequest("Functions need a conversation, not 'raw_prompt'.", param="raw_prompt")
         functions = [self.functions.get(name) for name in dict.fromkeys(request.functions)]
         binding, model = await self.resolve("ttt", request.binding_name, request.model_name)
         await binding.model_info(model)
@@ -500,12 +534,18 @@ class GenerationService:
             return self.events(step, personality)
 
         loop = ToolLoop(fixed, binding, functions, self.functions, rounds, run_events)
-        return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
-                           body=loop, label="The tool-calling loop",
-                           timeout=self.settings.functions.loop_timeout)
+        return WorkflowRun(
+            request_id=f"gen-{uuid.uuid4().hex}",
+            binding=binding,
+            model=model,
+            body=loop,
+            label="The tool-calling loop",
+            timeout=self.settings.functions.loop_timeout,
+        )
 
-    async def _start_script(self, request: GenerationRequest,
-                            personality: Personality) -> WorkflowRun:
+    async def _start_script(
+        self, request: GenerationRequest, personality: Personality
+    ) -> WorkflowRun:
         binding, model = await self.resolve("ttt", request.binding_name, request.model_name)
         await binding.model_info(model)
         fixed = replace(request, binding_name=binding.instance_name, model_name=model)
@@ -518,14 +558,25 @@ class GenerationService:
             try:
                 await asyncio.wait_for(prepare(), timeout)
             except asyncio.TimeoutError:
-                raise WorkflowTimeout(f"The script of personality '{personality.id}' was not "
-                                      f"ready in {timeout:g} s.") from None
-        return WorkflowRun(request_id=f"gen-{uuid.uuid4().hex}", binding=binding, model=model,
-                           body=body, label=f"The script of personality '{personality.id}'",
-                           timeout=self.settings.personalities.script_timeout)
+                raise WorkflowTimeout(
+                    f"The script of personality '{personality.id}' was not ready in {timeout:g} s."
+                ) from None
+        return WorkflowRun(
+            request_id=f"gen-{uuid.uuid4().hex}",
+            binding=binding,
+            model=model,
+            body=body,
+            label=f"The script of personality '{personality.id}'",
+            timeout=self.settings.personalities.script_timeout,
+        )
 
-    async def embed(self, texts: list[str], binding_name: str | None, model_name: str | None,
-                    queue_timeout: float | None = None) -> tuple[Binding, str, EmbeddingResult]:
+    async def embed(
+        self,
+        texts: list[str],
+        binding_name: str | None,
+        model_name: str | None,
+        queue_timeout: float | None = None,
+    ) -> tuple[Binding, str, EmbeddingResult]:
         """Vectors for ``texts`` from an embedding binding (``[defaults] embed_binding``)."""
         if not texts:
             raise BadRequest("Nothing to embed: give at least one text.", param="input")
@@ -540,8 +591,10 @@ class GenerationService:
             work.cancel()  # the binding stops between batches; the lease goes when it has
             raise
         if len(result.vectors) != len(texts):
-            raise GenerationFailed(f"'{binding.instance_name}' returned {len(result.vectors)} "
-                                   f"vectors for {len(texts)} texts.")
+            raise GenerationFailed(
+                f"'{binding.instance_name}' returned {len(result.vectors)} "
+                f"vectors for {len(texts)} texts."
+            )
         return binding, model, result
 
     @asynccontextmanager

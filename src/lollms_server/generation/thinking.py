@@ -33,12 +33,12 @@ class ThinkSplitter:
             index = buffer.find(tag)
             if index >= 0:
                 self._emit(out, buffer[:index])
-                buffer = buffer[index + len(tag):]
+                buffer = buffer[index + len(tag) :]
                 self._inside = not self._inside
                 continue
             keep = _partial_suffix(buffer, tag)
             self._emit(out, buffer[: len(buffer) - keep])
-            self._held = buffer[len(buffer) - keep:]
+            self._held = buffer[len(buffer) - keep :]
             break
         return out
 

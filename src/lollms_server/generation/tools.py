@@ -33,20 +33,29 @@ _TAGGED = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 def tool_instructions(functions: Sequence[FunctionDef], required: bool) -> str:
     lines = ["You can call functions to get information or act. Available functions:"]
     for f in functions:
-        lines.append(f"- {f.name}: {f.description or '(no description)'}\n"
-                     f"  arguments (JSON schema): {json.dumps(f.parameters)}")
-    lines.append('Reply with only one JSON object: {"tool": "<function name>", "arguments": '
-                 '{...}} to call a function'
-                 + ('.' if required else ', or {"tool": "none"} when no call is needed.'))
+        lines.append(
+            f"- {f.name}: {f.description or '(no description)'}\n"
+            f"  arguments (JSON schema): {json.dumps(f.parameters)}"
+        )
+    lines.append(
+        'Reply with only one JSON object: {"tool": "<function name>", "arguments": '
+        "{...}} to call a function"
+        + ("." if required else ', or {"tool": "none"} when no call is needed.')
+    )
     return "\n".join(lines)
 
 
 def _rebase(node: Any, prefix: str) -> Any:
     """``node`` with its ``#/$defs/X`` references renamed ``#/$defs/{prefix}X``."""
     if isinstance(node, dict):
-        return {k: (f"#/$defs/{prefix}{v[len('#/$defs/'):]}"
-                    if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/")
-                    else _rebase(v, prefix)) for k, v in node.items()}
+        return {
+            k: (
+                f"#/$defs/{prefix}{v[len('#/$defs/') :]}"
+                if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/")
+                else _rebase(v, prefix)
+            )
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_rebase(v, prefix) for v in node]
     return node
@@ -62,12 +71,17 @@ def decision_schema(functions: Sequence[FunctionDef], required: bool) -> dict[st
         parameters = _rebase({k: v for k, v in f.parameters.items() if k != "$defs"}, prefix)
         for name, definition in f.parameters.get("$defs", {}).items():
             defs[prefix + name] = _rebase(definition, prefix)
-        options.append({"type": "object",
-                        "properties": {"tool": {"const": f.name}, "arguments": parameters},
-                        "required": ["tool", "arguments"]})
+        options.append(
+            {
+                "type": "object",
+                "properties": {"tool": {"const": f.name}, "arguments": parameters},
+                "required": ["tool", "arguments"],
+            }
+        )
     if not required:
-        options.append({"type": "object", "properties": {"tool": {"const": "none"}},
-                        "required": ["tool"]})
+        options.append(
+            {"type": "object", "properties": {"tool": {"const": "none"}}, "required": ["tool"]}
+        )
     schema: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
     return {**schema, "$defs": defs} if defs else schema
 
@@ -129,8 +143,9 @@ class ToolLoop:
         if call.name in allowed:
             result = await self.registry.call(call.name, call.arguments)
         else:  # only what the request enabled, whatever the model asks for
-            result = CallResult(call.name, error=f"unknown function '{call.name}'; "
-                                f"available: {', '.join(allowed)}")
+            result = CallResult(
+                call.name, error=f"unknown function '{call.name}'; available: {', '.join(allowed)}"
+            )
         await emit(ToolResult(call.id, call.name, result.as_text(), result.ok))
         return result.as_text()
 
@@ -140,9 +155,13 @@ class ToolLoop:
         choice = self.request.tool_choice
         for round_ in range(self.max_rounds + 1):
             last = round_ == self.max_rounds  # out of rounds: answer without tools
-            step = dataclasses.replace(self.request, messages=tuple(messages), functions=(),
-                                       tools=() if last else tools,
-                                       tool_choice=None if last else choice)
+            step = dataclasses.replace(
+                self.request,
+                messages=tuple(messages),
+                functions=(),
+                tools=() if last else tools,
+                tool_choice=None if last else choice,
+            )
             calls: list[ToolCall] = []
             text: list[str] = []
             async with contextlib.aclosing(self.run_events(step)) as events:
@@ -155,12 +174,22 @@ class ToolLoop:
                     await emit(event)
             if not calls:
                 return
-            messages.append(Message("assistant", "".join(text), tool_calls=tuple(
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}} for c in calls)))
+            messages.append(
+                Message(
+                    "assistant",
+                    "".join(text),
+                    tool_calls=tuple(
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in calls
+                    ),
+                )
+            )
             for call in calls:
-                messages.append(Message("tool", await self._call(emit, call),
-                                        tool_call_id=call.id))
+                messages.append(Message("tool", await self._call(emit, call), tool_call_id=call.id))
             choice = "auto" if choice == "required" else choice
 
     async def _decide(self, emit: Emit, messages: list[Message], required: bool) -> str:
@@ -174,8 +203,13 @@ class ToolLoop:
         # The decision has its own budget: the client's max_tokens is for the answer.
         params = dataclasses.replace(self.request.params, max_tokens=DECISION_TOKENS, stop=())
         step = dataclasses.replace(
-            self.request, messages=(Message("system", merged), *convo), functions=(),
-            params=params, extra=extra, tool_choice=None)
+            self.request,
+            messages=(Message("system", merged), *convo),
+            functions=(),
+            params=params,
+            extra=extra,
+            tool_choice=None,
+        )
         text: list[str] = []
         async with contextlib.aclosing(self.run_events(step)) as events:
             async for event in events:
@@ -209,8 +243,9 @@ class ToolLoop:
             call = ToolCall(f"call_{round_ + 1}", name, json.dumps(arguments))
             output = await self._call(emit, call)
             results.append(f"- {name}({call.arguments}) returned: {output}")
-            messages.append(Message("assistant", json.dumps({"tool": name,
-                                                             "arguments": arguments})))
+            messages.append(
+                Message("assistant", json.dumps({"tool": name, "arguments": arguments}))
+            )
             messages.append(Message("user", f"Result of {name}: {output}"))
             required = False
         await self._answer(emit, results)
@@ -223,12 +258,13 @@ class ToolLoop:
             if last >= 0:
                 question = messages[last]
                 messages[last] = dataclasses.replace(
-                    question, content=f"{note}\n\nUsing these results, answer:\n"
-                                      f"{question.content}")
+                    question, content=f"{note}\n\nUsing these results, answer:\n{question.content}"
+                )
             else:
                 messages.append(Message("user", note))
-        step = dataclasses.replace(self.request, messages=tuple(messages), functions=(),
-                                   tool_choice=None)
+        step = dataclasses.replace(
+            self.request, messages=tuple(messages), functions=(), tool_choice=None
+        )
         async with contextlib.aclosing(self.run_events(step)) as events:
             async for event in events:
                 await emit(event)

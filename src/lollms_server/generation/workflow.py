@@ -32,9 +32,16 @@ class WorkflowRun:
 
     queue_ms = 0.0
 
-    def __init__(self, *, request_id: str, binding: Binding, model: str,
-                 body: Callable[[Emit], Awaitable[None]], label: str,
-                 timeout: float | None) -> None:
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        binding: Binding,
+        model: str,
+        body: Callable[[Emit], Awaitable[None]],
+        label: str,
+        timeout: float | None,
+    ) -> None:
         self.request_id = request_id
         self.binding = binding  # the request's text binding (the body may use others)
         self.model = model
@@ -75,10 +82,14 @@ class WorkflowRun:
         except (LollmsError, asyncio.CancelledError):
             raise
         except BaseException as exc:
-            logger.error("%s failed: %s: %s", self.label, type(exc).__name__, exc,
-                         exc_info=not isinstance(exc, SystemExit | KeyboardInterrupt))
-            raise WorkflowFailed(f"{self.label} failed: {type(exc).__name__}: {exc}"
-                                 ) from None
+            logger.error(
+                "%s failed: %s: %s",
+                self.label,
+                type(exc).__name__,
+                exc,
+                exc_info=not isinstance(exc, SystemExit | KeyboardInterrupt),
+            )
+            raise WorkflowFailed(f"{self.label} failed: {type(exc).__name__}: {exc}") from None
 
     async def _drive(self, queue: asyncio.Queue[Any]) -> None:
         async def emit(event: Event) -> None:
@@ -89,7 +100,8 @@ class WorkflowRun:
             await asyncio.wait_for(self._guarded(emit), self.timeout)
         except asyncio.TimeoutError:
             outcome = WorkflowTimeout(
-                f"{self.label} did not finish within {self.timeout:g} s; stopped.")
+                f"{self.label} did not finish within {self.timeout:g} s; stopped."
+            )
         except LollmsError as exc:
             outcome = exc
         if not self._closed:
@@ -127,7 +139,8 @@ class WorkflowRun:
     def timings(self) -> dict[str, float | None]:
         return {
             "queue_ms": 0.0,
-            "first_token_ms": None if self.first_token_ms is None
+            "first_token_ms": None
+            if self.first_token_ms is None
             else round(self.first_token_ms, 3),
             "total_ms": round((time.perf_counter() - self.started) * 1000, 3),
         }

@@ -54,7 +54,8 @@ def _yaml_mapping(text: str, what: str) -> dict[str, Any]:
             if self.check_event(yaml.AliasEvent):
                 event = self.get_event()
                 raise yaml.composer.ComposerError(
-                    None, None, "YAML aliases (*name) are not accepted", event.start_mark)
+                    None, None, "YAML aliases (*name) are not accepted", event.start_mark
+                )
             return super().compose_node(parent, index)
 
     try:
@@ -67,8 +68,7 @@ def _yaml_mapping(text: str, what: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise PersonalityLoadError(f"{what}: expected a mapping of keys, got "
-                                   f"{type(data).__name__}")
+        raise PersonalityLoadError(f"{what}: expected a mapping of keys, got {type(data).__name__}")
     _check_values(data, what)
     return {str(k): v for k, v in data.items()}
 
@@ -105,7 +105,7 @@ def _read_soul(path: Path) -> tuple[dict[str, Any], str]:
     match = _FRONT_MATTER.match(text)
     if match is None:
         return {}, text.strip()
-    return _yaml_mapping(match.group(1), f"{SOUL_FILE} front matter"), text[match.end():].strip()
+    return _yaml_mapping(match.group(1), f"{SOUL_FILE} front matter"), text[match.end() :].strip()
 
 
 def _prefix(value: Any) -> str:
@@ -148,8 +148,9 @@ def _sampling(raw: dict[str, Any], warnings: list[str]) -> Sampling:
                 number = float(value)
                 if not math.isfinite(number) or number < 0:
                     raise ValueError(value)
-                values[field] = int(number) if field in ("top_k", "repeat_last_n",
-                                                        "max_tokens") else number
+                values[field] = (
+                    int(number) if field in ("top_k", "repeat_last_n", "max_tokens") else number
+                )
             except (TypeError, ValueError, OverflowError):
                 warnings.append(f"'{key}' is not a usable number ({value!r}); ignored")
             break
@@ -161,29 +162,42 @@ def _script(raw: dict[str, Any], folder: Path, warnings: list[str]) -> ScriptInf
     if named:
         path = folder / str(named)
         if not inside(path, folder) or path.suffix != ".py":
-            warnings.append(f"script '{named}' must be a .py file inside the personality "
-                            "folder; loaded as a plain personality")
-            return ScriptInfo(kind="workflow", path=path, available=False,
-                              reason="script outside the personality folder")
+            warnings.append(
+                f"script '{named}' must be a .py file inside the personality "
+                "folder; loaded as a plain personality"
+            )
+            return ScriptInfo(
+                kind="workflow",
+                path=path,
+                available=False,
+                reason="script outside the personality folder",
+            )
         path = path.resolve()
         if not path.is_file():
             warnings.append(f"script '{named}' is missing; loaded as a plain personality")
-            return ScriptInfo(kind="workflow", path=path, available=False,
-                              reason=f"{named} not found")
+            return ScriptInfo(
+                kind="workflow", path=path, available=False, reason=f"{named} not found"
+            )
         return ScriptInfo(kind="workflow", path=path, available=True)
     processor = folder / "scripts" / "processor.py"
     if processor.is_file() and inside(processor, folder):
         return ScriptInfo(kind="zoo", path=processor, available=True)
     if processor.is_file():
-        warnings.append("scripts/processor.py links outside the personality folder; loaded "
-                        "as a plain personality")
-        return ScriptInfo(kind="zoo", path=processor, available=False,
-                          reason="outside the personality folder")
+        warnings.append(
+            "scripts/processor.py links outside the personality folder; loaded "
+            "as a plain personality"
+        )
+        return ScriptInfo(
+            kind="zoo", path=processor, available=False, reason="outside the personality folder"
+        )
     if (folder / "scripts").is_dir():
-        warnings.append("scripted personality whose scripts/processor.py is missing; loaded "
-                        "as a plain personality")
-        return ScriptInfo(kind="zoo", path=processor, available=False,
-                          reason="scripts/processor.py not found")
+        warnings.append(
+            "scripted personality whose scripts/processor.py is missing; loaded "
+            "as a plain personality"
+        )
+        return ScriptInfo(
+            kind="zoo", path=processor, available=False, reason="scripts/processor.py not found"
+        )
     return None
 
 
@@ -199,8 +213,9 @@ def _translations(folder: Path) -> dict[str, Path]:
     languages = folder / "languages"
     if not languages.is_dir():
         return {}
-    return {p.stem: p for p in sorted(languages.glob("*.yaml"))
-            if p.is_file() and inside(p, folder)}
+    return {
+        p.stem: p for p in sorted(languages.glob("*.yaml")) if p.is_file() and inside(p, folder)
+    }
 
 
 def _optional(value: Any) -> str | None:
@@ -208,8 +223,9 @@ def _optional(value: Any) -> str | None:
     return text or None
 
 
-def build(raw: dict[str, Any], *, body: str | None, folder: Path, root: Path,
-          fmt: str) -> Personality:
+def build(
+    raw: dict[str, Any], *, body: str | None, folder: Path, root: Path, fmt: str
+) -> Personality:
     """A Personality from a file's keys (``body``: SOUL.md's Markdown)."""
     warnings: list[str] = []
     categories = _strings(raw.get("category"))
@@ -219,8 +235,9 @@ def build(raw: dict[str, Any], *, body: str | None, folder: Path, root: Path,
     rel = folder.relative_to(root).as_posix() if folder != root else folder.name
     dependencies = _strings(raw.get("dependencies"))
     if dependencies:
-        warnings.append("needs packages that are not installed automatically: "
-                        + ", ".join(dependencies))
+        warnings.append(
+            "needs packages that are not installed automatically: " + ", ".join(dependencies)
+        )
     return Personality(
         id=rel,
         name=_text(raw.get("name")).strip() or folder.name,
@@ -280,7 +297,7 @@ def load_translation(personality: Personality, language: str) -> Personality:
     root = personality.folder
     for _ in personality.id.split("/"):
         root = root.parent
-    translated = build(raw, body=body, folder=personality.folder, root=root,
-                       fmt=personality.format)
-    return translated.model_copy(update={"language": _optional(overlay.get("language"))
-                                         or language})
+    translated = build(raw, body=body, folder=personality.folder, root=root, fmt=personality.format)
+    return translated.model_copy(
+        update={"language": _optional(overlay.get("language")) or language}
+    )

@@ -132,12 +132,41 @@ class PersonalityProblem(BaseModel):
     reason: str
 
 
-KNOWN_KEYS = frozenset({
-    "name", "category", "personality_conditioning", "welcome_message",
-    "personality_description", "description", "author", "version", "ai_message_prefix",
-    "user_message_prefix", "link_text", "dependencies", "model_temperature", "model_top_k",
-    "model_top_p", "model_repeat_penalty", "model_repeat_last_n", "model_n_predicts",
-    "temperature", "top_k", "top_p", "repeat_penalty", "repeat_last_n", "max_tokens",
-    "disclaimer", "recommended_model", "recommended_binding", "anti_prompts", "user_name",
-    "language", "prompts_list", "help", "script", "conditioning",
-})
+KNOWN_KEYS = frozenset(
+    {
+        "name",
+        "category",
+        "personality_conditioning",
+        "welcome_message",
+        "personality_description",
+        "description",
+        "author",
+        "version",
+        "ai_message_prefix",
+        "user_message_prefix",
+        "link_text",
+        "dependencies",
+        "model_temperature",
+        "model_top_k",
+        "model_top_p",
+        "model_repeat_penalty",
+        "model_repeat_last_n",
+        "model_n_predicts",
+        "temperature",
+        "top_k",
+        "top_p",
+        "repeat_penalty",
+        "repeat_last_n",
+        "max_tokens",
+        "disclaimer",
+        "recommended_model",
+        "recommended_binding",
+        "anti_prompts",
+        "user_name",
+        "language",
+        "prompts_list",
+        "help",
+        "script",
+        "conditioning",
+    }
+)

@@ -36,8 +36,9 @@ _ASSISTANT = {"assistant", "ai", "lollms", "bot"}
 LOLLMS_HEADER = "!@>"
 
 
-def system_prompt(personality: Personality, *, user_name: str | None = None,
-                  now: datetime | None = None) -> str:
+def system_prompt(
+    personality: Personality, *, user_name: str | None = None, now: datetime | None = None
+) -> str:
     """The conditioning with its placeholders filled in (unknown ones are left as they are)."""
     moment = now or datetime.now()
     values = {
@@ -48,8 +49,7 @@ def system_prompt(personality: Personality, *, user_name: str | None = None,
         "ai_name": personality.name,
         "language": personality.language or "",
     }
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)),
-                            personality.conditioning)
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), personality.conditioning)
 
 
 def with_system(messages: Sequence[Message], system: str) -> tuple[Message, ...]:
@@ -63,22 +63,22 @@ def with_system(messages: Sequence[Message], system: str) -> tuple[Message, ...]
     return (Message(role="system", content=system), *messages)
 
 
-def apply_sampling(params: SamplingParams, extra: dict[str, Any],
-                   personality: Personality) -> tuple[SamplingParams, dict[str, Any]]:
+def apply_sampling(
+    params: SamplingParams, extra: dict[str, Any], personality: Personality
+) -> tuple[SamplingParams, dict[str, Any]]:
     """The request's parameters, with the personality's defaults where the request has none."""
     defaults = personality.sampling
     stops = list(params.stop)
     stops += [s for s in personality.anti_prompts if s and s not in stops]
     merged = dataclasses.replace(
         params,
-        temperature=params.temperature if params.temperature is not None
-        else defaults.temperature,
+        temperature=params.temperature if params.temperature is not None else defaults.temperature,
         top_p=params.top_p if params.top_p is not None else defaults.top_p,
         top_k=params.top_k if params.top_k is not None else defaults.top_k,
-        repeat_penalty=params.repeat_penalty if params.repeat_penalty is not None
+        repeat_penalty=params.repeat_penalty
+        if params.repeat_penalty is not None
         else defaults.repeat_penalty,
-        max_tokens=params.max_tokens if params.max_tokens is not None
-        else defaults.max_tokens,
+        max_tokens=params.max_tokens if params.max_tokens is not None else defaults.max_tokens,
         stop=tuple(stops),
     )
     extra = dict(extra)
@@ -97,14 +97,18 @@ def _render(messages: Sequence[Message], user: str, ai: str, link: str) -> str:
 def render_lollms_prompt(messages: Sequence[Message], personality: Personality) -> str:
     """The conversation as lollms text, ending with the AI's header for it to continue::
 
-        !@>system:
-        <conditioning>
-        !@>User:
-        <message>
-        !@>LoLLMs:
+    !@>system:
+    <conditioning>
+    !@>User:
+    <message>
+    !@>LoLLMs:
     """
-    return _render(messages, personality.user_message_prefix,
-                   personality.ai_message_prefix, personality.link_text)
+    return _render(
+        messages,
+        personality.user_message_prefix,
+        personality.ai_message_prefix,
+        personality.link_text,
+    )
 
 
 def render_plain_prompt(messages: Sequence[Message]) -> str:
@@ -112,8 +116,9 @@ def render_plain_prompt(messages: Sequence[Message]) -> str:
     return _render(messages, "user", "assistant", "\n")
 
 
-def split_lollms_prompt(prompt: str, ai_names: Sequence[str] = (),
-                        user_names: Sequence[str] = ()) -> tuple[Message, ...]:
+def split_lollms_prompt(
+    prompt: str, ai_names: Sequence[str] = (), user_names: Sequence[str] = ()
+) -> tuple[Message, ...]:
     """``!@>system: ...\n!@>user: ...`` into messages; unmarked text is one user message.
 
     Other sections (``!@>documentation:``, ``!@>context:``...) keep their label and join the
@@ -132,7 +137,7 @@ def split_lollms_prompt(prompt: str, ai_names: Sequence[str] = (),
         end = marks[index + 1].start() if index + 1 < len(marks) else len(prompt)
         label = mark.group(1).strip()
         name = label.lower()
-        content = prompt[mark.end():end].strip()
+        content = prompt[mark.end() : end].strip()
         if name == "system" or name in ai or name in users:
             role = "system" if name == "system" else "assistant" if name in ai else "user"
             if content or role != "assistant":

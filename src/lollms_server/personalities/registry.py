@@ -25,9 +25,21 @@ _SKIP = {"__pycache__", "node_modules", "languages", "assets", "scripts"}
 _MAX_DEPTH = 8
 # ISO 639-1 codes for the language names the zoo's translation files use.
 _ISO = {
-    "ar": "arabic", "de": "german", "en": "english", "es": "spanish", "fr": "french",
-    "hi": "hindi", "it": "italian", "ja": "japanese", "ko": "korean", "nl": "dutch",
-    "pl": "polish", "pt": "portuguese", "ru": "russian", "tr": "turkish", "uk": "ukrainian",
+    "ar": "arabic",
+    "de": "german",
+    "en": "english",
+    "es": "spanish",
+    "fr": "french",
+    "hi": "hindi",
+    "it": "italian",
+    "ja": "japanese",
+    "ko": "korean",
+    "nl": "dutch",
+    "pl": "polish",
+    "pt": "portuguese",
+    "ru": "russian",
+    "tr": "turkish",
+    "uk": "ukrainian",
     "zh": "chinese",
 }
 
@@ -62,15 +74,23 @@ class PersonalityRegistry:
         self._items, self.problems = items, problems
         logger.info("%d personalities loaded, %d folders skipped", len(items), len(problems))
 
-    def _load_one(self, folder: Path, root: Path, items: dict[str, Personality],
-                  problems: list[PersonalityProblem]) -> None:
+    def _load_one(
+        self,
+        folder: Path,
+        root: Path,
+        items: dict[str, Personality],
+        problems: list[PersonalityProblem],
+    ) -> None:
         try:
             if not inside(folder, root):
                 raise PersonalityLoadError("links outside the configured folder")
             personality = load_personality(folder, root)
         except Exception as exc:  # any bad folder is skipped, never fatal
-            reason = str(exc) if isinstance(exc, PersonalityLoadError) \
+            reason = (
+                str(exc)
+                if isinstance(exc, PersonalityLoadError)
                 else f"{type(exc).__name__}: {exc}"
+            )
             logger.warning("skipped personality folder %s: %s", folder, reason)
             problems.append(PersonalityProblem(path=str(folder), reason=reason))
             return
@@ -106,7 +126,9 @@ class PersonalityRegistry:
         if matches:
             raise AmbiguousName(
                 f"Personality '{name}' matches several; use one of: "
-                f"{', '.join(sorted(p.id for p in matches))}.", param="personality")
+                f"{', '.join(sorted(p.id for p in matches))}.",
+                param="personality",
+            )
         import difflib
 
         forms = {form: p.id for p in self._items.values() for form in _names(p)}
@@ -115,7 +137,9 @@ class PersonalityRegistry:
         hint = f" Did you mean: {', '.join(ids)}?" if ids else ""
         raise PersonalityNotFound(
             f"Personality '{name}' not found ({len(self._items)} loaded; "
-            f"GET /api/v1/list_personalities lists them).{hint}", param="personality")
+            f"GET /api/v1/list_personalities lists them).{hint}",
+            param="personality",
+        )
 
     def localized(self, personality: Personality, language: str | None) -> Personality:
         """``personality`` in ``language`` (a translation file's name, its ISO code, or the
@@ -132,19 +156,22 @@ class PersonalityRegistry:
                 try:
                     return load_translation(personality, name)
                 except Exception as exc:
-                    raise BadRequest(f"Translation '{name}' of personality "
-                                     f"'{personality.id}' is invalid: {exc}",
-                                     param="language") from None
+                    raise BadRequest(
+                        f"Translation '{name}' of personality '{personality.id}' is invalid: {exc}",
+                        param="language",
+                    ) from None
         available = ", ".join(personality.languages) or "none"
-        raise BadRequest(f"Personality '{personality.id}' has no '{language}' translation; "
-                         f"languages: {available}.", param="language")
+        raise BadRequest(
+            f"Personality '{personality.id}' has no '{language}' translation; "
+            f"languages: {available}.",
+            param="language",
+        )
 
 
 def _names(p: Personality) -> set[str]:
     parts = p.id.lower().split("/")
     tails = {"/".join(parts[i:]) for i in range(len(parts))}
-    return tails | {p.name.lower(), p.name.lower().rstrip("."),
-                    f"{p.category}/{p.name}".lower()}
+    return tails | {p.name.lower(), p.name.lower().rstrip("."), f"{p.category}/{p.name}".lower()}
 
 
 def _personality_folders(root: Path) -> Iterable[Path]:

@@ -55,8 +55,13 @@ class FunctionCallError(Exception):
 class WorkflowContext:
     """What a script gets: the request, the personality and the server's services."""
 
-    def __init__(self, service: GenerationService, request: GenerationRequest,
-                 personality: Personality, emit: Emit) -> None:
+    def __init__(
+        self,
+        service: GenerationService,
+        request: GenerationRequest,
+        personality: Personality,
+        emit: Emit,
+    ) -> None:
         self.service = service
         self.request = request
         self.personality = personality
@@ -82,7 +87,7 @@ class WorkflowContext:
         """Make ``text`` the whole answer (sent as a delta when it extends what was sent)."""
         if text.startswith(self._text):
             if text != self._text:
-                await self.emit(TextDelta(text[len(self._text):]))
+                await self.emit(TextDelta(text[len(self._text) :]))
         else:
             await self.emit(TextReplace(text))
 
@@ -102,11 +107,20 @@ class WorkflowContext:
         await self.emit(Step("warning", text))
 
     # -- services --------------------------------------------------------------------------
-    def _request(self, prompt: str | None, messages: tuple[Message, ...] | None,
-                 generation_type: str, binding: str | None, model: str | None,
-                 params: Mapping[str, Any]) -> GenerationRequest:
-        sampling = {k: v for k, v in params.items()
-                    if k in {f.name for f in dataclasses.fields(SamplingParams)}}
+    def _request(
+        self,
+        prompt: str | None,
+        messages: tuple[Message, ...] | None,
+        generation_type: str,
+        binding: str | None,
+        model: str | None,
+        params: Mapping[str, Any],
+    ) -> GenerationRequest:
+        sampling = {
+            k: v
+            for k, v in params.items()
+            if k in {f.name for f in dataclasses.fields(SamplingParams)}
+        }
         if isinstance(sampling.get("stop"), list | str):
             stop = sampling["stop"]
             sampling["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
@@ -114,15 +128,30 @@ class WorkflowContext:
         convo = messages if messages is not None else (Message("user", prompt or ""),)
         same = binding is None or binding == self.request.binding_name
         return dataclasses.replace(
-            self.request, generation_type=generation_type, binding_name=binding
-            or self.request.binding_name, model_name=model or (self.request.model_name
-                                                               if same else None),
-            messages=convo, raw_prompt=None, params=SamplingParams(**sampling), extra=extra,
-            personality=None, functions=(), tools=(), tool_choice=None)
+            self.request,
+            generation_type=generation_type,
+            binding_name=binding or self.request.binding_name,
+            model_name=model or (self.request.model_name if same else None),
+            messages=convo,
+            raw_prompt=None,
+            params=SamplingParams(**sampling),
+            extra=extra,
+            personality=None,
+            functions=(),
+            tools=(),
+            tool_choice=None,
+        )
 
-    def stream_text(self, prompt: str | None = None, *, messages: tuple[Message, ...] | None
-                    = None, binding: str | None = None, model: str | None = None,
-                    use_personality: bool = True, **params: Any) -> AsyncIterator[str]:
+    def stream_text(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: tuple[Message, ...] | None = None,
+        binding: str | None = None,
+        model: str | None = None,
+        use_personality: bool = True,
+        **params: Any,
+    ) -> AsyncIterator[str]:
         """Generate text piece by piece (the personality's conditioning applies unless
         ``use_personality=False``); nothing reaches the client unless the script sends it."""
         request = self._request(prompt, messages, "ttt", binding, model, params)
@@ -131,8 +160,7 @@ class WorkflowContext:
         async def pieces() -> AsyncGenerator[str, None]:
             await self._close_streams(keep=stream)
             try:
-                async with contextlib.aclosing(self.service.events(request,
-                                                                   personality)) as events:
+                async with contextlib.aclosing(self.service.events(request, personality)) as events:
                     async for event in events:
                         if isinstance(event, TextDelta):
                             yield event.text
@@ -159,9 +187,15 @@ class WorkflowContext:
         """The whole generated text (same arguments as :meth:`stream_text`)."""
         return "".join([piece async for piece in self.stream_text(prompt, **kwargs)])
 
-    async def generate_media(self, prompt: str, generation_type: str = "tti", *,
-                             binding: str | None = None, model: str | None = None,
-                             **params: Any) -> list[MediaOutput]:
+    async def generate_media(
+        self,
+        prompt: str,
+        generation_type: str = "tti",
+        *,
+        binding: str | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> list[MediaOutput]:
         """Images, audio or video from a media binding (``[defaults]`` picks one)."""
         request = self._request(prompt, None, generation_type, binding, model, params)
         if binding is None:
@@ -221,8 +255,9 @@ class ScriptLoader:
         try:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            raise WorkflowTimeout(f"The script {path.name} did not finish loading in "
-                                  f"{timeout:g} s.") from None
+            raise WorkflowTimeout(
+                f"The script {path.name} did not finish loading in {timeout:g} s."
+            ) from None
 
     def module(self, path: Path) -> ModuleType:
         """The script's module, imported once per version of the file. Blocking (it runs the
@@ -233,8 +268,9 @@ class ScriptLoader:
             try:
                 mtime = path.stat().st_mtime
             except OSError as exc:
-                raise WorkflowUnavailable(f"script {path.name} cannot be read: "
-                                          f"{exc.strerror}") from None
+                raise WorkflowUnavailable(
+                    f"script {path.name} cannot be read: {exc.strerror}"
+                ) from None
             with self._guard:
                 cached = self._modules.get(path)
             if cached is not None and cached[0] == mtime:
@@ -242,8 +278,9 @@ class ScriptLoader:
             try:
                 module = self._import(path)
             except BaseException as exc:  # SystemExit in a script must not stop the server
-                raise WorkflowUnavailable(f"The script {path.name} failed to load: "
-                                          f"{type(exc).__name__}: {exc}") from None
+                raise WorkflowUnavailable(
+                    f"The script {path.name} failed to load: {type(exc).__name__}: {exc}"
+                ) from None
             if cached is not None:
                 sys.modules.pop(cached[1].__name__, None)
             with self._guard:
@@ -257,8 +294,13 @@ class ScriptLoader:
             return import_processor(path)
         return import_file(path, "lollms_server_personality_scripts")
 
-    def body(self, personality: Personality, module: ModuleType, request: GenerationRequest,
-             service: GenerationService) -> Body:
+    def body(
+        self,
+        personality: Personality,
+        module: ModuleType,
+        request: GenerationRequest,
+        service: GenerationService,
+    ) -> Body:
         """The workflow of ``personality`` from its loaded ``module`` (see :meth:`load`)."""
         assert personality.script is not None
         if personality.script.kind == "zoo":
@@ -267,15 +309,22 @@ class ScriptLoader:
             return ZooRunner(module, personality, request, service)  # prepare() before use
         workflow = getattr(module, "run_workflow", None)
         if workflow is None or not inspect.iscoroutinefunction(workflow):
-            raise WorkflowUnavailable(f"The script of personality '{personality.id}' has no "
-                                      "'async def run_workflow(prompt, params, context)'.")
+            raise WorkflowUnavailable(
+                f"The script of personality '{personality.id}' has no "
+                "'async def run_workflow(prompt, params, context)'."
+            )
 
         async def run(emit: Emit) -> None:
             context = WorkflowContext(service, request, personality, emit)
-            prompt = next((m.content for m in reversed(request.messages) if m.role == "user"),
-                          request.raw_prompt or "")
-            params = {**dataclasses.asdict(request.params), **request.extra,
-                      **request.personality_config}
+            prompt = next(
+                (m.content for m in reversed(request.messages) if m.role == "user"),
+                request.raw_prompt or "",
+            )
+            params = {
+                **dataclasses.asdict(request.params),
+                **request.extra,
+                **request.personality_config,
+            }
             await _deliver(await workflow(prompt, params, context), context)
 
         return run

@@ -50,8 +50,12 @@ class _HostProcess:
 
     async def start(self, init: dict[str, Any]) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lollms_server.resources.host",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 30,
+            sys.executable,
+            "-m",
+            "lollms_server.resources.host",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 30,
         )
         self._reader = asyncio.create_task(self._read())
         await self.call("init", **init)
@@ -142,8 +146,9 @@ class _HostProcess:
         try:
             await asyncio.wait_for(proc.wait(), _STOP_SECONDS)
         except asyncio.TimeoutError:
-            logger.warning("Model host %s did not exit in %.0f s: killing it", self.label,
-                           _STOP_SECONDS)
+            logger.warning(
+                "Model host %s did not exit in %.0f s: killing it", self.label, _STOP_SECONDS
+            )
             proc.kill()
             await proc.wait()
         if self._reader is not None:
@@ -165,9 +170,11 @@ class HostedBinding(Binding):
     def _init_message(self) -> dict[str, Any]:
         cls = self.inner
         message: dict[str, Any] = {
-            "module": cls.__module__, "qualname": cls.__qualname__,
+            "module": cls.__module__,
+            "qualname": cls.__qualname__,
             "config": wire.config_to_wire(self.config),
-            "instance": self.instance_name, "models_path": str(self.context.models_path),
+            "instance": self.instance_name,
+            "models_path": str(self.context.models_path),
         }
         if cls.__module__.startswith(_PLUGIN_NAMESPACE + "."):
             message["file"] = str(Path(sys.modules[cls.__module__].__file__ or ""))
@@ -183,9 +190,16 @@ class HostedBinding(Binding):
 
     async def model_info(self, model: str) -> ModelInfo:
         info = await self.local.model_info(model)
-        return info.model_copy(update={"loaded": model in self.hosts,
-                                       "details": {**info.details, "isolation": "process",
-                                                   "host_pid": self.host_pid(model)}})
+        return info.model_copy(
+            update={
+                "loaded": model in self.hosts,
+                "details": {
+                    **info.details,
+                    "isolation": "process",
+                    "host_pid": self.host_pid(model),
+                },
+            }
+        )
 
     def memory_estimate(self, model: str) -> int | None:
         return self.local.memory_estimate(model)
@@ -234,8 +248,12 @@ class HostedBinding(Binding):
         async with self._restarts.setdefault(model, asyncio.Lock()):
             host = self.hosts.get(model)
             if host is None or host.dead is not None:
-                logger.warning("Restarting the model host for '%s/%s' (%s)",
-                               self.instance_name, model, host.dead if host else "not running")
+                logger.warning(
+                    "Restarting the model host for '%s/%s' (%s)",
+                    self.instance_name,
+                    model,
+                    host.dead if host else "not running",
+                )
                 self.hosts.pop(model, None)
                 await self.load(model)
             return self.hosts[model]
@@ -264,7 +282,15 @@ class HostedBinding(Binding):
 
 def hosted(cls: type[Binding]) -> type[HostedBinding]:
     """The process-isolated variant of binding class ``cls``."""
-    return type(f"Hosted{cls.__name__}", (HostedBinding,), {
-        "inner": cls, "name": cls.name, "description": cls.description,
-        "modalities": cls.modalities, "capabilities": cls.capabilities, "Config": cls.Config,
-    })
+    return type(
+        f"Hosted{cls.__name__}",
+        (HostedBinding,),
+        {
+            "inner": cls,
+            "name": cls.name,
+            "description": cls.description,
+            "modalities": cls.modalities,
+            "capabilities": cls.capabilities,
+            "Config": cls.Config,
+        },
+    )

@@ -6,15 +6,31 @@ import logging
 import re
 from dataclasses import dataclass
 
-__all__ = ["DeviceBudget", "detect_gpu_memory", "detect_system_memory", "format_bytes",
-           "gpu_device", "parse_size"]
+__all__ = [
+    "DeviceBudget",
+    "detect_gpu_memory",
+    "detect_system_memory",
+    "format_bytes",
+    "gpu_device",
+    "parse_size",
+]
 
 logger = logging.getLogger(__name__)
 _UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-    "t": 1000**4, "tb": 1000**4,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
 }
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
@@ -61,8 +77,12 @@ def detect_gpu_memory() -> tuple[list[tuple[int, str]], str]:
             for index in range(pynvml.nvmlDeviceGetCount()):
                 handle = pynvml.nvmlDeviceGetHandleByIndex(index)
                 name = pynvml.nvmlDeviceGetName(handle)
-                gpus.append((int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
-                             name.decode() if isinstance(name, bytes) else str(name)))
+                gpus.append(
+                    (
+                        int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+                        name.decode() if isinstance(name, bytes) else str(name),
+                    )
+                )
             return gpus, "detected (NVML)" if gpus else "no GPU detected (NVML lists none)"
         finally:
             pynvml.nvmlShutdown()
@@ -75,8 +95,8 @@ def gpu_device(name: str) -> str:
     if name in ("gpu", "cuda"):
         return "gpu:0"
     for prefix in ("cuda:", "gpu:"):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return f"gpu:{int(name[len(prefix):])}"
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return f"gpu:{int(name[len(prefix) :])}"
     return name
 
 

@@ -14,19 +14,30 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.queue_wait = Histogram("lollms_queue_wait_seconds", "Time requests waited for a slot",
-                                    buckets=_WAIT_BUCKETS, registry=r)
-        self.generation_time = Histogram("lollms_generation_seconds",
-                                         "Generation time, lease held to released",
-                                         ["binding"], buckets=_GEN_BUCKETS, registry=r)
+        self.queue_wait = Histogram(
+            "lollms_queue_wait_seconds",
+            "Time requests waited for a slot",
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.generation_time = Histogram(
+            "lollms_generation_seconds",
+            "Generation time, lease held to released",
+            ["binding"],
+            buckets=_GEN_BUCKETS,
+            registry=r,
+        )
         self.loads = Counter("lollms_model_loads", "Models loaded", registry=r)
         self.unloads = Counter("lollms_model_unloads", "Models unloaded", ["reason"], registry=r)
-        self.evictions = Counter("lollms_model_evictions", "Idle models evicted for room",
-                                 registry=r)
-        self.tokens = Counter("lollms_tokens_generated", "Completion tokens generated",
-                              ["binding"], registry=r)
-        self.requests = Counter("lollms_requests", "Generation requests by outcome",
-                                ["outcome"], registry=r)
+        self.evictions = Counter(
+            "lollms_model_evictions", "Idle models evicted for room", registry=r
+        )
+        self.tokens = Counter(
+            "lollms_tokens_generated", "Completion tokens generated", ["binding"], registry=r
+        )
+        self.requests = Counter(
+            "lollms_requests", "Generation requests by outcome", ["outcome"], registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

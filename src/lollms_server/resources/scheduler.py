@@ -93,8 +93,12 @@ class Lease:
 
 
 class Scheduler:
-    def __init__(self, settings: ResourcesSettings, budgets: dict[str, DeviceBudget],
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: ResourcesSettings,
+        budgets: dict[str, DeviceBudget],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.budgets = budgets
         self.metrics = metrics or Metrics()
@@ -106,24 +110,30 @@ class Scheduler:
         self._no_leases = asyncio.Event()  # set when shutting down and the last lease ends
 
     @classmethod
-    def from_settings(cls, settings: ResourcesSettings, metrics: Metrics | None = None
-                      ) -> Scheduler:
+    def from_settings(
+        cls, settings: ResourcesSettings, metrics: Metrics | None = None
+    ) -> Scheduler:
         margin = parse_size(settings.safety_margin)
         budgets: dict[str, DeviceBudget] = {}
         if settings.gpu_memory == "auto":
             gpus, note = detect_gpu_memory()
             for index, (total, name) in enumerate(gpus):
-                budgets[f"gpu:{index}"] = DeviceBudget(f"gpu:{index}", total, margin,
-                                                       f"{note}: {name}")
+                budgets[f"gpu:{index}"] = DeviceBudget(
+                    f"gpu:{index}", total, margin, f"{note}: {name}"
+                )
             if not gpus:
                 budgets["gpu:0"] = DeviceBudget("gpu:0", 0, 0, note)
         else:
-            sizes = settings.gpu_memory if isinstance(settings.gpu_memory, list) \
+            sizes = (
+                settings.gpu_memory
+                if isinstance(settings.gpu_memory, list)
                 else [settings.gpu_memory]
+            )
             for index, size in enumerate(sizes):
                 total = parse_size(size)
-                budgets[f"gpu:{index}"] = DeviceBudget(f"gpu:{index}", total,
-                                                       margin if total else 0, "configured")
+                budgets[f"gpu:{index}"] = DeviceBudget(
+                    f"gpu:{index}", total, margin if total else 0, "configured"
+                )
         if settings.system_memory == "auto":
             cpu_total, cpu_source = detect_system_memory(), "detected (system RAM)"
         else:
@@ -150,8 +160,14 @@ class Scheduler:
             self._states[key] = state
         return state
 
-    async def acquire(self, binding: Binding, model: str, *, queue_timeout: float | None = None,
-                      keep_alive: float | None = None) -> Lease:
+    async def acquire(
+        self,
+        binding: Binding,
+        model: str,
+        *,
+        queue_timeout: float | None = None,
+        keep_alive: float | None = None,
+    ) -> Lease:
         """Wait for a slot on ``model`` (loading it, evicting idle models as needed)."""
         if self._closed:
             raise BindingUnavailable("The server is shutting down.")
@@ -159,8 +175,12 @@ class Scheduler:
         self._refuse_if_never_fits(state)
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if (state.status == "loaded" and state.active < state.max_concurrency
-                and state.device not in self._drained and not self._waiters_of(state)):
+        if (
+            state.status == "loaded"
+            and state.active < state.max_concurrency
+            and state.device not in self._drained
+            and not self._waiters_of(state)
+        ):
             return self._grant(state, keep_alive, 0.0)  # no need to queue: max_queue aside
         if len(self._queue) >= self.settings.max_queue:
             self.metrics.requests.labels(outcome="overloaded").inc()
@@ -186,8 +206,11 @@ class Scheduler:
             ) from None
         except asyncio.CancelledError:
             self._forget(waiter)  # the client went away while waiting
-            if waiter.future.done() and not waiter.future.cancelled() and \
-                    waiter.future.exception() is None:
+            if (
+                waiter.future.done()
+                and not waiter.future.cancelled()
+                and waiter.future.exception() is None
+            ):
                 waiter.future.result().release()
             raise
 
@@ -195,9 +218,11 @@ class Scheduler:
         """507 at once for a model that cannot fit its device's budget, even after evicting
         every model that may be evicted (pinned ones never are)."""
         budget = self.budgets[state.device]
-        pinned = sum(s.need for s in self._states.values()
-                     if s.device == state.device and s.pinned and s is not state
-                     and s.status != "unloaded")
+        pinned = sum(
+            s.need
+            for s in self._states.values()
+            if s.device == state.device and s.pinned and s is not state and s.status != "unloaded"
+        )
         if state.need <= budget.capacity - pinned:
             return
         beside = f", {format_bytes(pinned)} of it held by pinned models" if pinned else ""
@@ -242,8 +267,12 @@ class Scheduler:
                 await asyncio.gather(state.task, return_exceptions=True)
             if state.status == "loaded":
                 if state.active:
-                    logger.warning("'%s' still has %d running generation(s) at shutdown: "
-                                   "left to the process exit", state.key, state.active)
+                    logger.warning(
+                        "'%s' still has %d running generation(s) at shutdown: "
+                        "left to the process exit",
+                        state.key,
+                        state.active,
+                    )
                     continue
                 await self._unload(state, "shutdown")
 
@@ -260,25 +289,33 @@ class Scheduler:
             if state.status == "unloaded" and not self._waiters_of(state):
                 continue
             waiting = self._waiters_of(state)
-            models.append({
-                "binding_name": state.binding.instance_name,
-                "model_name": state.model,
-                "status": state.status,
-                "device": state.device,
-                "memory_bytes": state.need,
-                "active_generations": state.active,
-                "max_concurrency": state.max_concurrency,
-                "pinned": state.pinned,
-                "keep_alive": self._keep_alive(state),
-                "idle_seconds": round(now - state.last_used, 3)
-                if state.active == 0 and state.last_used else None,
-                "queued": len(waiting),
-                "oldest_wait_seconds": round(now - waiting[0].enqueued, 3) if waiting else None,
-            })
+            models.append(
+                {
+                    "binding_name": state.binding.instance_name,
+                    "model_name": state.model,
+                    "status": state.status,
+                    "device": state.device,
+                    "memory_bytes": state.need,
+                    "active_generations": state.active,
+                    "max_concurrency": state.max_concurrency,
+                    "pinned": state.pinned,
+                    "keep_alive": self._keep_alive(state),
+                    "idle_seconds": round(now - state.last_used, 3)
+                    if state.active == 0 and state.last_used
+                    else None,
+                    "queued": len(waiting),
+                    "oldest_wait_seconds": round(now - waiting[0].enqueued, 3) if waiting else None,
+                }
+            )
         return {
             "devices": {
-                name: {"total_bytes": b.total, "budget_bytes": b.capacity, "used_bytes": b.used,
-                       "free_bytes": b.free, "source": b.source}
+                name: {
+                    "total_bytes": b.total,
+                    "budget_bytes": b.capacity,
+                    "used_bytes": b.used,
+                    "free_bytes": b.free,
+                    "source": b.source,
+                }
                 for name, b in self.budgets.items()
             },
             "models": models,
@@ -294,8 +331,7 @@ class Scheduler:
             state.expiry = None
         # Like Ollama: each request's keep_alive (or, without one, the configured one) sets how
         # long the model stays after it; it does not stick to later requests.
-        state.keep_alive = keep_alive if keep_alive is not None \
-            else state.binding.config.keep_alive
+        state.keep_alive = keep_alive if keep_alive is not None else state.binding.config.keep_alive
         self.metrics.queue_wait.observe(waited)
         return Lease(self, state, waited)
 
@@ -314,8 +350,12 @@ class Scheduler:
 
     def _expire(self, state: ModelState) -> None:
         state.expiry = None
-        if state.status == "loaded" and state.active == 0 and not state.pinned \
-                and not self._waiters_of(state):
+        if (
+            state.status == "loaded"
+            and state.active == 0
+            and not state.pinned
+            and not self._waiters_of(state)
+        ):
             self._start_unload(state, "keep_alive")
         # else: its waiters will run on it; when they are gone, _settle_idle re-arms the timer
 
@@ -325,8 +365,13 @@ class Scheduler:
         a load whose requests left or timed out meanwhile, an expiry that found waiters who
         then left)."""
         for state in list(self._states.values()):
-            if state.status != "loaded" or state.active or state.pinned \
-                    or state.expiry is not None or self._waiters_of(state):
+            if (
+                state.status != "loaded"
+                or state.active
+                or state.pinned
+                or state.expiry is not None
+                or self._waiters_of(state)
+            ):
                 continue
             keep = self._keep_alive(state)
             if keep == 0:
@@ -361,8 +406,9 @@ class Scheduler:
             if state.status == "loaded":
                 if state.active < state.max_concurrency and state.device not in drained:
                     self._queue.remove(waiter)
-                    waiter.future.set_result(self._grant(state, waiter.keep_alive,
-                                                         now - waiter.enqueued))
+                    waiter.future.set_result(
+                        self._grant(state, waiter.keep_alive, now - waiter.enqueued)
+                    )
                 continue
             if state.status != "unloaded" or state.device in drained:
                 continue
@@ -381,8 +427,11 @@ class Scheduler:
     def _could_fit(self, state: ModelState) -> bool:
         """Whether evicting every unpinned model of the device would make enough room."""
         budget = self.budgets[state.device]
-        movable = sum(s.need for s in self._states.values()
-                      if s.device == state.device and s.status != "unloaded" and not s.pinned)
+        movable = sum(
+            s.need
+            for s in self._states.values()
+            if s.device == state.device and s.status != "unloaded" and not s.pinned
+        )
         return budget.free + movable >= state.need
 
     def _make_room(self, state: ModelState, aged: bool) -> bool:
@@ -390,13 +439,22 @@ class Scheduler:
         if budget.free >= state.need:
             return True
         candidates = sorted(
-            (s for s in self._states.values()
-             if s.device == state.device and s.status == "loaded" and s.active == 0
-             and not s.pinned and (aged or not self._waiters_of(s))),
+            (
+                s
+                for s in self._states.values()
+                if s.device == state.device
+                and s.status == "loaded"
+                and s.active == 0
+                and not s.pinned
+                and (aged or not self._waiters_of(s))
+            ),
             key=lambda s: s.last_used,
         )
-        pending = sum(s.need for s in self._states.values()
-                      if s.device == state.device and s.status == "unloading")
+        pending = sum(
+            s.need
+            for s in self._states.values()
+            if s.device == state.device and s.status == "unloading"
+        )
         if budget.free + pending + sum(s.need for s in candidates) < state.need:
             return False
         for victim in candidates:
@@ -421,8 +479,13 @@ class Scheduler:
         except BaseException as exc:  # cancelled too: never left "loading" with memory held
             state.status = "unloaded"
             budget.used -= state.need
-            error = exc if isinstance(exc, LollmsError) else BindingUnavailable(
-                f"Loading '{state.key}' failed: {type(exc).__name__}: {exc}")
+            error = (
+                exc
+                if isinstance(exc, LollmsError)
+                else BindingUnavailable(
+                    f"Loading '{state.key}' failed: {type(exc).__name__}: {exc}"
+                )
+            )
             logger.error("Loading '%s' failed: %s", state.key, error)
             for waiter in self._waiters_of(state):
                 self._queue.remove(waiter)
@@ -438,8 +501,13 @@ class Scheduler:
             state.status = "loaded"
             state.last_used = time.monotonic()
             self.metrics.loads.inc()
-            logger.info("Loaded '%s' (%s, %s) in %.2f s", state.key, state.device,
-                        format_bytes(state.need), time.perf_counter() - started)
+            logger.info(
+                "Loaded '%s' (%s, %s) in %.2f s",
+                state.key,
+                state.device,
+                format_bytes(state.need),
+                time.perf_counter() - started,
+            )
         finally:
             state.task = None
             self._pump()
@@ -453,8 +521,9 @@ class Scheduler:
 
     async def _unload(self, state: ModelState, reason: str) -> None:
         if state.active:  # never under a running generation
-            logger.error("Not unloading '%s' (%s): %d generation(s) running", state.key,
-                         reason, state.active)
+            logger.error(
+                "Not unloading '%s' (%s): %d generation(s) running", state.key, reason, state.active
+            )
             state.status = "loaded"
             return
         state.status = "unloading"

@@ -69,16 +69,28 @@ def request_to_wire(request: BindingRequest) -> dict[str, Any]:
         "model": request.model,
         "generation_type": request.generation_type,
         "messages": [
-            {"role": m.role, "content": m.content,
-             "media": [{"kind": x.kind, "data": _b64(x.data), "mime_type": x.mime_type}
-                       for x in m.media],
-             "tool_calls": [dict(c) for c in m.tool_calls], "tool_call_id": m.tool_call_id}
+            {
+                "role": m.role,
+                "content": m.content,
+                "media": [
+                    {"kind": x.kind, "data": _b64(x.data), "mime_type": x.mime_type}
+                    for x in m.media
+                ],
+                "tool_calls": [dict(c) for c in m.tool_calls],
+                "tool_call_id": m.tool_call_id,
+            }
             for m in request.messages
         ],
         "raw_prompt": request.raw_prompt,
-        "params": {"temperature": p.temperature, "top_p": p.top_p, "top_k": p.top_k,
-                   "repeat_penalty": p.repeat_penalty, "max_tokens": p.max_tokens,
-                   "seed": p.seed, "stop": list(p.stop)},
+        "params": {
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "top_k": p.top_k,
+            "repeat_penalty": p.repeat_penalty,
+            "max_tokens": p.max_tokens,
+            "seed": p.seed,
+            "stop": list(p.stop),
+        },
         "extra": dict(request.extra),
         "keep_alive": request.keep_alive,
         "tools": [dict(t) for t in request.tools],
@@ -93,9 +105,16 @@ def request_from_wire(data: dict[str, Any]) -> BindingRequest:
         model=data["model"],
         generation_type=data["generation_type"],
         messages=tuple(
-            Message(m["role"], m["content"], tuple(
-                MediaPart(x["kind"], base64.b64decode(x["data"]), x["mime_type"])
-                for x in m["media"]), tuple(m.get("tool_calls") or ()), m.get("tool_call_id"))
+            Message(
+                m["role"],
+                m["content"],
+                tuple(
+                    MediaPart(x["kind"], base64.b64decode(x["data"]), x["mime_type"])
+                    for x in m["media"]
+                ),
+                tuple(m.get("tool_calls") or ()),
+                m.get("tool_call_id"),
+            )
             for m in data["messages"]
         ),
         raw_prompt=data["raw_prompt"],
@@ -117,13 +136,17 @@ def event_to_wire(event: Event) -> dict[str, Any]:
     if isinstance(event, Finished):
         return {"k": "finished", "r": event.finish_reason, "m": event.metadata}
     if isinstance(event, MediaOutput):
-        return {"k": "media", "d": _b64(event.data), "mime": event.mime_type,
-                "kind": event.kind, "m": event.metadata}
+        return {
+            "k": "media",
+            "d": _b64(event.data),
+            "mime": event.mime_type,
+            "kind": event.kind,
+            "m": event.metadata,
+        }
     if isinstance(event, ToolCall):
         return {"k": "tool", "id": event.id, "name": event.name, "args": event.arguments}
     if isinstance(event, Step):
-        return {"k": "step", "kind": event.kind, "t": event.text, "ok": event.ok,
-                "d": event.data}
+        return {"k": "step", "kind": event.kind, "t": event.text, "ok": event.ok, "d": event.data}
     raise TypeError(f"{type(event).__name__} is not a binding event")  # workflow-only events
 
 
@@ -138,8 +161,9 @@ def event_from_wire(data: dict[str, Any]) -> Event:
     if kind == "finished":
         return Finished(data["r"], data.get("m") or {})
     if kind == "media":
-        return MediaOutput(base64.b64decode(data["d"]), data["mime"], data["kind"],
-                           data.get("m") or {})
+        return MediaOutput(
+            base64.b64decode(data["d"]), data["mime"], data["kind"], data.get("m") or {}
+        )
     if kind == "step":
         return Step(data["kind"], data["t"], data.get("ok"), data.get("d") or {})
     return ToolCall(data["id"], data["name"], data["args"])
@@ -148,8 +172,7 @@ def event_from_wire(data: dict[str, Any]) -> Event:
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, errors.LollmsError):
         return {"class": type(exc).__name__, "message": exc.message, "param": exc.param}
-    return {"class": "GenerationFailed", "message": f"{type(exc).__name__}: {exc}",
-            "param": None}
+    return {"class": "GenerationFailed", "message": f"{type(exc).__name__}: {exc}", "param": None}
 
 
 def error_from_wire(data: dict[str, Any]) -> errors.LollmsError:

@@ -15,12 +15,15 @@ from urllib.parse import urlsplit, urlunsplit
 __all__ = ["REDACTED", "SecretFilter", "redact", "safe_url", "scrub"]
 
 REDACTED = "***"
-_SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|auth|credential|cookie)",
-                          re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"(key|token|secret|password|passwd|auth|credential|cookie)", re.IGNORECASE
+)
 _HEADERS = re.compile(r"headers?$", re.IGNORECASE)
 # A URL anywhere in a text (log lines, exception messages): scheme, userinfo, rest, query.
-_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]+@)?([^\s?#\"')]*)"
-                  r"(\?[^\s#\"')]*)?")
+_URL = re.compile(
+    r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]+@)?([^\s?#\"')]*)"
+    r"(\?[^\s#\"')]*)?"
+)
 
 
 def safe_url(url: str) -> str:
@@ -33,8 +36,9 @@ def safe_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, REDACTED if parts.query else "",
-                       parts.fragment))
+    return urlunsplit(
+        (parts.scheme, netloc, parts.path, REDACTED if parts.query else "", parts.fragment)
+    )
 
 
 def scrub(text: str) -> str:
@@ -44,8 +48,12 @@ def scrub(text: str) -> str:
 
     def clean(match: re.Match[str]) -> str:
         scheme, userinfo, rest, query = match.groups()
-        return (scheme + (f"{REDACTED}@" if userinfo else "") + rest
-                + (f"?{REDACTED}" if query and len(query) > 1 else query or ""))
+        return (
+            scheme
+            + (f"{REDACTED}@" if userinfo else "")
+            + rest
+            + (f"?{REDACTED}" if query and len(query) > 1 else query or "")
+        )
 
     return _URL.sub(clean, text)
 

@@ -13,8 +13,9 @@ from lollms_server.errors import NotFound
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)],
-                   tags=["personalities"])
+router = APIRouter(
+    prefix="/api/v1", dependencies=[Depends(require_api_key)], tags=["personalities"]
+)
 
 
 @router.get("/list_personalities")
@@ -23,13 +24,18 @@ async def list_personalities(service: Generation) -> dict[str, Any]:
     registry = service.personalities
     return {
         "personalities": [p.summary() for p in registry.all()],
-        "errors": [{"folder": problem.path.rsplit("/", 1)[-1], "reason": problem.reason}
-                   for problem in registry.problems],
+        "errors": [
+            {"folder": problem.path.rsplit("/", 1)[-1], "reason": problem.reason}
+            for problem in registry.problems
+        ],
     }
 
 
-@router.get("/personalities/{name:path}/logo", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}}})
+@router.get(
+    "/personalities/{name:path}/logo",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}},
+)
 async def personality_logo(name: str, service: Generation) -> FileResponse:
     """The personality's logo image (404 when it has none)."""
     personality = service.personalities.get(name)
@@ -49,6 +55,10 @@ async def get_personality(name: str, service: Generation) -> dict[str, Any]:
 async def list_functions(service: Generation) -> dict[str, Any]:
     """Functions from the configured folders, with their JSON schemas."""
     registry = service.functions
-    return {"functions": [f.info() for f in registry.all()], "errors": [
-        {"module": p["path"].rsplit("/", 1)[-1], "reason": p["reason"]}
-        for p in registry.problems]}
+    return {
+        "functions": [f.info() for f in registry.all()],
+        "errors": [
+            {"module": p["path"].rsplit("/", 1)[-1], "reason": p["reason"]}
+            for p in registry.problems
+        ],
+    }

@@ -77,8 +77,9 @@ async def list_models(bindings: Bindings) -> ModelsResponse:
     errors: dict[str, str] = {}
     for name, result in zip(names, results, strict=True):
         if isinstance(result, BaseException):
-            errors[name] = result.message if isinstance(result, LollmsError) else type(
-                result).__name__
+            errors[name] = (
+                result.message if isinstance(result, LollmsError) else type(result).__name__
+            )
         else:
             models[name] = result
     return ModelsResponse(models=models, errors=errors)
@@ -97,15 +98,19 @@ async def get_model_info(
     return await bindings.get(binding_name).model_info(model_name)
 
 
-@router.post("/generate", response_model=GenerateResponse,
-             responses={200: {"content": {"text/event-stream": {}}}})
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
 async def generate(body: GenerateRequest, service: Generation, request: Request) -> Response:
     """Generate; ``stream: true`` answers with Server-Sent Events."""
     start = start_stream if body.stream else start_run
     run = await start(request, service, translate.to_generation_request(body))
     if body.stream:
-        return sse_response(translate.stream_events(run), on_close=run.aclose,
-                            first_ready=first_ready(run))
+        return sse_response(
+            translate.stream_events(run), on_close=run.aclose, first_ready=first_ready(run)
+        )
     out = await collect_run(request, run)
     return JSONResponse(translate.response_body(run, out))
 
@@ -114,8 +119,9 @@ async def generate(body: GenerateRequest, service: Generation, request: Request)
 async def tokenize(body: TokenizeRequest, service: Generation) -> TokenizeResponse:
     async with service.loaded_model(body.binding_name, body.model_name) as (binding, model):
         tokens = await binding.tokenize(model, body.text)
-    return TokenizeResponse(tokens=tokens, count=len(tokens),
-                            binding_name=binding.instance_name, model_name=model)
+    return TokenizeResponse(
+        tokens=tokens, count=len(tokens), binding_name=binding.instance_name, model_name=model
+    )
 
 
 @router.post("/detokenize", response_model=DetokenizeResponse)
@@ -129,8 +135,9 @@ async def detokenize(body: DetokenizeRequest, service: Generation) -> Detokenize
 async def count_tokens(body: TokenizeRequest, service: Generation) -> CountTokensResponse:
     async with service.loaded_model(body.binding_name, body.model_name) as (binding, model):
         tokens = await binding.tokenize(model, body.text)
-    return CountTokensResponse(count=len(tokens), binding_name=binding.instance_name,
-                               model_name=model)
+    return CountTokensResponse(
+        count=len(tokens), binding_name=binding.instance_name, model_name=model
+    )
 
 
 class EmbedRequest(BaseModel):
@@ -145,10 +152,15 @@ class EmbedRequest(BaseModel):
 async def embed(body: EmbedRequest, service: Generation, request: Request) -> dict[str, Any]:
     """Vectors for ``texts`` (``[defaults] embed_binding`` when no binding is named)."""
     binding, model, result = await cancel_on_disconnect(
-        request, service.embed(body.texts, body.binding_name, body.model_name))
-    return {"embeddings": result.vectors, "dimensions": len(result.vectors[0]),
-            "binding_name": binding.instance_name, "model_name": model,
-            "usage": {"prompt_tokens": result.tokens, "truncated_inputs": result.truncated}}
+        request, service.embed(body.texts, body.binding_name, body.model_name)
+    )
+    return {
+        "embeddings": result.vectors,
+        "dimensions": len(result.vectors[0]),
+        "binding_name": binding.instance_name,
+        "model_name": model,
+        "usage": {"prompt_tokens": result.tokens, "truncated_inputs": result.truncated},
+    }
 
 
 @router.get("/status")

@@ -48,8 +48,9 @@ class GenerationParameters(BaseModel):
     top_k: int | None = Field(None, ge=0, le=_INT32)
     repeat_penalty: float | None = Field(None, gt=0, le=100)
     max_tokens: int | None = Field(None, ge=1, le=_INT32)
-    n_predict: int | None = Field(None, ge=1, le=_INT32,
-                                  description="Alias of max_tokens (lollms).")
+    n_predict: int | None = Field(
+        None, ge=1, le=_INT32, description="Alias of max_tokens (lollms)."
+    )
     seed: int | None = Field(None, ge=-1, le=2**32 - 2, description="-1: random.")
     stop: list[str] | str | None = None
 
@@ -60,8 +61,7 @@ class GenerationParameters(BaseModel):
         try:  # extras travel as JSON: NaN and infinities are not JSON
             json.dumps(self.model_extra or {}, allow_nan=False)
         except ValueError:
-            raise ValueError("parameters must be finite numbers (no NaN or Infinity)") \
-                from None
+            raise ValueError("parameters must be finite numbers (no NaN or Infinity)") from None
         return self
 
 
@@ -80,8 +80,10 @@ class GenerateRequest(BaseModel):
         False, description="Send `prompt` as is, without the model's chat template."
     )
     keep_alive: float | None = Field(
-        None, ge=-1, description="Seconds the model stays loaded when idle after this request "
-        "(0 = unload now, -1 = forever)."
+        None,
+        ge=-1,
+        description="Seconds the model stays loaded when idle after this request "
+        "(0 = unload now, -1 = forever).",
     )
     queue_timeout: float | None = Field(
         None, gt=0, le=3600, description="Seconds to wait for a free slot before a 503."
@@ -94,8 +96,8 @@ class GenerateRequest(BaseModel):
         default_factory=dict, description="Settings of a scripted personality."
     )
     functions: list[str] = Field(
-        default_factory=list, description="Server functions the model may call "
-        "(GET /api/v1/list_functions)."
+        default_factory=list,
+        description="Server functions the model may call (GET /api/v1/list_functions).",
     )
     tool_choice: Literal["auto", "required", "none"] = Field(
         "auto", description="'required': the model must call a function first."

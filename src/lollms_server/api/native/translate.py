@@ -50,8 +50,9 @@ def _decode_media(item: InputItem, index: int) -> MediaPart:
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"input_data[{index}].data is not valid base64",
-                         param=f"input_data.{index}.data") from None
+        raise BadRequest(
+            f"input_data[{index}].data is not valid base64", param=f"input_data.{index}.data"
+        ) from None
     kind = item.type
     assert kind != "text"
     return MediaPart(kind=kind, data=raw, mime_type=mime or _DEFAULT_MIME[kind])
@@ -129,23 +130,34 @@ def _media_item(media: MediaOutput) -> dict[str, Any]:
 def _output(out: CollectedOutput) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if out.text or out.thoughts or not (out.media or out.tool_calls):
-        items.append({
-            "type": "text",
-            "data": out.text,
-            "mime_type": "text/plain",
-            "thoughts": out.thoughts or None,
-            "metadata": {"finish_reason": out.finish_reason},
-        })
+        items.append(
+            {
+                "type": "text",
+                "data": out.text,
+                "mime_type": "text/plain",
+                "thoughts": out.thoughts or None,
+                "metadata": {"finish_reason": out.finish_reason},
+            }
+        )
     items.extend(_media_item(m) for m in out.media)
     items.extend(
-        {"type": "tool_call", "data": {"id": c.id, "name": c.name, "arguments": c.arguments},
-         "mime_type": "application/json", "thoughts": None, "metadata": {}}
+        {
+            "type": "tool_call",
+            "data": {"id": c.id, "name": c.name, "arguments": c.arguments},
+            "mime_type": "application/json",
+            "thoughts": None,
+            "metadata": {},
+        }
         for c in out.tool_calls
     )
     items.extend(
-        {"type": "tool_result", "data": {"id": r.id, "name": r.name, "content": r.content,
-                                         "ok": r.ok},
-         "mime_type": "application/json", "thoughts": None, "metadata": {}}
+        {
+            "type": "tool_result",
+            "data": {"id": r.id, "name": r.name, "content": r.content, "ok": r.ok},
+            "mime_type": "application/json",
+            "thoughts": None,
+            "metadata": {},
+        }
         for r in out.tool_results
     )
     return items
@@ -186,12 +198,21 @@ async def stream_events(run: Run) -> AsyncIterator[dict[str, Any]]:
             yield {**_media_item(event), "type": "media", "kind": event.kind}
         elif isinstance(event, ToolCall):
             final.tool_calls.append(event)
-            yield {"type": "tool_call", "id": event.id, "name": event.name,
-                   "arguments": event.arguments}
+            yield {
+                "type": "tool_call",
+                "id": event.id,
+                "name": event.name,
+                "arguments": event.arguments,
+            }
         elif isinstance(event, ToolResult):
             final.tool_results.append(event)
-            yield {"type": "tool_result", "id": event.id, "name": event.name,
-                   "content": event.content, "ok": event.ok}
+            yield {
+                "type": "tool_result",
+                "id": event.id,
+                "name": event.name,
+                "content": event.content,
+                "ok": event.ok,
+            }
         elif isinstance(event, TextReplace):
             text[:] = [event.text]
             yield {"type": "set_content", "content": event.text}

@@ -53,8 +53,9 @@ class _OllamaRoute(APIRoute):
                 # Ollama reads every body as JSON whatever its type (its docs' curl examples
                 # send form-encoded): so does this.
                 scope = dict(request.scope)
-                scope["headers"] = [(k, v) for k, v in request.scope["headers"]
-                                    if k != b"content-type"]
+                scope["headers"] = [
+                    (k, v) for k, v in request.scope["headers"] if k != b"content-type"
+                ]
                 scope["headers"].append((b"content-type", b"application/json"))
                 request = Request(scope, request.receive)
             try:
@@ -63,24 +64,42 @@ class _OllamaRoute(APIRoute):
                 if isinstance(exc, RequestValidationError):
                     response = await validation_error_response(request, exc)
                     message = json.loads(bytes(response.body))["error"]["message"]
-                    return JSONResponse({"error": message}, status_code=response.status_code,
-                                        headers={k: v for k, v in response.headers.items()
-                                                 if k.lower() == "www-authenticate"})
+                    return JSONResponse(
+                        {"error": message},
+                        status_code=response.status_code,
+                        headers={
+                            k: v
+                            for k, v in response.headers.items()
+                            if k.lower() == "www-authenticate"
+                        },
+                    )
                 status, body = error_payload(exc)
-                return JSONResponse({"error": body["error"]["message"]}, status_code=status,
-                                    headers=error_headers(exc))
+                return JSONResponse(
+                    {"error": body["error"]["message"]},
+                    status_code=status,
+                    headers=error_headers(exc),
+                )
 
         return wrapped
 
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)], tags=["ollama"],
-                   route_class=_OllamaRoute)
+router = APIRouter(
+    prefix="/api",
+    dependencies=[Depends(require_api_key)],
+    tags=["ollama"],
+    route_class=_OllamaRoute,
+)
 
 
 def _details(info: ModelInfo) -> dict[str, Any]:
-    return {"parent_model": "", "format": str(info.details.get("format", "")),
-            "family": "", "families": None, "parameter_size": "",
-            "quantization_level": str(info.details.get("quantization") or "")}
+    return {
+        "parent_model": "",
+        "format": str(info.details.get("format", "")),
+        "family": "",
+        "families": None,
+        "parameter_size": "",
+        "quantization_level": str(info.details.get("quantization") or ""),
+    }
 
 
 def _stamp() -> str:
@@ -95,13 +114,21 @@ async def version() -> dict[str, str]:
 @router.get("/tags")
 async def tags(bindings: Bindings) -> dict[str, Any]:
     names = bindings.active_names()
-    listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
-                                  return_exceptions=True)
+    listed = await asyncio.gather(
+        *(bindings.get(n).list_models() for n in names), return_exceptions=True
+    )
     models = [
-        {"name": f"{name}/{m.name}", "model": f"{name}/{m.name}", "modified_at": _stamp(),
-         "size": m.size_bytes or 0, "digest": "", "details": _details(m)}
+        {
+            "name": f"{name}/{m.name}",
+            "model": f"{name}/{m.name}",
+            "modified_at": _stamp(),
+            "size": m.size_bytes or 0,
+            "digest": "",
+            "details": _details(m),
+        }
         for name, infos in zip(names, listed, strict=True)
-        if not isinstance(infos, BaseException) for m in infos
+        if not isinstance(infos, BaseException)
+        for m in infos
     ]
     return {"models": models}
 
@@ -110,19 +137,31 @@ async def tags(bindings: Bindings) -> dict[str, Any]:
 async def show(body: ModelRequest, service: Generation) -> dict[str, Any]:
     instance, model = await service.find_model(body.model)
     info = await service.bindings.get(instance).model_info(model)
-    return {"modelfile": "", "parameters": "", "template": str(
-        info.details.get("chat_template") or ""), "details": _details(info),
-        "model_info": {"context_length": info.context_size, **{
-            k: v for k, v in info.details.items() if isinstance(v, str | int | float)}},
+    return {
+        "modelfile": "",
+        "parameters": "",
+        "template": str(info.details.get("chat_template") or ""),
+        "details": _details(info),
+        "model_info": {
+            "context_length": info.context_size,
+            **{k: v for k, v in info.details.items() if isinstance(v, str | int | float)},
+        },
         "capabilities": _capabilities(service.bindings.get(instance)),
-        "modified_at": _stamp()}
+        "modified_at": _stamp(),
+    }
 
 
 def _capabilities(binding: Binding) -> list[str]:
     found = ["completion"] if "ttt" in binding.serves() else []
-    found += [name for name, flag in (("embedding", binding.capabilities.embeddings),
-                                      ("tools", binding.capabilities.tools),
-                                      ("vision", binding.capabilities.vision)) if flag]
+    found += [
+        name
+        for name, flag in (
+            ("embedding", binding.capabilities.embeddings),
+            ("tools", binding.capabilities.tools),
+            ("vision", binding.capabilities.vision),
+        )
+        if flag
+    ]
     return found
 
 
@@ -133,11 +172,17 @@ async def ps(service: Generation) -> dict[str, Any]:
     for state in service.scheduler.loaded():
         keep = service.scheduler._keep_alive(state)
         expires = now + timedelta(days=3650) if keep < 0 else now + timedelta(seconds=keep)
-        models.append({
-            "name": state.key, "model": state.key, "size": state.need, "digest": "",
-            "size_vram": state.need if state.device.startswith("gpu") else 0,
-            "expires_at": expires.isoformat(), "details": _details(
-                await state.binding.model_info(state.model))})
+        models.append(
+            {
+                "name": state.key,
+                "model": state.key,
+                "size": state.need,
+                "digest": "",
+                "size_vram": state.need if state.device.startswith("gpu") else 0,
+                "expires_at": expires.isoformat(),
+                "details": _details(await state.binding.model_info(state.model)),
+            }
+        )
     return {"models": models}
 
 
@@ -148,36 +193,55 @@ async def embed(body: EmbedRequest, service: Generation, request: Request) -> di
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     instance, model = await service.find_model(body.model, "embed")
     binding, model, result = await cancel_on_disconnect(
-        request, service.embed(texts, instance, model))
+        request, service.embed(texts, instance, model)
+    )
     if not body.truncate and result.truncated:
-        raise BadRequest(f"{result.truncated} input(s) exceed the model's context length "
-                         "(truncate is false).", param="input")
-    return {"model": f"{binding.instance_name}/{model}", "embeddings": result.vectors,
-            "total_duration": time.perf_counter_ns() - started, "load_duration": 0,
-            "prompt_eval_count": result.tokens}
+        raise BadRequest(
+            f"{result.truncated} input(s) exceed the model's context length (truncate is false).",
+            param="input",
+        )
+    return {
+        "model": f"{binding.instance_name}/{model}",
+        "embeddings": result.vectors,
+        "total_duration": time.perf_counter_ns() - started,
+        "load_duration": 0,
+        "prompt_eval_count": result.tokens,
+    }
 
 
 @router.post("/embeddings")
-async def embeddings(body: LegacyEmbedRequest, service: Generation,
-                     request: Request) -> dict[str, Any]:
+async def embeddings(
+    body: LegacyEmbedRequest, service: Generation, request: Request
+) -> dict[str, Any]:
     """Ollama's older single-text endpoint."""
     instance, model = await service.find_model(body.model, "embed")
     _, _, result = await cancel_on_disconnect(
-        request, service.embed([body.prompt], instance, model))
+        request, service.embed([body.prompt], instance, model)
+    )
     return {"embedding": result.vectors[0]}
 
 
-async def _answer(service: GenerationService, request: Request, body: GenerationRequest,
-                  model_id: str, chat: bool, streamed: bool, asked: str,
-                  think: bool | str | None = None) -> Response:
+async def _answer(
+    service: GenerationService,
+    request: Request,
+    body: GenerationRequest,
+    model_id: str,
+    chat: bool,
+    streamed: bool,
+    asked: str,
+    think: bool | str | None = None,
+) -> Response:
     """``asked``: the client's model name (an alias may select a personality)."""
     body = replace(body, personality=service.alias_personality(asked))
     run = await (start_stream if streamed else start_run)(request, service, body)
     records = translate.stream(run, model_id, chat, think)
     if streamed:
-        return NDJSONResponse(records, on_close=run.aclose,
-                              error_event=lambda e: {"error": e["error"]["message"]},
-                              first_ready=first_ready(run))
+        return NDJSONResponse(
+            records,
+            on_close=run.aclose,
+            error_event=lambda e: {"error": e["error"]["message"]},
+            first_ready=first_ready(run),
+        )
 
     async def merge() -> dict[str, Any]:
         text: list[str] = []
@@ -208,9 +272,11 @@ async def _answer(service: GenerationService, request: Request, body: Generation
         await run.aclose()
 
 
-_MODEL_FILES = ("lollms_server does not manage model files through the Ollama API: put GGUF "
-                "files in [paths] models (or a binding's models folder), or point an 'ollama' "
-                "binding at an Ollama server that has the model.")
+_MODEL_FILES = (
+    "lollms_server does not manage model files through the Ollama API: put GGUF "
+    "files in [paths] models (or a binding's models folder), or point an 'ollama' "
+    "binding at an Ollama server that has the model."
+)
 
 
 @router.post("/pull")
@@ -229,15 +295,30 @@ async def generate(body: GenerateRequest, service: Generation, request: Request)
     binding = service.bindings.get(instance)
     if not body.prompt and not body.images:  # Ollama: an empty prompt just loads the model
         reason = await _load(service, instance, model, body.keep_alive)
-        return JSONResponse({"model": f"{instance}/{model}", "created_at": _stamp(),
-                             "response": "", "done": True, "done_reason": reason})
-    return await _answer(service, request, translate.generate_request(body, binding, model),
-                         f"{instance}/{model}", chat=False, streamed=body.stream,
-                         asked=body.model, think=body.think)
+        return JSONResponse(
+            {
+                "model": f"{instance}/{model}",
+                "created_at": _stamp(),
+                "response": "",
+                "done": True,
+                "done_reason": reason,
+            }
+        )
+    return await _answer(
+        service,
+        request,
+        translate.generate_request(body, binding, model),
+        f"{instance}/{model}",
+        chat=False,
+        streamed=body.stream,
+        asked=body.model,
+        think=body.think,
+    )
 
 
-async def _load(service: GenerationService, instance: str, model: str,
-                keep_alive: float | str | None) -> str:
+async def _load(
+    service: GenerationService, instance: str, model: str, keep_alive: float | str | None
+) -> str:
     """Ollama's request without input: load the model (keep_alive 0: unload it)."""
     keep = translate.parse_keep_alive(keep_alive)
     binding = service.bindings.get(instance)
@@ -254,9 +335,22 @@ async def chat(body: ChatRequest, service: Generation, request: Request) -> Resp
     binding = service.bindings.get(instance)
     if not body.messages:  # Ollama: no messages just loads the model
         reason = await _load(service, instance, model, body.keep_alive)
-        return JSONResponse({"model": f"{instance}/{model}", "created_at": _stamp(),
-                             "message": {"role": "assistant", "content": ""}, "done": True,
-                             "done_reason": reason})
-    return await _answer(service, request, translate.chat_request(body, binding, model),
-                         f"{instance}/{model}", chat=True, streamed=body.stream,
-                         asked=body.model, think=body.think)
+        return JSONResponse(
+            {
+                "model": f"{instance}/{model}",
+                "created_at": _stamp(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": reason,
+            }
+        )
+    return await _answer(
+        service,
+        request,
+        translate.chat_request(body, binding, model),
+        f"{instance}/{model}",
+        chat=True,
+        streamed=body.stream,
+        asked=body.model,
+        think=body.think,
+    )

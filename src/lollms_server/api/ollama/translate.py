@@ -61,8 +61,16 @@ class _Options(BaseModel):
     mirostat_eta: float | None = None
 
 
-_EXTRA = ("min_p", "typical_p", "presence_penalty", "frequency_penalty", "repeat_last_n",
-          "mirostat", "mirostat_tau", "mirostat_eta")
+_EXTRA = (
+    "min_p",
+    "typical_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_last_n",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+)
 
 
 def now_iso() -> str:
@@ -80,8 +88,10 @@ def parse_keep_alive(value: float | str | None) -> float | None:
     elif text and _DURATION.sub("", text) == "":
         seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
     else:
-        raise BadRequest(f"keep_alive '{value}' is not a duration (examples: 300, '5m', "
-                         "'1h30m', '-1')", param="keep_alive")
+        raise BadRequest(
+            f"keep_alive '{value}' is not a duration (examples: 300, '5m', '1h30m', '-1')",
+            param="keep_alive",
+        )
     return -1.0 if seconds < 0 else seconds
 
 
@@ -96,16 +106,21 @@ def _options(body: _Common, binding: Binding) -> tuple[SamplingParams, dict[str,
         logger.debug("Ollama options ignored: %s", ", ".join(sorted(options.model_extra)))
     stop = options.stop or ()
     params = SamplingParams(
-        temperature=options.temperature, top_p=options.top_p, top_k=options.top_k,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
         repeat_penalty=options.repeat_penalty,
         max_tokens=options.num_predict if (options.num_predict or -1) > 0 else None,
-        seed=options.seed, stop=(stop,) if isinstance(stop, str) else tuple(stop))
+        seed=options.seed,
+        stop=(stop,) if isinstance(stop, str) else tuple(stop),
+    )
     extra = {k: getattr(options, k) for k in _EXTRA if getattr(options, k) is not None}
     if body.format:
         if not binding.capabilities.structured_output:
             raise UnsupportedCapability(
                 f"Binding instance '{binding.instance_name}' cannot constrain output.",
-                param="format")
+                param="format",
+            )
         extra["json_schema"] = {"type": "object"} if body.format == "json" else body.format
     return params, extra
 
@@ -132,25 +147,36 @@ def generate_request(body: GenerateRequest, binding: Binding, model: str) -> Gen
     if body.suffix:
         raise BadRequest("'suffix' (fill-in-the-middle) is not supported.", param="suffix")
     params, extra = _options(body, binding)
-    common = {"binding_name": binding.instance_name, "model_name": model, "params": params,
-              "keep_alive": parse_keep_alive(body.keep_alive), "extra": extra}
+    common = {
+        "binding_name": binding.instance_name,
+        "model_name": model,
+        "params": params,
+        "keep_alive": parse_keep_alive(body.keep_alive),
+        "extra": extra,
+    }
     if body.raw:
         return GenerationRequest(raw_prompt=body.prompt, **common)  # type: ignore[arg-type]
     messages = ((Message("system", body.system),) if body.system else ()) + (
-        Message("user", body.prompt, _images(body.images)),)
+        Message("user", body.prompt, _images(body.images)),
+    )
     return GenerationRequest(messages=messages, **common)  # type: ignore[arg-type]
 
 
 def chat_request(body: ChatRequest, binding: Binding, model: str) -> GenerationRequest:
     if body.tools and not binding.capabilities.tools:
         raise UnsupportedCapability(
-            f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools")
+            f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools"
+        )
     params, extra = _options(body, binding)
     return GenerationRequest(
-        binding_name=binding.instance_name, model_name=model,
-        messages=_chat_messages(body.messages), params=params,
-        keep_alive=parse_keep_alive(body.keep_alive), extra=extra,
-        tools=tuple(body.tools or ()))
+        binding_name=binding.instance_name,
+        model_name=model,
+        messages=_chat_messages(body.messages),
+        params=params,
+        keep_alive=parse_keep_alive(body.keep_alive),
+        extra=extra,
+        tools=tuple(body.tools or ()),
+    )
 
 
 def _chat_messages(messages: list[OllamaMessage]) -> tuple[Message, ...]:
@@ -165,10 +191,18 @@ def _chat_messages(messages: list[OllamaMessage]) -> tuple[Message, ...]:
             function = call.get("function") or {}
             name, arguments = str(function.get("name", "")), function.get("arguments", {})
             call_id = str(call.get("id") or f"call_{i}_{j}")
-            calls.append({"id": call_id, "type": "function", "function": {
-                "name": name,
-                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
-            }})
+            calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {
+                        "name": name,
+                        "arguments": arguments
+                        if isinstance(arguments, str)
+                        else json.dumps(arguments),
+                    },
+                }
+            )
             unanswered.append((name, call_id))
         answers = m.tool_call_id
         if m.role == "tool" and answers is None and unanswered:
@@ -179,8 +213,9 @@ def _chat_messages(messages: list[OllamaMessage]) -> tuple[Message, ...]:
     return tuple(out)
 
 
-async def stream(run: Run, model_id: str, chat: bool, think: bool | str | None = None
-                 ) -> AsyncIterator[dict[str, Any]]:
+async def stream(
+    run: Run, model_id: str, chat: bool, think: bool | str | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Ollama records: one per piece, then the ``done`` record with counts and durations.
     ``think=False`` leaves the model's thoughts out, as Ollama does."""
     usage: Usage | None = None
@@ -195,23 +230,32 @@ async def stream(run: Run, model_id: str, chat: bool, think: bool | str | None =
             continue
         if type(event) is ToolCall and chat:
             first_ns = first_ns or time.perf_counter_ns()
-            yield {"model": model_id, "created_at": now_iso(), "message": {
-                "role": "assistant", "content": "", "tool_calls": [_tool_call(event)]},
-                "done": False}
+            yield {
+                "model": model_id,
+                "created_at": now_iso(),
+                "message": {"role": "assistant", "content": "", "tool_calls": [_tool_call(event)]},
+                "done": False,
+            }
         elif type(event) is TextDelta or type(event) is ThoughtsDelta:
             first_ns = first_ns or time.perf_counter_ns()
             thinking = type(event) is ThoughtsDelta
             if chat:
-                body: dict[str, Any] = {"role": "assistant", "content": "" if thinking
-                                        else event.text}
+                body: dict[str, Any] = {
+                    "role": "assistant",
+                    "content": "" if thinking else event.text,
+                }
                 if thinking:
                     body["thinking"] = event.text
-                yield {"model": model_id, "created_at": now_iso(), for_chat: body,
-                       "done": False}
+                yield {"model": model_id, "created_at": now_iso(), for_chat: body, "done": False}
             else:
                 key = "thinking" if thinking else "response"
-                yield {"model": model_id, "created_at": now_iso(), "response": "",
-                       key: event.text, "done": False}
+                yield {
+                    "model": model_id,
+                    "created_at": now_iso(),
+                    "response": "",
+                    key: event.text,
+                    "done": False,
+                }
         elif isinstance(event, Usage):
             usage = event
         elif isinstance(event, Finished):
@@ -220,9 +264,12 @@ async def stream(run: Run, model_id: str, chat: bool, think: bool | str | None =
     load_ns = int(run.queue_ms * 1e6)
     prompt_ns = (first_ns or end_ns) - started_ns
     final: dict[str, Any] = {
-        "model": model_id, "created_at": now_iso(), "done": True,
+        "model": model_id,
+        "created_at": now_iso(),
+        "done": True,
         "done_reason": reason if reason in ("stop", "length") else "stop",
-        "total_duration": load_ns + (end_ns - started_ns), "load_duration": load_ns,
+        "total_duration": load_ns + (end_ns - started_ns),
+        "load_duration": load_ns,
         "prompt_eval_count": usage.prompt_tokens if usage else 0,
         "prompt_eval_duration": prompt_ns,
         "eval_count": usage.completion_tokens if usage else 0,

@@ -53,13 +53,24 @@ class SpeechRequest(BaseModel):
     instructions: str | None = None
 
 
-async def _collect(service: GenerationService, request: Request, generation_type: str,
-                   model: str | None, prompt: str, params: SamplingParams,
-                   extra: dict[str, Any]) -> tuple[CollectedOutput, str]:
+async def _collect(
+    service: GenerationService,
+    request: Request,
+    generation_type: str,
+    model: str | None,
+    prompt: str,
+    params: SamplingParams,
+    extra: dict[str, Any],
+) -> tuple[CollectedOutput, str]:
     instance, name = await service.find_model(model or "default", generation_type)
-    body = GenerationRequest(generation_type=generation_type, binding_name=instance,
-                             model_name=name, messages=(Message("user", prompt),),
-                             params=params, extra=extra)
+    body = GenerationRequest(
+        generation_type=generation_type,
+        binding_name=instance,
+        model_name=name,
+        messages=(Message("user", prompt),),
+        params=params,
+        extra=extra,
+    )
     run = await start_run(request, service, body)
     return await collect_run(request, run), f"{instance}/{name}"
 
@@ -68,61 +79,78 @@ async def _collect(service: GenerationService, request: Request, generation_type
 async def images(body: ImageRequest, service: Generation, request: Request) -> dict[str, Any]:
     """Images from a tti binding (diffusers, or an upstream OpenAI-compatible server)."""
     if body.model_extra and body.model_extra.get("stream"):
-        raise BadRequest("Streamed image generation is not served; omit 'stream'.",
-                         param="stream")
+        raise BadRequest("Streamed image generation is not served; omit 'stream'.", param="stream")
     if body.response_format == "url":
-        raise BadRequest("response_format 'url' is not served (this server keeps no files); "
-                         "use 'b64_json'.", param="response_format")
+        raise BadRequest(
+            "response_format 'url' is not served (this server keeps no files); use 'b64_json'.",
+            param="response_format",
+        )
     for name in ("quality", "style"):
         if getattr(body, name) is not None:
-            raise BadRequest(f"'{name}' is not supported here; use num_inference_steps, "
-                             "guidance_scale or negative_prompt.", param=name)
+            raise BadRequest(
+                f"'{name}' is not supported here; use num_inference_steps, "
+                "guidance_scale or negative_prompt.",
+                param=name,
+            )
     extra: dict[str, Any] = {"n": body.n}
     if body.size and body.size != "auto":
         match = _SIZE.match(body.size)
         if match is None:
-            raise BadRequest("size must be 'WIDTHxHEIGHT' (e.g. '512x512') or 'auto'.",
-                             param="size")
+            raise BadRequest(
+                "size must be 'WIDTHxHEIGHT' (e.g. '512x512') or 'auto'.", param="size"
+            )
         extra["width"], extra["height"] = int(match.group(1)), int(match.group(2))
     for key in ("negative_prompt", "num_inference_steps", "guidance_scale", "output_format"):
         if getattr(body, key) is not None:
             extra["format" if key == "output_format" else key] = getattr(body, key)
-    out, _ = await _collect(service, request, "tti", body.model, body.prompt,
-                            SamplingParams(seed=body.seed), extra)
+    out, _ = await _collect(
+        service, request, "tti", body.model, body.prompt, SamplingParams(seed=body.seed), extra
+    )
     images = [m for m in out.media if m.kind == "image"]
-    return {"created": int(time.time()), "data": [
-        {"b64_json": base64.b64encode(m.data).decode("ascii"),
-         "revised_prompt": None} for m in images],
-        "output_format": images[0].mime_type.split("/")[1] if images else None}
+    return {
+        "created": int(time.time()),
+        "data": [
+            {"b64_json": base64.b64encode(m.data).decode("ascii"), "revised_prompt": None}
+            for m in images
+        ],
+        "output_format": images[0].mime_type.split("/")[1] if images else None,
+    }
 
 
-@router.post("/audio/speech", response_class=Response,
-             responses={200: {"content": {"audio/wav": {}}}})
+@router.post(
+    "/audio/speech", response_class=Response, responses={200: {"content": {"audio/wav": {}}}}
+)
 async def speech(body: SpeechRequest, service: Generation, request: Request) -> Response:
     """Speech from a tts binding, as WAV (or raw 16-bit PCM with ``response_format: pcm``)."""
     if body.response_format not in (None, "wav", "pcm"):
-        raise BadRequest(f"response_format '{body.response_format}' is not produced here; "
-                         "use 'wav' or 'pcm'.", param="response_format")
+        raise BadRequest(
+            f"response_format '{body.response_format}' is not produced here; use 'wav' or 'pcm'.",
+            param="response_format",
+        )
     if (body.model_extra or {}).get("stream_format") == "sse":
-        raise BadRequest("stream_format 'sse' is not served; the audio comes whole.",
-                         param="stream_format")
+        raise BadRequest(
+            "stream_format 'sse' is not served; the audio comes whole.", param="stream_format"
+        )
     if body.instructions:
-        raise BadRequest("'instructions' is not supported by these voices.",
-                         param="instructions")
+        raise BadRequest("'instructions' is not supported by these voices.", param="instructions")
     extra: dict[str, Any] = {}
     if body.voice is not None:
         extra["voice"] = body.voice
     if body.speed is not None:
         extra["speed"] = body.speed
-    out, _ = await _collect(service, request, "tts", body.model, body.input,
-                            SamplingParams(), extra)
+    out, _ = await _collect(
+        service, request, "tts", body.model, body.input, SamplingParams(), extra
+    )
     audio = next((m for m in out.media if m.kind == "audio"), None)
     if audio is None:
         raise BadRequest("The binding produced no audio.", param="model")
     if body.response_format == "pcm":
         rate = str(audio.metadata.get("sample_rate", ""))  # the voice's own rate
-        return Response(_pcm(audio.data), media_type="audio/pcm",
-                        headers={"x-sample-rate": rate} if rate else None)
+        return Response(
+            _pcm(audio.data),
+            media_type="audio/pcm",
+            headers={"x-sample-rate": rate} if rate else None,
+        )
     return Response(audio.data, media_type=audio.mime_type)
 
 
@@ -137,12 +165,22 @@ def _pcm(wav_bytes: bytes) -> bytes:
 _TRANSCRIPT_FORMATS = ("json", "text", "verbose_json")
 
 
-async def _transcribe(request: Request, service: GenerationService, file: UploadFile,
-                      model: str, language: str | None, task: str, response_format: str,
-                      temperature: float | None) -> Response:
+async def _transcribe(
+    request: Request,
+    service: GenerationService,
+    file: UploadFile,
+    model: str,
+    language: str | None,
+    task: str,
+    response_format: str,
+    temperature: float | None,
+) -> Response:
     if response_format not in _TRANSCRIPT_FORMATS:
-        raise BadRequest(f"response_format '{response_format}' is not produced here; use "
-                         f"{', '.join(_TRANSCRIPT_FORMATS)}.", param="response_format")
+        raise BadRequest(
+            f"response_format '{response_format}' is not produced here; use "
+            f"{', '.join(_TRANSCRIPT_FORMATS)}.",
+            param="response_format",
+        )
     data = await file.read()
     if not data:
         raise BadRequest("The uploaded file is empty.", param="file")
@@ -151,25 +189,41 @@ async def _transcribe(request: Request, service: GenerationService, file: Upload
         extra["language"] = language
     instance, name = await service.find_model(model, "stt")
     body = GenerationRequest(
-        generation_type="stt", binding_name=instance, model_name=name,
-        messages=(Message("user", "", (MediaPart("audio", data, file.content_type
-                                                 or "application/octet-stream"),)),),
-        params=SamplingParams(temperature=temperature), extra=extra)
+        generation_type="stt",
+        binding_name=instance,
+        model_name=name,
+        messages=(
+            Message(
+                "user",
+                "",
+                (MediaPart("audio", data, file.content_type or "application/octet-stream"),),
+            ),
+        ),
+        params=SamplingParams(temperature=temperature),
+        extra=extra,
+    )
     run = await start_run(request, service, body)
     out = await collect_run(request, run)
     if response_format == "text":
         return PlainTextResponse(out.text)
     result: dict[str, Any] = {"text": out.text}
     if response_format == "verbose_json":
-        result.update(task=task, language=language,
-                      duration=out.metadata.get("duration_s"), model=f"{instance}/{name}")
+        result.update(
+            task=task,
+            language=language,
+            duration=out.metadata.get("duration_s"),
+            model=f"{instance}/{name}",
+        )
     return JSONResponse(result)
 
 
 @router.post("/audio/transcriptions")
 async def transcriptions(
-    request: Request, service: Generation, file: Annotated[UploadFile, File()],
-    model: Annotated[str, Form()], language: Annotated[str | None, Form()] = None,
+    request: Request,
+    service: Generation,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()],
+    language: Annotated[str | None, Form()] = None,
     prompt: Annotated[str | None, Form()] = None,
     response_format: Annotated[str, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
@@ -177,25 +231,31 @@ async def transcriptions(
 ) -> Response:
     """Speech to text from an stt binding (multipart upload, as the openai SDK sends it)."""
     if stream:
-        raise BadRequest("Streamed transcription is not served; omit 'stream'.",
-                         param="stream")
-    unsupported = sorted(k for k in await request.form() if k.rstrip("[]") in
-                         ("timestamp_granularities", "include", "chunking_strategy"))
+        raise BadRequest("Streamed transcription is not served; omit 'stream'.", param="stream")
+    unsupported = sorted(
+        k
+        for k in await request.form()
+        if k.rstrip("[]") in ("timestamp_granularities", "include", "chunking_strategy")
+    )
     if unsupported:
-        raise BadRequest(f"{', '.join(unsupported)} is not supported here.",
-                         param=unsupported[0])
+        raise BadRequest(f"{', '.join(unsupported)} is not supported here.", param=unsupported[0])
     if prompt:
         raise BadRequest("'prompt' is not supported by these speech models.", param="prompt")
-    return await _transcribe(request, service, file, model, language, "transcribe",
-                             response_format, temperature)
+    return await _transcribe(
+        request, service, file, model, language, "transcribe", response_format, temperature
+    )
 
 
 @router.post("/audio/translations")
 async def translations(
-    request: Request, service: Generation, file: Annotated[UploadFile, File()],
-    model: Annotated[str, Form()], response_format: Annotated[str, Form()] = "json",
+    request: Request,
+    service: Generation,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()],
+    response_format: Annotated[str, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
     """Speech in any language to English text (multilingual Whisper models)."""
-    return await _transcribe(request, service, file, model, None, "translate",
-                             response_format, temperature)
+    return await _transcribe(
+        request, service, file, model, None, "translate", response_format, temperature
+    )

@@ -40,17 +40,19 @@ def _model_entry(instance: str, model: str, owner: str) -> dict[str, Any]:
 async def list_models(bindings: Bindings, service: Generation) -> dict[str, Any]:
     """Every model of every active binding instance, as ``instance/model``, plus aliases."""
     names = bindings.active_names()
-    listed = await asyncio.gather(*(bindings.get(n).list_models() for n in names),
-                                  return_exceptions=True)
+    listed = await asyncio.gather(
+        *(bindings.get(n).list_models() for n in names), return_exceptions=True
+    )
     data = [
         _model_entry(name, model.name, bindings.get(name).name)
         for name, models in zip(names, listed, strict=True)
         if not isinstance(models, BaseException)
         for model in models
     ]
-    data += [{"id": alias, "object": "model", "created": 0,
-              "owned_by": service.settings.alias(alias)[0]}
-             for alias in service.settings.aliases]
+    data += [
+        {"id": alias, "object": "model", "created": 0, "owned_by": service.settings.alias(alias)[0]}
+        for alias in service.settings.aliases
+    ]
     return {"object": "list", "data": data}
 
 
@@ -67,8 +69,9 @@ def _openai_error(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, service: Generation,
-                           request: Request) -> Response:
+async def chat_completions(
+    body: ChatCompletionRequest, service: Generation, request: Request
+) -> Response:
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
     model_id = f"{instance}/{model}"
@@ -78,16 +81,19 @@ async def chat_completions(body: ChatCompletionRequest, service: Generation,
     run = await start(request, service, replace(wanted, personality=personality))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return SSEResponse(translate.chat_chunks(run, model_id, usage), on_close=run.aclose,
-                           terminator=_DONE, error_event=_openai_error,
-                           first_ready=first_ready(run))
+        return SSEResponse(
+            translate.chat_chunks(run, model_id, usage),
+            on_close=run.aclose,
+            terminator=_DONE,
+            error_event=_openai_error,
+            first_ready=first_ready(run),
+        )
     out = await collect_run(request, run)
     return JSONResponse(translate.chat_response(run, model_id, out))
 
 
 @router.post("/completions")
-async def completions(body: CompletionRequest, service: Generation,
-                      request: Request) -> Response:
+async def completions(body: CompletionRequest, service: Generation, request: Request) -> Response:
     instance, model = await service.find_model(body.model)
     binding = service.bindings.get(instance)
     model_id = f"{instance}/{model}"
@@ -98,13 +104,15 @@ async def completions(body: CompletionRequest, service: Generation,
     run = await start(request, service, replace(wanted, personality=personality))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return SSEResponse(translate.completion_chunks(run, model_id, usage, echo),
-                           on_close=run.aclose, terminator=_DONE, error_event=_openai_error,
-                           first_ready=first_ready(run))
+        return SSEResponse(
+            translate.completion_chunks(run, model_id, usage, echo),
+            on_close=run.aclose,
+            terminator=_DONE,
+            error_event=_openai_error,
+            first_ready=first_ready(run),
+        )
     out = await collect_run(request, run)
     return JSONResponse(translate.completion_response(run, model_id, out, echo))
-
-
 
 
 class EmbeddingRequest(BaseModel):
@@ -113,31 +121,44 @@ class EmbeddingRequest(BaseModel):
     model: str
     # At most 2048 inputs per request (OpenAI's limit): a bound on the list of inputs, not on
     # a text's length (nor on one input given as token ids).
-    input: (str | Annotated[list[str], Field(max_length=2048)] | list[int]
-            | Annotated[list[list[int]], Field(max_length=2048)])
+    input: (
+        str
+        | Annotated[list[str], Field(max_length=2048)]
+        | list[int]
+        | Annotated[list[list[int]], Field(max_length=2048)]
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
 
 
 @router.post("/embeddings")
-async def embeddings(body: EmbeddingRequest, service: Generation,
-                     request: Request) -> dict[str, Any]:
+async def embeddings(
+    body: EmbeddingRequest, service: Generation, request: Request
+) -> dict[str, Any]:
     """Vectors from an embedding binding (``hf_embeddings``)."""
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not all(isinstance(t, str) for t in texts):
         raise BadRequest("Token arrays are not accepted: send the texts.", param="input")
     instance, model = await service.find_model(body.model, "embed")
     binding, model, result = await cancel_on_disconnect(
-        request, service.embed([str(t) for t in texts], instance, model))
+        request, service.embed([str(t) for t in texts], instance, model)
+    )
     width = len(result.vectors[0])
     if body.dimensions is not None and body.dimensions != width:
-        raise BadRequest(f"'{instance}/{model}' makes {width}-dimensional vectors; "
-                         f"'dimensions' cannot change that.", param="dimensions")
+        raise BadRequest(
+            f"'{instance}/{model}' makes {width}-dimensional vectors; "
+            f"'dimensions' cannot change that.",
+            param="dimensions",
+        )
     data = []
     for index, vector in enumerate(result.vectors):
         value: Any = vector
         if body.encoding_format == "base64":
             value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": value})
-    return {"object": "list", "data": data, "model": f"{binding.instance_name}/{model}",
-            "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": f"{binding.instance_name}/{model}",
+        "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
+    }

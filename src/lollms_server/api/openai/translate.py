@@ -27,8 +27,14 @@ from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
 from lollms_server.generation.service import CollectedOutput, GenerationRequest, Run
 
-__all__ = ["chat_chunks", "chat_request", "chat_response", "completion_chunks",
-           "completion_request", "completion_response"]
+__all__ = [
+    "chat_chunks",
+    "chat_request",
+    "chat_response",
+    "completion_chunks",
+    "completion_request",
+    "completion_response",
+]
 
 
 def _sampling(body: _Sampling, max_tokens: int | None) -> tuple[SamplingParams, dict[str, Any]]:
@@ -40,22 +46,29 @@ def _sampling(body: _Sampling, max_tokens: int | None) -> tuple[SamplingParams, 
         extra["frequency_penalty"] = body.frequency_penalty
     if body.presence_penalty is not None:
         extra["presence_penalty"] = body.presence_penalty
-    params = SamplingParams(temperature=body.temperature, top_p=body.top_p,
-                            max_tokens=max_tokens, seed=body.seed,
-                            stop=tuple(s for s in stop if s))
+    params = SamplingParams(
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=max_tokens,
+        seed=body.seed,
+        stop=tuple(s for s in stop if s),
+    )
     return params, extra
 
 
 def _image(url: str, index: int) -> MediaPart:
     if not url.startswith("data:"):
-        raise BadRequest("Only data: URLs are accepted for images (the server fetches nothing).",
-                         param=f"messages.{index}.content")
+        raise BadRequest(
+            "Only data: URLs are accepted for images (the server fetches nothing).",
+            param=f"messages.{index}.content",
+        )
     header, _, data = url.partition(",")
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest("Image data URL is not valid base64.",
-                         param=f"messages.{index}.content") from None
+        raise BadRequest(
+            "Image data URL is not valid base64.", param=f"messages.{index}.content"
+        ) from None
     return MediaPart("image", raw, header[5:].split(";")[0] or "image/png")
 
 
@@ -72,38 +85,45 @@ def _message(message: ChatMessage, index: int) -> Message:
         elif part.type == "image_url" and part.image_url:
             media.append(_image(str(part.image_url.get("url", "")), index))
         else:
-            raise BadRequest(f"Unsupported content part type '{part.type}'.",
-                             param=f"messages.{index}.content")
+            raise BadRequest(
+                f"Unsupported content part type '{part.type}'.", param=f"messages.{index}.content"
+            )
     return Message(role, "\n".join(texts), tuple(media), calls, message.tool_call_id)
 
 
-def chat_request(body: ChatCompletionRequest, binding: Binding, model: str
-                 ) -> GenerationRequest:
+def chat_request(body: ChatCompletionRequest, binding: Binding, model: str) -> GenerationRequest:
     params, extra = _sampling(body, body.max_completion_tokens or body.max_tokens)
     fmt = (body.response_format or {}).get("type", "text")
     if fmt != "text":
         if not binding.capabilities.structured_output:
-            raise BadRequest(f"Binding instance '{binding.instance_name}' cannot constrain "
-                             f"output to '{fmt}'.", param="response_format")
+            raise BadRequest(
+                f"Binding instance '{binding.instance_name}' cannot constrain output to '{fmt}'.",
+                param="response_format",
+            )
         if fmt == "json_object":
             extra["json_schema"] = {"type": "object"}
         elif fmt == "json_schema":
             schema = (body.response_format or {}).get("json_schema", {}).get("schema")
             if not isinstance(schema, dict):
-                raise BadRequest("response_format.json_schema.schema must be an object.",
-                                 param="response_format")
+                raise BadRequest(
+                    "response_format.json_schema.schema must be an object.", param="response_format"
+                )
             extra["json_schema"] = schema
         else:
             raise BadRequest(f"Unknown response_format type '{fmt}'.", param="response_format")
     return GenerationRequest(
-        binding_name=binding.instance_name, model_name=model,
+        binding_name=binding.instance_name,
+        model_name=model,
         messages=tuple(_message(m, i) for i, m in enumerate(body.messages)),
-        params=params, personality=body.personality, extra=extra,
-        tools=tuple(body.tools or ()), tool_choice=body.tool_choice)
+        params=params,
+        personality=body.personality,
+        extra=extra,
+        tools=tuple(body.tools or ()),
+        tool_choice=body.tool_choice,
+    )
 
 
-def completion_request(body: CompletionRequest, binding: Binding, model: str
-                       ) -> GenerationRequest:
+def completion_request(body: CompletionRequest, binding: Binding, model: str) -> GenerationRequest:
     if isinstance(body.prompt, list):
         if len(body.prompt) != 1:
             raise BadRequest("Only one prompt per request is supported.", param="prompt")
@@ -113,16 +133,24 @@ def completion_request(body: CompletionRequest, binding: Binding, model: str
     if body.suffix:
         raise BadRequest("'suffix' (fill-in-the-middle) is not supported.", param="suffix")
     params, extra = _sampling(body, body.max_tokens or 16)  # OpenAI's default is 16
-    return GenerationRequest(binding_name=binding.instance_name, model_name=model,
-                             raw_prompt=prompt, params=params, personality=body.personality,
-                             extra=extra)
+    return GenerationRequest(
+        binding_name=binding.instance_name,
+        model_name=model,
+        raw_prompt=prompt,
+        params=params,
+        personality=body.personality,
+        extra=extra,
+    )
 
 
 def _usage(usage: Usage | None) -> dict[str, int]:
     if usage is None:
         return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 def _finish(reason: str | None) -> str:
@@ -131,13 +159,20 @@ def _finish(reason: str | None) -> str:
 
 def _head(run: Run, model_id: str, kind: str) -> dict[str, Any]:
     prefix = "chatcmpl" if kind.startswith("chat") else "cmpl"
-    return {"id": f"{prefix}-{run.request_id[4:]}", "object": kind,
-            "created": int(time.time()), "model": model_id}
+    return {
+        "id": f"{prefix}-{run.request_id[4:]}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": model_id,
+    }
 
 
 def _tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": call.id, "type": "function",
-                           "function": {"name": call.name, "arguments": call.arguments}}
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
     if index is not None:
         out["index"] = index
     return out
@@ -152,27 +187,40 @@ def chat_response(run: Run, model_id: str, out: CollectedOutput) -> dict[str, An
         message["tool_calls"] = [_tool_call(c) for c in out.tool_calls]
         message["content"] = out.text or None
         finish = "tool_calls"
-    return {**_head(run, model_id, "chat.completion"),
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": finish, "logprobs": None}],
-            "usage": _usage(out.usage)}
+    return {
+        **_head(run, model_id, "chat.completion"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": _usage(out.usage),
+    }
 
 
-def completion_response(run: Run, model_id: str, out: CollectedOutput,
-                        echo: str | None) -> dict[str, Any]:
-    return {**_head(run, model_id, "text_completion"),
-            "choices": [{"index": 0, "text": (echo or "") + out.text, "logprobs": None,
-                         "finish_reason": _finish(out.finish_reason)}],
-            "usage": _usage(out.usage)}
+def completion_response(
+    run: Run, model_id: str, out: CollectedOutput, echo: str | None
+) -> dict[str, Any]:
+    return {
+        **_head(run, model_id, "text_completion"),
+        "choices": [
+            {
+                "index": 0,
+                "text": (echo or "") + out.text,
+                "logprobs": None,
+                "finish_reason": _finish(out.finish_reason),
+            }
+        ],
+        "usage": _usage(out.usage),
+    }
 
 
-async def chat_chunks(run: Run, model_id: str, include_usage: bool
-                      ) -> AsyncIterator[dict[str, Any]]:
+async def chat_chunks(
+    run: Run, model_id: str, include_usage: bool
+) -> AsyncIterator[dict[str, Any]]:
     head = _head(run, model_id, "chat.completion.chunk")
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                     "logprobs": None}]}
+        return {
+            **head,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
 
     yield chunk({"role": "assistant", "content": ""})
     usage: Usage | None = None
@@ -197,13 +245,16 @@ async def chat_chunks(run: Run, model_id: str, include_usage: bool
         yield {**head, "choices": [], "usage": _usage(usage)}
 
 
-async def completion_chunks(run: Run, model_id: str, include_usage: bool,
-                            echo: str | None) -> AsyncIterator[dict[str, Any]]:
+async def completion_chunks(
+    run: Run, model_id: str, include_usage: bool, echo: str | None
+) -> AsyncIterator[dict[str, Any]]:
     head = _head(run, model_id, "text_completion")
 
     def chunk(text: str, finish: str | None = None) -> dict[str, Any]:
-        return {**head, "choices": [{"index": 0, "text": text, "logprobs": None,
-                                     "finish_reason": finish}]}
+        return {
+            **head,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+        }
 
     if echo:
         yield chunk(echo)

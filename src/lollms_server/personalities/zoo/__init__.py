@@ -38,10 +38,11 @@ SHIM = "lollms_server.personalities.zoo.lollms"
 _ALIASES = {"ascii_colors": f"{SHIM}.helpers"}
 
 
-def _shim_import(name: str, globals: Any = None, locals: Any = None,
-                 fromlist: Any = (), level: int = 0) -> Any:
+def _shim_import(
+    name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+) -> Any:
     if level == 0 and (name == "lollms" or name.startswith("lollms.")):
-        target = SHIM + name[len("lollms"):]
+        target = SHIM + name[len("lollms") :]
         try:
             module = importlib.import_module(target)
             for item in fromlist or ():  # "from lollms import config": submodules too
@@ -49,8 +50,9 @@ def _shim_import(name: str, globals: Any = None, locals: Any = None,
                     importlib.import_module(f"{target}.{item}")
         except ModuleNotFoundError as exc:
             missing = (exc.name or name).replace(SHIM, "lollms")
-            raise ImportError(f"'{missing}' is not provided by lollms_server's zoo "
-                              "compatibility layer") from None
+            raise ImportError(
+                f"'{missing}' is not provided by lollms_server's zoo compatibility layer"
+            ) from None
         return module if fromlist else importlib.import_module(SHIM)
     if level == 0 and name in _ALIASES:
         return importlib.import_module(_ALIASES[name])
@@ -84,19 +86,24 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
     default executor (model loads, sync functions), which must never be starved by them."""
     global _EXECUTOR
     if _EXECUTOR is None:
-        _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8,
-                                                          thread_name_prefix="zoo-processor")
+        _EXECUTOR = concurrent.futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="zoo-processor"
+        )
     return _EXECUTOR
 
 
-def _workflow_arguments(workflow: Any, context: Any, client: Any, callback: Any,
-                        prompt: str, history: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _workflow_arguments(
+    workflow: Any, context: Any, client: Any, callback: Any, prompt: str, history: str
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Arguments for the three run_workflow signatures lollms used over time."""
     params = list(inspect.signature(workflow).parameters)
     if params and params[0] == "prompt":
         kwargs: dict[str, Any] = {}
-        for key, value in (("callback", callback), ("context_details", context),
-                           ("client", client)):
+        for key, value in (
+            ("callback", callback),
+            ("context_details", context),
+            ("client", client),
+        ):
             if key in params:
                 kwargs[key] = value
         if len(params) > 1 and params[1] not in kwargs:
@@ -112,8 +119,13 @@ class ZooRunner:
     before any response starts, so that bad settings are a 400, not a broken stream.
     """
 
-    def __init__(self, module: ModuleType, personality: Personality,
-                 request: GenerationRequest, service: GenerationService) -> None:
+    def __init__(
+        self,
+        module: ModuleType,
+        personality: Personality,
+        request: GenerationRequest,
+        service: GenerationService,
+    ) -> None:
         self.module = module
         self.personality = personality
         self.request = request
@@ -149,18 +161,21 @@ class ZooRunner:
         except LollmsError:
             raise
         except Exception as exc:
-            raise WorkflowFailed(f"The processor of personality '{self.personality.id}' could "
-                                 f"not be built: {type(exc).__name__}: {exc}") from None
+            raise WorkflowFailed(
+                f"The processor of personality '{self.personality.id}' could "
+                f"not be built: {type(exc).__name__}: {exc}"
+            ) from None
         settings = getattr(processor, "personality_config", None)
         if self.request.personality_config:
             if settings is None or not hasattr(settings, "update"):
-                raise BadRequest(f"Personality '{self.personality.id}' has no settings.",
-                                 param="personality_config")
+                raise BadRequest(
+                    f"Personality '{self.personality.id}' has no settings.",
+                    param="personality_config",
+                )
             try:
                 settings.update(dict(self.request.personality_config))
             except (KeyError, ValueError, SyntaxError, TypeError) as exc:
-                raise BadRequest(f"personality_config: {exc}", param="personality_config"
-                                 ) from None
+                raise BadRequest(f"personality_config: {exc}", param="personality_config") from None
         if getattr(processor, "run_workflow", None) is None:
             raise WorkflowUnavailable("The processor has no run_workflow method.")
         return processor
@@ -185,12 +200,17 @@ class ZooRunner:
         prompt, history = bridge.prompt_and_history()
         client = Client(f"request-{uuid.uuid4().hex[:8]}", Discussion(self.folder, self.images))
         context = LollmsContextDetails(
-            client=client, conditionning=self.personality.conditioning, prompt=prompt,
-            discussion_messages=history, current_language=self.personality.language,
-            ai_prefix=self.personality.ai_message_prefix)
+            client=client,
+            conditionning=self.personality.conditioning,
+            prompt=prompt,
+            discussion_messages=history,
+            current_language=self.personality.language,
+            ai_prefix=self.personality.ai_message_prefix,
+        )
         workflow = self.processor.run_workflow
-        args, kwargs = _workflow_arguments(workflow, context, client, bridge.callback, prompt,
-                                           history)
+        args, kwargs = _workflow_arguments(
+            workflow, context, client, bridge.callback, prompt, history
+        )
         result = workflow(*args, **kwargs)
         if isinstance(result, str) and result and not bridge.sent_anything:
             bridge.operation(result, None)  # returned text that was never shown

@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["Bridge", "WorkflowStopped"]
 
 T = TypeVar("T")
-_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp",
-               "image/gif": ".gif"}
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+}
 
 
 class WorkflowStopped(BaseException):
@@ -45,15 +49,20 @@ def _operation_kind(op: Any) -> str:
     name = getattr(op, "name", "") or ""
     for prefix in ("MSG_OPERATION_TYPE_", "MSG_TYPE_"):
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return "SET_CONTENT"
 
 
 class Bridge:
     """Thread-side helpers: show text and progress, generate, ask yes/no questions."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, service: GenerationService,
-                 request: GenerationRequest, personality: Personality) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        service: GenerationService,
+        request: GenerationRequest,
+        personality: Personality,
+    ) -> None:
         self.loop = loop
         self._emit: Emit | None = None  # attached when the run starts
         self.service = service
@@ -79,8 +88,7 @@ class Bridge:
             if self._stopped.is_set():
                 getattr(coro, "close", lambda: None)()
                 raise WorkflowStopped("the request is over")
-            future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
-                coro, self.loop)  # type: ignore[arg-type]
+            future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
             self._pending.add(future)
         try:
             return future.result()
@@ -99,8 +107,9 @@ class Bridge:
         self.sent_anything = True
         self._wait(self._emit(event))
 
-    def step(self, kind: str, text: str, ok: bool | None = None,
-             data: dict[str, Any] | None = None) -> None:
+    def step(
+        self, kind: str, text: str, ok: bool | None = None, data: dict[str, Any] | None = None
+    ) -> None:
         self.send(Step(kind, text, ok=ok, data=data or {}))
 
     # -- the callback lollms passes to run_workflow ------------------------------------------
@@ -114,11 +123,15 @@ class Bridge:
         if kind in ("ADD_CHUNK", "CHUNK"):
             self._text += text
             self.send(TextDelta(text))
-        elif kind in ("SET_CONTENT", "FULL", "SET_CONTENT_INVISIBLE_TO_AI",
-                      "FULL_INVISIBLE_TO_AI"):
+        elif kind in ("SET_CONTENT", "FULL", "SET_CONTENT_INVISIBLE_TO_AI", "FULL_INVISIBLE_TO_AI"):
             self._set(text)
-        elif kind in ("SET_CONTENT_INVISIBLE_TO_USER", "FULL_INVISIBLE_TO_USER",
-                      "FINISHED_MESSAGE", "REF", "CODE"):
+        elif kind in (
+            "SET_CONTENT_INVISIBLE_TO_USER",
+            "FULL_INVISIBLE_TO_USER",
+            "FINISHED_MESSAGE",
+            "REF",
+            "CODE",
+        ):
             return
         elif kind in ("STEP_START", "STEP", "INFO", "WARNING", "EXCEPTION"):
             self.step(kind.lower(), text)
@@ -141,7 +154,7 @@ class Bridge:
     def _set(self, text: str) -> None:
         if text.startswith(self._text):
             if text != self._text:
-                delta, self._text = text[len(self._text):], text
+                delta, self._text = text[len(self._text) :], text
                 self.send(TextDelta(delta))
             return
         self._text = text
@@ -161,28 +174,36 @@ class Bridge:
 
     def save_images(self, folder: Path) -> list[Path]:
         paths = []
-        for index, part in enumerate(m for msg in self.request.messages for m in msg.media
-                                     if m.kind == "image"):
+        for index, part in enumerate(
+            m for msg in self.request.messages for m in msg.media if m.kind == "image"
+        ):
             path = folder / f"image_{index}{_EXTENSIONS.get(part.mime_type, '.png')}"
             path.write_bytes(part.data)
             paths.append(path)
         return paths
 
     # -- generation ------------------------------------------------------------------------
-    def _generation_request(self, prompt: str, max_tokens: int | None,
-                            images: list[Any] | None, params: dict[str, Any]
-                            ) -> GenerationRequest:
-        messages = list(split_lollms_prompt(prompt, (self.personality.ai_message_prefix,),
-                                            (self.personality.user_message_prefix,)))
+    def _generation_request(
+        self, prompt: str, max_tokens: int | None, images: list[Any] | None, params: dict[str, Any]
+    ) -> GenerationRequest:
+        messages = list(
+            split_lollms_prompt(
+                prompt,
+                (self.personality.ai_message_prefix,),
+                (self.personality.user_message_prefix,),
+            )
+        )
         if images:
-            media = tuple(MediaPart("image", Path(i).read_bytes(), "image/png")
-                          for i in images)
+            media = tuple(MediaPart("image", Path(i).read_bytes(), "image/png") for i in images)
             last = messages[-1]
             messages[-1] = dataclasses.replace(last, media=last.media + media)
         sampling = SamplingParams(
-            temperature=params.get("temperature"), top_k=params.get("top_k"),
-            top_p=params.get("top_p"), repeat_penalty=params.get("repeat_penalty"),
-            max_tokens=max_tokens)
+            temperature=params.get("temperature"),
+            top_k=params.get("top_k"),
+            top_p=params.get("top_p"),
+            repeat_penalty=params.get("repeat_penalty"),
+            max_tokens=max_tokens,
+        )
         sampling, extra = apply_sampling(sampling, {}, self.personality)
         if params.get("repeat_last_n") is not None:
             extra["repeat_last_n"] = params["repeat_last_n"]
@@ -192,8 +213,16 @@ class Bridge:
             binding = self.service.bindings.get(self.request.binding_name)
             extra = {k: v for k, v in extra.items() if binding.accepts_parameter(k)}
         return dataclasses.replace(
-            self.request, messages=tuple(messages), raw_prompt=None, params=sampling,
-            extra=extra, personality=None, functions=(), tools=(), tool_choice=None)
+            self.request,
+            messages=tuple(messages),
+            raw_prompt=None,
+            params=sampling,
+            extra=extra,
+            personality=None,
+            functions=(),
+            tools=(),
+            tool_choice=None,
+        )
 
     def _pieces(self, request: GenerationRequest) -> AsyncIterator[str]:
         async def pieces() -> AsyncIterator[str]:
@@ -203,11 +232,18 @@ class Bridge:
                         yield event.text
                     elif isinstance(event, Usage) and self._emit is not None:
                         await self._emit(event)  # counted in the run's usage
+
         return pieces()
 
-    def generate(self, prompt: str, max_tokens: int | None = None, *,
-                 callback: Callable[..., Any] | None = None, images: list[Any] | None = None,
-                 **params: Any) -> str:
+    def generate(
+        self,
+        prompt: str,
+        max_tokens: int | None = None,
+        *,
+        callback: Callable[..., Any] | None = None,
+        images: list[Any] | None = None,
+        **params: Any,
+    ) -> str:
         """Generate through the server; with ``callback``, each piece is passed to it as
         lollms does (``callback(chunk, MSG_OPERATION_TYPE_ADD_CHUNK)``)."""
         from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE
@@ -222,13 +258,14 @@ class Bridge:
                 except StopAsyncIteration:
                     break
                 out.append(piece)
-                if callback is not None and callback(
-                        piece, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_ADD_CHUNK) is False:
+                if (
+                    callback is not None
+                    and callback(piece, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_ADD_CHUNK) is False
+                ):
                     break
         finally:  # stop the generation now, not when the garbage collector finds it
             if not self.loop.is_closed():
-                closing = asyncio.run_coroutine_threadsafe(
-                    stream.aclose(), self.loop)  # type: ignore[attr-defined]
+                closing = asyncio.run_coroutine_threadsafe(stream.aclose(), self.loop)  # type: ignore[attr-defined]
                 with contextlib.suppress(Exception):
                     closing.result(timeout=5)
         return "".join(out)
@@ -239,19 +276,22 @@ class Bridge:
         parts.append(f"!@>user:\n{body}Question: {question}\n{instruction}")
         return self.generate("\n".join(parts), 64, temperature=0.0)
 
-    def yes_no(self, question: str, context: str, conditioning: str,
-               explain: bool) -> Any:
+    def yes_no(self, question: str, context: str, conditioning: str, explain: bool) -> Any:
         answer = self._ask("Answer with yes or no only.", question, context, conditioning)
         verdict = answer.strip().lower().lstrip("*\"' ").startswith(("yes", "oui", "true"))
         return {"answer": verdict, "explanation": answer} if explain else verdict
 
-    def multichoice(self, question: str, answers: list[str], context: str,
-                    conditioning: str, explain: bool) -> Any:
+    def multichoice(
+        self, question: str, answers: list[str], context: str, conditioning: str, explain: bool
+    ) -> Any:
         listing = "\n".join(f"{i}. {a}" for i, a in enumerate(answers))
-        reply = self._ask(f"Possible answers:\n{listing}\nAnswer with the number of the "
-                          "right answer only.", question, context, conditioning)
-        index = next((int(tok) for tok in _numbers(reply) if 0 <= int(tok) < len(answers)),
-                     -1)
+        reply = self._ask(
+            f"Possible answers:\n{listing}\nAnswer with the number of the right answer only.",
+            question,
+            context,
+            conditioning,
+        )
+        index = next((int(tok) for tok in _numbers(reply) if 0 <= int(tok) < len(answers)), -1)
         return (index, reply) if explain else index
 
 

@@ -16,7 +16,8 @@ async def run_workflow(prompt: str, params: dict[str, Any], context: Any) -> Asy
     await context.step_start("Planning")
     plan = await context.generate(
         f"List at most {max_steps} short steps to do this task, one per line:\n{prompt}",
-        max_tokens=int(params.get("plan_tokens", 96)))
+        max_tokens=int(params.get("plan_tokens", 96)),
+    )
     steps = [line.strip(" -*0123456789.") for line in plan.splitlines() if line.strip()]
     await context.step_end(f"Planned {len(steps[:max_steps])} step(s)")
     for step in steps[:max_steps]:
@@ -27,8 +28,9 @@ async def run_workflow(prompt: str, params: dict[str, Any], context: Any) -> Asy
 
     async def answer() -> AsyncIterator[str]:
         async for piece in context.stream_text(
-                f"Task: {prompt}\nPlan:\n{plan}\nNow carry out the plan and give the result.",
-                max_tokens=int(params.get("answer_tokens", 256))):
+            f"Task: {prompt}\nPlan:\n{plan}\nNow carry out the plan and give the result.",
+            max_tokens=int(params.get("answer_tokens", 256)),
+        ):
             yield piece
 
     return answer()

@@ -36,10 +36,25 @@ class ConfigTemplate:
         if missing:
             raise ValueError(f"config template entry lacks {', '.join(missing)}: {entry}")
 
-    def add_entry(self, entry_name: str, entry_value: Any, entry_type: str,
-                  entry_min: Any = None, entry_max: Any = None, entry_help: str = "") -> None:
-        self.template.append({"name": entry_name, "value": entry_value, "type": entry_type,
-                              "min": entry_min, "max": entry_max, "help": entry_help})
+    def add_entry(
+        self,
+        entry_name: str,
+        entry_value: Any,
+        entry_type: str,
+        entry_min: Any = None,
+        entry_max: Any = None,
+        entry_help: str = "",
+    ) -> None:
+        self.template.append(
+            {
+                "name": entry_name,
+                "value": entry_value,
+                "type": entry_type,
+                "min": entry_min,
+                "max": entry_max,
+                "help": entry_help,
+            }
+        )
 
     def __getitem__(self, key: str) -> dict[str, Any] | None:
         return next((e for e in self.template if e["name"] == key), None)
@@ -52,16 +67,22 @@ class ConfigTemplate:
 
 
 class BaseConfig:
-    def __init__(self, exceptional_keys: list[str] | None = None,
-                 config: dict[str, Any] | None = None,
-                 file_path: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        exceptional_keys: list[str] | None = None,
+        config: dict[str, Any] | None = None,
+        file_path: Path | str | None = None,
+    ) -> None:
         self.exceptional_keys = exceptional_keys or []
         self.config: dict[str, Any] = dict(config or {})
         self.file_path = Path(file_path) if file_path else None
 
     @staticmethod
-    def from_template(template: ConfigTemplate, exceptional_keys: list[str] | None = None,
-                      file_path: Path | str | None = None) -> BaseConfig:
+    def from_template(
+        template: ConfigTemplate,
+        exceptional_keys: list[str] | None = None,
+        file_path: Path | str | None = None,
+    ) -> BaseConfig:
         values = {entry["name"]: entry["value"] for entry in template.template}
         return BaseConfig(exceptional_keys, values, file_path)
 
@@ -110,8 +131,9 @@ def _convert(entry: dict[str, Any], value: Any) -> Any:
     if kind in ("str", "text", "string", "btn", "file", "folder"):
         return "" if value is None else str(value)
     if kind == "bool":
-        return value.lower() in ("1", "true", "yes", "on") if isinstance(value, str) \
-            else bool(value)
+        return (
+            value.lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
+        )
     if kind in ("list", "dict"):
         return ast.literal_eval(value) if isinstance(value, str) else value
     return value
@@ -120,8 +142,7 @@ def _convert(entry: dict[str, Any], value: Any) -> Any:
 class TypedConfig:
     """Settings read as attributes or items, converted to their template's types."""
 
-    def __init__(self, config_template: ConfigTemplate, config: BaseConfig | None = None
-                 ) -> None:
+    def __init__(self, config_template: ConfigTemplate, config: BaseConfig | None = None) -> None:
         self.config_template = config_template
         self.config = config if config is not None else BaseConfig(config={})
         self.sync()
@@ -137,8 +158,10 @@ class TypedConfig:
         known = {e["name"] for e in self.config_template.template}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise KeyError(f"unknown setting(s) {', '.join(unknown)}; this personality has: "
-                           f"{', '.join(sorted(known)) or 'none'}")
+            raise KeyError(
+                f"unknown setting(s) {', '.join(unknown)}; this personality has: "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
         self.config.config.update(values)
         self.sync()
 

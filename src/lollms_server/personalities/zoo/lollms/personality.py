@@ -81,8 +81,14 @@ class _App:
 class AIPersonality:
     """The mounted personality, as processors see it."""
 
-    def __init__(self, personality: Any, bridge: Any, outputs: Path,
-                 image_files: list[Path], ctx_size: int = 4096) -> None:
+    def __init__(
+        self,
+        personality: Any,
+        bridge: Any,
+        outputs: Path,
+        image_files: list[Path],
+        ctx_size: int = 4096,
+    ) -> None:
         self._bridge = bridge
         self.name = personality.name
         self.personality_package_path = personality.folder
@@ -128,11 +134,15 @@ class AIPersonality:
     def error(self, content: Any, *args: Any, **kwargs: Any) -> None:
         self._bridge.step("exception", str(content))
 
-    def fast_gen(self, prompt: str, max_generation_size: int | None = None,
-                 *args: Any, callback: Callable[..., Any] | None = None,
-                 **kwargs: Any) -> str:
-        return str(self._bridge.generate(prompt, max_generation_size, callback=callback,
-                                        **kwargs))
+    def fast_gen(
+        self,
+        prompt: str,
+        max_generation_size: int | None = None,
+        *args: Any,
+        callback: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return str(self._bridge.generate(prompt, max_generation_size, callback=callback, **kwargs))
 
     def detect_antiprompt(self, text: str) -> str | None:
         """The first of the personality's anti-prompts found in ``text`` (case-insensitive)."""
@@ -179,9 +189,13 @@ class AIPersonality:
 class APScript:
     """Base class of zoo processors."""
 
-    def __init__(self, personality: AIPersonality, personality_config: TypedConfig | None
-                 = None, states_list: Any = None, callback: Callable[..., Any] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        personality: AIPersonality,
+        personality_config: TypedConfig | None = None,
+        states_list: Any = None,
+        callback: Callable[..., Any] | None = None,
+    ) -> None:
         self.personality = personality
         self.personality_config = personality_config
         self.states_list = states_list or []
@@ -203,15 +217,19 @@ class APScript:
             raise ValueError(f"no state {state}; {len(self.states_list)} states")
         self.current_state = state
 
-    def process_state(self, command: str, full_context: str,
-                      callback: Callable[..., Any] | None = None, context_state: Any = None,
-                      client: Any = None) -> Any:
+    def process_state(
+        self,
+        command: str,
+        full_context: str,
+        callback: Callable[..., Any] | None = None,
+        context_state: Any = None,
+        client: Any = None,
+    ) -> Any:
         """Run the current state's handler of ``command`` (its ``default`` otherwise)."""
         if not self.states_list:
             return None
         current = self.states_list[self.current_state]
-        handler = (current.get("commands") or {}).get(command.strip()) \
-            or current.get("default")
+        handler = (current.get("commands") or {}).get(command.strip()) or current.get("default")
         if handler is None:
             return None
         return handler(command, full_context, callback, context_state, client)
@@ -221,47 +239,71 @@ class APScript:
         index = string.lower().find(text_to_find.lower())
         return string[:index] if index != -1 else string
 
-    def add_file(self, path: Any, client: Any = None, callback: Callable[..., Any] | None = None,
-                 process: bool = True) -> bool:
+    def add_file(
+        self,
+        path: Any,
+        client: Any = None,
+        callback: Callable[..., Any] | None = None,
+        process: bool = True,
+    ) -> bool:
         """Attach a file to the personality (images and text files, as lollms lists them)."""
         file = Path(path)
         is_image = file.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
         (self.personality.image_files if is_image else self.personality.text_files).append(file)
         return True
 
-    def summarize_chunks(self, chunks: list[str], summary_instruction: str = "summarize",
-                         doc_name: str = "chunk", answer_start: str = "",
-                         max_generation_size: int = 3000,
-                         callback: Callable[..., Any] | None = None,
-                         chunk_summary_post_processing: Callable[[str], str] | None = None,
-                         summary_mode: Any = None) -> str:
+    def summarize_chunks(
+        self,
+        chunks: list[str],
+        summary_instruction: str = "summarize",
+        doc_name: str = "chunk",
+        answer_start: str = "",
+        max_generation_size: int = 3000,
+        callback: Callable[..., Any] | None = None,
+        chunk_summary_post_processing: Callable[[str], str] | None = None,
+        summary_mode: Any = None,
+    ) -> str:
         """Each chunk summarized on its own, the summaries joined (lollms' default mode)."""
         summaries = []
         for index, chunk in enumerate(chunks):
             self.step_start(f"Summarizing {doc_name} {index + 1} of {len(chunks)}")
-            summary = self.summarize_text(chunk, summary_instruction, doc_name, answer_start,
-                                          max_generation_size)
+            summary = self.summarize_text(
+                chunk, summary_instruction, doc_name, answer_start, max_generation_size
+            )
             if chunk_summary_post_processing is not None:
                 summary = chunk_summary_post_processing(summary)
             self.step_end(f"Summarizing {doc_name} {index + 1} of {len(chunks)}")
             summaries.append(summary)
         return "\n".join(summaries)
 
-    def sequential_summarize(self, text: str, chunk_processing_prompt: str = "summarize",
-                             final_memory_processing_prompt: str = "", chunk_name: str = "chunk",
-                             max_generation_size: int = 3000, chunk_size: int = 4000,
-                             callback: Callable[..., Any] | None = None, **params: Any) -> str:
+    def sequential_summarize(
+        self,
+        text: str,
+        chunk_processing_prompt: str = "summarize",
+        final_memory_processing_prompt: str = "",
+        chunk_name: str = "chunk",
+        max_generation_size: int = 3000,
+        chunk_size: int = 4000,
+        callback: Callable[..., Any] | None = None,
+        **params: Any,
+    ) -> str:
         """A running summary (the memory) updated chunk after chunk, then finished."""
         memory = ""
-        chunks = [text[i:i + chunk_size] for i in range(0, len(text), chunk_size)] or [""]
+        chunks = [text[i : i + chunk_size] for i in range(0, len(text), chunk_size)] or [""]
         for index, chunk in enumerate(chunks):
             self.step_start(f"Processing {chunk_name} {index + 1} of {len(chunks)}")
-            memory = self.summarize_text(f"{memory}\n{chunk}".strip(), chunk_processing_prompt,
-                                         chunk_name, "", max_generation_size)
+            memory = self.summarize_text(
+                f"{memory}\n{chunk}".strip(),
+                chunk_processing_prompt,
+                chunk_name,
+                "",
+                max_generation_size,
+            )
             self.step_end(f"Processing {chunk_name} {index + 1} of {len(chunks)}")
         if final_memory_processing_prompt:
-            memory = self.summarize_text(memory, final_memory_processing_prompt, "memory", "",
-                                         max_generation_size)
+            memory = self.summarize_text(
+                memory, final_memory_processing_prompt, "memory", "", max_generation_size
+            )
         return memory
 
     # -- hooks a processor may override ----------------------------------------------------
@@ -287,68 +329,89 @@ class APScript:
         ASCIIColors.info(f"{title}:\n{prompt}")
 
     # -- message content -------------------------------------------------------------------
-    def _send(self, data: Any, op: MSG_OPERATION_TYPE, callback: Callable[..., Any] | None,
-              *extra: Any) -> None:
+    def _send(
+        self, data: Any, op: MSG_OPERATION_TYPE, callback: Callable[..., Any] | None, *extra: Any
+    ) -> None:
         target = callback or self.callback
         if target is not None:
             target(data, op, *extra)
         else:
             self.personality._bridge.operation(data, op, *extra)
 
-    def set_message_content(self, full_text: str, callback: Callable[..., Any] | None = None,
-                            msg_type: MSG_OPERATION_TYPE =
-                            MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT) -> None:
+    def set_message_content(
+        self,
+        full_text: str,
+        callback: Callable[..., Any] | None = None,
+        msg_type: MSG_OPERATION_TYPE = MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT,
+    ) -> None:
         self._send(full_text, msg_type, callback)
 
-    def add_chunk_to_message_content(self, full_text: str,
-                                     callback: Callable[..., Any] | None = None) -> None:
+    def add_chunk_to_message_content(
+        self, full_text: str, callback: Callable[..., Any] | None = None
+    ) -> None:
         self._send(full_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_ADD_CHUNK, callback)
 
-    def set_message_content_invisible_to_ai(self, full_text: str,
-                                            callback: Callable[..., Any] | None = None) -> None:
-        self._send(full_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT_INVISIBLE_TO_AI,
-                   callback)
+    def set_message_content_invisible_to_ai(
+        self, full_text: str, callback: Callable[..., Any] | None = None
+    ) -> None:
+        self._send(
+            full_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT_INVISIBLE_TO_AI, callback
+        )
 
-    def set_message_content_invisible_to_user(self, full_text: str,
-                                              callback: Callable[..., Any] | None = None
-                                              ) -> None:
-        self._send(full_text,
-                   MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT_INVISIBLE_TO_USER, callback)
+    def set_message_content_invisible_to_user(
+        self, full_text: str, callback: Callable[..., Any] | None = None
+    ) -> None:
+        self._send(
+            full_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT_INVISIBLE_TO_USER, callback
+        )
 
-    def set_message_html(self, html_ui: str, callback: Callable[..., Any] | None = None
-                         ) -> None:
+    def set_message_html(self, html_ui: str, callback: Callable[..., Any] | None = None) -> None:
         self._send(html_ui, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_UI, callback)
 
     ui = set_message_html
     full = set_message_content  # lollms 9.x names
     chunk = add_chunk_to_message_content
 
-    def new_message(self, message_text: str, message_type: Any = None, metadata: Any = None,
-                    callback: Callable[..., Any] | None = None) -> None:
+    def new_message(
+        self,
+        message_text: str,
+        message_type: Any = None,
+        metadata: Any = None,
+        callback: Callable[..., Any] | None = None,
+    ) -> None:
         self._send(message_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_NEW_MESSAGE, callback)
 
-    def finished_message(self, message_text: str = "",
-                         callback: Callable[..., Any] | None = None) -> None:
-        self._send(message_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_FINISHED_MESSAGE,
-                   callback)
+    def finished_message(
+        self, message_text: str = "", callback: Callable[..., Any] | None = None
+    ) -> None:
+        self._send(message_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_FINISHED_MESSAGE, callback)
 
     # -- progress --------------------------------------------------------------------------
     def step_start(self, step_text: str, callback: Callable[..., Any] | None = None) -> None:
         self._send(step_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_START, callback)
 
-    def step_end(self, step_text: str, status: bool = True,
-                 callback: Callable[..., Any] | None = None) -> None:
-        op = MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_END_SUCCESS if status \
+    def step_end(
+        self, step_text: str, status: bool = True, callback: Callable[..., Any] | None = None
+    ) -> None:
+        op = (
+            MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_END_SUCCESS
+            if status
             else MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_END_FAILURE
+        )
         self._send(step_text, op, callback)
 
     def step(self, step_text: str, callback: Callable[..., Any] | None = None) -> None:
         self._send(step_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP, callback)
 
-    def step_progress(self, step_text: str, progress: float,
-                      callback: Callable[..., Any] | None = None) -> None:
-        self._send(step_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_PROGRESS, callback,
-                   {"progress": progress})
+    def step_progress(
+        self, step_text: str, progress: float, callback: Callable[..., Any] | None = None
+    ) -> None:
+        self._send(
+            step_text,
+            MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_STEP_PROGRESS,
+            callback,
+            {"progress": progress},
+        )
 
     def exception(self, ex: Any, callback: Callable[..., Any] | None = None) -> None:
         self._send(str(ex), MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_EXCEPTION, callback)
@@ -360,10 +423,18 @@ class APScript:
         # lollms shows info() as the message's content.
         self._send(info_text, MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_SET_CONTENT, callback)
 
-    def json(self, title: str, json_infos: dict[str, Any],
-             callback: Callable[..., Any] | None = None, indent: int = 4) -> None:
-        self._send([{"title": title, "content": json.dumps(json_infos, indent=indent)}],
-                   MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_JSON_INFOS, callback)
+    def json(
+        self,
+        title: str,
+        json_infos: dict[str, Any],
+        callback: Callable[..., Any] | None = None,
+        indent: int = 4,
+    ) -> None:
+        self._send(
+            [{"title": title, "content": json.dumps(json_infos, indent=indent)}],
+            MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_JSON_INFOS,
+            callback,
+        )
 
     def error(self, content: Any, *args: Any, **kwargs: Any) -> None:
         self.personality.error(content)
@@ -375,37 +446,78 @@ class APScript:
         self.personality.info(content)
 
     # -- generation ------------------------------------------------------------------------
-    def fast_gen(self, prompt: str, max_generation_size: int | None = None,
-                 placeholders: dict[str, Any] | None = None, sacrifice: Any = None,
-                 debug: bool = False, callback: Callable[..., Any] | None = None,
-                 show_progress: bool = False, **params: Any) -> str:
+    def fast_gen(
+        self,
+        prompt: str,
+        max_generation_size: int | None = None,
+        placeholders: dict[str, Any] | None = None,
+        sacrifice: Any = None,
+        debug: bool = False,
+        callback: Callable[..., Any] | None = None,
+        show_progress: bool = False,
+        **params: Any,
+    ) -> str:
         for key, value in (placeholders or {}).items():
             prompt = prompt.replace(f"{{{{{key}}}}}", str(value))
         params.pop("max_size", None)
-        return str(self.personality._bridge.generate(prompt, max_generation_size,
-                                                     callback=callback, **params))
+        return str(
+            self.personality._bridge.generate(
+                prompt, max_generation_size, callback=callback, **params
+            )
+        )
 
-    def generate(self, prompt: str, max_size: int | None = None,
-                 temperature: float | None = None, top_k: int | None = None,
-                 top_p: float | None = None, repeat_penalty: float | None = None,
-                 repeat_last_n: int | None = None, callback: Callable[..., Any] | None = None,
-                 debug: bool = False, **params: Any) -> str:
-        return str(self.personality._bridge.generate(
-            prompt, max_size, callback=callback, temperature=temperature, top_k=top_k,
-            top_p=top_p, repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n))
+    def generate(
+        self,
+        prompt: str,
+        max_size: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repeat_penalty: float | None = None,
+        repeat_last_n: int | None = None,
+        callback: Callable[..., Any] | None = None,
+        debug: bool = False,
+        **params: Any,
+    ) -> str:
+        return str(
+            self.personality._bridge.generate(
+                prompt,
+                max_size,
+                callback=callback,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                repeat_penalty=repeat_penalty,
+                repeat_last_n=repeat_last_n,
+            )
+        )
 
-    def fast_gen_with_images(self, prompt: str, images: list[Any], *args: Any,
-                             **kwargs: Any) -> str:
+    def fast_gen_with_images(
+        self, prompt: str, images: list[Any], *args: Any, **kwargs: Any
+    ) -> str:
         bridge = self.personality._bridge
-        return str(bridge.generate(prompt, kwargs.pop("max_generation_size", None),
-                                   images=images, callback=kwargs.pop("callback", None)))
+        return str(
+            bridge.generate(
+                prompt,
+                kwargs.pop("max_generation_size", None),
+                images=images,
+                callback=kwargs.pop("callback", None),
+            )
+        )
 
     generate_with_images = fast_gen_with_images
 
-    def generate_code(self, prompt: str, images: Any = None, template: str | None = None,
-                      language: str = "json", code_tag_format: str = "markdown",
-                      max_size: int | None = None, callback: Callable[..., Any] | None = None,
-                      **params: Any) -> str | None:
+    def generate_code(
+        self,
+        prompt: str,
+        images: Any = None,
+        template: str | None = None,
+        language: str = "json",
+        code_tag_format: str = "markdown",
+        max_size: int | None = None,
+        callback: Callable[..., Any] | None = None,
+        **params: Any,
+    ) -> str | None:
         ask = f"{prompt}\nAnswer with one ```{language} code block."
         if template:
             ask += f"\nFollow this template:\n```{language}\n{template}\n```"
@@ -413,24 +525,44 @@ class APScript:
         blocks = self.extract_code_blocks(text)
         return blocks[0]["content"] if blocks else None
 
-    def extract_code_blocks(self, text: str, return_remaining_text: bool = False
-                            ) -> list[dict[str, Any]]:
-        return [{"index": i, "file_name": "", "content": m.group(2).rstrip("\n"),
-                 "type": m.group(1) or "language-specific", "is_complete": True}
-                for i, m in enumerate(_CODE_BLOCK.finditer(text))]
+    def extract_code_blocks(
+        self, text: str, return_remaining_text: bool = False
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": i,
+                "file_name": "",
+                "content": m.group(2).rstrip("\n"),
+                "type": m.group(1) or "language-specific",
+                "is_complete": True,
+            }
+            for i, m in enumerate(_CODE_BLOCK.finditer(text))
+        ]
 
-    def yes_no(self, question: str, context: str = "", max_answer_length: int | None = None,
-               conditionning: str = "", return_explanation: bool = False,
-               callback: Callable[..., Any] | None = None) -> Any:
-        return self.personality._bridge.yes_no(question, context, conditionning,
-                                               return_explanation)
+    def yes_no(
+        self,
+        question: str,
+        context: str = "",
+        max_answer_length: int | None = None,
+        conditionning: str = "",
+        return_explanation: bool = False,
+        callback: Callable[..., Any] | None = None,
+    ) -> Any:
+        return self.personality._bridge.yes_no(question, context, conditionning, return_explanation)
 
-    def multichoice_question(self, question: str, possible_answers: list[str],
-                             context: str = "", max_answer_length: int | None = None,
-                             conditionning: str = "", return_explanation: bool = False,
-                             callback: Callable[..., Any] | None = None) -> Any:
-        return self.personality._bridge.multichoice(question, list(possible_answers), context,
-                                                    conditionning, return_explanation)
+    def multichoice_question(
+        self,
+        question: str,
+        possible_answers: list[str],
+        context: str = "",
+        max_answer_length: int | None = None,
+        conditionning: str = "",
+        return_explanation: bool = False,
+        callback: Callable[..., Any] | None = None,
+    ) -> Any:
+        return self.personality._bridge.multichoice(
+            question, list(possible_answers), context, conditionning, return_explanation
+        )
 
     # -- lollms prompt headers -------------------------------------------------------------
     def system_custom_header(self, name: str) -> str:
@@ -456,30 +588,52 @@ class APScript:
     def ai_full_header(self) -> str:
         return self.ai_custom_header(self.personality.ai_message_prefix)
 
-    def generate_text(self, prompt: str, images: Any = None, template: str | None = None,
-                      max_size: int | None = None, callback: Callable[..., Any] | None = None,
-                      **params: Any) -> str:
+    def generate_text(
+        self,
+        prompt: str,
+        images: Any = None,
+        template: str | None = None,
+        max_size: int | None = None,
+        callback: Callable[..., Any] | None = None,
+        **params: Any,
+    ) -> str:
         return self.generate(prompt, max_size, callback=callback)
 
-    def summarize_text(self, text: str, summary_instruction: str = "summarize",
-                       doc_name: str = "chunk", answer_start: str = "",
-                       max_generation_size: int = 3000, **params: Any) -> str:
-        prompt = "\n".join([
-            f"{self.system_full_header}{summary_instruction}",
-            f"{self.user_custom_header(doc_name)}{text}",
-            f"{self.ai_full_header}{answer_start}"])
+    def summarize_text(
+        self,
+        text: str,
+        summary_instruction: str = "summarize",
+        doc_name: str = "chunk",
+        answer_start: str = "",
+        max_generation_size: int = 3000,
+        **params: Any,
+    ) -> str:
+        prompt = "\n".join(
+            [
+                f"{self.system_full_header}{summary_instruction}",
+                f"{self.user_custom_header(doc_name)}{text}",
+                f"{self.ai_full_header}{answer_start}",
+            ]
+        )
         return answer_start + self.fast_gen(prompt, max_generation_size)
 
-    def build_prompt(self, prompt_parts: list[str], sacrifice_id: int = -1,
-                     context_size: int | None = None,
-                     minimum_spare_context_size: int | None = None) -> str:
+    def build_prompt(
+        self,
+        prompt_parts: list[str],
+        sacrifice_id: int = -1,
+        context_size: int | None = None,
+        minimum_spare_context_size: int | None = None,
+    ) -> str:
         return self.config.separator_template.join(p for p in prompt_parts if p)
 
-    def build_prompt_from_context_details(self, context_details: Any,
-                                          custom_entries: str = "", suppress: Any = ()
-                                          ) -> str:
-        get = context_details.get if hasattr(context_details, "get") else (
-            lambda key, default=None: getattr(context_details, key, default))
+    def build_prompt_from_context_details(
+        self, context_details: Any, custom_entries: str = "", suppress: Any = ()
+    ) -> str:
+        get = (
+            context_details.get
+            if hasattr(context_details, "get")
+            else (lambda key, default=None: getattr(context_details, key, default))
+        )
         parts = [f"!@>system:\n{get('conditionning') or ''}".rstrip()]
         for key in ("documentation", "user_description", "extra"):
             if get(key) and key not in suppress:
@@ -493,4 +647,5 @@ class APScript:
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(
-            f"APScript.{name} is not provided by lollms_server's zoo compatibility layer")
+            f"APScript.{name} is not provided by lollms_server's zoo compatibility layer"
+        )

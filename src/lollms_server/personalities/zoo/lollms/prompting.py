@@ -11,11 +11,18 @@ class LollmsContextDetails:
     """The request as lollms describes it; attribute and item access both work (lollms 11
     passed a dict, later versions this object)."""
 
-    def __init__(self, client: Any = None, conditionning: str | None = None,
-                 discussion_messages: str | None = None, prompt: str | None = None,
-                 current_language: str | None = None, ai_prefix: str | None = None,
-                 ctx_size: int = 2048, max_n_predict: int | None = None,
-                 **others: Any) -> None:
+    def __init__(
+        self,
+        client: Any = None,
+        conditionning: str | None = None,
+        discussion_messages: str | None = None,
+        prompt: str | None = None,
+        current_language: str | None = None,
+        ai_prefix: str | None = None,
+        ctx_size: int = 2048,
+        max_n_predict: int | None = None,
+        **others: Any,
+    ) -> None:
         self.client = client
         self.conditionning = conditionning
         self.discussion_messages = discussion_messages
@@ -25,11 +32,24 @@ class LollmsContextDetails:
         self.ctx_size = ctx_size
         self.max_n_predict = max_n_predict
         self.ai_output = ""
-        for key in ("internet_search_infos", "internet_search_results", "documentation",
-                    "documentation_entries", "user_description", "positive_boost",
-                    "negative_boost", "extra", "available_space", "skills", "previous_chunk",
-                    "function_calls", "model", "knowledge", "force_language",
-                    "discussion_messages_list"):
+        for key in (
+            "internet_search_infos",
+            "internet_search_results",
+            "documentation",
+            "documentation_entries",
+            "user_description",
+            "positive_boost",
+            "negative_boost",
+            "extra",
+            "available_space",
+            "skills",
+            "previous_chunk",
+            "function_calls",
+            "model",
+            "knowledge",
+            "force_language",
+            "discussion_messages_list",
+        ):
             setattr(self, key, others.pop(key, None))
         self.fun_mode = others.pop("fun_mode", False)
         self.think_first_mode = others.pop("think_first_mode", False)
