@@ -12,6 +12,7 @@ import pytest
 
 from lollms_server.app import create_app
 from lollms_server.config import Settings, load_config
+from tests.zoo_fixture import SKIP_REASON, real_zoo, write_zoo
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -71,6 +72,25 @@ def make_client(
 async def client(make_client: Callable[..., httpx.AsyncClient]) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def fixture_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The personalities zoo of tests/zoo_fixture.py, written once per session: read it, or
+    copy it before changing anything."""
+    return write_zoo(tmp_path_factory.mktemp("fixture_zoo"))
+
+
+@pytest.fixture(scope="session")
+def real_zoo_root() -> Path:
+    """The real zoo checkout named by LOLLMS_TEST_ZOO; skips the test when it is unset."""
+    try:
+        path = real_zoo()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    if path is None:
+        pytest.skip(SKIP_REASON)
+    return path
 
 
 def binding_of(client: httpx.AsyncClient, name: str = "fake"):  # type: ignore[no-untyped-def]

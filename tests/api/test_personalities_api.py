@@ -23,9 +23,9 @@ from lollms_server.app import create_app
 from lollms_server.config import load_config
 from tests.conftest import API_KEY, AUTH, BASE_CONFIG, binding_of
 from tests.live import serve_in_thread
+from tests.zoo_fixture import LEGACY, LOGOS, PROBLEMS, SOUL
 
 ROOT = Path(__file__).resolve().parents[2]
-ZOO = ROOT.parent / "shared" / "personalities"
 EXAMPLES = ROOT / "zoos" / "personalities"
 FUNCTIONS = ROOT / "zoos" / "functions"
 
@@ -204,7 +204,7 @@ def _personality(root: Path, name: str, script_name: str, script: str) -> None:
 
 
 @pytest.fixture
-def config_text(tmp_path: Path) -> str:
+def config_text(tmp_path: Path, fixture_zoo: Path) -> str:
     extra = tmp_path / "extra"
     _personality(extra, "failing", "workflow.py", FAILING)
     _personality(extra, "sleepy", "workflow.py", SLEEPY)
@@ -230,7 +230,7 @@ def config_text(tmp_path: Path) -> str:
     (extra / "tests" / "broken" / "config.yaml").write_text("name: [oops\n")
     return textwrap.dedent(BASE_CONFIG) + textwrap.dedent(f"""
     [paths]
-    personalities = ["{ZOO}", "{EXAMPLES}", "{extra}"]
+    personalities = ["{fixture_zoo}", "{EXAMPLES}", "{extra}"]
     functions = ["{FUNCTIONS}"]
 
     [personalities]
@@ -296,11 +296,26 @@ async def _sse(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str
 async def test_listing_and_details(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/list_personalities")).json()
     ids = {p["id"] for p in body["personalities"]}
-    assert len(ids) == 48 + 4 + 15
-    assert [e["folder"] for e in body["errors"]] == ["broken"]
-    ferengi = next(p for p in body["personalities"] if p["name"] == "Ferengi Trader.")
-    assert ferengi["category"] == "scifi" and ferengi["language"] == "english"
-    assert ferengi["scripted"] is False and ferengi["welcome_message"].startswith('"Welcome')
+    assert len(LEGACY + SOUL) == 18
+    assert len(ids) == 18 + 4 + 15
+    assert set(LEGACY + SOUL) <= ids
+    assert [e["folder"] for e in body["errors"]] == [*PROBLEMS, "broken"]
+    assert "YAML aliases (*name) are not accepted" in body["errors"][0]["reason"]
+    merchant = next(p for p in body["personalities"] if p["name"] == "Orion Merchant.")
+    assert merchant["category"] == "scifi" and merchant["language"] == "english"
+    assert merchant["scripted"] is False and merchant["welcome_message"].startswith('"Welcome')
+    assert (merchant["author"], merchant["version"], merchant["format"]) == (
+        "personality_maker prompted by a tester",
+        "1.0",
+        "config.yaml",
+    )
+    ledger = next(p for p in body["personalities"] if p["name"] == "LedgerLaTeX")
+    assert (ledger["scripted"], ledger["script_kind"], ledger["script_available"]) == (
+        True,
+        "zoo",
+        False,
+    )
+    assert ledger["has_logo"] is True and any("processor.py" in w for w in ledger["warnings"])
     planner = next(p for p in body["personalities"] if p["name"] == "Step Planner")
     assert (planner["scripted"], planner["script_kind"], planner["script_available"]) == (
         True,
@@ -308,22 +323,41 @@ async def test_listing_and_details(client: httpx.AsyncClient) -> None:
         True,
     )
     assert "folder" not in json.dumps(planner)  # no server paths
-    details = (await client.get("/api/v1/personalities/generic/lollms")).json()
+    details = (await client.get("/api/v1/personalities/generic/polyglot")).json()
     assert details["languages"] == ["english", "french"]
     assert details["sampling"]["temperature"] == 0.7
+    assert details["extra"] == {"lollms_version": "0.9.0"} and len(details["prompts_list"]) == 12
+    nested = (await client.get("/api/v1/personalities/tools/text/case_converter")).json()
+    assert (nested["id"], nested["category"], nested["categories"]) == (
+        "legacy_config_yaml/tools/text/case_converter",
+        "text",
+        ["tools"],
+    )
+    coach = (await client.get("/api/v1/personalities/song_coach")).json()
+    assert (coach["format"], coach["categories"], coach["author"]) == (
+        "SOUL.md",
+        ["coaching", "music"],
+        None,
+    )
     missing = await client.get("/api/v1/personalities/nobody")
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "personality_not_found"
-    ambiguous = await client.get("/api/v1/personalities/condamaster")
+    ambiguous = await client.get("/api/v1/personalities/snakecharmer")
     assert ambiguous.status_code == 409
-    assert "soul_md/coding_python/condamaster" in ambiguous.json()["error"]["message"]
+    message = ambiguous.json()["error"]["message"]
+    assert "soul_md/coding_python/snakecharmer" in message
+    assert "legacy_config_yaml/coding_python/snakecharmer" in message
+    chosen = await client.get("/api/v1/personalities/soul_md/coding_python/snakecharmer")
+    assert chosen.status_code == 200 and chosen.json()["format"] == "SOUL.md"
 
 
 async def test_logo(client: httpx.AsyncClient) -> None:
-    logo = await client.get("/api/v1/personalities/invoicetex/logo")
-    assert logo.status_code == 200 and logo.headers["content-type"] == "image/png"
-    files = list(ZOO.rglob("invoicetex/assets/logo.png"))
-    assert logo.content == files[0].read_bytes()
+    for rel, data in LOGOS.items():
+        logo = await client.get(f"/api/v1/personalities/{rel}/logo")
+        assert logo.status_code == 200 and logo.headers["content-type"] == "image/png"
+        assert logo.content == data and data.startswith(b"\x89PNG\r\n")
+    short = await client.get("/api/v1/personalities/ledger_latex/logo")
+    assert short.content == LOGOS["legacy_config_yaml/data_formatting/ledger_latex"]
     none = await client.get("/api/v1/personalities/tour_guide/logo")
     assert none.status_code == 404 and "no logo" in none.json()["error"]["message"]
 
@@ -386,10 +420,10 @@ async def test_completion_only_binding_gets_lollms_text(client: httpx.AsyncClien
     assert request.raw_prompt.endswith("\n!@>Traveller:\nLouvre?\n!@>Tour Guide:\n")
     await client.post(
         "/api/v1/generate",
-        json={"prompt": "Hello", "personality": "ferengi_trader", "raw_prompt": True},
+        json={"prompt": "Hello", "personality": "orion_merchant", "raw_prompt": True},
     )
     raw = binding_of(client).requests[-1].raw_prompt
-    assert raw.endswith(" !@>User:\nHello !@>ferengi_trader.:\n")  # link_text is " "
+    assert raw.endswith(" !@>User:\nHello !@>orion_merchant.:\n")  # link_text is " "
 
 
 async def test_openai_and_lollms_fronts_select_personalities(client: httpx.AsyncClient) -> None:
