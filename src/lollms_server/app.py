@@ -116,10 +116,10 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     """Build the application. Raises ConfigError when the configuration cannot work."""
     check_security(settings)
     registry = registry or build_registry(settings)
-    bindings = BindingManager.from_settings(settings, registry)
-    check_references(settings, bindings)
     metrics = Metrics()
     scheduler = Scheduler.from_settings(settings.resources, metrics)
+    bindings = BindingManager.from_settings(settings, registry, scheduler.model_lost)
+    check_references(settings, bindings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

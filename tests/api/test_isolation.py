@@ -96,10 +96,39 @@ async def test_memory_measured_in_the_host_reaches_the_scheduler(tmp_path: Path)
     assert status["devices"]["cpu"]["used_bytes"] == 123456789
 
 
-async def test_a_hung_host_does_not_hold_its_unload(live, monkeypatch) -> None:
-    from lollms_server.resources import hosts
+async def test_a_dead_host_is_unloaded_at_once(tmp_path: Path) -> None:
+    """A host killed while idle: status shows the model unloaded and its memory free without
+    any request arriving; the next request loads it again in a new host."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        BASE_CONFIG
+        + HOSTED.replace("keep_alive = 0.3", "keep_alive = 60")
+        + "measured_bytes = { m = 5000000 }\n"
+    )
+    app = create_app(load_config(path))
+    binding = app.state.bindings.get("hosted")
+    with serve_in_thread(app) as url:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
+            body = {"prompt": "x", "binding_name": "hosted"}
+            assert (await client.post("/api/v1/generate", json=body)).status_code == 200
+            pid = binding.host_pid("m")
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                status = (await client.get("/api/v1/status")).json()
+                if not any(m["binding_name"] == "hosted" for m in status["models"]):
+                    break
+                await asyncio.sleep(0.02)
+            assert not any(m["binding_name"] == "hosted" for m in status["models"]), status
+            assert status["devices"]["cpu"]["used_bytes"] == 0
+            again = await client.post("/api/v1/generate", json=body)
+            assert again.status_code == 200, again.text
+            assert binding.host_pid("m") not in (None, pid)
 
-    monkeypatch.setattr(hosts, "_STOP_SECONDS", 0.3)
+
+async def test_a_hung_host_does_not_hold_its_unload(live, monkeypatch) -> None:
+    from lollms_server.bindings.hosted import process
+
+    monkeypatch.setattr(process, "STOP_SECONDS", 0.3)
     app, url = live
     binding = app.state.bindings.get("hosted")
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest_asyncio
 from lollms_server.app import create_app
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.hf_embeddings import HFEmbeddingsBinding, HFEmbeddingsConfig
 from lollms_server.bindings.hf_transformers import TransformersBinding, TransformersConfig
+from lollms_server.bindings.hosted import HostedBinding, hosted
 from lollms_server.bindings.llamacpp import LlamaCppBinding, LlamaCppConfig
 from lollms_server.bindings.ollama import OllamaBinding, OllamaConfig
 from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
@@ -24,7 +27,7 @@ from lollms_server.errors import ModelNotFound, UnsupportedCapability
 from tests.conftest import API_KEY, BASE_CONFIG
 from tests.live import serve_in_thread
 from tests.llama_support import MODEL_NAME, needs_llama
-from tests.transformers_support import build_tiny_model, needs_transformers
+from tests.transformers_support import build_tiny_encoder, build_tiny_model, needs_transformers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -94,18 +97,37 @@ def _openai_to_llamacpp_server() -> Iterator[tuple[Binding, str]]:
         del server
 
 
-@pytest_asyncio.fixture(
-    scope="module",
-    loop_scope="module",
-    params=[
-        pytest.param(_scripted, id="scripted"),
-        pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
-        pytest.param(_openai_to_lollms, id="openai-lollms_server"),
-        pytest.param(_ollama_to_lollms, id="ollama-lollms_server"),
-        pytest.param(_transformers, id="transformers", marks=needs_transformers),
-        pytest.param(_openai_to_llamacpp_server, id="openai-llamacpp_server", marks=needs_llama),
-    ],
-)
+@contextmanager
+def _hosted(factory: Factory) -> Iterator[tuple[Binding, str]]:
+    """``hosted(X)``: the same binding with its model in a host process (isolation)."""
+    made = factory()
+    with made if isinstance(made, AbstractContextManager) else nullcontext(made) as pair:
+        binding, model = pair
+        yield hosted(type(binding))(binding.config, binding.context), model
+
+
+Factory = Callable[[], "tuple[Binding, str] | AbstractContextManager[tuple[Binding, str]]"]
+FACTORIES = [
+    pytest.param(_scripted, id="scripted"),
+    pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
+    pytest.param(_openai_to_lollms, id="openai-lollms_server"),
+    pytest.param(_ollama_to_lollms, id="ollama-lollms_server"),
+    pytest.param(_transformers, id="transformers", marks=needs_transformers),
+    pytest.param(_openai_to_llamacpp_server, id="openai-llamacpp_server", marks=needs_llama),
+]
+HOSTED = [
+    pytest.param(functools.partial(_hosted, _scripted), id="hosted-scripted"),
+    pytest.param(functools.partial(_hosted, _llamacpp), id="hosted-llamacpp", marks=needs_llama),
+    pytest.param(functools.partial(_hosted, _openai_to_lollms), id="hosted-openai-lollms_server"),
+    pytest.param(
+        functools.partial(_hosted, _transformers),
+        id="hosted-transformers",
+        marks=needs_transformers,
+    ),
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=FACTORIES + HOSTED)
 async def loaded(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Binding, str]]:
     made = request.param()
     with made if isinstance(made, AbstractContextManager) else nullcontext(made) as pair:
@@ -193,3 +215,72 @@ async def test_closing_the_stream_early_leaves_binding_usable(loaded) -> None:
     await stream.aclose()  # type: ignore[attr-defined]
     events = await _events(binding, _request(model, max_tokens=3))
     assert isinstance(events[-1], Finished)
+
+
+# -- hosted(X) answers every hook as X does ------------------------------------------------
+
+
+def test_hosted_wrapper_handles_every_hook_itself() -> None:
+    """No hook of the contract is left to the base class's default in the wrapper: a hook
+    added to Binding must be forwarded (to the local instance or the host) explicitly."""
+    hooks = {
+        name
+        for name, value in vars(Binding).items()
+        if not name.startswith("_") and (callable(value) or isinstance(value, property))
+    } - {"instance_name", "Config"}
+    assert hooks - set(vars(HostedBinding)) == set()
+
+
+def _scripted_completion_only() -> tuple[Binding, str]:
+    config = ScriptedConfig(chat_template=False)
+    return ScriptedBinding(config, BindingContext("raw", Path("/nonexistent"))), "scripted-model"
+
+
+def _openai_images_only() -> tuple[Binding, str]:
+    config = OpenAIConfig(base_url="http://127.0.0.1:9/v1", models=["m"], modalities=["tti"])
+    return OpenAIBinding(config, BindingContext("img", Path("/nonexistent"))), "m"
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        pytest.param(_scripted_completion_only, id="scripted-completion-only"),
+        pytest.param(_openai_images_only, id="openai-tti-only"),
+        pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
+    ],
+)
+def test_hosted_answers_local_hooks_as_the_binding(
+    factory: Callable[[], tuple[Binding, str]],
+) -> None:
+    plain, model = factory()
+    wrapped = hosted(type(plain))(plain.config, plain.context)
+    assert wrapped.serves() == plain.serves()
+    assert wrapped.uses_chat_template(model) == plain.uses_chat_template(model)
+    assert wrapped.capabilities == plain.capabilities and wrapped.modalities == plain.modalities
+    assert wrapped.memory_estimate(model) == plain.memory_estimate(model)
+    assert wrapped.memory_device(model) == plain.memory_device(model)
+    assert wrapped.max_concurrency(model) == plain.max_concurrency(model)
+    for name in ("json_schema", "voice", "n_probs", "grammar", "no_such_option"):
+        assert wrapped.accepts_parameter(name) == plain.accepts_parameter(name), name
+
+
+@pytest.mark.parametrize("mark", [pytest.param(0, marks=needs_transformers)])
+async def test_hosted_embeddings_match_inline(tmp_path: Path, mark: int) -> None:
+    encoder = build_tiny_encoder(tmp_path / "encoder")
+    config = HFEmbeddingsConfig(models={"tiny": str(encoder)}, max_length=16)
+    context = BindingContext("emb", tmp_path)
+    plain, wrapped = (
+        HFEmbeddingsBinding(config, context),
+        hosted(HFEmbeddingsBinding)(config, context),
+    )
+    texts = ["The capital of France is Paris.", "Write a story about the sea."]
+    try:
+        await plain.load("tiny")
+        await wrapped.load("tiny")
+        inline, remote = await plain.embed("tiny", texts), await wrapped.embed("tiny", texts)
+    finally:
+        await plain.close()
+        await wrapped.close()
+    assert remote.tokens == inline.tokens and remote.truncated == inline.truncated
+    for a, b in zip(inline.vectors, remote.vectors, strict=True):
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from lollms_server.bindings.base import Binding, BindingConfig
+from lollms_server.bindings.hosted import hosted
 from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.bindings.types import BindingContext
 from lollms_server.config import Settings, format_validation_error
 from lollms_server.errors import BindingNotFound, BindingUnavailable, ConfigError
-from lollms_server.resources.hosts import hosted
 from lollms_server.security.redact import redact
 
 __all__ = ["BindingManager", "InstanceRecord"]
@@ -57,7 +58,14 @@ class BindingManager:
         self._records = records
 
     @classmethod
-    def from_settings(cls, settings: Settings, registry: BindingRegistry) -> BindingManager:
+    def from_settings(
+        cls,
+        settings: Settings,
+        registry: BindingRegistry,
+        on_model_lost: Callable[[str, str, str], None] | None = None,
+    ) -> BindingManager:
+        """One instance per ``[bindings.<name>]`` table; ``on_model_lost`` hears of models
+        that a binding lost (a dead host), with ``(instance, model, reason)``."""
         """Validate every instance table and create the instances.
 
         An unknown type or invalid settings raise ConfigError (the config is wrong); a known
@@ -113,7 +121,10 @@ class BindingManager:
                 hosted(source.cls) if config.isolation == "process" else source.cls
             )
             try:
-                binding = binding_cls(config, BindingContext(name, models_path))
+                context = BindingContext(name, models_path)
+                if on_model_lost is not None:
+                    context = BindingContext(name, models_path, on_model_lost)
+                binding = binding_cls(config, context)
             except Exception as exc:  # a plugin's constructor: that instance only is lost
                 records[name] = _disabled(
                     name, type_name, f"construction failed: {type(exc).__name__}: {exc}"

@@ -13,19 +13,18 @@ import importlib
 import importlib.util
 import inspect
 import logging
-import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from types import ModuleType
 
 from lollms_server.bindings.base import Binding, BindingConfig
+from lollms_server.plugins import import_file
 from lollms_server.security.paths import inside
 
 __all__ = ["ENTRY_POINT_GROUP", "BindingRegistry", "BindingSource"]
 
 ENTRY_POINT_GROUP = "lollms_server.bindings"
-_PLUGIN_NAMESPACE = "lollms_server_plugins"
+PLUGIN_NAMESPACE = "lollms_server_plugins"
 logger = logging.getLogger(__name__)
 
 
@@ -88,10 +87,10 @@ class BindingRegistry:
         self._sources[cls.name] = BindingSource(cls.name, origin, cls=cls, _tried=True)
 
     def _load_plugin_module(self, stem: str, module_file: Path) -> None:
-        module_name = f"{_PLUGIN_NAMESPACE}.{stem}"
+        module_name = f"{PLUGIN_NAMESPACE}.{stem}"
         origin = f"folder ({module_file.parent if stem != module_file.stem else module_file})"
         try:
-            module = _import_file(module_name, module_file)
+            module = import_file(module_name, module_file)
         except (Exception, SystemExit) as exc:  # a broken plugin must never stop the server
             message = f"{type(exc).__name__}: {exc}"
             logger.error("Binding plugin %s failed to import: %s", module_file, message)
@@ -163,29 +162,6 @@ class BindingRegistry:
         """Every known binding type, each imported, plus plugins that failed."""
         found = [s for s in (self.get(n) for n in self.names()) if s is not None]
         return found + list(self._folder_errors)
-
-
-def _import_file(module_name: str, module_file: Path) -> ModuleType:
-    if _PLUGIN_NAMESPACE not in sys.modules:
-        namespace = ModuleType(_PLUGIN_NAMESPACE)
-        namespace.__path__ = []
-        sys.modules[_PLUGIN_NAMESPACE] = namespace
-    is_package = module_file.name == "__init__.py"
-    spec = importlib.util.spec_from_file_location(
-        module_name,
-        module_file,
-        submodule_search_locations=[str(module_file.parent)] if is_package else None,
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {module_file}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    return module
 
 
 def _load_target(target: str) -> type[Binding]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,12 +82,23 @@ class EmbeddingResult:
     truncated: int = 0  # texts cut at the model's length limit
 
 
+def _nobody(instance: str, model: str, reason: str) -> None:
+    """The default listener of ``model_lost``: nothing to tell (a binding built by hand)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BindingContext:
-    """What the server gives every binding instance: its name and the shared folders."""
+    """What the server gives every binding instance: its name, the shared folders, and a way
+    to tell the server that a loaded model was lost."""
 
     instance_name: str
     models_path: Path
+    on_model_lost: Callable[[str, str, str], None] = _nobody  # (instance, model, reason)
+
+    def model_lost(self, model: str, reason: str) -> None:
+        """Tell the server that ``model`` is no longer loaded (its engine or host died): the
+        scheduler marks it unloaded and frees its memory; the next request loads it again."""
+        self.on_model_lost(self.instance_name, model, reason)
 
 
 class ModelInfo(BaseModel):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import importlib.util
 import json
 import logging
-import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from lollms_server import plugins
 from lollms_server.errors import NotFound
 from lollms_server.functions.model import (
     MARK,
@@ -29,7 +27,7 @@ from lollms_server.functions.model import (
 )
 from lollms_server.security.paths import inside
 
-__all__ = ["CallResult", "FunctionNotFound", "FunctionRegistry", "import_file"]
+__all__ = ["CallResult", "FunctionNotFound", "FunctionRegistry"]
 
 logger = logging.getLogger("lollms_server.functions")
 
@@ -57,23 +55,6 @@ class CallResult:
         if isinstance(self.value, str):
             return self.value
         return json.dumps(self.value, ensure_ascii=False)
-
-
-def import_file(path: Path, namespace: str) -> ModuleType:
-    """Import ``path`` as a fresh module under a private, collision-free name."""
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
-    name = f"{namespace}.{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def _declared(module: ModuleType) -> list[Any]:
@@ -138,7 +119,7 @@ class FunctionRegistry:
 
     def _load_module(self, path: Path) -> None:
         try:
-            module = import_file(path, "lollms_server_functions")
+            module = plugins.import_unique(path, "lollms_server_functions")
             declared = _declared(module)
         except FunctionDefinitionError as exc:
             self._problem(path, str(exc))

@@ -36,9 +36,9 @@ from lollms_server.bindings.events import (
 )
 from lollms_server.bindings.types import Message, SamplingParams
 from lollms_server.errors import WorkflowTimeout, WorkflowUnavailable
-from lollms_server.functions.registry import import_file
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
+from lollms_server.plugins import import_unique
 
 if TYPE_CHECKING:
     from lollms_server.generation.service import GenerationRequest, GenerationService
@@ -292,7 +292,7 @@ class ScriptLoader:
             from lollms_server.personalities.zoo import import_processor
 
             return import_processor(path)
-        return import_file(path, "lollms_server_personality_scripts")
+        return import_unique(path, "lollms_server_personality_scripts")
 
     def body(
         self,

@@ -276,6 +276,21 @@ class Scheduler:
                     continue
                 await self._unload(state, "shutdown")
 
+    def model_lost(self, instance: str, model: str, reason: str) -> None:
+        """A binding lost a loaded model (its host died): mark it unloaded and free its memory
+        now, not at the next request. Generations still running on it fail on their own."""
+        state = self._states.get((instance, model))
+        if state is None or state.status != "loaded":
+            return  # a load or unload in progress settles the state itself
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        state.status = "unloaded"
+        self.budgets[state.device].used -= state.need
+        self.metrics.unloads.labels(reason="lost").inc()
+        logger.warning("'%s' is no longer loaded: %s", state.key, reason)
+        self._pump()
+
     def loaded(self) -> list[ModelState]:
         return [s for s in self._states.values() if s.status == "loaded"]
 

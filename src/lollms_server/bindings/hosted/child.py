@@ -1,6 +1,6 @@
 """A model host: one child process running one binding instance for one model.
 
-Started by ``resources/hosts.py`` as ``python -m lollms_server.resources.host``. It reads
+Started by ``process.py`` as ``python -m lollms_server.bindings.hosted.child``. It reads
 requests (one JSON object per line) on stdin and writes replies and events on the original
 stdout; everything else the process prints (llama.cpp logs included) goes to stderr, so
 nothing but the protocol ever reaches the server's pipe. It exits when stdin closes.
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from lollms_server.bindings.base import Binding
-from lollms_server.bindings.registry import _import_file
+from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.types import BindingContext
-from lollms_server.resources import wire
+from lollms_server.plugins import import_file
 
 
 class _Host:
@@ -36,7 +36,7 @@ class _Host:
 
     def build(self, msg: dict[str, Any]) -> Binding:
         if msg.get("file"):
-            module = _import_file(msg["module"], Path(msg["file"]))
+            module = import_file(msg["module"], Path(msg["file"]))
         else:
             module = importlib.import_module(msg["module"])
         cls: Any = module
@@ -46,27 +46,16 @@ class _Host:
         return cls(config, BindingContext(msg["instance"], Path(msg["models_path"])))  # type: ignore[no-any-return]
 
     async def call(self, msg: dict[str, Any]) -> None:
+        """Run one request and send its one reply (or its error)."""
         op, rid = msg["op"], msg["id"]
         try:
             if op == "init":
                 self.binding = self.build(msg)
                 result: Any = os.getpid()
+            elif self.binding is None:
+                raise RuntimeError("model host used before init")
             else:
-                binding = self.binding
-                if binding is None:
-                    raise RuntimeError("model host used before init")
-                result = None
-                if op == "load":  # answers the measured size (None: not measured)
-                    await binding.load(msg["model"])
-                    result = binding.memory_used(msg["model"])
-                elif op == "unload":
-                    await binding.unload(msg["model"])
-                elif op == "tokenize":
-                    result = await binding.tokenize(msg["model"], msg["text"])
-                elif op == "detokenize":
-                    result = await binding.detokenize(msg["model"], msg["tokens"])
-                else:
-                    raise RuntimeError(f"unknown model host operation '{op}'")
+                result = await _operation(self.binding, op, msg)
             self.send({"id": rid, "ok": True, "result": result})
         except Exception as exc:
             self.send({"id": rid, "error": wire.error_to_wire(exc)})
@@ -105,6 +94,24 @@ class _Host:
             task.cancel()
         if self.binding is not None:
             await self.binding.close()
+
+
+async def _operation(binding: Binding, op: str, msg: dict[str, Any]) -> Any:
+    model = msg["model"]
+    if op == "load":  # answers the measured size (None: not measured)
+        await binding.load(model)
+        return binding.memory_used(model)
+    if op == "unload":
+        return await binding.unload(model)
+    if op == "tokenize":
+        return await binding.tokenize(model, msg["text"])
+    if op == "detokenize":
+        return await binding.detokenize(model, msg["tokens"])
+    if op == "model_info":
+        return (await binding.model_info(model)).model_dump(mode="json")
+    if op == "embed":
+        return wire.embedding_to_wire(await binding.embed(model, msg["texts"]))
+    raise RuntimeError(f"unknown model host operation '{op}'")
 
 
 def main() -> None:

@@ -24,11 +24,19 @@ from lollms_server.bindings.events import (
     ToolCall,
     Usage,
 )
-from lollms_server.bindings.types import BindingRequest, MediaPart, Message, SamplingParams
+from lollms_server.bindings.types import (
+    BindingRequest,
+    EmbeddingResult,
+    MediaPart,
+    Message,
+    SamplingParams,
+)
 
 __all__ = [
     "config_to_wire",
     "decode",
+    "embedding_from_wire",
+    "embedding_to_wire",
     "encode",
     "error_from_wire",
     "error_to_wire",
@@ -185,3 +193,11 @@ def error_from_wire(data: dict[str, Any]) -> errors.LollmsError:
         except TypeError:
             pass
     return errors.GenerationFailed(message, param=data.get("param"))
+
+
+def embedding_to_wire(result: EmbeddingResult) -> dict[str, Any]:
+    return {"vectors": result.vectors, "tokens": result.tokens, "truncated": result.truncated}
+
+
+def embedding_from_wire(data: dict[str, Any]) -> EmbeddingResult:
+    return EmbeddingResult(data["vectors"], data["tokens"], data.get("truncated", 0))

@@ -16,7 +16,6 @@ import importlib
 import importlib.util
 import inspect
 import shutil
-import sys
 import tempfile
 import uuid
 import weakref
@@ -24,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from lollms_server import plugins
 from lollms_server.errors import BadRequest, LollmsError, WorkflowFailed, WorkflowUnavailable
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
@@ -59,20 +59,14 @@ def _shim_import(
     return builtins.__import__(name, globals, locals, fromlist, level)
 
 
+def _with_shim_import(module: ModuleType) -> None:
+    module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _shim_import}
+
+
 def import_processor(path: Path) -> ModuleType:
     """Import a zoo ``processor.py`` with ``lollms`` resolved to the compatibility layer."""
     name = f"lollms_server_zoo_processors.p{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _shim_import}
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
+    module = plugins.import_file(name, path, prepare=_with_shim_import)
     if not inspect.isclass(getattr(module, "Processor", None)):
         raise ImportError("scripts/processor.py defines no class Processor")
     return module
