@@ -10,7 +10,7 @@ and is decoded and resampled to the model's rate in the server; long recordings 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import io
 import threading
 from collections.abc import AsyncIterator
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lollms_server.bindings.base import BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.threads import run_stoppable
 from lollms_server.bindings.torch_support import TorchBinding, TorchConfig
 from lollms_server.bindings.types import BindingContext, BindingRequest, MediaPart, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
@@ -179,17 +180,9 @@ class ASRBinding(TorchBinding[_Loaded]):
         seconds = len(samples) / loaded.rate
         if seconds < 0.1:
             raise BadRequest("The audio is empty or shorter than 0.1 s.", param="file")
-        stop = threading.Event()
-        work = asyncio.ensure_future(
-            asyncio.to_thread(self._transcribe, loaded, samples, options, request, stop)
+        text = await run_stoppable(
+            functools.partial(self._transcribe, loaded, samples, options, request)
         )
-        try:
-            text = await asyncio.shield(work)
-        finally:  # the lease is held until the thread lets go of the model
-            stop.set()
-            if not work.done():
-                with contextlib.suppress(Exception):
-                    await work
         yield TextDelta(text)
         yield Usage(prompt_tokens=0, completion_tokens=0)
         yield Finished("stop", {"duration_s": round(seconds, 3)})

@@ -9,8 +9,7 @@ than ``max_length`` tokens are truncated (reported in the response's usage).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal
@@ -19,6 +18,7 @@ from pydantic import Field
 
 from lollms_server.bindings.base import BindingConfig, Capabilities
 from lollms_server.bindings.events import Event
+from lollms_server.bindings.threads import run_stoppable
 from lollms_server.bindings.torch_support import LoadedModel, TorchBinding, TorchConfig
 from lollms_server.bindings.types import (
     BindingContext,
@@ -110,15 +110,7 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
         loaded = self._loaded.get(model)
         if loaded is None:
             raise GenerationFailed(f"'{model}' is not loaded")
-        stop = threading.Event()
-        work = asyncio.ensure_future(asyncio.to_thread(self._embed_sync, loaded, texts, stop))
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            stop.set()  # the thread ends after its current batch; wait for it
-            with contextlib.suppress(Exception):
-                await work
-            raise
+        return await run_stoppable(functools.partial(self._embed_sync, loaded, texts))
 
     def _embed_sync(
         self, loaded: LoadedModel, texts: list[str], stop: threading.Event

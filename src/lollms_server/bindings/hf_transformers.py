@@ -12,6 +12,7 @@ unrelated prompts with different settings is not something transformers does for
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from pydantic import Field
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
+from lollms_server.bindings.threads import Emit, stream_thread
 from lollms_server.bindings.torch_support import LoadedModel, budget_of, free_memory
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.bindings.weights import models_in
@@ -209,88 +211,28 @@ class TransformersBinding(Binding):
         loaded = self._loaded.get(request.model)
         if loaded is None:
             raise BindingUnavailable(f"Model '{request.model}' is not loaded")
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        stop_flag = threading.Event()
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return stop_flag.is_set()
-
         input_ids = self._input_ids(loaded, request).to(loaded.model.device)
-        streamer = _TokenStreamer()
         kwargs = self._generate_kwargs(request, loaded)
         produced: list[int] = []
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            import torch
-            from transformers import set_seed
-
-            with loaded.lock:  # one generation per model at a time (see the module doc)
-                if request.params.seed is not None:
-                    set_seed(request.params.seed)
-                try:
-                    with torch.inference_mode():
-                        out = loaded.model.generate(
-                            input_ids,
-                            streamer=streamer,
-                            stopping_criteria=StoppingCriteriaList([_Stop()]),
-                            **kwargs,
-                        )
-                    produced.append(int(out.shape[-1] - input_ids.shape[-1]))
-                except Exception as exc:  # reported by the consumer once the stream ends
-                    errors.append(exc)
-                finally:
-                    streamer.end()
-
-        worker = threading.Thread(target=run, name=f"transformers-{request.model}", daemon=True)
-        worker.start()
-        splitter = _StopSplitter(request.params.stop)
-        finish = "stop"
-        ids: list[int] = []
-        emitted = ""
+        decoder = _Decoder(loaded.tokenizer, request.params.stop)
+        run = functools.partial(_run, loaded, request.params.seed, input_ids, kwargs, produced)
+        tokens = stream_thread(run)
         try:
-            while True:
-                batch = await asyncio.to_thread(streamer.take)
-                if batch is None:
-                    break
-                ids.extend(batch)
-                # Decode the whole answer so far: a token may complete a multi-byte character
-                # begun by the previous one; a trailing replacement char waits for the rest.
-                decoded = loaded.tokenizer.decode(ids, skip_special_tokens=True)
-                if decoded.endswith("\ufffd") or not decoded.startswith(emitted):
-                    continue
-                piece, emitted = decoded[len(emitted) :], decoded
-                if not piece:
-                    continue
-                text, hit = splitter.feed(piece)
+            async for ids in tokens:
+                text, hit = decoder.feed(ids)
                 if text:
                     yield TextDelta(text)
                 if hit:
-                    stop_flag.set()
                     break
-            if errors:
-                raise GenerationFailed(
-                    f"transformers failed: {type(errors[0]).__name__}: {errors[0]}"
-                )
-            final = loaded.tokenizer.decode(ids, skip_special_tokens=True)
-            if not splitter.stopped and final.startswith(emitted) and len(final) > len(emitted):
-                text, hit = splitter.feed(final[len(emitted) :])  # what was held back
-                if text:
-                    yield TextDelta(text)
-            if not splitter.stopped:
-                rest = splitter.flush()
-                if rest:
-                    yield TextDelta(rest)
         finally:
-            stop_flag.set()
-            await asyncio.to_thread(worker.join)
+            await tokens.aclose()  # type: ignore[attr-defined]  # stops and joins the thread
+        rest = decoder.finish()
+        if rest:
+            yield TextDelta(rest)
         completion = produced[0] if produced else 0
-        if not splitter.stopped and completion >= kwargs["max_new_tokens"]:
-            finish = "length"
+        length = not decoder.stopped and completion >= kwargs["max_new_tokens"]
         yield Usage(int(input_ids.shape[-1]), completion)
-        yield Finished(finish, {"engine": "transformers"})
+        yield Finished("length" if length else "stop", {"engine": "transformers"})
 
     # -- tokenizer -------------------------------------------------------------------------
     def _tokenizer(self, model: str) -> Any:
@@ -306,27 +248,90 @@ class TransformersBinding(Binding):
         return str(self._tokenizer(model).decode(tokens, skip_special_tokens=True))
 
 
+def _run(
+    loaded: LoadedModel,
+    seed: int | None,
+    input_ids: Any,
+    kwargs: dict[str, Any],
+    produced: list[int],
+    emit: Emit[list[int]],
+    stop: threading.Event,
+) -> None:
+    """The blocking generation (in a worker thread): token ids go to ``emit`` one by one."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            return stop.is_set()
+
+    with loaded.lock:  # one generation per model at a time (see the module doc)
+        if seed is not None:
+            set_seed(seed)
+        try:
+            with torch.inference_mode():
+                out = loaded.model.generate(
+                    input_ids,
+                    streamer=_TokenStreamer(emit),
+                    stopping_criteria=StoppingCriteriaList([_Stop()]),
+                    **kwargs,
+                )
+        except Exception as exc:
+            raise GenerationFailed(f"transformers failed: {type(exc).__name__}: {exc}") from exc
+    produced.append(int(out.shape[-1] - input_ids.shape[-1]))
+
+
 class _TokenStreamer:
-    """Receives generated token ids from ``generate`` (a transformers streamer) in its thread."""
+    """Hands generated token ids from ``generate`` (a transformers streamer) to the loop, one
+    token per call: true token-by-token streaming."""
 
-    def __init__(self) -> None:
-        import queue
-
-        self.queue: queue.Queue[list[int] | None] = queue.Queue()
+    def __init__(self, emit: Emit[list[int]]) -> None:
+        self.emit = emit
         self.prompt_seen = False
 
     def put(self, value: Any) -> None:
         if not self.prompt_seen:  # the first call carries the prompt
             self.prompt_seen = True
             return
-        self.queue.put([int(t) for t in value.reshape(-1).tolist()])
+        self.emit([int(t) for t in value.reshape(-1).tolist()])
 
     def end(self) -> None:
-        self.queue.put(None)
+        """Nothing to do: the thread's return ends the stream."""
 
-    def take(self) -> list[int] | None:
-        """The next generated ids (one token per call: true token-by-token streaming)."""
-        return self.queue.get()
+
+class _Decoder:
+    """Token ids to text, never splitting a multi-byte character, cut at stop strings."""
+
+    def __init__(self, tokenizer: Any, stops: tuple[str, ...]) -> None:
+        self.tokenizer = tokenizer
+        self.splitter = _StopSplitter(stops)
+        self.ids: list[int] = []
+        self.emitted = ""
+
+    @property
+    def stopped(self) -> bool:
+        return self.splitter.stopped
+
+    def feed(self, ids: list[int]) -> tuple[str, bool]:
+        """The new text for ``ids`` and whether a stop string was reached."""
+        self.ids.extend(ids)
+        # Decode the whole answer so far: a token may complete a multi-byte character begun
+        # by the previous one; a trailing replacement char waits for the rest.
+        decoded = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if decoded.endswith("\ufffd") or not decoded.startswith(self.emitted):
+            return "", False
+        piece, self.emitted = decoded[len(self.emitted) :], decoded
+        return self.splitter.feed(piece) if piece else ("", False)
+
+    def finish(self) -> str:
+        """What was held back (a possible stop string's start, an incomplete character)."""
+        if self.splitter.stopped:
+            return ""
+        final = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        text = ""
+        if final.startswith(self.emitted) and len(final) > len(self.emitted):
+            text, _ = self.splitter.feed(final[len(self.emitted) :])
+        return text if self.splitter.stopped else text + self.splitter.flush()
 
 
 class _StopSplitter:
