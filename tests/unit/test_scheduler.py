@@ -303,7 +303,7 @@ async def test_failed_load_fails_its_waiters_and_recovers() -> None:
     with pytest.raises(BindingUnavailable):
         await s.acquire(b, "a")
     assert s.budgets["cpu"].used == 0
-    b.cfg.fail_on_load = False
+    b.config.fail_on_load = False
     (await s.acquire(b, "a")).release()
     assert b.loaded == {"a"}
 

@@ -9,19 +9,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-from lollms_server.bindings.base import Binding, BindingConfig
-from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
-from lollms_server.bindings.types import BindingRequest, ModelInfo
+from lollms_server.bindings import (
+    Binding,
+    BindingConfig,
+    BindingRequest,
+    Event,
+    Finished,
+    ModelInfo,
+    TextDelta,
+    Usage,
+)
 
 
 class EchoConfig(BindingConfig):
     prefix: str = ""
 
 
-class EchoBinding(Binding):
+class EchoBinding(Binding[EchoConfig]):
     name: ClassVar[str] = "echo"
     description: ClassVar[str] = "Reverses the user's message (example plugin)."
-    Config: ClassVar[type[BindingConfig]] = EchoConfig
 
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(name="reverse")]
@@ -33,9 +39,8 @@ class EchoBinding(Binding):
         return None
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
-        config: EchoConfig = self.config  # type: ignore[assignment]
         last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        answer = config.prefix + last[::-1]
+        answer = self.config.prefix + last[::-1]
         for char in answer:
             yield TextDelta(char)
         yield Usage(prompt_tokens=len(last), completion_tokens=len(answer))

@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lollms_server.bindings.base import BindingConfig, Capabilities
+from lollms_server.bindings.base import Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, Usage
 from lollms_server.bindings.threads import run_stoppable
 from lollms_server.bindings.torch_support import TorchBinding, TorchConfig
-from lollms_server.bindings.types import BindingContext, BindingRequest, MediaPart, ModelInfo
+from lollms_server.bindings.types import BindingRequest, MediaPart, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
 from lollms_server.errors import BadRequest, GenerationFailed, ModelNotFound
 
@@ -82,18 +82,13 @@ def decode_audio(data: bytes, rate: int, max_seconds: float) -> Any:
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-class ASRBinding(TorchBinding[_Loaded]):
+class ASRBinding(TorchBinding[_Loaded, ASRConfig]):
     name: ClassVar[str] = "asr"
     description: ClassVar[str] = "Speech to text with transformers (Whisper and others)."
     modalities: ClassVar[frozenset[str]] = frozenset({"stt"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
-    Config: ClassVar[type[BindingConfig]] = ASRConfig
     what: ClassVar[str] = "speech model"
     needs: ClassVar[tuple[str, ...]] = ("torch", "transformers", "av")
-
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
-        super().__init__(config, context)
-        self.cfg: ASRConfig = config  # type: ignore[assignment]
 
     def _info(self, name: str) -> ModelInfo:
         folder = local_folder(self._source(name), "config.json")
@@ -128,7 +123,7 @@ class ASRBinding(TorchBinding[_Loaded]):
             pipeline,
         )
 
-        local = not self.cfg.allow_download
+        local = not self.config.allow_download
         config = AutoConfig.from_pretrained(source, local_files_only=local)
         seq2seq = bool(getattr(config, "is_encoder_decoder", False))
         factory: Any = AutoModelForSpeechSeq2Seq if seq2seq else AutoModelForCTC
@@ -139,10 +134,10 @@ class ASRBinding(TorchBinding[_Loaded]):
         processor = processors.from_pretrained(source, local_files_only=local)
         recognizer: Any = pipeline(
             "automatic-speech-recognition",
-            model=network.to(self.cfg.device),
+            model=network.to(self.config.device),
             tokenizer=processor.tokenizer,
             feature_extractor=processor.feature_extractor,
-            device=self.cfg.device,
+            device=self.config.device,
         )
         return _Loaded(recognizer, int(processor.feature_extractor.sampling_rate))
 
@@ -175,7 +170,7 @@ class ASRBinding(TorchBinding[_Loaded]):
             raise GenerationFailed(f"'{request.model}' is not loaded")
         options = self._options(request)
         samples = await asyncio.to_thread(
-            decode_audio, self._audio(request).data, loaded.rate, self.cfg.max_audio_s
+            decode_audio, self._audio(request).data, loaded.rate, self.config.max_audio_s
         )
         seconds = len(samples) / loaded.rate
         if seconds < 0.1:
@@ -204,7 +199,7 @@ class ASRBinding(TorchBinding[_Loaded]):
 
         seq2seq = str(getattr(loaded.pipeline, "type", "")).startswith("seq2seq")
         limit = int(getattr(loaded.pipeline.model.config, "max_target_positions", 448))
-        tokens = max(1, min(self.cfg.max_new_tokens, limit - 8))  # room for the start tokens
+        tokens = max(1, min(self.config.max_new_tokens, limit - 8))  # room for the start tokens
         kwargs: dict[str, Any] = (
             {"max_new_tokens": tokens, "stopping_criteria": StoppingCriteriaList([_Stop()])}
             if seq2seq
@@ -235,7 +230,7 @@ class ASRBinding(TorchBinding[_Loaded]):
                 extra = {"generate_kwargs": kwargs} if seq2seq else {}
                 result = loaded.pipeline(
                     {"raw": samples, "sampling_rate": loaded.rate},
-                    chunk_length_s=self.cfg.chunk_length_s,
+                    chunk_length_s=self.config.chunk_length_s,
                     **extra,
                 )
         except ValueError as exc:

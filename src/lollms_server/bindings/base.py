@@ -5,9 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeVar
 
 from lollms_server.bindings.events import Event
 from lollms_server.bindings.types import (
@@ -18,7 +19,7 @@ from lollms_server.bindings.types import (
 )
 from lollms_server.errors import LollmsError, ModelNotFound, UnsupportedCapability
 
-__all__ = ["Binding", "BindingConfig", "Capabilities"]
+__all__ = ["Binding", "BindingConfig", "Capabilities", "ConfigT"]
 
 
 class BindingConfig(BaseModel):
@@ -43,8 +44,14 @@ class BindingConfig(BaseModel):
     )
 
 
+ConfigT = TypeVar("ConfigT", bound=BindingConfig, covariant=True, default=BindingConfig)
+"""The settings class of a binding: ``class MyBinding(Binding[MyConfig])``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
+    """What a binding can do beyond plain generation (checked before a request runs)."""
+
     streaming: bool = True
     tokenizer: bool = False
     tools: bool = False
@@ -53,11 +60,12 @@ class Capabilities:
     structured_output: bool = False
 
 
-class Binding(ABC):
+class Binding(ABC, Generic[ConfigT]):
     """A backend type. The server creates one instance per ``[bindings.<instance>]`` table.
 
-    Subclasses set ``name`` (the ``type`` used in config.toml), ``modalities`` (generation
-    types such as ``{"ttt"}``), ``capabilities`` and ``Config``, and implement the abstract
+    Subclass ``Binding[MyConfig]`` (``Config`` is then ``MyConfig``, and ``self.config`` is
+    typed as one), set ``name`` (the ``type`` used in config.toml), ``modalities``
+    (generation types such as ``{"ttt"}``) and ``capabilities``, and implement the abstract
     methods. Third-party exceptions must be wrapped into ``lollms_server.errors`` types.
     """
 
@@ -67,12 +75,29 @@ class Binding(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     Config: ClassVar[type[BindingConfig]] = BindingConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
-        self.config = config
+    def __init__(self, config: ConfigT, context: BindingContext) -> None:
+        self.config: ConfigT = config
         self.context = context
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Config" in cls.__dict__:
+            return
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Binding):
+                configs = [
+                    a
+                    for a in get_args(base)
+                    if isinstance(a, type) and issubclass(a, BindingConfig)
+                ]
+                if configs:
+                    cls.Config = configs[0]
+                    return
 
     @property
     def instance_name(self) -> str:
+        """The ``<instance>`` of its ``[bindings.<instance>]`` table."""
         return self.context.instance_name
 
     @abstractmethod

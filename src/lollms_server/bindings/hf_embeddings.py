@@ -16,12 +16,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from lollms_server.bindings.base import BindingConfig, Capabilities
+from lollms_server.bindings.base import Capabilities
 from lollms_server.bindings.events import Event
 from lollms_server.bindings.threads import run_stoppable
 from lollms_server.bindings.torch_support import LoadedModel, TorchBinding, TorchConfig
 from lollms_server.bindings.types import (
-    BindingContext,
     BindingRequest,
     EmbeddingResult,
     ModelInfo,
@@ -39,38 +38,33 @@ class HFEmbeddingsConfig(TorchConfig):
     batch_size: int = Field(32, ge=1, le=1024)
 
 
-class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
+class HFEmbeddingsBinding(TorchBinding[LoadedModel, HFEmbeddingsConfig]):
     name: ClassVar[str] = "hf_embeddings"
     description: ClassVar[str] = "Text embeddings from Hugging Face encoders."
     modalities: ClassVar[frozenset[str]] = frozenset({"embed"})
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=False, tokenizer=False, embeddings=True
     )
-    Config: ClassVar[type[BindingConfig]] = HFEmbeddingsConfig
     what: ClassVar[str] = "encoder"
-
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
-        super().__init__(config, context)
-        self.cfg: HFEmbeddingsConfig = config  # type: ignore[assignment]
 
     def _size(self, source: str) -> int | None:
         folder = local_folder(source, "config.json")
         if folder is None:
             return None
-        dtype = None if self.cfg.dtype == "auto" else self.cfg.dtype
+        dtype = None if self.config.dtype == "auto" else self.config.dtype
         return checkpoint_bytes(folder, dtype)
 
     def _info(self, name: str) -> ModelInfo:
         source = self._source(name)
         loaded = self._loaded.get(name)
-        details: dict[str, Any] = {"source": source, "pooling": self.cfg.pooling}
+        details: dict[str, Any] = {"source": source, "pooling": self.config.pooling}
         if loaded is not None:
             details["dimensions"] = int(loaded.model.config.hidden_size)
         return ModelInfo(
             name=name,
             modalities=["embed"],
             size_bytes=self._size(source),
-            context_size=self.cfg.max_length,
+            context_size=self.config.max_length,
             loaded=loaded is not None,
             details=details,
         )
@@ -88,16 +82,16 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        local = not self.cfg.allow_download
+        local = not self.config.allow_download
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
         kwargs: dict[str, Any] = {"local_files_only": local}
-        if self.cfg.dtype != "auto":
-            kwargs["dtype"] = getattr(torch, self.cfg.dtype)
+        if self.config.dtype != "auto":
+            kwargs["dtype"] = getattr(torch, self.config.dtype)
         network: Any = AutoModel.from_pretrained(source, **kwargs)
         tokenizer.padding_side = "right"  # the pooling reads positions from the right end
         if tokenizer.pad_token is None:  # decoder embedders often have none
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        return LoadedModel(network.to(self.cfg.device).eval(), tokenizer)
+        return LoadedModel(network.to(self.config.device).eval(), tokenizer)
 
     def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         raise BadRequest(
@@ -120,24 +114,24 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
         vectors: list[list[float]] = []
         tokens = truncated = 0
         with loaded.lock, torch.inference_mode():
-            for start in range(0, len(texts), self.cfg.batch_size):
+            for start in range(0, len(texts), self.config.batch_size):
                 if stop.is_set():
                     raise GenerationFailed("cancelled")
-                batch = texts[start : start + self.cfg.batch_size]
+                batch = texts[start : start + self.config.batch_size]
                 full = loaded.tokenizer(batch, add_special_tokens=True)["input_ids"]
-                truncated += sum(len(ids) > self.cfg.max_length for ids in full)
+                truncated += sum(len(ids) > self.config.max_length for ids in full)
                 inputs = loaded.tokenizer(
                     batch,
                     padding=True,
                     truncation=True,
-                    max_length=self.cfg.max_length,
+                    max_length=self.config.max_length,
                     return_tensors="pt",
                 ).to(loaded.model.device)
                 mask = inputs["attention_mask"]
                 tokens += int(mask.sum())
                 states = loaded.model(**inputs).last_hidden_state
                 pooled = self._pool(states, mask)
-                if self.cfg.normalize:
+                if self.config.normalize:
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
                 vectors.extend(pooled.float().cpu().tolist())
         return EmbeddingResult(vectors, tokens, truncated)
@@ -145,9 +139,9 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel]):
     def _pool(self, states: Any, mask: Any) -> Any:
         import torch
 
-        if self.cfg.pooling == "cls":
+        if self.config.pooling == "cls":
             return states[:, 0]
-        if self.cfg.pooling == "last":  # the last real token of each (right-padded) row
+        if self.config.pooling == "last":  # the last real token of each (right-padded) row
             last = mask.sum(dim=1) - 1
             return states[torch.arange(states.shape[0]), last]
         weights = mask.unsqueeze(-1).to(states.dtype)

@@ -51,20 +51,18 @@ class TransformersConfig(BindingConfig):
     trust_remote_code: bool = False
 
 
-class TransformersBinding(Binding):
+class TransformersBinding(Binding[TransformersConfig]):
     name: ClassVar[str] = "transformers"
     description: ClassVar[str] = "Hugging Face transformers models on torch."
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True)
-    Config: ClassVar[type[BindingConfig]] = TransformersConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: TransformersConfig, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.cfg: TransformersConfig = config  # type: ignore[assignment]
         self._loaded: dict[str, LoadedModel] = {}
 
     # -- models ----------------------------------------------------------------------------
     def _sources(self) -> dict[str, str]:
-        return models_in(self.context.models_path, "config.json", self.cfg.models)
+        return models_in(self.context.models_path, "config.json", self.config.models)
 
     def _source(self, model: str) -> str:
         sources = self._sources()
@@ -108,7 +106,7 @@ class TransformersBinding(Binding):
         return int(loaded.model.get_memory_footprint()) if loaded else None
 
     def memory_device(self, model: str) -> str:
-        return budget_of(self.cfg.device)
+        return budget_of(self.config.device)
 
     # -- load / unload ---------------------------------------------------------------------
     async def load(self, model: str) -> None:
@@ -134,25 +132,25 @@ class TransformersBinding(Binding):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         kwargs: dict[str, Any] = {
-            "local_files_only": not self.cfg.allow_download,
-            "trust_remote_code": self.cfg.trust_remote_code,
+            "local_files_only": not self.config.allow_download,
+            "trust_remote_code": self.config.trust_remote_code,
         }
-        if model in self.cfg.gguf_files:
-            kwargs["gguf_file"] = self.cfg.gguf_files[model]
+        if model in self.config.gguf_files:
+            kwargs["gguf_file"] = self.config.gguf_files[model]
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        if self.cfg.dtype != "auto":
-            kwargs["dtype"] = getattr(torch, self.cfg.dtype)
-        if self.cfg.device_map:
-            kwargs["device_map"] = self.cfg.device_map
-        if self.cfg.load_in_4bit:
+        if self.config.dtype != "auto":
+            kwargs["dtype"] = getattr(torch, self.config.dtype)
+        if self.config.device_map:
+            kwargs["device_map"] = self.config.device_map
+        if self.config.load_in_4bit:
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
                 load_in_4bit=True
             )
         network: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        if not self.cfg.device_map and not self.cfg.load_in_4bit:
-            network = network.to(self.cfg.device)
+        if not self.config.device_map and not self.config.load_in_4bit:
+            network = network.to(self.config.device)
         network.eval()
         return LoadedModel(network, tokenizer)
 
@@ -192,7 +190,7 @@ class TransformersBinding(Binding):
         p = request.params
         sample = p.temperature is not None and p.temperature > 0
         kwargs: dict[str, Any] = {
-            "max_new_tokens": p.max_tokens or self.cfg.default_max_tokens,
+            "max_new_tokens": p.max_tokens or self.config.default_max_tokens,
             "do_sample": sample,
         }
         if sample:

@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from lollms_server.bindings.base import BindingConfig, Capabilities
+from lollms_server.bindings.base import Capabilities
 from lollms_server.bindings.events import Event, Finished, MediaOutput, Usage
 from lollms_server.bindings.media import encode_wav, media_options, prompt_of
 from lollms_server.bindings.torch_support import LoadedModel, TorchBinding, TorchConfig
-from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.bindings.types import BindingRequest, ModelInfo
 from lollms_server.bindings.weights import checkpoint_bytes, local_folder
 from lollms_server.errors import BadRequest, GenerationFailed, ModelNotFound
 
@@ -35,17 +35,12 @@ class MusicGenConfig(TorchConfig):
     max_duration: float = Field(60.0, gt=0, le=600)
 
 
-class MusicGenBinding(TorchBinding[LoadedModel]):
+class MusicGenBinding(TorchBinding[LoadedModel, MusicGenConfig]):
     name: ClassVar[str] = "musicgen"
     description: ClassVar[str] = "MusicGen text-to-music (transformers)."
     modalities: ClassVar[frozenset[str]] = frozenset({"ttm"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
-    Config: ClassVar[type[BindingConfig]] = MusicGenConfig
     what: ClassVar[str] = "MusicGen"
-
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
-        super().__init__(config, context)
-        self.cfg: MusicGenConfig = config  # type: ignore[assignment]
 
     def _size(self, source: str, dtype: str | None = None) -> int | None:
         folder = local_folder(source, "config.json")
@@ -71,12 +66,12 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
         import torch
         from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
-        local = not self.cfg.allow_download
+        local = not self.config.allow_download
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
         network: Any = MusicgenForConditionalGeneration.from_pretrained(
             source, local_files_only=local, dtype=getattr(torch, self._dtype_name())
         )
-        network = network.to(self.cfg.device).eval()
+        network = network.to(self.config.device).eval()
         return LoadedModel(network, tokenizer)
 
     def check_request(self, request: BindingRequest) -> None:
@@ -88,9 +83,10 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
             raise BadRequest(
                 "MusicGen samples: temperature must be above 0.", param="parameters.temperature"
             )
-        if options.duration is not None and options.duration > self.cfg.max_duration:
+        if options.duration is not None and options.duration > self.config.max_duration:
             raise BadRequest(
-                f"parameters.duration is at most {self.cfg.max_duration:g} s here (max_duration).",
+                f"parameters.duration is at most {self.config.max_duration:g} s here "
+                "(max_duration).",
                 param="parameters.duration",
             )
 
@@ -133,7 +129,7 @@ class MusicGenBinding(TorchBinding[LoadedModel]):
                 return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
 
         options = media_options(request)
-        duration = options.duration or self.cfg.default_duration
+        duration = options.duration or self.config.default_duration
         audio_config = loaded.model.config.audio_encoder
         rate = int(audio_config.sampling_rate)
         codebooks = loaded.model.decoder.num_codebooks

@@ -48,15 +48,13 @@ class ScriptedConfig(BindingConfig):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
-class ScriptedBinding(Binding):
+class ScriptedBinding(Binding[ScriptedConfig]):
     name: ClassVar[str] = "scripted"
     description: ClassVar[str] = "Deterministic scripted output, no engine (tests, demos)."
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True)
-    Config: ClassVar[type[BindingConfig]] = ScriptedConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: ScriptedConfig, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.cfg: ScriptedConfig = config  # type: ignore[assignment]
         self.loaded: set[str] = set()
         self.load_count = 0
         self.requests: list[BindingRequest] = []
@@ -68,21 +66,21 @@ class ScriptedBinding(Binding):
 
     async def list_models(self) -> list[ModelInfo]:
         return [
-            ModelInfo(name=m, context_size=self.cfg.context_size, loaded=m in self.loaded)
-            for m in self.cfg.models
+            ModelInfo(name=m, context_size=self.config.context_size, loaded=m in self.loaded)
+            for m in self.config.models
         ]
 
     def _check(self, model: str) -> None:
-        if model not in self.cfg.models:
-            raise ModelNotFound(model, self.instance_name, self.cfg.models)
+        if model not in self.config.models:
+            raise ModelNotFound(model, self.instance_name, self.config.models)
 
     async def load(self, model: str) -> None:
         self._check(model)
-        if self.cfg.fail_on_load:
+        if self.config.fail_on_load:
             raise BindingUnavailable(f"scripted load failure for '{model}'")
         if model in self.loaded:
             raise RuntimeError(f"'{model}' loaded twice")  # the scheduler must prevent this
-        await asyncio.sleep(self.cfg.load_delay_s)
+        await asyncio.sleep(self.config.load_delay_s)
         self.load_count += 1
         self.events.append(("load", model))
         self.loaded.add(model)
@@ -92,23 +90,23 @@ class ScriptedBinding(Binding):
         self.loaded.discard(model)
 
     def memory_estimate(self, model: str) -> int | None:
-        return self.cfg.memory_bytes.get(model, 0)
+        return self.config.memory_bytes.get(model, 0)
 
     def memory_used(self, model: str) -> int | None:
-        return self.cfg.measured_bytes.get(model) if model in self.loaded else None
+        return self.config.measured_bytes.get(model) if model in self.loaded else None
 
     def memory_device(self, model: str) -> str:
-        return self.cfg.device
+        return self.config.device
 
     def max_concurrency(self, model: str) -> int:
-        return self.cfg.max_concurrency
+        return self.config.max_concurrency
 
     def uses_chat_template(self, model: str) -> bool:
-        return self.cfg.chat_template
+        return self.config.chat_template
 
     def _answer(self, request: BindingRequest) -> str:
-        if self.cfg.reply:
-            return self.cfg.reply
+        if self.config.reply:
+            return self.config.reply
         if request.raw_prompt is not None:
             return request.raw_prompt
         users = [m.content for m in request.messages if m.role == "user"]
@@ -134,10 +132,13 @@ class ScriptedBinding(Binding):
         self.peak_running = max(self.peak_running, self.running)
         try:
             for piece in pieces:
-                if self.cfg.fail_after_chunks is not None and emitted >= self.cfg.fail_after_chunks:
+                if (
+                    self.config.fail_after_chunks is not None
+                    and emitted >= self.config.fail_after_chunks
+                ):
                     raise GenerationFailed("scripted failure in the middle of generation")
-                if self.cfg.delay_s:
-                    await asyncio.sleep(self.cfg.delay_s)
+                if self.config.delay_s:
+                    await asyncio.sleep(self.config.delay_s)
                 emitted += 1
                 yield TextDelta(piece)
         except (GeneratorExit, asyncio.CancelledError):
@@ -176,7 +177,8 @@ class ScriptedToolsBinding(ScriptedBinding):
         if request.tools and (last is None or last.role != "tool"):
             self.requests.append(request)
             function = request.tools[0].get("function", {})
-            config: ScriptedToolsConfig = self.config  # type: ignore[assignment]
+            config = self.config
+            assert isinstance(config, ScriptedToolsConfig)
             yield ToolCall(
                 f"call_{len(self.requests)}", str(function.get("name", "")), config.tool_arguments
             )

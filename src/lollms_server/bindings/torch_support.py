@@ -10,9 +10,10 @@ import importlib.util
 import threading
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal
 
 from pydantic import Field
+from typing_extensions import TypeVar
 
 from lollms_server.bindings.base import Binding, BindingConfig
 from lollms_server.bindings.types import BindingContext, ModelInfo
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+TorchConfigT = TypeVar("TorchConfigT", bound="TorchConfig", covariant=True, default="TorchConfig")
 
 
 @dataclass
@@ -77,7 +79,7 @@ class TorchConfig(BindingConfig):
     allow_download: bool = Field(False, description="Let hub ids download when not cached.")
 
 
-class TorchBinding(Binding, Generic[T]):
+class TorchBinding(Binding[TorchConfigT], Generic[T, TorchConfigT]):
     """Base of the bindings that hold torch models in this process, named in ``models``.
 
     Subclasses set ``Config`` (a :class:`TorchConfig`), ``what`` (for messages) and
@@ -88,24 +90,23 @@ class TorchBinding(Binding, Generic[T]):
     needs: ClassVar[tuple[str, ...]] = ("torch", "transformers")
     extra: ClassVar[str] = "transformers"
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: TorchConfigT, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.tcfg: TorchConfig = config  # type: ignore[assignment]
         self._loaded: dict[str, T] = {}
 
     def _source(self, model: str) -> str:
-        if model not in self.tcfg.models:
-            raise ModelNotFound(model, self.instance_name, self.tcfg.models)
-        return self.tcfg.models[model]
+        if model not in self.config.models:
+            raise ModelNotFound(model, self.instance_name, self.config.models)
+        return self.config.models[model]
 
     def _dtype_name(self) -> str:
-        return default_dtype(self.tcfg.dtype, self.tcfg.device)
+        return default_dtype(self.config.dtype, self.config.device)
 
     def memory_device(self, model: str) -> str:
-        return budget_of(self.tcfg.device)
+        return budget_of(self.config.device)
 
     async def list_models(self) -> list[ModelInfo]:
-        return [await self.model_info(name) for name in self.tcfg.models]
+        return [await self.model_info(name) for name in self.config.models]
 
     def _network(self, loaded: T) -> Any:
         """The torch module inside what ``_load_sync`` returned (for its measured size)."""
