@@ -41,7 +41,8 @@ from lollms_server.personalities.model import Personality
 from lollms_server.plugins import import_unique
 
 if TYPE_CHECKING:
-    from lollms_server.generation.service import GenerationRequest, GenerationService
+    from lollms_server.generation.port import GenerationPort
+    from lollms_server.generation.requests import GenerationRequest
 
 __all__ = ["FunctionCallError", "ScriptLoader", "WorkflowContext"]
 
@@ -57,7 +58,7 @@ class WorkflowContext:
 
     def __init__(
         self,
-        service: GenerationService,
+        service: GenerationPort,
         request: GenerationRequest,
         personality: Personality,
         emit: Emit,
@@ -206,14 +207,14 @@ class WorkflowContext:
 
     async def call_function(self, name: str, **arguments: Any) -> Any:
         """Call a server function; ``FunctionCallError`` when it fails."""
-        result = await self.service.functions.call(name, arguments)
+        result = await self.service.call_function(name, arguments)
         if not result.ok:
             raise FunctionCallError(f"{name}: {result.error}")
         return result.value
 
     @property
     def functions(self) -> list[str]:
-        return [f.name for f in self.service.functions.all()]
+        return self.service.function_names()
 
 
 async def _deliver(result: Any, context: WorkflowContext) -> None:
@@ -299,7 +300,7 @@ class ScriptLoader:
         personality: Personality,
         module: ModuleType,
         request: GenerationRequest,
-        service: GenerationService,
+        service: GenerationPort,
     ) -> Body:
         """The workflow of ``personality`` from its loaded ``module`` (see :meth:`load`)."""
         assert personality.script is not None

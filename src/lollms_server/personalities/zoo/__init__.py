@@ -30,7 +30,8 @@ from lollms_server.personalities.model import Personality
 from lollms_server.personalities.zoo.bridge import Bridge
 
 if TYPE_CHECKING:
-    from lollms_server.generation.service import GenerationRequest, GenerationService
+    from lollms_server.generation.port import GenerationPort
+    from lollms_server.generation.requests import GenerationRequest
 
 __all__ = ["ZooRunner", "import_processor"]
 
@@ -118,7 +119,7 @@ class ZooRunner:
         module: ModuleType,
         personality: Personality,
         request: GenerationRequest,
-        service: GenerationService,
+        service: GenerationPort,
     ) -> None:
         self.module = module
         self.personality = personality

@@ -25,7 +25,8 @@ from lollms_server.personalities.prompting import (
 )
 
 if TYPE_CHECKING:
-    from lollms_server.generation.service import GenerationRequest, GenerationService
+    from lollms_server.generation.port import GenerationPort
+    from lollms_server.generation.requests import GenerationRequest
 
 __all__ = ["Bridge", "WorkflowStopped"]
 
@@ -59,7 +60,7 @@ class Bridge:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        service: GenerationService,
+        service: GenerationPort,
         request: GenerationRequest,
         personality: Personality,
     ) -> None:
@@ -207,11 +208,10 @@ class Bridge:
         sampling, extra = apply_sampling(sampling, {}, self.personality)
         if params.get("repeat_last_n") is not None:
             extra["repeat_last_n"] = params["repeat_last_n"]
-        if self.request.binding_name in self.service.bindings.active_names():
-            # Only what the binding takes (most zoo configs set repeat_last_n, which
-            # OpenAI-compatible servers refuse), as for plain personalities.
-            binding = self.service.bindings.get(self.request.binding_name)
-            extra = {k: v for k, v in extra.items() if binding.accepts_parameter(k)}
+        # Only what the binding takes (most zoo configs set repeat_last_n, which
+        # OpenAI-compatible servers refuse), as for plain personalities.
+        binding_name = self.request.binding_name
+        extra = {k: v for k, v in extra.items() if self.service.takes_parameter(binding_name, k)}
         return dataclasses.replace(
             self.request,
             messages=tuple(messages),
