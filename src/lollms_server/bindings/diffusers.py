@@ -80,9 +80,14 @@ class DiffusersConfig(TorchConfig):
     attention_slicing: bool = False
     vae_tiling: bool = False
     default_fps: int = Field(16, ge=1, le=120)
-    max_pixels: int = Field(2048 * 2048, ge=64 * 64, description="Largest width x height.")
+    max_pixels: int = Field(
+        2048 * 2048,
+        ge=64 * 64,
+        description="Largest width x height (a side given alone counts as a square).",
+    )
     max_images: int = Field(8, ge=1, le=16, description="Largest n per request.")
     max_frames: int = Field(257, ge=1, le=1024, description="Largest num_frames.")
+    max_steps: int = Field(100, ge=1, le=1000, description="Largest steps per request.")
 
 
 @dataclass
@@ -308,15 +313,20 @@ class DiffusersBinding(Binding):
             raise BadRequest("Images are png, jpeg or webp.", param="parameters.format")
 
     def _check_limits(self, options: MediaOptions) -> None:
-        if (
-            options.width
-            and options.height
-            and options.width * options.height > self.cfg.max_pixels
-        ):
+        """Work grows with pixels, images, frames and steps: each has its setting here."""
+        # A side given alone: the pipeline picks the other, at worst as large (a square).
+        width = options.width or options.height
+        height = options.height or options.width
+        if width and height and width * height > self.cfg.max_pixels:
             raise BadRequest(
-                f"{options.width}x{options.height} is more than this instance's "
+                f"{width}x{height} is more than this instance's "
                 f"max_pixels ({self.cfg.max_pixels}).",
-                param="parameters.width",
+                param="parameters.width" if options.width else "parameters.height",
+            )
+        if options.steps is not None and options.steps > self.cfg.max_steps:
+            raise BadRequest(
+                f"parameters.steps is at most {self.cfg.max_steps} here (max_steps).",
+                param="parameters.steps",
             )
         if options.n > self.cfg.max_images:
             raise BadRequest(

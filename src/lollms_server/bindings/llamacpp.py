@@ -6,16 +6,22 @@ worker thread whose token callback hands chunks to the event loop. Returning Tru
 callback is how llama.cpp is told to stop, so a closed stream stops the engine at the next
 token. xllamacpp also opens llama.cpp's HTTP endpoint on a random loopback port; it is locked
 with a random key known only to this process and used for tokenize/detokenize/props.
+
+Request parameters whose cost grows with their value are bounded before the engine sees
+them (``check_request``): ``max_tokens`` and the context-sized extras by ``n_ctx``, grammars
+and JSON schemas by ``max_grammar_chars``/``max_grammar_alternatives``, ``logit_bias`` and
+stop sequences by the constants below; ``n_probs`` is refused (nothing returns it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +75,12 @@ EXTRA_PARAMETERS = frozenset(
         "cache_prompt",
     }
 )
+# Extras counted in tokens of the context; -1 means "the whole context" to llama.cpp. A
+# sampler keeps a buffer of this many tokens per request: a huge value is a huge allocation.
+CONTEXT_PARAMETERS = ("n_keep", "repeat_last_n", "dry_penalty_last_n")
+MAX_LOGIT_BIAS = 300  # entries; each is applied at every token (string keys tokenized first)
+MAX_STOP_SEQUENCES = 64  # each is matched against the output at every token
+MAX_STOP_CHARS = 1024
 
 
 def embedded_model_path() -> Path | None:
@@ -104,6 +116,18 @@ class LlamaCppConfig(BindingConfig):
     )
     chat_template: str | None = Field(
         None, description="Jinja chat template overriding the one in the GGUF."
+    )
+    max_grammar_chars: int = Field(
+        32768,
+        ge=0,
+        description="Longest request grammar, or json_schema as JSON text (characters); "
+        "parsing and enforcing it costs time at every token.",
+    )
+    max_grammar_alternatives: int = Field(
+        256,
+        ge=0,
+        description="Most alternatives in a request grammar ('|') or json_schema (enum "
+        "values, anyOf/oneOf branches, '|' in patterns): each is tracked at every token.",
     )
 
 
@@ -282,6 +306,40 @@ class LlamaCppBinding(Binding):
                 f"ones it accepts: {', '.join(sorted(EXTRA_PARAMETERS))}.",
                 param=f"parameters.{unknown[0]}",
             )
+        extra = request.extra
+        _check_n_probs(extra.get("n_probs"))
+        self._check_context(request)
+        _check_logit_bias(extra.get("logit_bias"))
+        _check_stop(request.params.stop)
+        for name in ("grammar", "json_schema"):
+            if extra.get(name) is not None:
+                self._check_grammar(name, extra[name])
+
+    def _check_context(self, request: BindingRequest) -> None:
+        """Token counts beyond the context cannot be used, only allocated."""
+        n_ctx = self.cfg.n_ctx
+        max_tokens = request.params.max_tokens
+        if max_tokens is not None and max_tokens > n_ctx:
+            raise _refused("max_tokens", f"is at most {n_ctx} here (n_ctx, the context size).")
+        for name in CONTEXT_PARAMETERS:
+            value = request.extra.get(name)
+            if value is not None and not -1 <= _integer(name, value) <= n_ctx:
+                raise _refused(name, f"must be between -1 (the whole context) and {n_ctx} (n_ctx).")
+
+    def _check_grammar(self, name: str, value: Any) -> None:
+        size, alternatives = _grammar_cost(value)
+        if size > self.cfg.max_grammar_chars:
+            raise _refused(
+                name,
+                f"is {size} characters; at most {self.cfg.max_grammar_chars} here "
+                "(max_grammar_chars).",
+            )
+        if alternatives > self.cfg.max_grammar_alternatives:
+            raise _refused(
+                name,
+                f"has {alternatives} alternatives; at most {self.cfg.max_grammar_alternatives} "
+                "here (max_grammar_alternatives).",
+            )
 
     def _body(self, request: BindingRequest) -> dict[str, Any]:
         p = request.params
@@ -419,6 +477,63 @@ class LlamaCppBinding(Binding):
     async def detokenize(self, model: str, tokens: list[int]) -> str:
         result = await self._call(model, "/detokenize", {"tokens": tokens})
         return str(result.get("content", ""))
+
+
+def _refused(name: str, why: str) -> BadRequest:
+    return BadRequest(f"parameters.{name} {why}", param=f"parameters.{name}")
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _refused(name, f"must be an integer (got {type(value).__name__}).")
+    return value
+
+
+def _check_n_probs(value: Any) -> None:
+    """Refused rather than capped: no API of this server returns token probabilities, so
+    any work spent on them is wasted (and it grows with the value: seconds per request)."""
+    if value is not None and _integer("n_probs", value) != 0:
+        raise _refused(
+            "n_probs",
+            "is not supported: this server returns no token probabilities (only 0 is accepted).",
+        )
+
+
+def _check_logit_bias(value: Any) -> None:
+    if isinstance(value, Sequence | Mapping) and len(value) > MAX_LOGIT_BIAS:
+        raise _refused("logit_bias", f"has {len(value)} entries; at most {MAX_LOGIT_BIAS}.")
+
+
+def _check_stop(stop: Sequence[str]) -> None:
+    if len(stop) > MAX_STOP_SEQUENCES:
+        raise _refused("stop", f"has {len(stop)} sequences; at most {MAX_STOP_SEQUENCES}.")
+    if any(len(s) > MAX_STOP_CHARS for s in stop):
+        raise _refused("stop", f"sequences are at most {MAX_STOP_CHARS} characters each.")
+
+
+def _grammar_cost(value: Any) -> tuple[int, int]:
+    """Size (characters) and alternatives of a GBNF grammar text or a JSON schema."""
+    if isinstance(value, str):
+        return len(value), value.count("|")
+    try:
+        size = len(json.dumps(value, separators=(",", ":")))
+    except (TypeError, ValueError, RecursionError):
+        return 2**31, 0  # not JSON (or absurdly deep): refused as too large
+    alternatives, stack = 0, [value]
+    while stack:  # iterative: a deeply nested schema cannot exhaust the recursion limit
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in ("enum", "anyOf", "oneOf"):
+                if isinstance(node.get(key), list):
+                    alternatives += len(node[key])
+            if isinstance(node.get("pattern"), str):
+                alternatives += node["pattern"].count("|")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return size, alternatives
 
 
 def _drop(server: Any) -> None:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lollms_server.bindings.base import Capabilities
 from lollms_server.bindings.events import Event, Finished, MediaOutput, Usage
@@ -31,8 +31,27 @@ _OPTIONS = ("duration", "guidance", "format")
 
 
 class MusicGenConfig(TorchConfig):
-    default_duration: float = Field(8.0, gt=0, le=600)
-    max_duration: float = Field(60.0, gt=0, le=600)
+    default_duration: float = Field(
+        8.0, gt=0, le=600, description="Seconds of music when a request names none."
+    )
+    max_duration: float = Field(
+        60.0, gt=0, le=600, description="Longest duration a request may ask (seconds)."
+    )
+    max_prompt_chars: int = Field(
+        2000,
+        ge=1,
+        description="Longest prompt (characters): the text encoder's memory grows with the "
+        "square of its length.",
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> MusicGenConfig:
+        if self.default_duration > self.max_duration:
+            raise ValueError(
+                f"default_duration ({self.default_duration:g}) is above max_duration "
+                f"({self.max_duration:g})."
+            )
+        return self
 
 
 class MusicGenBinding(TorchBinding[LoadedModel, MusicGenConfig]):
@@ -78,7 +97,12 @@ class MusicGenBinding(TorchBinding[LoadedModel, MusicGenConfig]):
         options = media_options(request, _OPTIONS)
         if options.format not in (None, "wav"):
             raise BadRequest("MusicGen produces wav audio.", param="parameters.format")
-        prompt_of(request)
+        if len(prompt_of(request)) > self.config.max_prompt_chars:
+            raise BadRequest(
+                f"The prompt is at most {self.config.max_prompt_chars} characters here "
+                "(max_prompt_chars).",
+                param="prompt",
+            )
         if request.params.temperature is not None and request.params.temperature <= 0:
             raise BadRequest(
                 "MusicGen samples: temperature must be above 0.", param="parameters.temperature"

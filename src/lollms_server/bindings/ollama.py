@@ -3,7 +3,8 @@
 Ollama loads and unloads its own models; ``keep_alive`` from the request is passed through,
 so its memory policy follows the client's. Errors: 401/403 -> ``binding_auth_error``,
 404 model -> 404 (or a pull when ``pull_missing`` is on), 5xx -> 503, unreachable -> 503
-naming the host.
+naming the host. Ollama's text reaches clients and logs only with this instance's secrets (key,
+URL credentials) replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from lollms_server.errors import (
     ModelNotFound,
     NotFound,
 )
-from lollms_server.security.redact import safe_url
+from lollms_server.security.redact import Redactor, safe_url, url_secrets
 
 if TYPE_CHECKING:
     from ollama import AsyncClient
@@ -72,6 +73,8 @@ class OllamaBinding(Binding):
         super().__init__(config, context)
         self.cfg: OllamaConfig = config  # type: ignore[assignment]
         self._client: AsyncClient | None = None
+        key = self.cfg.api_key.get_secret_value() if self.cfg.api_key else None
+        self.redact = Redactor([key, *url_secrets(self.cfg.host)])
 
     def client(self) -> AsyncClient:
         if self._client is None:
@@ -95,7 +98,7 @@ class OllamaBinding(Binding):
         try:
             listed = await self.client().list()
         except Exception as exc:
-            raise self._map(exc) from exc
+            raise self._map(exc) from None
         out = []
         for model in listed.models:
             details = model.details.model_dump(exclude_none=True) if model.details else {}
@@ -118,8 +121,8 @@ class OllamaBinding(Binding):
                 if self.cfg.pull_missing:
                     return ModelInfo(name=model, details={"pull_on_load": True})
                 available = [m.name for m in await self.list_models()]
-                raise ModelNotFound(model, self.instance_name, available) from exc
-            raise error from exc
+                raise ModelNotFound(model, self.instance_name, available) from None
+            raise error from None
         info = dict(shown.modelinfo or {})
         context = next(
             (
@@ -145,7 +148,7 @@ class OllamaBinding(Binding):
             await self.client().show(model)
         except Exception as exc:
             if not isinstance(self._map(exc), NotFound):
-                raise self._map(exc) from exc
+                raise self._map(exc) from None
             logger.info("Pulling '%s' on %s", model, safe_url(self.cfg.host))
             try:
                 async for progress in await self.client().pull(model, stream=True):
@@ -153,12 +156,12 @@ class OllamaBinding(Binding):
                         logger.info(
                             "Pulling '%s': %s %d/%d",
                             model,
-                            progress.status,
+                            self.redact(str(progress.status)),
                             progress.completed or 0,
                             progress.total,
                         )
             except Exception as pull_exc:
-                raise self._map(pull_exc) from pull_exc
+                raise self._map(pull_exc) from None
 
     async def unload(self, model: str) -> None:
         return None
@@ -240,7 +243,7 @@ class OllamaBinding(Binding):
         except LollmsError:
             raise
         except Exception as exc:
-            raise self._map(exc) from exc
+            raise self._map(exc) from None
         if final is not None:
             yield Usage(final.prompt_eval_count or 0, final.eval_count or 0)
         reason = getattr(final, "done_reason", None) or "stop"
@@ -255,16 +258,17 @@ class OllamaBinding(Binding):
 
         where = f"'{self.instance_name}' ({safe_url(self.cfg.host)})"
         if isinstance(exc, ollama.ResponseError):
-            status = exc.status_code
+            status, detail = exc.status_code, self.redact(str(exc.error))
             if status in (401, 403):
                 return BindingAuthError(f"The Ollama server of {where} refused the key.")
             if status == 404:
-                return NotFound(f"Ollama at {where}: {exc.error}", param="model_name")
+                return NotFound(f"Ollama at {where}: {detail}", param="model_name")
             if status >= 500 or status == 429:
-                return BindingUnavailable(f"Ollama at {where} answered {status}: {exc.error}")
+                return BindingUnavailable(f"Ollama at {where} answered {status}: {detail}")
             if status in (400, 422):
-                return BadRequest(f"Ollama at {where} rejected the request: {exc.error}")
-            return GenerationFailed(f"Ollama at {where} failed ({status}): {exc.error}")
+                return BadRequest(f"Ollama at {where} rejected the request: {detail}")
+            return GenerationFailed(f"Ollama at {where} failed ({status}): {detail}")
         if isinstance(exc, httpx.TransportError | ConnectionError):
             return BindingUnavailable(f"Cannot reach the Ollama server of {where}.")
-        return GenerationFailed(f"Ollama error from {where}: {type(exc).__name__}: {exc}")
+        detail = self.redact(f"{type(exc).__name__}: {exc}")
+        return GenerationFailed(f"Ollama error from {where}: {detail}")

@@ -4,7 +4,8 @@ Works with OpenAI itself and any server speaking its API: vLLM, LM Studio, llama
 server, OpenRouter, or another lollms_server. Upstream errors are mapped into the server's
 error tree: 401/403 -> ``binding_auth_error`` (502: the *upstream* key is wrong, not the
 client's), 429 and 5xx -> 503 with the upstream's Retry-After, connection refused ->
-``binding_unavailable`` naming the URL.
+``binding_unavailable`` naming the URL. Upstream text reaches clients only with this
+instance's secrets (key, header values, URL credentials) replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import base64
 import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import (
@@ -36,7 +38,7 @@ from lollms_server.errors import (
     LollmsError,
     NotFound,
 )
-from lollms_server.security.redact import safe_url
+from lollms_server.security.redact import Redactor, header_secrets, safe_url, url_secrets
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -99,6 +101,23 @@ class OpenAIConfig(BindingConfig):
         "none (OpenAI-compatible speech requires one).",
     )
 
+    @model_validator(mode="after")
+    def _one_credential(self) -> OpenAIConfig:
+        if _has_userinfo(self.base_url) and (self.api_key is not None or self.api_key_env):
+            raise ValueError(
+                "base_url carries credentials (user:password@) and api_key or api_key_env is "
+                "set too: the upstream would receive only the URL's (as HTTP Basic), never the "
+                "key. Keep one of them."
+            )
+        return self
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:  # not a URL at all: the SDK reports it when it is used
+        return False
+
 
 class OpenAIBinding(Binding):
     name: ClassVar[str] = "openai"
@@ -113,6 +132,12 @@ class OpenAIBinding(Binding):
         super().__init__(config, context)
         self.cfg: OpenAIConfig = config  # type: ignore[assignment]
         self._client: AsyncOpenAI | None = None
+        self.redact = Redactor(self._secrets())
+
+    def _secrets(self) -> list[str]:
+        """What must never come back from the upstream: key, header values, URL credentials."""
+        key = self._key() if self.cfg.api_key is not None or self.cfg.api_key_env else None
+        return [key or "", *header_secrets(self.cfg.headers), *url_secrets(self.cfg.base_url)]
 
     def _key(self) -> str:
         if self.cfg.api_key is not None:
@@ -146,7 +171,7 @@ class OpenAIBinding(Binding):
                 page = await self.client().models.list()
                 names = [m.id async for m in page]
             except Exception as exc:
-                raise self._map(exc) from exc
+                raise self._map(exc) from None
         return [
             ModelInfo(
                 name=n,
@@ -269,7 +294,7 @@ class OpenAIBinding(Binding):
         except LollmsError:
             raise
         except Exception as exc:
-            raise self._map(exc) from exc
+            raise self._map(exc) from None
         for output in outputs:
             yield output
         yield Usage(0, 0)
@@ -341,7 +366,7 @@ class OpenAIBinding(Binding):
                     **params,
                 )
         except Exception as exc:
-            raise self._map(exc) from exc
+            raise self._map(exc) from None
         finish = "stop"
         usage = None
         calls: dict[int, dict[str, str]] = {}  # tool calls arrive in fragments, by index
@@ -374,7 +399,7 @@ class OpenAIBinding(Binding):
         except LollmsError:
             raise
         except Exception as exc:
-            raise self._map(exc) from exc
+            raise self._map(exc) from None
         finally:
             await stream.close()
         for index in sorted(calls):
@@ -386,9 +411,12 @@ class OpenAIBinding(Binding):
 
     # -- errors ----------------------------------------------------------------------------
     def _map(self, exc: Exception) -> LollmsError:
+        """The server's error for an upstream failure; the upstream's text is redacted (and
+        the original exception is not chained, so no traceback shows it either)."""
         import openai
 
         where = f"'{self.instance_name}' ({safe_url(self.cfg.base_url)})"
+        detail = self.redact(str(getattr(exc, "message", exc)))
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             return BindingAuthError(
                 f"The upstream server of {where} refused the binding's "
@@ -396,7 +424,7 @@ class OpenAIBinding(Binding):
             )
         if isinstance(exc, openai.NotFoundError):
             return NotFound(
-                f"The upstream server of {where} answered 404: {exc.message}", param="model_name"
+                f"The upstream server of {where} answered 404: {detail}", param="model_name"
             )
         if isinstance(exc, openai.APIStatusError):
             retry = exc.response.headers.get("retry-after")
@@ -406,12 +434,10 @@ class OpenAIBinding(Binding):
                     retry_after=int(retry) if retry and retry.isdigit() else None,
                 )
             if exc.status_code in (400, 422):
-                return BadRequest(
-                    f"The upstream server of {where} rejected the request: {exc.message}"
-                )
-            return GenerationFailed(f"The upstream server of {where} failed: {exc.message}")
+                return BadRequest(f"The upstream server of {where} rejected the request: {detail}")
+            return GenerationFailed(f"The upstream server of {where} failed: {detail}")
         if isinstance(exc, openai.APITimeoutError):
             return BindingUnavailable(f"The upstream server of {where} timed out.")
         if isinstance(exc, openai.APIConnectionError):
             return BindingUnavailable(f"Cannot reach the upstream server of {where}.")
-        return GenerationFailed(f"Upstream error from {where}: {type(exc).__name__}: {exc}")
+        return GenerationFailed(f"Upstream error from {where}: {type(exc).__name__}: {detail}")

