@@ -9,21 +9,19 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST
-
 from lollms_server import __version__
 from lollms_server.api.deps import require_api_key
 from lollms_server.api.docs import docs_router
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.limits import BodyLimitMiddleware
-from lollms_server.api.lollms_compat import router as lollms_router
-from lollms_server.api.lollms_compat import webui_router
+from lollms_server.api.lollms.routes import router as lollms_router
 from lollms_server.api.native.personalities import router as personalities_router
 from lollms_server.api.native.routes import router as native_router
 from lollms_server.api.ollama.routes import router as ollama_router
 from lollms_server.api.openai.media import router as openai_media_router
 from lollms_server.api.openai.routes import router as openai_router
 from lollms_server.api.responses import JSONResponse
+from lollms_server.api.webui.routes import generate_router, text2audio_router
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.config import Settings
@@ -34,6 +32,7 @@ from lollms_server.personalities.registry import PersonalityRegistry
 from lollms_server.resources.metrics import Metrics
 from lollms_server.resources.scheduler import Scheduler
 from lollms_server.security.keys import KeyStore
+from prometheus_client import CONTENT_TYPE_LATEST
 
 __all__ = ["build_registry", "check_security", "create_app"]
 
@@ -175,7 +174,8 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.include_router(openai_media_router)
     app.include_router(ollama_router)
     app.include_router(lollms_router)
-    app.include_router(webui_router)
+    app.include_router(generate_router)
+    app.include_router(text2audio_router)
     if docs:
         app.include_router(docs_router(app))
 

@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from lollms_client import LollmsClient
 
-from lollms_server.api.lollms_compat import split_lollms_prompt
 from lollms_server.app import create_app
 from lollms_server.config import load_config
+from lollms_server.personalities.prompting import split_lollms_prompt
 from tests.conftest import API_KEY, AUTH, BASE_CONFIG
 from tests.live import serve_in_thread
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +52,32 @@ class SamplingParams:
     max_tokens: int | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+
+    @classmethod
+    def from_wire(
+        cls,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        repeat_penalty: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        stop: str | Sequence[str] | None = None,
+    ) -> SamplingParams:
+        """The one conversion of a client's sampling fields, whatever its dialect: a stop
+        given as one string or a list (empty ones dropped), ``max_tokens`` of 0 or less and
+        ``seed`` -1 meaning "the engine's default" (as Ollama and lollms send them)."""
+        stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        return cls(
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            repeat_penalty=repeat_penalty,
+            max_tokens=max_tokens if max_tokens is not None and max_tokens > 0 else None,
+            seed=None if seed == -1 else seed,
+            stop=tuple(s for s in stops if s),
+        )
 
 
 @dataclass(frozen=True, slots=True)

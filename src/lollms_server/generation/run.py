@@ -8,22 +8,18 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any
 
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import (
     Event,
     Finished,
-    MediaOutput,
-    Step,
     TextDelta,
-    TextReplace,
     ThoughtsDelta,
     ToolCall,
-    ToolResult,
     Usage,
 )
 from lollms_server.bindings.types import BindingRequest
+from lollms_server.generation.fold import CollectedOutput, Fold
 from lollms_server.generation.thinking import ThinkSplitter
 from lollms_server.generation.workflow import WorkflowRun
 from lollms_server.resources.scheduler import Lease
@@ -177,43 +173,9 @@ class _Primed:
 Run = GenerationRun | WorkflowRun
 
 
-@dataclass
-class CollectedOutput:
-    text: str = ""
-    thoughts: str = ""
-    media: list[MediaOutput] = field(default_factory=list)
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    tool_results: list[ToolResult] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
 async def collect(events: AsyncIterator[Event]) -> CollectedOutput:
     """Gather a whole run into one result (for clients that did not ask for a stream)."""
-    out = CollectedOutput()
-    text: list[str] = []
-    thoughts: list[str] = []
+    fold = Fold()
     async for event in events:
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-        elif isinstance(event, TextReplace):
-            text[:] = [event.text]
-        elif isinstance(event, ToolResult):
-            out.tool_results.append(event)
-        elif isinstance(event, Step):
-            out.steps.append(event)
-        elif isinstance(event, ThoughtsDelta):
-            thoughts.append(event.text)
-        elif isinstance(event, MediaOutput):
-            out.media.append(event)
-        elif isinstance(event, ToolCall):
-            out.tool_calls.append(event)
-        elif isinstance(event, Usage):
-            out.usage = event
-        elif isinstance(event, Finished):
-            out.finish_reason = event.finish_reason
-            out.metadata.update(event.metadata)
-    out.text, out.thoughts = "".join(text), "".join(thoughts)
-    return out
+        fold.add(event)
+    return fold.result()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +16,7 @@ from lollms_server.api.disconnect import (
     start_run,
     start_stream,
 )
+from lollms_server.api.kit.models import gather_models
 from lollms_server.api.native import translate
 from lollms_server.api.native.schemas import (
     CountTokensResponse,
@@ -31,7 +31,6 @@ from lollms_server.api.native.schemas import (
 from lollms_server.api.responses import JSONResponse
 from lollms_server.api.streaming import sse_response
 from lollms_server.bindings.types import ModelInfo
-from lollms_server.errors import LollmsError
 
 __all__ = ["router"]
 
@@ -69,19 +68,7 @@ async def list_active_bindings(bindings: Bindings) -> dict[str, Any]:
 @router.get("/list_models", response_model=ModelsResponse)
 async def list_models(bindings: Bindings) -> ModelsResponse:
     """Models of every active instance; an instance that fails is reported in ``errors``."""
-    names = bindings.active_names()
-    results = await asyncio.gather(
-        *(bindings.get(n).list_models() for n in names), return_exceptions=True
-    )
-    models: dict[str, list[ModelInfo]] = {}
-    errors: dict[str, str] = {}
-    for name, result in zip(names, results, strict=True):
-        if isinstance(result, BaseException):
-            errors[name] = (
-                result.message if isinstance(result, LollmsError) else type(result).__name__
-            )
-        else:
-            models[name] = result
+    models, errors = await gather_models(bindings)
     return ModelsResponse(models=models, errors=errors)
 
 

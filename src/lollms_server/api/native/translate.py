@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import AsyncIterator
 from typing import Any
 
+from lollms_server.api.kit.encode import Encoder, Record, encode
+from lollms_server.api.kit.media import decode_media
 from lollms_server.api.native.schemas import GenerateRequest, GenerationParameters, InputItem
 from lollms_server.bindings.events import (
-    Finished,
     MediaOutput,
     Step,
     TextDelta,
@@ -20,42 +20,30 @@ from lollms_server.bindings.events import (
     Usage,
 )
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
-from lollms_server.errors import BadRequest
-from lollms_server.generation.service import CollectedOutput, GenerationRequest, Run
+from lollms_server.generation.fold import CollectedOutput
+from lollms_server.generation.requests import GenerationRequest
+from lollms_server.generation.run import Run
 
-__all__ = ["response_body", "stream_events", "to_generation_request"]
-
-_DEFAULT_MIME = {"image": "image/png", "audio": "audio/wav", "video": "video/mp4"}
+__all__ = ["NativeEncoder", "response_body", "stream_events", "to_generation_request"]
 
 
 def _params(p: GenerationParameters) -> tuple[SamplingParams, dict[str, Any]]:
-    stop = (p.stop,) if isinstance(p.stop, str) else tuple(p.stop or ())
-    sampling = SamplingParams(
+    sampling = SamplingParams.from_wire(
         temperature=p.temperature,
         top_p=p.top_p,
         top_k=p.top_k,
         repeat_penalty=p.repeat_penalty,
         max_tokens=p.max_tokens or p.n_predict,
         seed=p.seed,
-        stop=tuple(s for s in stop if s),
+        stop=p.stop,
     )
     return sampling, dict(p.model_extra or {})
 
 
 def _decode_media(item: InputItem, index: int) -> MediaPart:
-    data, mime = item.data, item.mime_type
-    if data.startswith("data:"):
-        header, _, data = data.partition(",")
-        mime = mime or header[5:].split(";")[0] or None
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(
-            f"input_data[{index}].data is not valid base64", param=f"input_data.{index}.data"
-        ) from None
-    kind = item.type
-    assert kind != "text"
-    return MediaPart(kind=kind, data=raw, mime_type=mime or _DEFAULT_MIME[kind])
+    assert item.type != "text"
+    param = f"input_data.{index}.data"
+    return decode_media(item.data, item.type, param, mime_type=item.mime_type)
 
 
 def _messages(items: list[InputItem]) -> tuple[Message, ...]:
@@ -179,54 +167,55 @@ def response_body(run: Run, out: CollectedOutput) -> dict[str, Any]:
     }
 
 
-async def stream_events(run: Run) -> AsyncIterator[dict[str, Any]]:
-    """Events of the native stream: chunk / set_content / thoughts / media / tool_call /
-    tool_result / step, then final."""
-    final = CollectedOutput()
-    text: list[str] = []
-    thoughts: list[str] = []
-    async for event in run:
-        kind = type(event)
-        if kind is TextDelta:
-            text.append(event.text)  # type: ignore[union-attr]
-            yield {"type": "chunk", "content": event.text}  # type: ignore[union-attr]
-        elif kind is ThoughtsDelta:
-            thoughts.append(event.text)  # type: ignore[union-attr]
-            yield {"type": "thoughts", "content": event.text}  # type: ignore[union-attr]
-        elif isinstance(event, MediaOutput):
-            final.media.append(event)
-            yield {**_media_item(event), "type": "media", "kind": event.kind}
-        elif isinstance(event, ToolCall):
-            final.tool_calls.append(event)
-            yield {
-                "type": "tool_call",
-                "id": event.id,
-                "name": event.name,
-                "arguments": event.arguments,
-            }
-        elif isinstance(event, ToolResult):
-            final.tool_results.append(event)
-            yield {
-                "type": "tool_result",
-                "id": event.id,
-                "name": event.name,
-                "content": event.content,
-                "ok": event.ok,
-            }
-        elif isinstance(event, TextReplace):
-            text[:] = [event.text]
-            yield {"type": "set_content", "content": event.text}
-        elif isinstance(event, Step):
-            final.steps.append(event)
-            yield {"type": "step", **_step(event)}
-        elif isinstance(event, Usage):
-            final.usage = event
-        elif isinstance(event, Finished):
-            final.finish_reason = event.finish_reason
-    final.text, final.thoughts = "".join(text), "".join(thoughts)
-    body = response_body(run, final)
-    for item in body["output"]:  # media were sent whole in their own events: not twice
-        if item["type"] in ("image", "audio", "video"):
-            item["data"] = None
-            item["metadata"] = {**item["metadata"], "sent_in_media_event": True}
-    yield {"type": "final", **body}
+class NativeEncoder(Encoder):
+    """The native stream: chunk / set_content / thoughts / media / tool_call / tool_result /
+    step records, then ``final`` (the whole answer, media not repeated)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+
+    def text(self, event: TextDelta) -> Record:
+        return {"type": "chunk", "content": event.text}
+
+    def replaced(self, event: TextReplace) -> Record:
+        return {"type": "set_content", "content": event.text}  # the client replaces it
+
+    def thoughts(self, event: ThoughtsDelta) -> Record:
+        return {"type": "thoughts", "content": event.text}
+
+    def media(self, event: MediaOutput) -> Record:
+        return {**_media_item(event), "type": "media", "kind": event.kind}
+
+    def tool_call(self, event: ToolCall, index: int) -> Record:
+        return {
+            "type": "tool_call",
+            "id": event.id,
+            "name": event.name,
+            "arguments": event.arguments,
+        }
+
+    def tool_result(self, event: ToolResult) -> Record:
+        return {
+            "type": "tool_result",
+            "id": event.id,
+            "name": event.name,
+            "content": event.content,
+            "ok": event.ok,
+        }
+
+    def step(self, event: Step) -> Record:
+        return {"type": "step", **_step(event)}
+
+    def closing(self, out: CollectedOutput) -> list[Record]:
+        body = response_body(self.run, out)
+        for item in body["output"]:  # media were sent whole in their own events: not twice
+            if item["type"] in ("image", "audio", "video"):
+                item["data"] = None
+                item["metadata"] = {**item["metadata"], "sent_in_media_event": True}
+        return [{"type": "final", **body}]
+
+
+def stream_events(run: Run) -> AsyncIterator[Record]:
+    """The native stream of ``run`` (see :class:`NativeEncoder`)."""
+    return encode(run, NativeEncoder(run))

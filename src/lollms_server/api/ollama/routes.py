@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Coroutine
@@ -19,11 +18,13 @@ from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import (
     cancel_on_disconnect,
+    collect_run,
     first_ready,
     start_run,
     start_stream,
 )
 from lollms_server.api.errors import error_headers, error_payload, validation_error_response
+from lollms_server.api.kit.models import gather_models
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
     ChatRequest,
@@ -113,10 +114,7 @@ async def version() -> dict[str, str]:
 
 @router.get("/tags")
 async def tags(bindings: Bindings) -> dict[str, Any]:
-    names = bindings.active_names()
-    listed = await asyncio.gather(
-        *(bindings.get(n).list_models() for n in names), return_exceptions=True
-    )
+    listed, _ = await gather_models(bindings)
     models = [
         {
             "name": f"{name}/{m.name}",
@@ -126,8 +124,7 @@ async def tags(bindings: Bindings) -> dict[str, Any]:
             "digest": "",
             "details": _details(m),
         }
-        for name, infos in zip(names, listed, strict=True)
-        if not isinstance(infos, BaseException)
+        for name, infos in listed.items()
         for m in infos
     ]
     return {"models": models}
@@ -234,42 +231,15 @@ async def _answer(
     """``asked``: the client's model name (an alias may select a personality)."""
     body = replace(body, personality=service.alias_personality(asked))
     run = await (start_stream if streamed else start_run)(request, service, body)
-    records = translate.stream(run, model_id, chat, think)
     if streamed:
         return NDJSONResponse(
-            records,
+            translate.stream(run, model_id, chat, think),
             on_close=run.aclose,
             error_event=lambda e: {"error": e["error"]["message"]},
             first_ready=first_ready(run),
         )
-
-    async def merge() -> dict[str, Any]:
-        text: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        final: dict[str, Any] = {}
-        async for record in records:
-            piece = record["message"] if chat else record
-            text.append(piece.get("content" if chat else "response", ""))
-            thinking.append(piece.get("thinking", "") or "")
-            calls.extend(piece.get("tool_calls") or ())
-            final = record
-        if chat:
-            final["message"] = {"role": "assistant", "content": "".join(text)}
-            if any(thinking):
-                final["message"]["thinking"] = "".join(thinking)
-            if calls:
-                final["message"]["tool_calls"] = calls
-        else:
-            final["response"] = "".join(text)
-            if any(thinking):
-                final["thinking"] = "".join(thinking)
-        return final
-
-    try:
-        return JSONResponse(await cancel_on_disconnect(request, merge()))
-    finally:
-        await run.aclose()
+    out = await collect_run(request, run)
+    return JSONResponse(translate.answer(run, out, model_id, chat, think))
 
 
 _MODEL_FILES = (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
@@ -14,21 +12,30 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from lollms_server.api.kit.encode import Encoder, Record, encode
+from lollms_server.api.kit.media import decode_media
 from lollms_server.api.ollama.schemas import ChatRequest, GenerateRequest, OllamaMessage, _Common
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import (
-    Finished,
     TextDelta,
-    TextReplace,
     ThoughtsDelta,
     ToolCall,
-    Usage,
 )
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest, UnsupportedCapability
-from lollms_server.generation.service import GenerationRequest, Run
+from lollms_server.generation.fold import CollectedOutput
+from lollms_server.generation.requests import GenerationRequest
+from lollms_server.generation.run import Run
 
-__all__ = ["chat_request", "generate_request", "now_iso", "parse_keep_alive", "stream"]
+__all__ = [
+    "OllamaRecords",
+    "answer",
+    "chat_request",
+    "generate_request",
+    "now_iso",
+    "parse_keep_alive",
+    "stream",
+]
 
 _DURATION = re.compile(r"(-?[0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -104,15 +111,14 @@ def _options(body: _Common, binding: Binding) -> tuple[SamplingParams, dict[str,
         raise BadRequest(f"options.{name}: {first['msg']}", param=f"options.{name}") from None
     if options.model_extra:
         logger.debug("Ollama options ignored: %s", ", ".join(sorted(options.model_extra)))
-    stop = options.stop or ()
-    params = SamplingParams(
+    params = SamplingParams.from_wire(
         temperature=options.temperature,
         top_p=options.top_p,
         top_k=options.top_k,
         repeat_penalty=options.repeat_penalty,
-        max_tokens=options.num_predict if (options.num_predict or -1) > 0 else None,
+        max_tokens=options.num_predict,
         seed=options.seed,
-        stop=(stop,) if isinstance(stop, str) else tuple(stop),
+        stop=options.stop,
     )
     extra = {k: getattr(options, k) for k in _EXTRA if getattr(options, k) is not None}
     if body.format:
@@ -134,13 +140,7 @@ def _tool_call(event: ToolCall) -> dict[str, Any]:
 
 
 def _images(images: list[str] | None) -> tuple[MediaPart, ...]:
-    parts = []
-    for image in images or ():
-        try:
-            parts.append(MediaPart("image", base64.b64decode(image, validate=True), "image/png"))
-        except (binascii.Error, ValueError):
-            raise BadRequest("images must be base64 strings", param="images") from None
-    return tuple(parts)
+    return tuple(decode_media(image, "image", "images") for image in images or ())
 
 
 def generate_request(body: GenerateRequest, binding: Binding, model: str) -> GenerationRequest:
@@ -213,67 +213,86 @@ def _chat_messages(messages: list[OllamaMessage]) -> tuple[Message, ...]:
     return tuple(out)
 
 
-async def stream(
-    run: Run, model_id: str, chat: bool, think: bool | str | None = None
-) -> AsyncIterator[dict[str, Any]]:
+class OllamaRecords(Encoder):
     """Ollama records: one per piece, then the ``done`` record with counts and durations.
     ``think=False`` leaves the model's thoughts out, as Ollama does."""
-    usage: Usage | None = None
-    reason = "stop"
-    first_ns: int | None = None
-    started_ns = time.perf_counter_ns()
-    for_chat = "message" if chat else "response"
-    async for event in run:
-        if type(event) is TextReplace:  # cannot be undone in a stream: shown after it
-            event = TextDelta(f"\n\n{event.text}")
-        if type(event) is ThoughtsDelta and think is False:
-            continue
-        if type(event) is ToolCall and chat:
-            first_ns = first_ns or time.perf_counter_ns()
-            yield {
-                "model": model_id,
-                "created_at": now_iso(),
-                "message": {"role": "assistant", "content": "", "tool_calls": [_tool_call(event)]},
-                "done": False,
-            }
-        elif type(event) is TextDelta or type(event) is ThoughtsDelta:
-            first_ns = first_ns or time.perf_counter_ns()
-            thinking = type(event) is ThoughtsDelta
-            if chat:
-                body: dict[str, Any] = {
-                    "role": "assistant",
-                    "content": "" if thinking else event.text,
-                }
-                if thinking:
-                    body["thinking"] = event.text
-                yield {"model": model_id, "created_at": now_iso(), for_chat: body, "done": False}
-            else:
-                key = "thinking" if thinking else "response"
-                yield {
-                    "model": model_id,
-                    "created_at": now_iso(),
-                    "response": "",
-                    key: event.text,
-                    "done": False,
-                }
-        elif isinstance(event, Usage):
-            usage = event
-        elif isinstance(event, Finished):
-            reason = event.finish_reason
-    end_ns = time.perf_counter_ns()
+
+    def __init__(self, run: Run, model_id: str, chat: bool, think: bool | str | None) -> None:
+        super().__init__()
+        self.run, self.model_id, self.chat, self.think = run, model_id, chat, think
+
+    def _piece(self, content: str, thinking: str | None = None) -> Record:
+        if self.chat:
+            body: Record = {"role": "assistant", "content": content}
+            if thinking is not None:
+                body["thinking"] = thinking
+            return {"model": self.model_id, "created_at": now_iso(), "message": body, "done": False}
+        record = {"model": self.model_id, "created_at": now_iso(), "response": content}
+        if thinking is not None:
+            record["thinking"] = thinking
+        return {**record, "done": False}
+
+    def text(self, event: TextDelta) -> Record:
+        return self._piece(event.text)
+
+    def thoughts(self, event: ThoughtsDelta) -> Record | None:
+        return None if self.think is False else self._piece("", event.text)
+
+    def tool_call(self, event: ToolCall, index: int) -> Record | None:
+        if not self.chat:
+            return None
+        message = {"role": "assistant", "content": "", "tool_calls": [_tool_call(event)]}
+        return {"model": self.model_id, "created_at": now_iso(), "message": message, "done": False}
+
+    def closing(self, out: CollectedOutput) -> list[Record]:
+        return [self.done(out, whole=False)]
+
+    def done(self, out: CollectedOutput, whole: bool) -> Record:
+        """The last record; ``whole``: it carries the whole answer (a non-streamed reply)."""
+        final = {"model": self.model_id, "created_at": now_iso(), "done": True}
+        final.update(_counts(self.run, out))
+        thinking = out.thoughts if whole and out.thoughts and self.think is not False else None
+        if self.chat:
+            message: Record = {"role": "assistant", "content": out.text if whole else ""}
+            if thinking:
+                message["thinking"] = thinking
+            if whole and out.tool_calls:
+                message["tool_calls"] = [_tool_call(c) for c in out.tool_calls]
+            final["message"] = message
+        else:
+            final["response"] = out.text if whole else ""
+            if thinking:
+                final["thinking"] = thinking
+        return final
+
+
+def _counts(run: Run, out: CollectedOutput) -> Record:
+    """Ollama's counts and durations (ns), from the run's own timings."""
+    now = time.perf_counter()
+    begun = run.started + run.queue_ms / 1000  # when the engine got the request
+    first = begun if run.first_token_ms is None else run.started + run.first_token_ms / 1000
     load_ns = int(run.queue_ms * 1e6)
-    prompt_ns = (first_ns or end_ns) - started_ns
-    final: dict[str, Any] = {
-        "model": model_id,
-        "created_at": now_iso(),
-        "done": True,
+    reason = out.finish_reason
+    return {
         "done_reason": reason if reason in ("stop", "length") else "stop",
-        "total_duration": load_ns + (end_ns - started_ns),
+        "total_duration": load_ns + int((now - begun) * 1e9),
         "load_duration": load_ns,
-        "prompt_eval_count": usage.prompt_tokens if usage else 0,
-        "prompt_eval_duration": prompt_ns,
-        "eval_count": usage.completion_tokens if usage else 0,
-        "eval_duration": end_ns - (first_ns or end_ns),
+        "prompt_eval_count": out.usage.prompt_tokens if out.usage else 0,
+        "prompt_eval_duration": int(max(first - begun, 0) * 1e9),
+        "eval_count": out.usage.completion_tokens if out.usage else 0,
+        "eval_duration": int(max(now - first, 0) * 1e9),
     }
-    final[for_chat] = {"role": "assistant", "content": ""} if chat else ""
-    yield final
+
+
+def stream(
+    run: Run, model_id: str, chat: bool, think: bool | str | None = None
+) -> AsyncIterator[Record]:
+    """The Ollama stream of ``run`` (see :class:`OllamaRecords`)."""
+    return encode(run, OllamaRecords(run, model_id, chat, think))
+
+
+def answer(
+    run: Run, out: CollectedOutput, model_id: str, chat: bool, think: bool | str | None = None
+) -> Record:
+    """The non-streamed Ollama reply: the ``done`` record with the whole answer."""
+    return OllamaRecords(run, model_id, chat, think).done(out, whole=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 from dataclasses import replace
@@ -20,6 +19,7 @@ from lollms_server.api.disconnect import (
     start_run,
     start_stream,
 )
+from lollms_server.api.kit.models import gather_models
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from lollms_server.api.responses import JSONResponse
@@ -39,14 +39,10 @@ def _model_entry(instance: str, model: str, owner: str) -> dict[str, Any]:
 @router.get("/models")
 async def list_models(bindings: Bindings, service: Generation) -> dict[str, Any]:
     """Every model of every active binding instance, as ``instance/model``, plus aliases."""
-    names = bindings.active_names()
-    listed = await asyncio.gather(
-        *(bindings.get(n).list_models() for n in names), return_exceptions=True
-    )
+    listed, _ = await gather_models(bindings)
     data = [
         _model_entry(name, model.name, bindings.get(name).name)
-        for name, models in zip(names, listed, strict=True)
-        if not isinstance(models, BaseException)
+        for name, models in listed.items()
         for model in models
     ]
     data += [

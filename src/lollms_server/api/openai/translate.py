@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from lollms_server.api.kit.encode import Encoder, Record, encode
+from lollms_server.api.kit.media import decode_media
 from lollms_server.api.openai.schemas import (
     ChatCompletionRequest,
     ChatMessage,
@@ -16,16 +16,16 @@ from lollms_server.api.openai.schemas import (
 )
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import (
-    Finished,
     TextDelta,
-    TextReplace,
     ThoughtsDelta,
     ToolCall,
     Usage,
 )
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
-from lollms_server.generation.service import CollectedOutput, GenerationRequest, Run
+from lollms_server.generation.fold import CollectedOutput
+from lollms_server.generation.requests import GenerationRequest
+from lollms_server.generation.run import Run
 
 __all__ = [
     "chat_chunks",
@@ -40,36 +40,23 @@ __all__ = [
 def _sampling(body: _Sampling, max_tokens: int | None) -> tuple[SamplingParams, dict[str, Any]]:
     if body.n not in (1, None):
         raise BadRequest("Only n = 1 is supported.", param="n")
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     extra: dict[str, Any] = {}
     if body.frequency_penalty is not None:
         extra["frequency_penalty"] = body.frequency_penalty
     if body.presence_penalty is not None:
         extra["presence_penalty"] = body.presence_penalty
-    params = SamplingParams(
+    params = SamplingParams.from_wire(
         temperature=body.temperature,
         top_p=body.top_p,
         max_tokens=max_tokens,
         seed=body.seed,
-        stop=tuple(s for s in stop if s),
+        stop=body.stop,
     )
     return params, extra
 
 
 def _image(url: str, index: int) -> MediaPart:
-    if not url.startswith("data:"):
-        raise BadRequest(
-            "Only data: URLs are accepted for images (the server fetches nothing).",
-            param=f"messages.{index}.content",
-        )
-    header, _, data = url.partition(",")
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(
-            "Image data URL is not valid base64.", param=f"messages.{index}.content"
-        ) from None
-    return MediaPart("image", raw, header[5:].split(";")[0] or "image/png")
+    return decode_media(url, "image", f"messages.{index}.content", data_url_only=True)
 
 
 def _message(message: ChatMessage, index: int) -> Message:
@@ -211,64 +198,82 @@ def completion_response(
     }
 
 
-async def chat_chunks(
-    run: Run, model_id: str, include_usage: bool
-) -> AsyncIterator[dict[str, Any]]:
-    head = _head(run, model_id, "chat.completion.chunk")
+class _Chunks(Encoder):
+    """OpenAI's streamed chunks (chat or text completion), then the usage chunk if asked."""
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    kind = ""
+
+    def __init__(self, run: Run, model_id: str, include_usage: bool) -> None:
+        super().__init__()
+        self.head = _head(run, model_id, self.kind)
+        self.include_usage = include_usage
+
+    def _usage_chunk(self, out: CollectedOutput) -> list[Record]:
+        return (
+            [{**self.head, "choices": [], "usage": _usage(out.usage)}] if self.include_usage else []
+        )
+
+
+class ChatChunks(_Chunks):
+    """``chat.completion.chunk`` records: content, reasoning_content and tool_calls deltas."""
+
+    kind = "chat.completion.chunk"
+
+    def chunk(self, delta: Record, finish: str | None = None) -> Record:
         return {
-            **head,
+            **self.head,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
 
-    yield chunk({"role": "assistant", "content": ""})
-    usage: Usage | None = None
-    finish: str | None = None
-    calls = 0
-    async for event in run:
-        if type(event) is TextDelta:
-            yield chunk({"content": event.text})
-        elif type(event) is ThoughtsDelta:
-            yield chunk({"reasoning_content": event.text})
-        elif type(event) is TextReplace:  # cannot be undone in a stream: shown after it
-            yield chunk({"content": f"\n\n{event.text}"})
-        elif isinstance(event, ToolCall):
-            yield chunk({"tool_calls": [_tool_call(event, calls)]})
-            calls += 1
-        elif isinstance(event, Usage):
-            usage = event
-        elif isinstance(event, Finished):
-            finish = event.finish_reason
-    yield chunk({}, "tool_calls" if calls else _finish(finish))
-    if include_usage:
-        yield {**head, "choices": [], "usage": _usage(usage)}
+    def opening(self) -> list[Record]:
+        return [self.chunk({"role": "assistant", "content": ""})]
+
+    def text(self, event: TextDelta) -> Record:
+        return self.chunk({"content": event.text})
+
+    def thoughts(self, event: ThoughtsDelta) -> Record:
+        return self.chunk({"reasoning_content": event.text})
+
+    def tool_call(self, event: ToolCall, index: int) -> Record:
+        return self.chunk({"tool_calls": [_tool_call(event, index)]})
+
+    def closing(self, out: CollectedOutput) -> list[Record]:
+        finish = "tool_calls" if out.tool_calls else _finish(out.finish_reason)
+        return [self.chunk({}, finish), *self._usage_chunk(out)]
 
 
-async def completion_chunks(
-    run: Run, model_id: str, include_usage: bool, echo: str | None
-) -> AsyncIterator[dict[str, Any]]:
-    head = _head(run, model_id, "text_completion")
+class CompletionChunks(_Chunks):
+    """``text_completion`` records (the echoed prompt first when asked)."""
 
-    def chunk(text: str, finish: str | None = None) -> dict[str, Any]:
+    kind = "text_completion"
+
+    def __init__(self, run: Run, model_id: str, include_usage: bool, echo: str | None) -> None:
+        super().__init__(run, model_id, include_usage)
+        self.echo = echo
+
+    def chunk(self, text: str, finish: str | None = None) -> Record:
         return {
-            **head,
+            **self.head,
             "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
         }
 
-    if echo:
-        yield chunk(echo)
-    usage: Usage | None = None
-    finish: str | None = None
-    async for event in run:
-        if type(event) is TextDelta:
-            yield chunk(event.text)
-        elif type(event) is TextReplace:  # cannot be undone in a stream: shown after it
-            yield chunk(f"\n\n{event.text}")
-        elif isinstance(event, Usage):
-            usage = event
-        elif isinstance(event, Finished):
-            finish = event.finish_reason
-    yield chunk("", _finish(finish))
-    if include_usage:
-        yield {**head, "choices": [], "usage": _usage(usage)}
+    def opening(self) -> list[Record]:
+        return [self.chunk(self.echo)] if self.echo else []
+
+    def text(self, event: TextDelta) -> Record:
+        return self.chunk(event.text)
+
+    def closing(self, out: CollectedOutput) -> list[Record]:
+        return [self.chunk("", _finish(out.finish_reason)), *self._usage_chunk(out)]
+
+
+def chat_chunks(run: Run, model_id: str, include_usage: bool) -> AsyncIterator[Record]:
+    """The chat completion stream of ``run``."""
+    return encode(run, ChatChunks(run, model_id, include_usage))
+
+
+def completion_chunks(
+    run: Run, model_id: str, include_usage: bool, echo: str | None
+) -> AsyncIterator[Record]:
+    """The text completion stream of ``run``."""
+    return encode(run, CompletionChunks(run, model_id, include_usage, echo))

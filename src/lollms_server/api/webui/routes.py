@@ -1,12 +1,10 @@
-"""What the ``lollms-client`` package calls: ``/lollms/v1/...`` beside ``/v1`` (its ``lollms``
-binding) and ``/lollms_generate`` (its ``lollms_webui`` binding, lollms' own prompt format).
-"""
+"""lollms-webui's own routes, as lollms-client's ``lollms_webui`` binding and its ``lollms``
+TTS binding call them: ``/lollms_generate`` (lollms' prompt format, plain text back) and
+``/text2Audio`` (the key as ``client_id`` in the body)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import binascii
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,115 +15,24 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.auth import authenticate, header_key
-from lollms_server.api.deps import Bindings, Generation, require_api_key
+from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
+from lollms_server.api.kit.encode import Encoder, Record, encode
+from lollms_server.api.kit.media import decode_media
 from lollms_server.api.responses import utf8
-from lollms_server.bindings.events import TextDelta, TextReplace
-from lollms_server.bindings.types import MediaPart, Message, SamplingParams
+from lollms_server.bindings.events import TextDelta
+from lollms_server.bindings.types import Message, SamplingParams
 from lollms_server.errors import BadRequest, LollmsError, NotFound, Unauthorized
-from lollms_server.generation.service import GenerationRequest, GenerationService
+from lollms_server.generation.requests import GenerationRequest
+from lollms_server.generation.run import Run
+from lollms_server.generation.service import GenerationService
 from lollms_server.personalities.prompting import split_lollms_prompt
 
-__all__ = ["router", "split_lollms_prompt"]
+__all__ = ["generate_router", "text2audio_router"]
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-client"])
-_BINDING_TYPES = {
-    "llm": "ttt",
-    "tti": "tti",
-    "ttv": "ttv",
-    "ttm": "ttm",
-    "tts": "tts",
-    "stt": "stt",
-}
-
-
-class _ModelBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    model: str | None = None
-
-
-class _TokenizeBody(_ModelBody):
-    text: str
-
-
-class _DetokenizeBody(_ModelBody):
-    tokens: list[int]
-
-
-@router.get("/lollms/v1/capabilities")
-async def capabilities(bindings: Bindings) -> dict[str, Any]:
-    active: dict[str, list[str]] = {}
-    for name in bindings.active_names():
-        for gen_type in bindings.get(name).serves():
-            kind = next((k for k, v in _BINDING_TYPES.items() if v == gen_type), gen_type)
-            active.setdefault(kind, []).append(name)
-    caps = sorted(active) + ["tokenize", "detokenize", "context_size"]
-    return {"capabilities": caps, "active_bindings": active}
-
-
-@router.get("/lollms/v1/personalities")
-async def personalities(service: Generation) -> list[dict[str, Any]]:
-    """Every personality the server loaded (lollms-client's ``listMountedPersonalities``)."""
-    return [p.summary() for p in service.personalities.all()]
-
-
-@router.get("/lollms/v1/{binding_type}/models")
-async def models_by_type(
-    binding_type: str, bindings: Bindings, binding_alias: str | None = None
-) -> dict[str, Any]:
-    """Models of the instances serving ``binding_type`` (only ``binding_alias`` if given)."""
-    gen_type = _BINDING_TYPES.get(binding_type)
-    if gen_type is None:
-        raise BadRequest(
-            f"Unknown binding type '{binding_type}'; known: {', '.join(_BINDING_TYPES)}.",
-            param="binding_type",
-        )
-    names = [
-        n
-        for n in bindings.active_names()
-        if gen_type in bindings.get(n).serves() and binding_alias in (None, n)
-    ]
-    listed = await asyncio.gather(
-        *(bindings.get(n).list_models() for n in names), return_exceptions=True
-    )
-    data = [
-        {
-            "model_name": f"{name}/{m.name}",
-            "binding_alias": name,
-            "context_size": m.context_size,
-            "size": m.size_bytes,
-        }
-        for name, infos in zip(names, listed, strict=True)
-        if not isinstance(infos, BaseException)
-        for m in infos
-    ]
-    return {"data": data}
-
-
-@router.post("/lollms/v1/tokenize")
-async def tokenize(body: _TokenizeBody, service: Generation) -> dict[str, Any]:
-    instance, model = await service.find_model(body.model or "default")
-    async with service.loaded_model(instance, model) as (binding, name):
-        tokens = await binding.tokenize(name, body.text)
-    return {"tokens": tokens, "count": len(tokens)}
-
-
-@router.post("/lollms/v1/detokenize")
-async def detokenize(body: _DetokenizeBody, service: Generation) -> dict[str, Any]:
-    instance, model = await service.find_model(body.model or "default")
-    async with service.loaded_model(instance, model) as (binding, name):
-        text = await binding.detokenize(name, body.tokens)
-    return {"text": text}
-
-
-@router.post("/lollms/v1/context_size")
-async def context_size(body: _ModelBody, service: Generation) -> dict[str, Any]:
-    instance, model = await service.find_model(body.model or "default")
-    info = await service.bindings.get(instance).model_info(model)
-    return {"context_size": info.context_size}
+generate_router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-webui"])
 
 
 class LollmsGenerateBody(BaseModel):
@@ -167,13 +74,7 @@ def _request(
 ) -> GenerationRequest:
     messages = list(split_lollms_prompt(body.prompt))
     if body.images:
-        try:
-            media = tuple(
-                MediaPart("image", base64.b64decode(i.split(",")[-1], validate=True), "image/png")
-                for i in body.images
-            )
-        except (binascii.Error, ValueError):
-            raise BadRequest("images must be base64 strings", param="images") from None
+        media = tuple(decode_media(image, "image", "images") for image in body.images)
         last = messages[-1]
         messages[-1] = Message(last.role, last.content, last.media + media)
     extra = {"repeat_last_n": body.repeat_last_n} if body.repeat_last_n is not None else {}
@@ -181,21 +82,39 @@ def _request(
         binding_name=instance,
         model_name=model,
         messages=tuple(messages),
-        params=SamplingParams(
+        params=SamplingParams.from_wire(
             temperature=body.temperature,
             top_k=body.top_k,
             top_p=body.top_p,
             repeat_penalty=body.repeat_penalty,
-            max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
-            seed=body.seed if body.seed not in (None, -1) else None,
+            max_tokens=body.n_predict,
+            seed=body.seed,
         ),
         extra=extra,
         personality=_personality(body, service),
     )
 
 
-@router.post("/lollms_generate")
-@router.post("/lollms_generate_with_images")
+class _PlainText(Encoder):
+    """The answer's text alone (a rewrite follows what was sent, after a blank line)."""
+
+    def text(self, event: TextDelta) -> Record:
+        return {"text": event.text}
+
+
+async def _text_stream(run: Run) -> AsyncIterator[bytes]:
+    try:
+        async for record in encode(run, _PlainText()):
+            yield utf8(record["text"])
+    except LollmsError as exc:  # a plain text stream has no error event: say it
+        logger.warning("lollms_generate stream failed: %s", exc.message)
+        yield f"\n\n[error: {exc.error_type}: {exc.message}]".encode()
+    finally:
+        await run.aclose()
+
+
+@generate_router.post("/lollms_generate")
+@generate_router.post("/lollms_generate_with_images")
 async def lollms_generate(
     body: LollmsGenerateBody, service: Generation, request: Request
 ) -> Response:
@@ -203,21 +122,7 @@ async def lollms_generate(
     instance, model = await service.find_model(body.model_name or "default")
     run = await start_run(request, service, _request(body, instance, model, service))
     if body.stream:
-
-        async def text() -> AsyncIterator[bytes]:
-            try:
-                async for event in run:
-                    if type(event) is TextDelta:
-                        yield utf8(event.text)
-                    elif type(event) is TextReplace:  # cannot be undone: shown after it
-                        yield f"\n\n{event.text}".encode()
-            except LollmsError as exc:  # a plain text stream has no error event: say it
-                logger.warning("lollms_generate stream failed: %s", exc.message)
-                yield f"\n\n[error: {exc.error_type}: {exc.message}]".encode()
-            finally:
-                await run.aclose()
-
-        return StreamingResponse(text(), media_type="text/plain; charset=utf-8")
+        return StreamingResponse(_text_stream(run), media_type="text/plain; charset=utf-8")
     out = await collect_run(request, run)
     return PlainTextResponse(out.text)
 
@@ -225,7 +130,7 @@ async def lollms_generate(
 # lollms-client's `lollms` TTS binding speaks lollms-webui's protocol: it sends the API key as
 # `client_id` in the body (no Authorization header). Only this route reads a key from there;
 # it is checked like any other key (constant time).
-webui_router = APIRouter(tags=["lollms-client"])
+text2audio_router = APIRouter(tags=["lollms-webui"])
 
 
 class Text2AudioBody(BaseModel):
@@ -259,7 +164,7 @@ async def _key_in_body(request: Request) -> None:
         ) from None
 
 
-@webui_router.post("/text2Audio", dependencies=[Depends(_key_in_body)])
+@text2audio_router.post("/text2Audio", dependencies=[Depends(_key_in_body)])
 async def text2audio(body: Text2AudioBody, service: Generation, request: Request) -> dict[str, Any]:
     """Speech from the tts default binding (or the binding serving ``voice``), returned as
     base64 WAV in the JSON answer."""
