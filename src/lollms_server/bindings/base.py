@@ -48,6 +48,14 @@ ConfigT = TypeVar("ConfigT", bound=BindingConfig, covariant=True, default=Bindin
 """The settings class of a binding: ``class MyBinding(Binding[MyConfig])``."""
 
 
+def _concrete(arg: Any) -> Any:
+    """A type argument as a class: a type variable stands for its default (or its bound)."""
+    if isinstance(arg, TypeVar):
+        default = getattr(arg, "__default__", None)
+        return default if isinstance(default, type) else arg.__bound__
+    return arg
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a binding can do beyond plain generation (checked before a request runs)."""
@@ -88,7 +96,7 @@ class Binding(ABC, Generic[ConfigT]):
             if isinstance(origin, type) and issubclass(origin, Binding):
                 configs = [
                     a
-                    for a in get_args(base)
+                    for a in map(_concrete, get_args(base))
                     if isinstance(a, type) and issubclass(a, BindingConfig)
                 ]
                 if configs:

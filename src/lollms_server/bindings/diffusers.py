@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
+from lollms_server.bindings.base import Binding, Capabilities
 from lollms_server.bindings.events import Event, Finished, MediaOutput, Step, Usage
 from lollms_server.bindings.media import (
     MediaOptions,
@@ -126,21 +126,19 @@ def weight_bytes(folder: Path, dtype: str | None) -> int:
     return checkpoint_bytes(folder, dtype, components=True)
 
 
-class DiffusersBinding(Binding):
+class DiffusersBinding(Binding[DiffusersConfig]):
     name: ClassVar[str] = "diffusers"
     description: ClassVar[str] = "Hugging Face diffusers pipelines: images and video."
     modalities: ClassVar[frozenset[str]] = frozenset({"tti", "ttv"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, vision=True)
-    Config: ClassVar[type[BindingConfig]] = DiffusersConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: DiffusersConfig, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.cfg: DiffusersConfig = config  # type: ignore[assignment]
         self._loaded: dict[str, _Loaded] = {}
 
     # -- models ----------------------------------------------------------------------------
     def _sources(self) -> dict[str, str]:
-        return models_in(self.context.models_path, "model_index.json", self.cfg.models)
+        return models_in(self.context.models_path, "model_index.json", self.config.models)
 
     def _source(self, model: str) -> str:
         sources = self._sources()
@@ -189,7 +187,7 @@ class DiffusersBinding(Binding):
         return self._info(model, self._source(model))
 
     def _dtype_name(self) -> str:
-        return default_dtype(self.cfg.dtype, self.cfg.device)
+        return default_dtype(self.config.dtype, self.config.device)
 
     def memory_estimate(self, model: str) -> int | None:
         try:
@@ -212,9 +210,9 @@ class DiffusersBinding(Binding):
         return total
 
     def memory_device(self, model: str) -> str:
-        if self.cfg.offload == "sequential":  # layers stream in from system memory
+        if self.config.offload == "sequential":  # layers stream in from system memory
             return "cpu"
-        return budget_of(self.cfg.device)
+        return budget_of(self.config.device)
 
     def max_concurrency(self, model: str) -> int:
         return 1  # one pipeline call at a time per model: it holds the whole device
@@ -251,17 +249,17 @@ class DiffusersBinding(Binding):
         pipe = factory.from_pretrained(
             source,
             torch_dtype=getattr(torch, self._dtype_name()),
-            local_files_only=not self.cfg.allow_download,
+            local_files_only=not self.config.allow_download,
         )
-        if self.cfg.offload == "model":
-            pipe.enable_model_cpu_offload(device=self.cfg.device)
-        elif self.cfg.offload == "sequential":
-            pipe.enable_sequential_cpu_offload(device=self.cfg.device)
+        if self.config.offload == "model":
+            pipe.enable_model_cpu_offload(device=self.config.device)
+        elif self.config.offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=self.config.device)
         else:
-            pipe = pipe.to(self.cfg.device)
-        if self.cfg.attention_slicing:
+            pipe = pipe.to(self.config.device)
+        if self.config.attention_slicing:
             pipe.enable_attention_slicing()
-        if self.cfg.vae_tiling and hasattr(pipe, "vae"):
+        if self.config.vae_tiling and hasattr(pipe, "vae"):
             pipe.vae.enable_tiling()
         pipe.set_progress_bar_config(disable=True)
         return _Loaded(pipe, kind)
@@ -317,24 +315,24 @@ class DiffusersBinding(Binding):
         # A side given alone: the pipeline picks the other, at worst as large (a square).
         width = options.width or options.height
         height = options.height or options.width
-        if width and height and width * height > self.cfg.max_pixels:
+        if width and height and width * height > self.config.max_pixels:
             raise BadRequest(
                 f"{width}x{height} is more than this instance's "
-                f"max_pixels ({self.cfg.max_pixels}).",
+                f"max_pixels ({self.config.max_pixels}).",
                 param="parameters.width" if options.width else "parameters.height",
             )
-        if options.steps is not None and options.steps > self.cfg.max_steps:
+        if options.steps is not None and options.steps > self.config.max_steps:
             raise BadRequest(
-                f"parameters.steps is at most {self.cfg.max_steps} here (max_steps).",
+                f"parameters.steps is at most {self.config.max_steps} here (max_steps).",
                 param="parameters.steps",
             )
-        if options.n > self.cfg.max_images:
+        if options.n > self.config.max_images:
             raise BadRequest(
-                f"parameters.n is at most {self.cfg.max_images} here.", param="parameters.n"
+                f"parameters.n is at most {self.config.max_images} here.", param="parameters.n"
             )
-        if options.num_frames is not None and options.num_frames > self.cfg.max_frames:
+        if options.num_frames is not None and options.num_frames > self.config.max_frames:
             raise BadRequest(
-                f"parameters.num_frames is at most {self.cfg.max_frames} here.",
+                f"parameters.num_frames is at most {self.config.max_frames} here.",
                 param="parameters.num_frames",
             )
 
@@ -348,7 +346,7 @@ class DiffusersBinding(Binding):
             raise BadRequest(
                 f"The input image cannot be read: {type(exc).__name__}.", param="input_data"
             ) from None
-        if not (options.width and options.height) and size[0] * size[1] > self.cfg.max_pixels:
+        if not (options.width and options.height) and size[0] * size[1] > self.config.max_pixels:
             raise BadRequest(
                 f"The input image ({size[0]}x{size[1]}) is larger than "
                 f"max_pixels; give parameters.width and height.",
@@ -503,7 +501,7 @@ class DiffusersBinding(Binding):
     def _video(
         self, loaded: _Loaded, common: dict[str, Any], options: MediaOptions, seed: int
     ) -> list[Event]:
-        fps = options.fps or self.cfg.default_fps
+        fps = options.fps or self.config.default_fps
         if options.num_frames is not None:
             common["num_frames"] = options.num_frames
         accepted = call_parameters(loaded.pipe)

@@ -141,30 +141,28 @@ class _Engine:
     active: int = 0
 
 
-class LlamaCppBinding(Binding):
+class LlamaCppBinding(Binding[LlamaCppConfig]):
     name: ClassVar[str] = "llamacpp"
     description: ClassVar[str] = "GGUF models on llama.cpp (xllamacpp), parallel slots."
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, tokenizer=True, structured_output=True
     )
-    Config: ClassVar[type[BindingConfig]] = LlamaCppConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: LlamaCppConfig, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.cfg: LlamaCppConfig = config  # type: ignore[assignment]
         self._engines: dict[str, _Engine] = {}
 
     # -- models ----------------------------------------------------------------------------
     def _model_files(self) -> dict[str, Path]:
         files: dict[str, Path] = {}
-        if self.cfg.include_embedded and (embedded := embedded_model_path()) is not None:
+        if self.config.include_embedded and (embedded := embedded_model_path()) is not None:
             files[embedded.name.removesuffix(".gguf")] = embedded
-        for folder in (self.context.models_path, self.cfg.models_folder):
+        for folder in (self.context.models_path, self.config.models_folder):
             if folder is None or not folder.is_dir():
                 continue
             for path in sorted(folder.rglob("*.gguf")):
                 files.setdefault(path.relative_to(folder).as_posix().removesuffix(".gguf"), path)
-        for name, path in self.cfg.models.items():
+        for name, path in self.config.models.items():
             files[name] = path.expanduser()
         return files
 
@@ -185,7 +183,7 @@ class LlamaCppBinding(Binding):
     def _info(self, name: str, path: Path) -> ModelInfo:
         engine = self._engines.get(name)
         details: dict[str, Any] = {"format": "gguf", "file": path.name}
-        context_size = self.cfg.n_ctx
+        context_size = self.config.n_ctx
         if engine is not None:
             settings = engine.props.get("default_generation_settings", {})
             context_size = int(settings.get("n_ctx", context_size))
@@ -217,16 +215,16 @@ class LlamaCppBinding(Binding):
         except (ModelNotFound, OSError):
             return None
         try:
-            return size + kv_cache_bytes(read_metadata(path), self.cfg.n_ctx)
+            return size + kv_cache_bytes(read_metadata(path), self.config.n_ctx)
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("No KV-cache estimate for '%s' (%s): counting the file only", model, exc)
             return size
 
     def memory_device(self, model: str) -> str:
-        return f"gpu:{self.cfg.main_gpu}" if self.cfg.n_gpu_layers != 0 else "cpu"
+        return f"gpu:{self.config.main_gpu}" if self.config.n_gpu_layers != 0 else "cpu"
 
     def max_concurrency(self, model: str) -> int:
-        return self.cfg.n_parallel
+        return self.config.n_parallel
 
     # -- load / unload ---------------------------------------------------------------------
     async def load(self, model: str) -> None:
@@ -251,7 +249,7 @@ class LlamaCppBinding(Binding):
             headers={"Authorization": f"Bearer {key}"},
             timeout=30.0,
         )
-        workers = max(2, self.cfg.n_parallel * 2)
+        workers = max(2, self.config.n_parallel * 2)
         engine = _Engine(server, path, ThreadPoolExecutor(workers, f"llamacpp-{model}"), http)
         try:
             engine.props = (await http.get("/props")).json()
@@ -265,21 +263,21 @@ class LlamaCppBinding(Binding):
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
         params.model_alias = {model}  # a set: a plain string would become a set of letters
-        params.n_ctx = self.cfg.n_ctx
-        params.n_parallel = self.cfg.n_parallel
+        params.n_ctx = self.config.n_ctx
+        params.n_parallel = self.config.n_parallel
         params.kv_unified = True  # slots share the context instead of splitting it
-        params.n_gpu_layers = self.cfg.n_gpu_layers
-        params.main_gpu = self.cfg.main_gpu
-        params.n_batch = self.cfg.n_batch
+        params.n_gpu_layers = self.config.n_gpu_layers
+        params.main_gpu = self.config.main_gpu
+        params.n_batch = self.config.n_batch
         params.api_keys = [key]
         params.hostnames = ["127.0.0.1"]
         params.port = 0
         params.verbosity = 0 if logger.getEffectiveLevel() > logging.DEBUG else 3
-        if self.cfg.n_threads:
-            params.cpuparams.n_threads = self.cfg.n_threads
-            params.cpuparams_batch.n_threads = self.cfg.n_threads
-        if self.cfg.chat_template:
-            params.chat_template = self.cfg.chat_template
+        if self.config.n_threads:
+            params.cpuparams.n_threads = self.config.n_threads
+            params.cpuparams_batch.n_threads = self.config.n_threads
+        if self.config.chat_template:
+            params.chat_template = self.config.chat_template
         return xllamacpp.Server(params)
 
     async def unload(self, model: str) -> None:
@@ -317,7 +315,7 @@ class LlamaCppBinding(Binding):
 
     def _check_context(self, request: BindingRequest) -> None:
         """Token counts beyond the context cannot be used, only allocated."""
-        n_ctx = self.cfg.n_ctx
+        n_ctx = self.config.n_ctx
         max_tokens = request.params.max_tokens
         if max_tokens is not None and max_tokens > n_ctx:
             raise _refused("max_tokens", f"is at most {n_ctx} here (n_ctx, the context size).")
@@ -328,16 +326,16 @@ class LlamaCppBinding(Binding):
 
     def _check_grammar(self, name: str, value: Any) -> None:
         size, alternatives = _grammar_cost(value)
-        if size > self.cfg.max_grammar_chars:
+        if size > self.config.max_grammar_chars:
             raise _refused(
                 name,
-                f"is {size} characters; at most {self.cfg.max_grammar_chars} here "
+                f"is {size} characters; at most {self.config.max_grammar_chars} here "
                 "(max_grammar_chars).",
             )
-        if alternatives > self.cfg.max_grammar_alternatives:
+        if alternatives > self.config.max_grammar_alternatives:
             raise _refused(
                 name,
-                f"has {alternatives} alternatives; at most {self.cfg.max_grammar_alternatives} "
+                f"has {alternatives} alternatives; at most {self.config.max_grammar_alternatives} "
                 "here (max_grammar_alternatives).",
             )
 
@@ -345,7 +343,7 @@ class LlamaCppBinding(Binding):
         p = request.params
         body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1}
         length = len(request.raw_prompt or "") + sum(len(m.content) for m in request.messages)
-        if length > 3 * self.cfg.n_batch:  # likely more than one batch of prompt tokens
+        if length > 3 * self.config.n_batch:  # likely more than one batch of prompt tokens
             # A chunk per prompt batch: a client who leaves while a long prompt is read stops
             # the engine at the next batch, not after the whole prompt. Not for short prompts:
             # the extra wake-ups cost first-token time where they cannot help.
@@ -354,8 +352,8 @@ class LlamaCppBinding(Binding):
             body["prompt"] = request.raw_prompt
         else:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
-            if self.cfg.system_prompt and not any(m["role"] == "system" for m in messages):
-                messages.insert(0, {"role": "system", "content": self.cfg.system_prompt})
+            if self.config.system_prompt and not any(m["role"] == "system" for m in messages):
+                messages.insert(0, {"role": "system", "content": self.config.system_prompt})
             body["messages"] = messages
             body["stream_options"] = {"include_usage": True}
         for name, value in (
@@ -441,8 +439,8 @@ class LlamaCppBinding(Binding):
         if "context size has been exceeded" in message.lower():
             # The slots share n_ctx cells: concurrent long requests can fill it together.
             return BindingUnavailable(
-                f"The model's context ({self.cfg.n_ctx} tokens, shared by its "
-                f"{self.cfg.n_parallel} slots) filled up with concurrent requests; retry "
+                f"The model's context ({self.config.n_ctx} tokens, shared by its "
+                f"{self.config.n_parallel} slots) filled up with concurrent requests; retry "
                 "later, or raise n_ctx.",
                 retry_after=2,
             )

@@ -61,20 +61,18 @@ class OllamaConfig(BindingConfig):
     max_concurrency: int = Field(4, ge=1)
 
 
-class OllamaBinding(Binding):
+class OllamaBinding(Binding[OllamaConfig]):
     name: ClassVar[str] = "ollama"
     description: ClassVar[str] = "Models served by an Ollama server."
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, vision=True, structured_output=True
     )
-    Config: ClassVar[type[BindingConfig]] = OllamaConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: OllamaConfig, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.cfg: OllamaConfig = config  # type: ignore[assignment]
         self._client: AsyncClient | None = None
-        key = self.cfg.api_key.get_secret_value() if self.cfg.api_key else None
-        self.redact = Redactor([key, *url_secrets(self.cfg.host)])
+        key = self.config.api_key.get_secret_value() if self.config.api_key else None
+        self.redact = Redactor([key, *url_secrets(self.config.host)])
 
     def client(self) -> AsyncClient:
         if self._client is None:
@@ -85,12 +83,12 @@ class OllamaBinding(Binding):
                     "The ollama package is not installed: pip install 'lollms_server[ollama]'"
                 ) from exc
             headers = (
-                {"Authorization": f"Bearer {self.cfg.api_key.get_secret_value()}"}
-                if self.cfg.api_key
+                {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}"}
+                if self.config.api_key
                 else None
             )
             self._client = AsyncClient(
-                host=self.cfg.host, headers=headers, timeout=self.cfg.timeout
+                host=self.config.host, headers=headers, timeout=self.config.timeout
             )
         return self._client
 
@@ -106,7 +104,7 @@ class OllamaBinding(Binding):
                 ModelInfo(
                     name=model.model or "",
                     size_bytes=int(model.size or 0),
-                    context_size=self.cfg.num_ctx,
+                    context_size=self.config.num_ctx,
                     details=details,
                 )
             )
@@ -118,7 +116,7 @@ class OllamaBinding(Binding):
         except Exception as exc:
             error = self._map(exc)
             if isinstance(error, NotFound):
-                if self.cfg.pull_missing:
+                if self.config.pull_missing:
                     return ModelInfo(name=model, details={"pull_on_load": True})
                 available = [m.name for m in await self.list_models()]
                 raise ModelNotFound(model, self.instance_name, available) from None
@@ -133,23 +131,23 @@ class OllamaBinding(Binding):
             None,
         )
         details = shown.details.model_dump(exclude_none=True) if shown.details else {}
-        return ModelInfo(name=model, context_size=self.cfg.num_ctx or context, details=details)
+        return ModelInfo(name=model, context_size=self.config.num_ctx or context, details=details)
 
     def max_concurrency(self, model: str) -> int:
-        return self.cfg.max_concurrency
+        return self.config.max_concurrency
 
     def memory_estimate(self, model: str) -> int | None:
         return 0  # Ollama runs the model in its own process and budget
 
     async def load(self, model: str) -> None:
-        if not self.cfg.pull_missing:
+        if not self.config.pull_missing:
             return
         try:
             await self.client().show(model)
         except Exception as exc:
             if not isinstance(self._map(exc), NotFound):
                 raise self._map(exc) from None
-            logger.info("Pulling '%s' on %s", model, safe_url(self.cfg.host))
+            logger.info("Pulling '%s' on %s", model, safe_url(self.config.host))
             try:
                 async for progress in await self.client().pull(model, stream=True):
                     if progress.total:
@@ -193,8 +191,8 @@ class OllamaBinding(Binding):
         }
         if p.stop:
             options["stop"] = list(p.stop)
-        if self.cfg.num_ctx:
-            options["num_ctx"] = self.cfg.num_ctx
+        if self.config.num_ctx:
+            options["num_ctx"] = self.config.num_ctx
         options.update(
             {k: v for k, v in request.extra.items() if k in EXTRA_OPTIONS and k != "json_schema"}
         )
@@ -249,14 +247,14 @@ class OllamaBinding(Binding):
         reason = getattr(final, "done_reason", None) or "stop"
         yield Finished(
             reason if reason in ("stop", "length") else "stop",
-            {"upstream": safe_url(self.cfg.host)},
+            {"upstream": safe_url(self.config.host)},
         )
 
     def _map(self, exc: Exception) -> LollmsError:
         import httpx
         import ollama
 
-        where = f"'{self.instance_name}' ({safe_url(self.cfg.host)})"
+        where = f"'{self.instance_name}' ({safe_url(self.config.host)})"
         if isinstance(exc, ollama.ResponseError):
             status, detail = exc.status_code, self.redact(str(exc.error))
             if status in (401, 403):

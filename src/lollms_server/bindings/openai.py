@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
+from typing_extensions import TypeVar
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import (
@@ -119,31 +120,32 @@ def _has_userinfo(url: str) -> bool:
         return False
 
 
-class OpenAIBinding(Binding):
+OpenAIConfigT = TypeVar("OpenAIConfigT", bound=OpenAIConfig, covariant=True, default=OpenAIConfig)
+
+
+class OpenAIBinding(Binding[OpenAIConfigT]):
     name: ClassVar[str] = "openai"
     description: ClassVar[str] = "Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...)."
     modalities: ClassVar[frozenset[str]] = frozenset({"ttt", "tti", "tts"})
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, vision=True, structured_output=True, tools=True
     )
-    Config: ClassVar[type[BindingConfig]] = OpenAIConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: OpenAIConfigT, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.cfg: OpenAIConfig = config  # type: ignore[assignment]
         self._client: AsyncOpenAI | None = None
         self.redact = Redactor(self._secrets())
 
     def _secrets(self) -> list[str]:
         """What must never come back from the upstream: key, header values, URL credentials."""
-        key = self._key() if self.cfg.api_key is not None or self.cfg.api_key_env else None
-        return [key or "", *header_secrets(self.cfg.headers), *url_secrets(self.cfg.base_url)]
+        key = self._key() if self.config.api_key is not None or self.config.api_key_env else None
+        return [key or "", *header_secrets(self.config.headers), *url_secrets(self.config.base_url)]
 
     def _key(self) -> str:
-        if self.cfg.api_key is not None:
-            return self.cfg.api_key.get_secret_value()
-        if self.cfg.api_key_env:
-            return os.environ.get(self.cfg.api_key_env, "")
+        if self.config.api_key is not None:
+            return self.config.api_key.get_secret_value()
+        if self.config.api_key_env:
+            return os.environ.get(self.config.api_key_env, "")
         return "none"  # keyless local servers; the SDK insists on a value
 
     def client(self) -> AsyncOpenAI:
@@ -155,17 +157,17 @@ class OpenAIBinding(Binding):
                     "The openai package is not installed: pip install 'lollms_server[openai]'"
                 ) from exc
             self._client = AsyncOpenAI(
-                base_url=self.cfg.base_url,
+                base_url=self.config.base_url,
                 api_key=self._key(),
-                default_headers=self.cfg.headers,
-                timeout=self.cfg.timeout,
-                max_retries=self.cfg.max_retries,
+                default_headers=self.config.headers,
+                timeout=self.config.timeout,
+                max_retries=self.config.max_retries,
             )
         return self._client
 
     # -- models ----------------------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo]:
-        names = list(self.cfg.models)
+        names = list(self.config.models)
         if not names:
             try:
                 page = await self.client().models.list()
@@ -175,17 +177,17 @@ class OpenAIBinding(Binding):
         return [
             ModelInfo(
                 name=n,
-                context_size=self.cfg.context_size,
-                details={"base_url": safe_url(self.cfg.base_url)},
+                context_size=self.config.context_size,
+                details={"base_url": safe_url(self.config.base_url)},
             )
             for n in names
         ]
 
     def serves(self) -> frozenset[str]:
-        return frozenset(self.cfg.modalities)
+        return frozenset(self.config.modalities)
 
     def max_concurrency(self, model: str) -> int:
-        return self.cfg.max_concurrency
+        return self.config.max_concurrency
 
     def memory_estimate(self, model: str) -> int | None:
         return 0  # served elsewhere: takes nothing from this machine's budget
@@ -206,7 +208,9 @@ class OpenAIBinding(Binding):
         if request.generation_type in _MEDIA_OPTIONS:
             options = media_options(request, _MEDIA_OPTIONS[request.generation_type])
             prompt_of(request)
-            if request.generation_type == "tts" and not (options.voice or self.cfg.default_voice):
+            if request.generation_type == "tts" and not (
+                options.voice or self.config.default_voice
+            ):
                 raise BadRequest(
                     "OpenAI-compatible speech needs a voice: give parameters."
                     "voice, or set default_voice.",
@@ -220,7 +224,7 @@ class OpenAIBinding(Binding):
                 f"supported extras: {', '.join(sorted(EXTRA_PARAMETERS))}.",
                 param=f"parameters.{unknown[0]}",
             )
-        if not self.cfg.vision and any(m.media for m in request.messages):
+        if not self.config.vision and any(m.media for m in request.messages):
             raise BadRequest(
                 f"Binding instance '{self.instance_name}' is configured without "
                 "vision (vision = false).",
@@ -298,7 +302,7 @@ class OpenAIBinding(Binding):
         for output in outputs:
             yield output
         yield Usage(0, 0)
-        yield Finished("stop", {"upstream": safe_url(self.cfg.base_url)})
+        yield Finished("stop", {"upstream": safe_url(self.config.base_url)})
 
     async def _images(self, request: BindingRequest) -> list[MediaOutput]:
         options = media_options(request)
@@ -340,7 +344,7 @@ class OpenAIBinding(Binding):
         response = await self.client().audio.speech.create(
             model=request.model,
             input=prompt_of(request),
-            voice=options.voice or self.cfg.default_voice or "",
+            voice=options.voice or self.config.default_voice or "",
             response_format="wav",
             **extra,
         )
@@ -349,7 +353,7 @@ class OpenAIBinding(Binding):
                 response.content,
                 "audio/wav",
                 "audio",
-                {"voice": options.voice or self.cfg.default_voice},
+                {"voice": options.voice or self.config.default_voice},
             )
         ]
 
@@ -407,7 +411,7 @@ class OpenAIBinding(Binding):
             yield ToolCall(call["id"] or f"call_{index}", call["name"], call["arguments"])
         if usage is not None:
             yield Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
-        yield Finished(finish, {"upstream": safe_url(self.cfg.base_url)})
+        yield Finished(finish, {"upstream": safe_url(self.config.base_url)})
 
     # -- errors ----------------------------------------------------------------------------
     def _map(self, exc: Exception) -> LollmsError:
@@ -415,7 +419,7 @@ class OpenAIBinding(Binding):
         the original exception is not chained, so no traceback shows it either)."""
         import openai
 
-        where = f"'{self.instance_name}' ({safe_url(self.cfg.base_url)})"
+        where = f"'{self.instance_name}' ({safe_url(self.config.base_url)})"
         detail = self.redact(str(getattr(exc, "message", exc)))
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             return BindingAuthError(

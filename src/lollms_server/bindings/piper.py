@@ -65,26 +65,24 @@ class PiperConfig(BindingConfig):
     )
 
 
-class PiperBinding(Binding):
+class PiperBinding(Binding[PiperConfig]):
     name: ClassVar[str] = "piper"
     description: ClassVar[str] = "Piper text-to-speech voices (child process; GPL engine)."
     modalities: ClassVar[frozenset[str]] = frozenset({"tts"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
-    Config: ClassVar[type[BindingConfig]] = PiperConfig
 
-    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+    def __init__(self, config: PiperConfig, context: BindingContext) -> None:
         super().__init__(config, context)
-        self.cfg: PiperConfig = config  # type: ignore[assignment]
         self._loaded: set[str] = set()
 
     # -- voices ----------------------------------------------------------------------------
     def _voices(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
-        embedded = embedded_voice() if self.cfg.include_embedded else None
+        embedded = embedded_voice() if self.config.include_embedded else None
         if embedded is not None:
             found[embedded.stem] = embedded
-        for folder in (self.context.models_path, Path(self.cfg.voices_folder or "")):
-            if self.cfg.voices_folder is None and folder == Path(""):
+        for folder in (self.context.models_path, Path(self.config.voices_folder or "")):
+            if self.config.voices_folder is None and folder == Path(""):
                 continue
             if folder.is_dir():
                 for onnx in sorted(folder.rglob("*.onnx")):
@@ -170,9 +168,9 @@ class PiperBinding(Binding):
         text = prompt_of(request)
         if not text.strip():
             raise BadRequest("Nothing to say: the text is blank.", param="input")
-        if len(text) > self.cfg.max_text_chars:
+        if len(text) > self.config.max_text_chars:
             raise BadRequest(
-                f"The text is {len(text)} characters; at most {self.cfg.max_text_chars} here "
+                f"The text is {len(text)} characters; at most {self.config.max_text_chars} here "
                 "(max_text_chars).",
                 param="input",
             )
@@ -200,7 +198,7 @@ class PiperBinding(Binding):
             str(onnx.with_suffix(".onnx.json")),
             "--output-raw",
             "--sentence-silence",
-            str(self.cfg.sentence_silence),
+            str(self.config.sentence_silence),
         ]
         speaker = self._speaker(request.model, request)
         if speaker is not None:
@@ -234,10 +232,10 @@ class PiperBinding(Binding):
         )
         try:
             out, err = await asyncio.wait_for(
-                process.communicate(text.encode("utf-8")), self.cfg.timeout_s
+                process.communicate(text.encode("utf-8")), self.config.timeout_s
             )
         except asyncio.TimeoutError:
-            raise GenerationFailed(f"piper took longer than {self.cfg.timeout_s:g} s") from None
+            raise GenerationFailed(f"piper took longer than {self.config.timeout_s:g} s") from None
         finally:
             if process.returncode is None:  # cancelled (client gone) or timed out
                 with contextlib.suppress(ProcessLookupError):

@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-TorchConfigT = TypeVar("TorchConfigT", bound="TorchConfig", covariant=True, default="TorchConfig")
 
 
 @dataclass
@@ -77,6 +76,9 @@ class TorchConfig(BindingConfig):
     )
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', 'mps'...")
     allow_download: bool = Field(False, description="Let hub ids download when not cached.")
+
+
+TorchConfigT = TypeVar("TorchConfigT", bound=TorchConfig, covariant=True, default=TorchConfig)
 
 
 class TorchBinding(Binding[TorchConfigT], Generic[T, TorchConfigT]):

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from lollms_server.bindings.base import BindingConfig
 from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
 from lollms_server.bindings.types import BindingRequest, ModelInfo
 from lollms_server.errors import BadRequest, BindingUnavailable
@@ -48,15 +47,14 @@ class VLLMConfig(OpenAIConfig):
     )
 
 
-class VLLMBinding(OpenAIBinding):
+class VLLMBinding(OpenAIBinding[VLLMConfig]):
     name: ClassVar[str] = "vllm"
     description: ClassVar[str] = "A vLLM server (OpenAI API plus guided decoding)."
-    Config: ClassVar[type[BindingConfig]] = VLLMConfig
 
     version: str | None = None
 
     async def _detect(self) -> str:
-        cfg: VLLMConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if self.version is not None or not cfg.check_version:
             return self.version or "unchecked"
         root = cfg.base_url.rstrip("/").removesuffix("/v1")
@@ -96,7 +94,7 @@ class VLLMBinding(OpenAIBinding):
             )
 
     def _params(self, request: BindingRequest) -> dict[str, Any]:
-        cfg: VLLMConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         passthrough = {
             k: v
             for k, v in request.extra.items()
