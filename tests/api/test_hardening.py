@@ -128,18 +128,19 @@ async def test_llamacpp_values_within_the_limits_pass(
         {"repeat_last_n": 64.0},
         {"logit_bias": [[i, -1.0] for i in range(300)]},
         {"grammar": _alternatives(257)},  # 256 '|'
-        {"json_schema": {"type": "object", "properties": {"a": {"enum": ["x", "y"]}}}},
     ]
-    for extra in accepted:
+    schema = {"type": "object", "properties": {"a": {"enum": ["x", "y"]}}}
+    for extra in [*accepted, {}]:
         binding.check_request(
             BindingRequest(
                 model="tiny",
                 messages=(Message("user", "hi"),),
                 params=SamplingParams(max_tokens=2048, stop=tuple(f"s{i}" for i in range(64))),
                 extra=extra,
+                json_schema=None if extra else schema,
             )
         )
-    for name in ("n_probs", "grammar", "json_schema", "logit_bias", "repeat_last_n"):
+    for name in ("n_probs", "grammar", "logit_bias", "repeat_last_n"):
         assert binding.accepts_parameter(name), name
 
 

@@ -17,6 +17,7 @@ from lollms_server.bindings.types import BindingContext, BindingRequest, Message
 from lollms_server.bindings.vllm import VLLMBinding, VLLMConfig
 from lollms_server.config import load_config
 from lollms_server.errors import BadRequest, BindingUnavailable
+from lollms_server.generation.service import check_capabilities
 from tests.conftest import API_KEY, BASE_CONFIG
 from tests.live import serve_in_thread
 
@@ -100,8 +101,9 @@ async def _exercise(base: str, seen: list[tuple[dict, str]]) -> None:
     assert sent["top_k"] == 5 and sent["repetition_penalty"] == 1.2
     assert sent["max_tokens"] == 9 and sent["stream"] is True
     assert authorization == "Bearer k"
+    assert not binding.accepts_parameter("warp")
     with pytest.raises(BadRequest):
-        binding.check_request(BindingRequest(model="qwen", extra={"warp": 1}))
+        check_capabilities(binding, BindingRequest(model="qwen", extra={"warp": 1}))
     await binding.close()
 
 

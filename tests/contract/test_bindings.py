@@ -284,3 +284,33 @@ async def test_hosted_embeddings_match_inline(tmp_path: Path, mark: int) -> None
     assert remote.tokens == inline.tokens and remote.truncated == inline.truncated
     for a, b in zip(inline.vectors, remote.vectors, strict=True):
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
+
+
+def test_the_host_wire_carries_every_field_of_a_request() -> None:
+    """A field added to BindingRequest and forgotten by the wire fails here."""
+    from dataclasses import fields
+
+    from lollms_server.bindings.hosted import wire
+    from lollms_server.bindings.types import MediaOptions, MediaPart
+
+    request = BindingRequest(
+        model="m",
+        generation_type="tti",
+        messages=(
+            Message("user", "hi", (MediaPart("image", b"\x89PNG", "image/png"),)),
+            Message("assistant", "", (), ({"id": "c1", "type": "function"},), None),
+            Message("tool", "42", (), (), "c1"),
+        ),
+        raw_prompt="raw",
+        params=SamplingParams(0.5, 0.9, 40, 1.1, 12, 7, ("x",)),
+        extra={"min_p": 0.1},
+        keep_alive=3.0,
+        tools=({"type": "function", "function": {"name": "f"}},),
+        tool_choice="auto",
+        media=MediaOptions(width=64, height=32, steps=3, voice="joe"),
+        json_schema={"type": "object"},
+    )
+    assert all(getattr(request, f.name) != f.default for f in fields(request) if f.default)
+    back = wire.request_from_wire(wire.decode(wire.encode(wire.request_to_wire(request))))
+    assert back == request
+    assert back.media.model_fields_set == request.media.model_fields_set

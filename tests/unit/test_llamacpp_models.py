@@ -50,10 +50,14 @@ async def test_missing_explicit_file_is_not_found(tmp_path: Path) -> None:
 
 
 def test_unknown_extra_parameter_rejected(tmp_path: Path) -> None:
+    """The binding declares its engine options; the one capability check refuses others."""
+    from lollms_server.generation.service import check_capabilities
+
     binding = _binding(tmp_path)
-    binding.check_request(BindingRequest(model="m", extra={"min_p": 0.1, "ignore_eos": True}))
+    check_capabilities(binding, BindingRequest(model="m", extra={"min_p": 0.1, "ignore_eos": True}))
+    assert binding.accepts_parameter("min_p") and not binding.accepts_parameter("warp")
     with pytest.raises(BadRequest, match="warp"):
-        binding.check_request(BindingRequest(model="m", extra={"warp": 1}))
+        check_capabilities(binding, BindingRequest(model="m", extra={"warp": 1}))
 
 
 def test_embedded_model_found_without_importing_its_package() -> None:

@@ -87,6 +87,7 @@ class ASRBinding(TorchBinding[_Loaded, ASRConfig]):
     description: ClassVar[str] = "Speech to text with transformers (Whisper and others)."
     modalities: ClassVar[frozenset[str]] = frozenset({"stt"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
+    extra_parameters: ClassVar[frozenset[str] | None] = frozenset({"language", "task"})
     what: ClassVar[str] = "speech model"
     needs: ClassVar[tuple[str, ...]] = ("torch", "transformers", "av")
 

@@ -17,7 +17,7 @@ from lollms_server.bindings.types import (
     EmbeddingResult,
     ModelInfo,
 )
-from lollms_server.errors import LollmsError, ModelNotFound, UnsupportedCapability
+from lollms_server.errors import ModelNotFound, UnsupportedCapability
 
 __all__ = ["Binding", "BindingConfig", "Capabilities", "ConfigT"]
 
@@ -81,6 +81,9 @@ class Binding(ABC, Generic[ConfigT]):
     description: ClassVar[str] = ""
     modalities: ClassVar[frozenset[str]] = frozenset({"ttt"})
     capabilities: ClassVar[Capabilities] = Capabilities()
+    extra_parameters: ClassVar[frozenset[str] | None] = None
+    """Engine options a request may carry in ``BindingRequest.extra`` (None: any; the
+    server refuses the others with a 400 before the request runs)."""
     Config: ClassVar[type[BindingConfig]] = BindingConfig
 
     def __init__(self, config: ConfigT, context: BindingContext) -> None:
@@ -163,12 +166,8 @@ class Binding(ABC, Generic[ConfigT]):
         return self.modalities
 
     def accepts_parameter(self, name: str) -> bool:
-        """Whether ``name`` may travel in ``BindingRequest.extra`` (asks ``check_request``)."""
-        try:
-            self.check_request(BindingRequest(model="", extra={name: None}))
-        except LollmsError:
-            return False
-        return True
+        """Whether engine option ``name`` may travel in ``BindingRequest.extra``."""
+        return self.extra_parameters is None or name in self.extra_parameters
 
     def uses_chat_template(self, model: str) -> bool:
         """False for completion-only engines: the server then renders conversations as text

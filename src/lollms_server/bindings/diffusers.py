@@ -131,6 +131,7 @@ class DiffusersBinding(Binding[DiffusersConfig]):
     description: ClassVar[str] = "Hugging Face diffusers pipelines: images and video."
     modalities: ClassVar[frozenset[str]] = frozenset({"tti", "ttv"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, vision=True)
+    extra_parameters: ClassVar[frozenset[str] | None] = frozenset()
 
     def __init__(self, config: DiffusersConfig, context: BindingContext) -> None:
         super().__init__(config, context)
@@ -275,9 +276,6 @@ class DiffusersBinding(Binding[DiffusersConfig]):
 
     # -- generation ------------------------------------------------------------------------
     def check_request(self, request: BindingRequest) -> None:
-        if not request.model:  # a bare probe of accepted parameters (accepts_parameter)
-            media_options(request, _IMAGE_OPTIONS + _VIDEO_OPTIONS)
-            return
         kind = self.kind(request.model)
         if kind != request.generation_type:
             raise BadRequest(

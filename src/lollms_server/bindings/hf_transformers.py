@@ -27,7 +27,7 @@ from lollms_server.bindings.threads import Emit, stream_thread
 from lollms_server.bindings.torch_support import LoadedModel, budget_of, free_memory
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.bindings.weights import models_in
-from lollms_server.errors import BadRequest, BindingUnavailable, GenerationFailed, ModelNotFound
+from lollms_server.errors import BindingUnavailable, GenerationFailed, ModelNotFound
 
 __all__ = ["TransformersBinding", "TransformersConfig"]
 
@@ -55,6 +55,7 @@ class TransformersBinding(Binding[TransformersConfig]):
     name: ClassVar[str] = "transformers"
     description: ClassVar[str] = "Hugging Face transformers models on torch."
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tokenizer=True)
+    extra_parameters: ClassVar[frozenset[str] | None] = frozenset()
 
     def __init__(self, config: TransformersConfig, context: BindingContext) -> None:
         super().__init__(config, context)
@@ -166,13 +167,6 @@ class TransformersBinding(Binding[TransformersConfig]):
             await self.unload(model)
 
     # -- generation ------------------------------------------------------------------------
-    def check_request(self, request: BindingRequest) -> None:
-        if request.extra:
-            raise BadRequest(
-                f"Unknown parameter(s) for transformers: {', '.join(sorted(request.extra))}.",
-                param=f"parameters.{sorted(request.extra)[0]}",
-            )
-
     def _input_ids(self, loaded: LoadedModel, request: BindingRequest) -> Any:
         tok = loaded.tokenizer
         if request.raw_prompt is not None:

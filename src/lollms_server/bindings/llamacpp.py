@@ -60,7 +60,6 @@ EXTRA_PARAMETERS = frozenset(
         "ignore_eos",
         "n_probs",
         "grammar",
-        "json_schema",
         "logit_bias",
         "dry_multiplier",
         "dry_base",
@@ -147,6 +146,7 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, tokenizer=True, structured_output=True
     )
+    extra_parameters: ClassVar[frozenset[str] | None] = EXTRA_PARAMETERS
 
     def __init__(self, config: LlamaCppConfig, context: BindingContext) -> None:
         super().__init__(config, context)
@@ -297,21 +297,15 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
 
     # -- generation ------------------------------------------------------------------------
     def check_request(self, request: BindingRequest) -> None:
-        unknown = sorted(set(request.extra) - EXTRA_PARAMETERS)
-        if unknown:
-            raise BadRequest(
-                f"Unknown parameter(s) for llama.cpp: {', '.join(unknown)}. Besides the common "
-                f"ones it accepts: {', '.join(sorted(EXTRA_PARAMETERS))}.",
-                param=f"parameters.{unknown[0]}",
-            )
         extra = request.extra
         _check_n_probs(extra.get("n_probs"))
         self._check_context(request)
         _check_logit_bias(extra.get("logit_bias"))
         _check_stop(request.params.stop)
-        for name in ("grammar", "json_schema"):
-            if extra.get(name) is not None:
-                self._check_grammar(name, extra[name])
+        if extra.get("grammar") is not None:
+            self._check_grammar("grammar", extra["grammar"])
+        if request.json_schema is not None:
+            self._check_grammar("json_schema", dict(request.json_schema))
 
     def _check_context(self, request: BindingRequest) -> None:
         """Token counts beyond the context cannot be used, only allocated."""
@@ -368,6 +362,8 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
         if p.stop:
             body["stop"] = list(p.stop)
         body.update(request.extra)  # already checked against EXTRA_PARAMETERS
+        if request.json_schema is not None:
+            body["json_schema"] = dict(request.json_schema)
         return body
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:

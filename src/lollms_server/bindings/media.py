@@ -1,20 +1,21 @@
 """What media bindings share: request options, and encoders for PNG, WAV and MP4.
 
-Media requests carry their options in ``BindingRequest.extra`` (the native API's
-``parameters``); :func:`media_options` validates them once, so every media binding reports a
-bad value the same way (400 naming the parameter).
+Media requests carry their options typed, in ``BindingRequest.media``: the front ends build
+them with :func:`parse_media` (one validation, so every media binding reports a bad value the
+same way: 400 naming the parameter) and each binding takes the ones it uses with
+:func:`media_options`.
 """
 
 from __future__ import annotations
 
 import io
 import wave
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from lollms_server.bindings.types import BindingRequest, MediaPart
+from lollms_server.bindings.types import MEDIA_ALIASES, BindingRequest, MediaOptions, MediaPart
 from lollms_server.errors import BadRequest
 
 __all__ = [
@@ -24,58 +25,43 @@ __all__ = [
     "encode_wav",
     "input_image",
     "media_options",
+    "parse_media",
     "prompt_of",
 ]
 
-_ALIASES = {
-    "num_inference_steps": "steps",
-    "guidance_scale": "guidance",
-    "num_images": "n",
-    "num_images_per_prompt": "n",
-    "length_seconds": "duration",
-    "audio_length_in_s": "duration",
-}
 
-
-class MediaOptions(BaseModel):
-    """Options of image, video, music and speech requests (all optional)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    width: int | None = Field(None, ge=8, le=8192)
-    height: int | None = Field(None, ge=8, le=8192)
-    steps: int | None = Field(None, ge=1, le=1000)
-    guidance: float | None = Field(None, ge=0, le=100)
-    negative_prompt: str | None = None
-    n: int = Field(1, ge=1, le=16, description="Images per request.")
-    strength: float | None = Field(None, gt=0, le=1, description="Image-to-image strength.")
-    num_frames: int | None = Field(None, ge=1, le=1024)
-    fps: int | None = Field(None, ge=1, le=120)
-    duration: float | None = Field(None, gt=0, le=600, description="Seconds of audio.")
-    voice: str | None = None
-    speaker: int | None = Field(None, ge=0)
-    speed: float | None = Field(None, ge=0.25, le=4.0)
-    format: Literal["png", "jpeg", "webp", "wav", "mp4"] | None = None
+def parse_media(values: Mapping[str, Any]) -> tuple[MediaOptions, dict[str, Any]]:
+    """Split a client's ``parameters`` into media options (validated: a bad value is a 400
+    naming ``parameters.<name>``; aliases such as ``num_inference_steps`` accepted) and the
+    rest (engine options)."""
+    media: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in values.items():
+        name = MEDIA_ALIASES.get(key, key)
+        if name in MediaOptions.model_fields:
+            media[name] = value
+        else:
+            rest[key] = value
+    try:
+        return MediaOptions.model_validate(media), rest
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BadRequest(f"parameters.{where}: {err['msg']}", param=f"parameters.{where}") from None
 
 
 def media_options(request: BindingRequest, allowed: Sequence[str] | None = None) -> MediaOptions:
-    """The request's media options; 400 naming the first bad or (given ``allowed``) unused
-    parameter."""
-    values: dict[str, Any] = {_ALIASES.get(k, k): v for k, v in request.extra.items()}
+    """The request's media options; 400 naming the first one (given ``allowed``) that this
+    binding does not use for this request."""
     if allowed is not None:
-        unknown = sorted(set(values) - set(allowed))
+        unknown = sorted(request.media.model_fields_set - set(allowed))
         if unknown:
             raise BadRequest(
                 f"Parameter(s) {', '.join(unknown)} do not apply to '{request.generation_type}' "
                 f"here; accepted: {', '.join(sorted(allowed))}.",
                 param=f"parameters.{unknown[0]}",
             )
-    try:
-        return MediaOptions.model_validate(values)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise BadRequest(f"parameters.{where}: {err['msg']}", param=f"parameters.{where}") from None
+    return request.media
 
 
 def prompt_of(request: BindingRequest) -> str:

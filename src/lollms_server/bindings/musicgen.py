@@ -59,6 +59,7 @@ class MusicGenBinding(TorchBinding[LoadedModel, MusicGenConfig]):
     description: ClassVar[str] = "MusicGen text-to-music (transformers)."
     modalities: ClassVar[frozenset[str]] = frozenset({"ttm"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
+    extra_parameters: ClassVar[frozenset[str] | None] = frozenset()
     what: ClassVar[str] = "MusicGen"
 
     def _size(self, source: str, dtype: str | None = None) -> int | None:

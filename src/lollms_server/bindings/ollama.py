@@ -47,7 +47,6 @@ EXTRA_OPTIONS = frozenset(
         "mirostat_tau",
         "mirostat_eta",
         "num_ctx",
-        "json_schema",
     }
 )
 
@@ -67,6 +66,7 @@ class OllamaBinding(Binding[OllamaConfig]):
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, vision=True, structured_output=True
     )
+    extra_parameters: ClassVar[frozenset[str] | None] = EXTRA_OPTIONS
 
     def __init__(self, config: OllamaConfig, context: BindingContext) -> None:
         super().__init__(config, context)
@@ -167,14 +167,6 @@ class OllamaBinding(Binding[OllamaConfig]):
     async def close(self) -> None:
         self._client = None
 
-    def check_request(self, request: BindingRequest) -> None:
-        unknown = sorted(set(request.extra) - EXTRA_OPTIONS)
-        if unknown:
-            raise BadRequest(
-                f"Unknown option(s) for Ollama: {', '.join(unknown)}.",
-                param=f"parameters.{unknown[0]}",
-            )
-
     def _options(self, request: BindingRequest) -> dict[str, Any]:
         p = request.params
         options: dict[str, Any] = {
@@ -193,9 +185,7 @@ class OllamaBinding(Binding[OllamaConfig]):
             options["stop"] = list(p.stop)
         if self.config.num_ctx:
             options["num_ctx"] = self.config.num_ctx
-        options.update(
-            {k: v for k, v in request.extra.items() if k in EXTRA_OPTIONS and k != "json_schema"}
-        )
+        options.update({k: v for k, v in request.extra.items() if k in EXTRA_OPTIONS})
         return options
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
@@ -205,8 +195,8 @@ class OllamaBinding(Binding[OllamaConfig]):
             "stream": True,
             "options": self._options(request),
         }
-        if "json_schema" in request.extra:
-            common["format"] = request.extra["json_schema"]
+        if request.json_schema is not None:
+            common["format"] = dict(request.json_schema)
         if request.keep_alive is not None:
             common["keep_alive"] = request.keep_alive
         try:

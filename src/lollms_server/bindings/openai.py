@@ -66,7 +66,6 @@ EXTRA_PARAMETERS = frozenset(
         "presence_penalty",
         "logit_bias",
         "response_format",
-        "json_schema",
         "reasoning_effort",
     }
 )
@@ -130,6 +129,7 @@ class OpenAIBinding(Binding[OpenAIConfigT]):
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, vision=True, structured_output=True, tools=True
     )
+    extra_parameters: ClassVar[frozenset[str] | None] = EXTRA_PARAMETERS
 
     def __init__(self, config: OpenAIConfigT, context: BindingContext) -> None:
         super().__init__(config, context)
@@ -217,13 +217,6 @@ class OpenAIBinding(Binding[OpenAIConfigT]):
                     param="parameters.voice",
                 )
             return
-        unknown = sorted(set(request.extra) - EXTRA_PARAMETERS)
-        if unknown:
-            raise BadRequest(
-                f"Unknown parameter(s) for an OpenAI-compatible server: {', '.join(unknown)}; "
-                f"supported extras: {', '.join(sorted(EXTRA_PARAMETERS))}.",
-                param=f"parameters.{unknown[0]}",
-            )
         if not self.config.vision and any(m.media for m in request.messages):
             raise BadRequest(
                 f"Binding instance '{self.instance_name}' is configured without "
@@ -273,13 +266,12 @@ class OpenAIBinding(Binding[OpenAIConfigT]):
             extra_body["top_k"] = p.top_k
         if p.repeat_penalty is not None:
             extra_body["repeat_penalty"] = p.repeat_penalty
-        extra = dict(request.extra)
-        if "json_schema" in extra:
+        if request.json_schema is not None:
             out["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "output", "schema": extra.pop("json_schema")},
+                "json_schema": {"name": "output", "schema": dict(request.json_schema)},
             }
-        out.update(extra)
+        out.update(request.extra)
         if extra_body:
             out["extra_body"] = extra_body
         return out

@@ -70,6 +70,7 @@ class PiperBinding(Binding[PiperConfig]):
     description: ClassVar[str] = "Piper text-to-speech voices (child process; GPL engine)."
     modalities: ClassVar[frozenset[str]] = frozenset({"tts"})
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=False)
+    extra_parameters: ClassVar[frozenset[str] | None] = frozenset()
 
     def __init__(self, config: PiperConfig, context: BindingContext) -> None:
         super().__init__(config, context)

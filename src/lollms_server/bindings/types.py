@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "BindingContext",
     "BindingRequest",
     "EmbeddingResult",
+    "MEDIA_ALIASES",
+    "MediaOptions",
     "MediaPart",
     "Message",
     "ModelInfo",
@@ -20,6 +22,36 @@ __all__ = [
 ]
 
 MediaKind = Literal["image", "audio", "video"]
+
+MEDIA_ALIASES = {
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance",
+    "num_images": "n",
+    "num_images_per_prompt": "n",
+    "length_seconds": "duration",
+    "audio_length_in_s": "duration",
+}
+
+
+class MediaOptions(BaseModel):
+    """Options of image, video, music and speech requests (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int | None = Field(None, ge=8, le=8192)
+    height: int | None = Field(None, ge=8, le=8192)
+    steps: int | None = Field(None, ge=1, le=1000)
+    guidance: float | None = Field(None, ge=0, le=100)
+    negative_prompt: str | None = None
+    n: int = Field(1, ge=1, le=16, description="Images per request.")
+    strength: float | None = Field(None, gt=0, le=1, description="Image-to-image strength.")
+    num_frames: int | None = Field(None, ge=1, le=1024)
+    fps: int | None = Field(None, ge=1, le=120)
+    duration: float | None = Field(None, gt=0, le=600, description="Seconds of audio.")
+    voice: str | None = None
+    speaker: int | None = Field(None, ge=0)
+    speed: float | None = Field(None, ge=0.25, le=4.0)
+    format: Literal["png", "jpeg", "webp", "wav", "mp4"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +129,8 @@ class BindingRequest:
     keep_alive: float | None = None  # the client's wish, for backends that manage their own
     tools: tuple[Mapping[str, Any], ...] = ()  # OpenAI-shape function definitions
     tool_choice: Any = None
+    media: MediaOptions = field(default_factory=lambda: MediaOptions())  # tti/ttv/ttm/tts
+    json_schema: Mapping[str, Any] | None = None  # structured output: the answer's schema
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
 from lollms_server.bindings.types import BindingRequest, ModelInfo
-from lollms_server.errors import BadRequest, BindingUnavailable
+from lollms_server.errors import BindingUnavailable
 from lollms_server.security.redact import safe_url
 
 __all__ = ["VLLMBinding", "VLLMConfig"]
@@ -31,7 +31,6 @@ VLLM_EXTRAS = frozenset(
         "enable_thinking",
         "min_p",
         "repetition_penalty",
-        "json_schema",
         "frequency_penalty",
         "presence_penalty",
         "logit_bias",
@@ -50,6 +49,7 @@ class VLLMConfig(OpenAIConfig):
 class VLLMBinding(OpenAIBinding[VLLMConfig]):
     name: ClassVar[str] = "vllm"
     description: ClassVar[str] = "A vLLM server (OpenAI API plus guided decoding)."
+    extra_parameters: ClassVar[frozenset[str] | None] = VLLM_EXTRAS
 
     version: str | None = None
 
@@ -84,21 +84,12 @@ class VLLMBinding(OpenAIBinding[VLLMConfig]):
     async def load(self, model: str) -> None:
         await self._detect()
 
-    def check_request(self, request: BindingRequest) -> None:
-        unknown = sorted(set(request.extra) - VLLM_EXTRAS)
-        if unknown:
-            raise BadRequest(
-                f"Unknown parameter(s) for vLLM: {', '.join(unknown)}; supported "
-                f"extras: {', '.join(sorted(VLLM_EXTRAS))}.",
-                param=f"parameters.{unknown[0]}",
-            )
-
     def _params(self, request: BindingRequest) -> dict[str, Any]:
         cfg = self.config
         passthrough = {
             k: v
             for k, v in request.extra.items()
-            if k in ("json_schema", "frequency_penalty", "presence_penalty", "logit_bias")
+            if k in ("frequency_penalty", "presence_penalty", "logit_bias")
         }
         plain = BindingRequest(
             model=request.model,
@@ -107,6 +98,7 @@ class VLLMBinding(OpenAIBinding[VLLMConfig]):
             raw_prompt=request.raw_prompt,
             params=request.params,
             extra=passthrough,
+            json_schema=request.json_schema,
         )
         out = super()._params(plain)
         body: dict[str, Any] = dict(out.pop("extra_body", {}))

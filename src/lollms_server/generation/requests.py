@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lollms_server.bindings.types import Message, SamplingParams
+from lollms_server.bindings.types import MediaOptions, Message, SamplingParams
 
 __all__ = ["GenerationRequest"]
 
@@ -33,3 +33,5 @@ class GenerationRequest:
     functions: tuple[str, ...] = ()  # server functions the model may call
     max_tool_rounds: int | None = None
     personality_config: Mapping[str, Any] = field(default_factory=dict)  # script settings
+    media: MediaOptions = field(default_factory=lambda: MediaOptions())  # tti/ttv/ttm/tts
+    json_schema: Mapping[str, Any] | None = None  # structured output

@@ -58,9 +58,14 @@ __all__ = [
 ]
 
 
+_MEDIA_TYPES = frozenset({"tti", "ttv", "ttm", "tts"})
+
+
 def check_capabilities(binding: Binding, request: BindingRequest) -> None:
     """The one check of a request against what its binding can do (input media, tools,
-    engine options), before the binding's own ``check_request``."""
+    structured output, media and engine options), before the binding's own
+    ``check_request``."""
+    _check_options(binding, request)
     has_media = any(m.media for m in request.messages)
     if has_media and request.generation_type in ("tts", "ttm", "ttv"):
         raise UnsupportedCapability(
@@ -75,6 +80,29 @@ def check_capabilities(binding: Binding, request: BindingRequest) -> None:
     if uses_tools and not binding.capabilities.tools:
         raise UnsupportedCapability(
             f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools"
+        )
+
+
+def _check_options(binding: Binding, request: BindingRequest) -> None:
+    media = sorted(request.media.model_fields_set)
+    if media and request.generation_type not in _MEDIA_TYPES:
+        raise BadRequest(
+            f"Parameter(s) {', '.join(media)} do not apply to '{request.generation_type}'.",
+            param=f"parameters.{media[0]}",
+        )
+    if request.json_schema is not None and not binding.capabilities.structured_output:
+        raise UnsupportedCapability(
+            f"Binding instance '{binding.instance_name}' cannot constrain output to a schema.",
+            param="json_schema",
+        )
+    accepted = binding.extra_parameters
+    unknown = sorted(set(request.extra) - accepted) if accepted is not None else []
+    if unknown:
+        offered = ", ".join(sorted(accepted or ())) or "none"
+        raise BadRequest(
+            f"Unknown parameter(s) for {binding.name}: {', '.join(unknown)}. Besides the common "
+            f"ones it accepts: {offered}.",
+            param=f"parameters.{unknown[0]}",
         )
 
 
@@ -173,6 +201,8 @@ class GenerationService:
             keep_alive=request.keep_alive,
             tools=request.tools,
             tool_choice=request.tool_choice,
+            media=request.media,
+            json_schema=request.json_schema,
         )
         check_capabilities(binding, binding_request)
         binding.check_request(binding_request)

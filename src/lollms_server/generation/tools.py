@@ -197,9 +197,9 @@ class ToolLoop:
         first = messages[0] if messages and messages[0].role == "system" else None
         convo = messages[1:] if first else messages
         merged = f"{first.content}\n\n{system}" if first and first.content else system
-        extra = dict(self.request.extra)
+        schema = None
         if self.binding.capabilities.structured_output:
-            extra["json_schema"] = decision_schema(self.functions, required)
+            schema = decision_schema(self.functions, required)
         # The decision has its own budget: the client's max_tokens is for the answer.
         params = dataclasses.replace(self.request.params, max_tokens=DECISION_TOKENS, stop=())
         step = dataclasses.replace(
@@ -207,7 +207,7 @@ class ToolLoop:
             messages=(Message("system", merged), *convo),
             functions=(),
             params=params,
-            extra=extra,
+            json_schema=schema,
             tool_choice=None,
         )
         text: list[str] = []

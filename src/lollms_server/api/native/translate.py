@@ -19,7 +19,9 @@ from lollms_server.bindings.events import (
     ToolResult,
     Usage,
 )
-from lollms_server.bindings.types import MediaPart, Message, SamplingParams
+from lollms_server.bindings.media import parse_media
+from lollms_server.bindings.types import MediaOptions, MediaPart, Message, SamplingParams
+from lollms_server.errors import BadRequest
 from lollms_server.generation.fold import CollectedOutput
 from lollms_server.generation.requests import GenerationRequest
 from lollms_server.generation.run import Run
@@ -27,8 +29,8 @@ from lollms_server.generation.run import Run
 __all__ = ["NativeEncoder", "response_body", "stream_events", "to_generation_request"]
 
 
-def _params(p: GenerationParameters) -> tuple[SamplingParams, dict[str, Any]]:
-    sampling = SamplingParams.from_wire(
+def _params(p: GenerationParameters) -> SamplingParams:
+    return SamplingParams.from_wire(
         temperature=p.temperature,
         top_p=p.top_p,
         top_k=p.top_k,
@@ -37,7 +39,17 @@ def _params(p: GenerationParameters) -> tuple[SamplingParams, dict[str, Any]]:
         seed=p.seed,
         stop=p.stop,
     )
-    return sampling, dict(p.model_extra or {})
+
+
+def _options(p: GenerationParameters) -> tuple[MediaOptions, dict[str, Any] | None, dict[str, Any]]:
+    """Media options, the structured-output schema and the engine options of ``parameters``."""
+    media, extra = parse_media(p.model_extra or {})
+    schema = extra.pop("json_schema", None)
+    if schema is not None and not isinstance(schema, dict):
+        raise BadRequest(
+            "parameters.json_schema must be an object.", param="parameters.json_schema"
+        )
+    return media, schema, extra
 
 
 def _decode_media(item: InputItem, index: int) -> MediaPart:
@@ -69,7 +81,8 @@ def _messages(items: list[InputItem]) -> tuple[Message, ...]:
 
 
 def to_generation_request(body: GenerateRequest) -> GenerationRequest:
-    params, extra = _params(body.parameters)
+    params = _params(body.parameters)
+    media, schema, extra = _options(body.parameters)
     messages: tuple[Message, ...] = ()
     if body.input_data:
         messages = _messages(body.input_data)
@@ -86,6 +99,8 @@ def to_generation_request(body: GenerateRequest) -> GenerationRequest:
         queue_timeout=body.queue_timeout,
         keep_alive=body.keep_alive,
         extra=extra,
+        media=media,
+        json_schema=schema,
         language=body.language,
         user_name=body.user_name,
         personality_config=body.personality_config,

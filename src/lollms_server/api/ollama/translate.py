@@ -22,7 +22,7 @@ from lollms_server.bindings.events import (
     ToolCall,
 )
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
-from lollms_server.errors import BadRequest, UnsupportedCapability
+from lollms_server.errors import BadRequest
 from lollms_server.generation.fold import CollectedOutput
 from lollms_server.generation.requests import GenerationRequest
 from lollms_server.generation.run import Run
@@ -102,7 +102,18 @@ def parse_keep_alive(value: float | str | None) -> float | None:
     return -1.0 if seconds < 0 else seconds
 
 
-def _options(body: _Common, binding: Binding) -> tuple[SamplingParams, dict[str, Any]]:
+def _schema(body: _Common) -> dict[str, Any] | None:
+    """Ollama's ``format``: "json" (any object) or a JSON schema."""
+    if not body.format:
+        return None
+    if body.format == "json":
+        return {"type": "object"}
+    if not isinstance(body.format, dict):
+        raise BadRequest("format must be 'json' or a JSON schema object.", param="format")
+    return body.format
+
+
+def _options(body: _Common) -> tuple[SamplingParams, dict[str, Any]]:
     try:
         options = _Options.model_validate(body.options or {})
     except ValidationError as exc:
@@ -121,13 +132,6 @@ def _options(body: _Common, binding: Binding) -> tuple[SamplingParams, dict[str,
         stop=options.stop,
     )
     extra = {k: getattr(options, k) for k in _EXTRA if getattr(options, k) is not None}
-    if body.format:
-        if not binding.capabilities.structured_output:
-            raise UnsupportedCapability(
-                f"Binding instance '{binding.instance_name}' cannot constrain output.",
-                param="format",
-            )
-        extra["json_schema"] = {"type": "object"} if body.format == "json" else body.format
     return params, extra
 
 
@@ -146,13 +150,14 @@ def _images(images: list[str] | None) -> tuple[MediaPart, ...]:
 def generate_request(body: GenerateRequest, binding: Binding, model: str) -> GenerationRequest:
     if body.suffix:
         raise BadRequest("'suffix' (fill-in-the-middle) is not supported.", param="suffix")
-    params, extra = _options(body, binding)
+    params, extra = _options(body)
     common = {
         "binding_name": binding.instance_name,
         "model_name": model,
         "params": params,
         "keep_alive": parse_keep_alive(body.keep_alive),
         "extra": extra,
+        "json_schema": _schema(body),
     }
     if body.raw:
         return GenerationRequest(raw_prompt=body.prompt, **common)  # type: ignore[arg-type]
@@ -163,11 +168,7 @@ def generate_request(body: GenerateRequest, binding: Binding, model: str) -> Gen
 
 
 def chat_request(body: ChatRequest, binding: Binding, model: str) -> GenerationRequest:
-    if body.tools and not binding.capabilities.tools:
-        raise UnsupportedCapability(
-            f"Binding instance '{binding.instance_name}' cannot call tools.", param="tools"
-        )
-    params, extra = _options(body, binding)
+    params, extra = _options(body)
     return GenerationRequest(
         binding_name=binding.instance_name,
         model_name=model,
@@ -176,6 +177,7 @@ def chat_request(body: ChatRequest, binding: Binding, model: str) -> GenerationR
         keep_alive=parse_keep_alive(body.keep_alive),
         extra=extra,
         tools=tuple(body.tools or ()),
+        json_schema=_schema(body),
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.api.responses import JSONResponse
+from lollms_server.bindings.media import parse_media
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
 from lollms_server.generation.service import CollectedOutput, GenerationRequest, GenerationService
@@ -62,6 +63,7 @@ async def _collect(
     params: SamplingParams,
     extra: dict[str, Any],
 ) -> tuple[CollectedOutput, str]:
+    media, rest = parse_media(extra)
     instance, name = await service.find_model(model or "default", generation_type)
     body = GenerationRequest(
         generation_type=generation_type,
@@ -69,7 +71,8 @@ async def _collect(
         model_name=name,
         messages=(Message("user", prompt),),
         params=params,
-        extra=extra,
+        extra=rest,
+        media=media,
     )
     run = await start_run(request, service, body)
     return await collect_run(request, run), f"{instance}/{name}"

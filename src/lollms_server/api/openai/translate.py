@@ -78,26 +78,26 @@ def _message(message: ChatMessage, index: int) -> Message:
     return Message(role, "\n".join(texts), tuple(media), calls, message.tool_call_id)
 
 
+def _schema(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema ``response_format`` asks the answer to follow (None: free text)."""
+    fmt = (response_format or {}).get("type", "text")
+    if fmt == "text":
+        return None
+    if fmt == "json_object":
+        return {"type": "object"}
+    if fmt != "json_schema":
+        raise BadRequest(f"Unknown response_format type '{fmt}'.", param="response_format")
+    schema = (response_format or {}).get("json_schema", {}).get("schema")
+    if not isinstance(schema, dict):
+        raise BadRequest(
+            "response_format.json_schema.schema must be an object.", param="response_format"
+        )
+    return schema
+
+
 def chat_request(body: ChatCompletionRequest, binding: Binding, model: str) -> GenerationRequest:
     params, extra = _sampling(body, body.max_completion_tokens or body.max_tokens)
-    fmt = (body.response_format or {}).get("type", "text")
-    if fmt != "text":
-        if not binding.capabilities.structured_output:
-            raise BadRequest(
-                f"Binding instance '{binding.instance_name}' cannot constrain output to '{fmt}'.",
-                param="response_format",
-            )
-        if fmt == "json_object":
-            extra["json_schema"] = {"type": "object"}
-        elif fmt == "json_schema":
-            schema = (body.response_format or {}).get("json_schema", {}).get("schema")
-            if not isinstance(schema, dict):
-                raise BadRequest(
-                    "response_format.json_schema.schema must be an object.", param="response_format"
-                )
-            extra["json_schema"] = schema
-        else:
-            raise BadRequest(f"Unknown response_format type '{fmt}'.", param="response_format")
+    schema = _schema(body.response_format)
     return GenerationRequest(
         binding_name=binding.instance_name,
         model_name=model,
@@ -107,6 +107,7 @@ def chat_request(body: ChatCompletionRequest, binding: Binding, model: str) -> G
         extra=extra,
         tools=tuple(body.tools or ()),
         tool_choice=body.tool_choice,
+        json_schema=schema,
     )
 
 

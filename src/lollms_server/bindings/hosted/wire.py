@@ -27,6 +27,7 @@ from lollms_server.bindings.events import (
 from lollms_server.bindings.types import (
     BindingRequest,
     EmbeddingResult,
+    MediaOptions,
     MediaPart,
     Message,
     SamplingParams,
@@ -103,6 +104,8 @@ def request_to_wire(request: BindingRequest) -> dict[str, Any]:
         "keep_alive": request.keep_alive,
         "tools": [dict(t) for t in request.tools],
         "tool_choice": request.tool_choice,
+        "media": request.media.model_dump(exclude_unset=True),
+        "json_schema": None if request.json_schema is None else dict(request.json_schema),
     }
 
 
@@ -131,6 +134,8 @@ def request_from_wire(data: dict[str, Any]) -> BindingRequest:
         keep_alive=data.get("keep_alive"),
         tools=tuple(data.get("tools") or ()),
         tool_choice=data.get("tool_choice"),
+        media=MediaOptions.model_validate(data.get("media") or {}),
+        json_schema=data.get("json_schema"),
     )
 
 
