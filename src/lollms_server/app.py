@@ -9,18 +9,22 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from lollms_server import __version__
 from lollms_server.api.deps import require_api_key
 from lollms_server.api.docs import docs_router
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.limits import BodyLimitMiddleware
 from lollms_server.api.lollms.routes import router as lollms_router
+from lollms_server.api.native.models_admin import router as models_admin_router
 from lollms_server.api.native.personalities import router as personalities_router
 from lollms_server.api.native.routes import router as native_router
 from lollms_server.api.ollama.routes import router as ollama_router
 from lollms_server.api.openai.media import router as openai_media_router
 from lollms_server.api.openai.routes import router as openai_router
 from lollms_server.api.responses import JSONResponse
+from lollms_server.api.web import router as web_router
 from lollms_server.api.webui.routes import generate_router, text2audio_router
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
@@ -32,7 +36,6 @@ from lollms_server.personalities.registry import PersonalityRegistry
 from lollms_server.resources.metrics import Metrics
 from lollms_server.resources.scheduler import Scheduler
 from lollms_server.security.keys import KeyStore
-from prometheus_client import CONTENT_TYPE_LATEST
 
 __all__ = ["build_registry", "check_security", "create_app"]
 
@@ -170,12 +173,14 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     install_error_handlers(app)
     app.include_router(native_router)
     app.include_router(personalities_router)
+    app.include_router(models_admin_router)
     app.include_router(openai_router)
     app.include_router(openai_media_router)
     app.include_router(ollama_router)
     app.include_router(lollms_router)
     app.include_router(generate_router)
     app.include_router(text2audio_router)
+    app.include_router(web_router)
     if docs:
         app.include_router(docs_router(app))
 

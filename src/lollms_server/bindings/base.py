@@ -116,6 +116,7 @@ class Binding(ABC, Generic[ConfigT]):
         """Models this instance can serve."""
 
     async def model_info(self, model: str) -> ModelInfo:
+        """One model's description (404 naming the models there are)."""
         models = await self.list_models()
         for info in models:
             if info.name == model:
@@ -182,11 +183,13 @@ class Binding(ABC, Generic[ConfigT]):
         """
 
     async def tokenize(self, model: str, text: str) -> list[int]:
+        """Token ids of ``text`` (bindings with the ``tokenizer`` capability)."""
         raise UnsupportedCapability(
             f"Binding '{self.name}' has no tokenizer.", param="binding_name"
         )
 
     async def detokenize(self, model: str, tokens: list[int]) -> str:
+        """The text of token ids (bindings with the ``tokenizer`` capability)."""
         raise UnsupportedCapability(
             f"Binding '{self.name}' has no tokenizer.", param="binding_name"
         )

@@ -50,6 +50,8 @@ class MediaOutput:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
+    """The model calls tool ``name`` with JSON ``arguments``; ``id`` pairs it with a result."""
+
     id: str
     name: str
     arguments: str
@@ -85,11 +87,14 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens read and written by the generation (the last one counts)."""
+
     prompt_tokens: int
     completion_tokens: int
 
     @property
     def total_tokens(self) -> int:
+        """Prompt and completion together."""
         return self.prompt_tokens + self.completion_tokens
 
 

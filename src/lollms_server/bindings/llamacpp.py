@@ -16,6 +16,7 @@ stop sequences by the constants below; ``n_probs`` is refused (nothing returns i
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import logging
@@ -33,6 +34,7 @@ from pydantic import Field
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
 from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
 from lollms_server.bindings.gguf_meta import kv_cache_bytes, read_metadata
+from lollms_server.bindings.threads import Emit, stream_thread
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 from lollms_server.errors import (
     BadRequest,
@@ -370,61 +372,46 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
         engine = self._engines.get(request.model)
         if engine is None:
             raise BindingUnavailable(f"Model '{request.model}' is not loaded")
-        body = self._body(request)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
-        put = queue.put_nowait
-
-        def on_chunk(chunk: dict[str, Any]) -> bool:
-            loop.call_soon_threadsafe(put, chunk)
-            return stop.is_set()  # True tells llama.cpp to cancel the task
-
         raw = request.raw_prompt is not None
         handler = engine.server.handle_completions if raw else engine.server.handle_chat_completions
-
-        def run() -> None:
-            try:
-                handler(body, on_chunk)
-                loop.call_soon_threadsafe(put, None)
-            except Exception as exc:  # surfaced to the consumer as GenerationFailed
-                loop.call_soon_threadsafe(put, exc)
-
+        run = functools.partial(_run_engine, handler, self._body(request))
         engine.active += 1
-        loop.run_in_executor(engine.executor, run)
+        chunks = stream_thread(run, engine.executor)
         finish = "stop"
         try:
-            while True:
-                chunk = await queue.get()
-                if chunk is None:
-                    break
-                if isinstance(chunk, ValueError):  # the request did not parse (bad grammar...)
-                    raise BadRequest(f"llama.cpp rejected the request: {chunk}")
-                if isinstance(chunk, Exception):
-                    raise GenerationFailed(f"llama.cpp error: {chunk}")
-                error = chunk.get("error")
-                if error is not None:
-                    raise self._map_error(error)
-                usage = chunk.get("usage")
-                for choice in chunk.get("choices", ()):
-                    if raw:
-                        text = choice.get("text")
-                    else:
-                        delta = choice.get("delta", {})
-                        thoughts = delta.get("reasoning_content")
-                        if thoughts:
-                            yield ThoughtsDelta(thoughts)
-                        text = delta.get("content")
-                    if text:
-                        yield TextDelta(text)
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-                if usage:
-                    yield Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+            async for chunk in chunks:
+                events, reason = self._chunk_events(chunk, raw)
+                for event in events:
+                    yield event
+                finish = reason or finish
             yield Finished(finish, {"engine": "llama.cpp"})
         finally:
-            stop.set()
+            await chunks.aclose()  # type: ignore[attr-defined]  # cancels the task in llama.cpp
             engine.active -= 1
+
+    def _chunk_events(self, chunk: dict[str, Any], raw: bool) -> tuple[list[Event], str | None]:
+        """The events in one streamed chunk of llama.cpp's server, and its finish reason."""
+        error = chunk.get("error")
+        if error is not None:
+            raise self._map_error(error)
+        events: list[Event] = []
+        finish = None
+        for choice in chunk.get("choices", ()):
+            if raw:
+                text = choice.get("text")
+            else:
+                delta = choice.get("delta", {})
+                thoughts = delta.get("reasoning_content")
+                if thoughts:
+                    events.append(ThoughtsDelta(thoughts))
+                text = delta.get("content")
+            if text:
+                events.append(TextDelta(text))
+            finish = choice.get("finish_reason") or finish
+        usage = chunk.get("usage")
+        if usage:
+            events.append(Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
+        return events, finish
 
     def _map_error(self, error: Any) -> Exception:
         if not isinstance(error, dict):
@@ -505,6 +492,19 @@ def _check_stop(stop: Sequence[str]) -> None:
         raise _refused("stop", f"has {len(stop)} sequences; at most {MAX_STOP_SEQUENCES}.")
     if any(len(s) > MAX_STOP_CHARS for s in stop):
         raise _refused("stop", f"sequences are at most {MAX_STOP_CHARS} characters each.")
+
+
+def _run_engine(
+    handler: Any, body: dict[str, Any], emit: Emit[dict[str, Any]], stop: threading.Event
+) -> None:
+    """One request in llama.cpp's engine (a worker thread): each chunk goes to ``emit``, whose
+    answer (True once the consumer left) tells llama.cpp to cancel the task."""
+    try:
+        handler(body, emit)
+    except ValueError as exc:  # the request did not parse (bad grammar...)
+        raise BadRequest(f"llama.cpp rejected the request: {exc}") from None
+    except Exception as exc:
+        raise GenerationFailed(f"llama.cpp error: {exc}") from None
 
 
 def _grammar_cost(value: Any) -> tuple[int, int]:

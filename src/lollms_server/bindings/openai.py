@@ -366,32 +366,14 @@ class OpenAIBinding(Binding[OpenAIConfigT]):
         finish = "stop"
         usage = None
         calls: dict[int, dict[str, str]] = {}  # tool calls arrive in fragments, by index
+        raw = request.raw_prompt is not None
         try:
             async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = chunk.usage
+                usage = chunk.usage if chunk.usage is not None else usage
                 for choice in chunk.choices:
-                    if request.raw_prompt is not None:
-                        text = choice.text
-                    else:
-                        thoughts = getattr(choice.delta, "reasoning_content", None) or getattr(
-                            choice.delta, "reasoning", None
-                        )
-                        if thoughts:
-                            yield ThoughtsDelta(thoughts)
-                        text = choice.delta.content
-                        for part in choice.delta.tool_calls or ():
-                            call = calls.setdefault(
-                                part.index, {"id": "", "name": "", "arguments": ""}
-                            )
-                            call["id"] = part.id or call["id"]
-                            if part.function is not None:
-                                call["name"] += part.function.name or ""
-                                call["arguments"] += part.function.arguments or ""
-                    if text:
-                        yield TextDelta(text)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+                    for event in _choice_events(choice, raw, calls):
+                        yield event
+                    finish = choice.finish_reason or finish
         except LollmsError:
             raise
         except Exception as exc:
@@ -437,3 +419,23 @@ class OpenAIBinding(Binding[OpenAIConfigT]):
         if isinstance(exc, openai.APIConnectionError):
             return BindingUnavailable(f"Cannot reach the upstream server of {where}.")
         return GenerationFailed(f"Upstream error from {where}: {type(exc).__name__}: {detail}")
+
+
+def _choice_events(choice: Any, raw: bool, calls: dict[int, dict[str, str]]) -> list[Event]:
+    """The text and thoughts in one streamed choice; tool-call fragments join ``calls``."""
+    if raw:
+        return [TextDelta(choice.text)] if choice.text else []
+    delta = choice.delta
+    events: list[Event] = []
+    thoughts = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+    if thoughts:
+        events.append(ThoughtsDelta(thoughts))
+    if delta.content:
+        events.append(TextDelta(delta.content))
+    for part in delta.tool_calls or ():
+        call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+        call["id"] = part.id or call["id"]
+        if part.function is not None:
+            call["name"] += part.function.name or ""
+            call["arguments"] += part.function.arguments or ""
+    return events

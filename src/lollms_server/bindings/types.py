@@ -65,6 +65,8 @@ class MediaPart:
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One turn of a conversation: its role, text, attached media and tool round trips."""
+
     role: str
     content: str
     media: tuple[MediaPart, ...] = ()

@@ -553,3 +553,49 @@ class Scheduler:
             self.metrics.unloads.labels(reason=reason).inc()
             logger.info("Unloaded '%s' (%s)", state.key, reason)
             self._pump()
+
+    # -- administration: the load / unload / pin requests of api/native/models_admin.py ----
+    async def load_model(self, binding: Binding, model: str, *, pin: bool = False) -> ModelState:
+        """Load ``model`` now, as a request would (queued, evicting idle models). Pinned, it
+        stays loaded; otherwise its keep_alive timer starts once it is idle."""
+        if pin:
+            await self.preload(binding, model)
+        else:
+            lease = await self.acquire(binding, model)
+            lease.release()
+        return self.state(binding, model)
+
+    async def pin_model(self, binding: Binding, model: str, pinned: bool) -> ModelState:
+        """Pin (never evicted, never expired) or unpin ``model``. Pinning a model that is not
+        loaded loads it; an unpinned idle model gets its keep_alive timer."""
+        state = self.state(binding, model)
+        if pinned and state.status != "loaded":
+            await self.preload(binding, model)
+            return state
+        state.pinned = pinned
+        if pinned and state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        self._pump()
+        return state
+
+    async def unload_model(self, binding: Binding, model: str) -> str | None:
+        """Unload ``model`` now, pinned or not, unless something uses it. Returns why it
+        cannot (not loaded, generations running, requests waiting), or None once it is
+        unloaded. Never under a running generation: the check and the start of the unload
+        happen with no ``await`` between them."""
+        state = self._states.get((binding.instance_name, model))
+        if state is None or state.status == "unloaded":
+            return "is not loaded"
+        if state.status != "loaded":
+            return f"is {state.status}"
+        if state.active:
+            return f"has {state.active} generation(s) running"
+        waiting = len(self._waiters_of(state))
+        if waiting:
+            return f"has {waiting} request(s) waiting for it"
+        state.pinned = False
+        self._start_unload(state, "admin")
+        if state.task is not None:
+            await asyncio.shield(state.task)  # a client that leaves does not stop the unload
+        return None
