@@ -30,6 +30,7 @@ serve: install
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench zoos
+	$(BIN)/ruff format --check src tests bench zoos
 	$(BIN)/mypy
 
 # Debian's Chromium for the browser tests of the web page (tests/web): Playwright drives it,
