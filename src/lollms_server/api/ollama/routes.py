@@ -17,13 +17,13 @@ from fastapi.routing import APIRoute
 from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import (
-    cancel_on_disconnect,
     collect_run,
     first_ready,
     start_run,
     start_stream,
 )
 from lollms_server.api.errors import error_headers, error_payload, validation_error_response
+from lollms_server.api.kit.embed import embed_texts
 from lollms_server.api.kit.models import gather_models
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
@@ -187,18 +187,14 @@ async def ps(service: Generation) -> dict[str, Any]:
 async def embed(body: EmbedRequest, service: Generation, request: Request) -> dict[str, Any]:
     """Ollama's embeddings: ``input`` is a text or a list of texts."""
     started = time.perf_counter_ns()
-    texts = [body.input] if isinstance(body.input, str) else list(body.input)
-    instance, model = await service.find_model(body.model, "embed")
-    binding, model, result = await cancel_on_disconnect(
-        request, service.embed(texts, instance, model)
-    )
+    instance, model, result = await embed_texts(request, service, body.input, body.model)
     if not body.truncate and result.truncated:
         raise BadRequest(
             f"{result.truncated} input(s) exceed the model's context length (truncate is false).",
             param="input",
         )
     return {
-        "model": f"{binding.instance_name}/{model}",
+        "model": f"{instance}/{model}",
         "embeddings": result.vectors,
         "total_duration": time.perf_counter_ns() - started,
         "load_duration": 0,
@@ -211,10 +207,7 @@ async def embeddings(
     body: LegacyEmbedRequest, service: Generation, request: Request
 ) -> dict[str, Any]:
     """Ollama's older single-text endpoint."""
-    instance, model = await service.find_model(body.model, "embed")
-    _, _, result = await cancel_on_disconnect(
-        request, service.embed([body.prompt], instance, model)
-    )
+    _, _, result = await embed_texts(request, service, body.prompt, body.model)
     return {"embedding": result.vectors[0]}
 
 

@@ -30,7 +30,7 @@ class ImageRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=32000)
     model: str | None = None
-    n: int = Field(1, ge=1, le=10)
+    n: int = Field(1, ge=1)  # bounded by MediaOptions and the binding's max_images
     size: str | None = Field(None, description="'WIDTHxHEIGHT' or 'auto'.")
     response_format: Literal["b64_json", "url"] = "b64_json"
     output_format: Literal["png", "jpeg", "webp"] | None = None

@@ -13,12 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.disconnect import (
-    cancel_on_disconnect,
     collect_run,
     first_ready,
     start_run,
     start_stream,
 )
+from lollms_server.api.kit.embed import embed_texts
 from lollms_server.api.kit.models import gather_models
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
@@ -135,9 +135,8 @@ async def embeddings(
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not all(isinstance(t, str) for t in texts):
         raise BadRequest("Token arrays are not accepted: send the texts.", param="input")
-    instance, model = await service.find_model(body.model, "embed")
-    binding, model, result = await cancel_on_disconnect(
-        request, service.embed([str(t) for t in texts], instance, model)
+    instance, model, result = await embed_texts(
+        request, service, [str(t) for t in texts], body.model
     )
     width = len(result.vectors[0])
     if body.dimensions is not None and body.dimensions != width:
@@ -155,6 +154,6 @@ async def embeddings(
     return {
         "object": "list",
         "data": data,
-        "model": f"{binding.instance_name}/{model}",
+        "model": f"{instance}/{model}",
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
     }
