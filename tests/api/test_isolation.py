@@ -239,3 +239,72 @@ system_prompt = "You are a helpful assistant."
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BLOCKING_PLUGIN = '''
+"""A binding whose generation blocks in native-like code that ignores its stop flag."""
+import time
+from typing import ClassVar
+
+from lollms_server.bindings import (
+    Binding, BindingConfig, Finished, ModelInfo, TextDelta, run_stoppable,
+)
+
+
+class BlockingBinding(Binding[BindingConfig]):
+    name: ClassVar[str] = "blocking"
+
+    async def list_models(self):
+        return [ModelInfo(name="slow")]
+
+    async def load(self, model):
+        return None
+
+    async def unload(self, model):
+        return None
+
+    async def generate(self, request):
+        yield TextDelta("step 1 ")
+        await run_stoppable(lambda stop: time.sleep(60))  # one step that cannot be stopped
+        yield Finished("stop")
+'''
+
+
+async def test_a_cancelled_step_that_does_not_stop_gets_its_host_killed(tmp_path: Path) -> None:
+    """Disconnecting stops the work within cancel_grace whatever the step's length: the host
+    is killed, the lease freed, and the next request runs in a new host."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "blocking_binding.py").write_text(BLOCKING_PLUGIN)
+    config = BASE_CONFIG.replace("[defaults]", f'[paths]\nbindings = "{plugins}"\n\n[defaults]')
+    path = tmp_path / "config.toml"
+    path.write_text(
+        config
+        + '\n[bindings.slow]\ntype = "blocking"\nisolation = "process"\ncancel_grace = 0.5\n'
+        + "keep_alive = 60\n"
+    )
+    app = create_app(load_config(path))
+    binding = app.state.bindings.get("slow")
+    body = {"prompt": "x", "binding_name": "slow", "stream": True}
+    with serve_in_thread(app) as url:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
+            async with client.stream("POST", "/api/v1/generate", json=body) as response:
+                async for line in response.aiter_lines():
+                    if '"chunk"' in line:
+                        break
+            pid = binding.host_pid("slow")
+            left = time.monotonic()
+            while _alive(pid) and time.monotonic() - left < 10:
+                await asyncio.sleep(0.05)
+            assert not _alive(pid) and time.monotonic() - left < 5
+            for _ in range(100):
+                if app.state.scheduler.active_leases() == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert app.state.scheduler.active_leases() == 0
+            async with client.stream("POST", "/api/v1/generate", json=body) as again:
+                assert again.status_code == 200
+                async for line in again.aiter_lines():
+                    if '"chunk"' in line:
+                        break
+            assert binding.host_pid("slow") not in (None, pid)

@@ -36,6 +36,14 @@ class BindingConfig(BaseModel):
         description="'process' runs each loaded model in its own host process: "
         "unloading frees its memory and a native crash fails only that model's requests.",
     )
+    cancel_grace: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="With isolation = 'process': seconds a cancelled generation may take to "
+        "stop (a long diffusion step, say) before its host process is killed, so that a "
+        "client who leaves frees the model within a bounded time.",
+    )
     keep_alive: float | None = Field(
         None,
         ge=-1,

@@ -137,7 +137,7 @@ class HostedBinding(Binding):
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         """Stream the host's events; closing early cancels the generation in the host."""
-        stream = self._host(request.model).stream(request)
+        stream = self._host(request.model).stream(request, self.config.cancel_grace)
         try:
             async for event in stream:
                 yield event

@@ -113,8 +113,9 @@ class HostProcess:
             raise wire.error_from_wire(reply["error"])
         return reply.get("result")
 
-    async def stream(self, request: BindingRequest) -> AsyncIterator[Event]:
-        """The events of one generation; closing it early cancels the work in the host."""
+    async def stream(self, request: BindingRequest, grace: float) -> AsyncIterator[Event]:
+        """The events of one generation; closing it early cancels the work in the host, and
+        kills the host if the work has not stopped ``grace`` seconds later."""
         rid = next(self.ids)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.pending[rid] = queue
@@ -134,10 +135,27 @@ class HostProcess:
                     raise wire.error_from_wire(message["error"])
                 raise self.crashed()
         finally:
-            self.pending.pop(rid, None)
             if not finished and self.dead is None:
-                with contextlib.suppress(ModelHostCrashed):
-                    await self._send({"op": "cancel", "id": rid})  # client left: stop the engine
+                await self._cancel(rid, queue, grace)
+            self.pending.pop(rid, None)
+
+    async def _cancel(self, rid: int, queue: asyncio.Queue[dict[str, Any]], grace: float) -> None:
+        """Stop request ``rid`` in the host (the client left); a host whose engine does not
+        stop within ``grace`` seconds (one long native step) is killed."""
+        try:
+            await self._send({"op": "cancel", "id": rid})
+            await asyncio.wait_for(_until_final(queue), grace)
+        except ModelHostCrashed:
+            return
+        except asyncio.TimeoutError:
+            logger.warning(
+                "Model host %s did not stop a cancelled generation in %.0f s: killing it",
+                self.label,
+                grace,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                if self.proc is not None:
+                    self.proc.kill()
 
     async def stop(self) -> None:
         """End the child: close its stdin, kill it after the grace period."""
@@ -157,6 +175,12 @@ class HostProcess:
             await proc.wait()
         if self._reader is not None:
             await self._reader
+
+
+async def _until_final(queue: asyncio.Queue[dict[str, Any]]) -> None:
+    """Wait for the message that ends a request (done, error, or the host died)."""
+    while "ev" in await queue.get():
+        pass
 
 
 def _exit_reason(code: int) -> str:
