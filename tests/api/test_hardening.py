@@ -162,6 +162,7 @@ def media_extra(tmp_path: Path) -> str:
     [bindings.media]
     type = "diffusers"
     models = {{ sd = "{sd}" }}
+    max_megapixel_steps = 3000
 
     [bindings.music]
     type = "musicgen"
@@ -191,6 +192,15 @@ def media_extra(tmp_path: Path) -> str:
             {"generation_type": "tti", "binding_name": "media", "parameters": {"height": 4096}},
             "parameters.height",
             "max_pixels (4194304)",
+        ),
+        (  # each within its own cap, together too much work: 2048x2048 x 100 steps x 8
+            {
+                "generation_type": "tti",
+                "binding_name": "media",
+                "parameters": {"width": 2048, "height": 2048, "steps": 100, "n": 8},
+            },
+            "parameters.steps",
+            "over this instance's max_megapixel_steps (3000)",
         ),
         (
             {"generation_type": "ttm", "binding_name": "music", "prompt": "piano " * 500},

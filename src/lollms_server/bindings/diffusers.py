@@ -88,6 +88,13 @@ class DiffusersConfig(TorchConfig):
     max_images: int = Field(8, ge=1, le=16, description="Largest n per request.")
     max_frames: int = Field(257, ge=1, le=1024, description="Largest num_frames.")
     max_steps: int = Field(100, ge=1, le=1000, description="Largest steps per request.")
+    max_megapixel_steps: float = Field(
+        5000.0,
+        gt=0,
+        description="Largest estimated work of one request: width x height (millions of "
+        "pixels) x steps x frames x n, with 1024 per missing side and 50 steps when not "
+        "given. A CPU-only instance may set it much lower.",
+    )
 
 
 @dataclass
@@ -96,6 +103,15 @@ class _Loaded:
     kind: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     img2img: Any = None
+
+
+def _megapixel_steps(options: MediaOptions) -> float:
+    """Estimated work of a request (sizes, steps and frames the pipeline would default to
+    are taken as 1024, 50 and 1)."""
+    width = options.width or options.height or 1024
+    height = options.height or options.width or 1024
+    frames = options.num_frames or 1
+    return width * height / 1e6 * (options.steps or 50) * frames * options.n
 
 
 def call_parameters(pipe: Any) -> frozenset[str]:
@@ -332,6 +348,14 @@ class DiffusersBinding(Binding[DiffusersConfig]):
             raise BadRequest(
                 f"parameters.num_frames is at most {self.config.max_frames} here.",
                 param="parameters.num_frames",
+            )
+        work = _megapixel_steps(options)
+        if work > self.config.max_megapixel_steps:
+            raise BadRequest(
+                f"This request's estimated work ({work:.0f} megapixel-steps: width x height x "
+                f"steps x frames x n) is over this instance's max_megapixel_steps "
+                f"({self.config.max_megapixel_steps:g}); ask for fewer steps or pixels.",
+                param="parameters.steps",
             )
 
     def _check_image(self, data: bytes, options: MediaOptions) -> None:
