@@ -62,6 +62,24 @@ def _setup_logging(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging set-up, with two filters: its error handler drops URL credentials as
+    ours do (its loggers do not reach the root handlers; the access log's formatter needs its
+    records untouched), and its record of an exception that the app's error handler already
+    logged (with the traceback, secrets removed) is dropped."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    from lollms_server.api.errors import AlreadyLogged
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"secrets": {"()": SecretFilter}, "once": {"()": AlreadyLogged}}
+    config["handlers"]["default"]["filters"] = ["secrets"]
+    config["loggers"]["uvicorn.error"]["filters"] = ["once"]
+    return config
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lollms_server")
 def main() -> None:
@@ -85,20 +103,22 @@ def serve(config_path: Path, host: str | None, port: int | None, log_level: str 
     import uvicorn
 
     from lollms_server.app import create_app
+    from lollms_server.server.connections import raise_open_file_limit, uvicorn_options
 
     try:
         app = create_app(settings)
     except ConfigError as exc:
         _fail_config(exc)
+    raise_open_file_limit(settings.server.max_connections)
     uvicorn.run(
         app,
         host=settings.server.host,
         port=settings.server.port,
         log_level=level,
+        log_config=_uvicorn_log_config(),
         timeout_graceful_shutdown=5,
-        # Longer than clients' pool idle times, so a reused connection is not closed under a
-        # new request (uvicorn's 5 s default made pooled clients see resets).
-        timeout_keep_alive=settings.server.keep_alive_timeout,
+        # keep-alive, header and body timeouts, connection cap: see server/connections.py
+        **uvicorn_options(settings.server),
     )
 
 

@@ -24,8 +24,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -70,6 +72,27 @@ class ServerSettings(_Section):
     log_level: LogLevel = "info"
     docs: bool = True
     keep_alive_timeout: int = Field(75, ge=1)  # seconds (uvicorn takes whole seconds)
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request line and its headers may take to arrive, from the "
+        "request's first byte or the connection's opening (then 408, connection closed).",
+    )
+    body_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a whole request body may take to arrive, from the end of the "
+        "headers (then 408, connection closed).",
+    )
+    max_header_bytes: int = Field(
+        65536, ge=1024, description="Size cap of a request line and headers (then 431)."
+    )
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        description="Open connections at most: beyond it the longest idle keep-alive "
+        "connection is closed, or, none being idle, the request gets 503.",
+    )
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
@@ -149,6 +172,12 @@ class PersonalitiesSettings(_Section):
         gt=0,
         description="Seconds a personality's script may run before it is stopped (504).",
     )
+    data_folder: Path = Field(
+        Path("personality_data"),
+        description="Where zoo processors keep their files: one working folder per "
+        "personality, with its outputs and one folder per discussion (served, keyed, at "
+        "/api/v1/personality_files/...). Relative: to the config file's folder.",
+    )
 
 
 class FunctionsSettings(_Section):
@@ -182,6 +211,43 @@ class DefaultsSettings(_Section):
             getattr(self, f"{generation_type}_binding", None),
             getattr(self, f"{generation_type}_model", None),
         )
+
+
+class _EnvJSONError(ValueError):
+    """A ``LOLLMS_*`` variable that should hold JSON (a list or a table) and does not."""
+
+    def __init__(self, variable: str, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.variable, self.key, self.problem = variable, key, problem
+
+
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, whose JSON errors name the variable and the key
+    (its own error names only the top-level section)."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)  # type: ignore[arg-type]
+        except ValueError as exc:
+            variable = self._variable(field_name, value)
+            if variable is None:
+                raise
+            key = ".".join(variable[len(self.env_prefix) :].lower().split("__"))
+            # The parser's message gives a position, never the value (which may be a key).
+            problem = f"not valid JSON ({exc}); a list or a table is written in JSON here"
+            raise _EnvJSONError(variable, key, problem) from None
+
+    def _variable(self, last_key: str, value: Any) -> str | None:
+        """The variable (as spelled in the environment) whose value failed to decode."""
+        import os
+
+        prefix, last = self.env_prefix.lower(), last_key.lower()
+        for name, given in self.env_vars.items():
+            lowered = name.lower()
+            named = lowered == prefix + last or lowered.endswith(f"__{last}")
+            if given == value and named and lowered.startswith(prefix):
+                return next((v for v in os.environ if v.lower() == lowered), name.upper())
+        return None
 
 
 class _BindingsFromEnv(PydanticBaseSettingsSource):
@@ -245,8 +311,15 @@ class ResourcesSettings(_Section):
     gpu_memory: str | int | list[str | int] = "auto"  # one size per GPU, or one for GPU 0
     system_memory: str | int = "auto"
     safety_margin: str | int = "512MiB"
-    max_queue: int = Field(64, ge=0)
-    queue_timeout: float = Field(120.0, gt=0)
+    max_queue: int = Field(
+        1024,
+        ge=0,
+        description="Requests waiting at most, all models together (a memory cap); beyond it, "
+        "and for a request whose estimated wait exceeds its queue_timeout: 503 overloaded.",
+    )
+    queue_timeout: float = Field(
+        120.0, gt=0, description="Seconds a request may wait for a slot (then 503)."
+    )
     keep_alive: float = Field(300.0, ge=-1)
     swap_delay: float = Field(2.0, ge=0)
     preload: list[str] = Field(default_factory=list)
@@ -322,7 +395,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first: it overrides what the file (passed as init kwargs) says.
-        return (_BindingsFromEnv(settings_cls, env_settings, init_settings), init_settings)
+        return (
+            _BindingsFromEnv(settings_cls, _EnvSource(settings_cls), init_settings),
+            init_settings,
+        )
 
     @field_validator("bindings")
     @classmethod
@@ -388,7 +464,8 @@ def _describe_input(key: str, value: Any) -> str:
 
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    """Turn a pydantic error into ``(dotted key, what was expected)`` pairs."""
+    """Turn a pydantic error into ``(dotted key, what was expected)`` pairs; a key set by a
+    ``LOLLMS_*`` environment variable names the variable (the file is not to blame)."""
     out: list[tuple[str, str]] = []
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
@@ -398,6 +475,9 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> list[tu
             message = "unknown key (not a setting; check the spelling)"
         else:
             message = item["msg"] + _describe_input(key, item.get("input"))
+        variable = _env_variable(key) if key else None
+        if variable:
+            message = f"{message} (set by the environment variable {variable})"
         out.append((key, message))
     return out
 
@@ -423,9 +503,6 @@ def _env_variable(key: str) -> str | None:
 
 def _raise_first(source: str, problems: list[tuple[str, str]]) -> None:
     key, message = problems[0]
-    variable = _env_variable(key) if key else None
-    if variable:  # the file is not to blame
-        message = f"{message} (set by the environment variable {variable})"
     if len(problems) > 1:
         rest = "; ".join(f"'{k}': {m}" for k, m in problems[1:])
         message = f"{message}. Also: {rest}"
@@ -463,6 +540,10 @@ def load_config(path: str | Path | None) -> Settings:
         _raise_first(source, format_validation_error(exc))
         raise  # unreachable: _raise_first always raises
     except SettingsError as exc:  # a LOLLMS_* variable that does not parse (bad JSON...)
+        cause = exc.__cause__
+        if isinstance(cause, _EnvJSONError):
+            message = f"{cause.problem} (set by the environment variable {cause.variable})"
+            raise ConfigError(source, cause.key, message) from None
         raise ConfigError(source, None, f"environment variable: {_env_problem(exc)}") from None
     settings._source = source
     return settings

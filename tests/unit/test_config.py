@@ -217,3 +217,26 @@ def test_environment_overrides_binding_settings(write_config, monkeypatch) -> No
     assert settings.bindings == {
         "MyLLM": {"type": "scripted", "models": ["x", "y"], "delay_s": "0.5"}
     }
+
+
+def test_bad_binding_setting_from_the_environment_names_the_variable(
+    write_config, monkeypatch
+) -> None:
+    """The binding's own schema finds the error; the variable that set it is named too."""
+    monkeypatch.setenv("LOLLMS_BINDINGS__X__DELAY_S", "bad")
+    with pytest.raises(ConfigError) as info:
+        _manager(write_config, '[bindings.x]\ntype = "scripted"\n')
+    assert info.value.key == "bindings.x.delay_s"
+    assert "environment variable LOLLMS_BINDINGS__X__DELAY_S" in str(info.value)
+
+
+def test_malformed_json_in_the_environment_names_the_variable_and_the_key(
+    write_config, monkeypatch
+) -> None:
+    monkeypatch.setenv("LOLLMS_SERVER__CORS_ORIGINS", '["https://a.example",')
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config("[server]\n"))
+    assert info.value.key == "server.cors_origins"
+    assert "environment variable LOLLMS_SERVER__CORS_ORIGINS" in str(info.value)
+    assert "JSON" in str(info.value)
+    assert "https://a.example" not in str(info.value)  # the value may hold a secret

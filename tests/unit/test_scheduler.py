@@ -125,18 +125,18 @@ async def test_keep_alive_of_one_request_does_not_stick() -> None:
 async def test_model_left_idle_by_a_cancelled_load_still_expires() -> None:
     """The request that started a load leaves before it ends: nobody releases a lease, yet
     the model must not stay loaded forever."""
-    s, b = _scheduler(keep_alive=0.1), _binding(load_delay_s=0.2)
+    s, b = _scheduler(keep_alive=0.3), _binding(load_delay_s=0.2)
     first = asyncio.create_task(s.acquire(b, "c"))
     await asyncio.sleep(0.05)
     first.cancel()
-    await asyncio.sleep(0.25)  # loaded by now, idle
+    await asyncio.sleep(0.25)  # loaded by now (at 0.2 s), idle, expiring at 0.5 s
     assert b.loaded == {"c"}
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.45)
     assert b.loaded == set()
     timed_out = asyncio.create_task(s.acquire(b, "a", keep_alive=0, queue_timeout=0.1))
     with pytest.raises(QueueTimeout):  # the load outlives the request: unloaded after it
         await timed_out
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.6)  # the load ends at 0.2 s, the configured keep_alive at 0.5 s
     await _settle(s)
     assert b.loaded == set()
 
@@ -362,3 +362,58 @@ def test_auto_without_nvidia_reports_no_gpu() -> None:
     if gpu.total == 0:  # this machine: no NVIDIA GPU (or no nvidia-ml-py)
         assert "no GPU" in gpu.source
     assert s.budgets["cpu"].total > 0
+
+
+async def test_burst_for_a_model_being_loaded_is_admitted() -> None:
+    """Waiters for a load are not refused by queue length: the default max_queue holds a
+    burst of 500 (64 did not), and the measured wait fits the timeout."""
+    s = _scheduler(swap_delay=2)
+    assert s.settings.max_queue >= 1000
+    b = _binding(load_delay_s=0.2, max_concurrency=4, keep_alive=0)
+
+    async def one() -> None:
+        lease = await s.acquire(b, "a")
+        await asyncio.sleep(0.001)
+        lease.release()
+
+    await one()  # measures a load and a service time, then unloads (keep_alive 0)
+    await _settle(s)
+    assert b.loaded == set()
+    results = await asyncio.gather(*(one() for _ in range(500)), return_exceptions=True)
+    assert [r for r in results if r is not None] == []
+    assert b.load_count == 2
+
+
+async def test_wait_estimated_past_the_timeout_is_refused_at_once() -> None:
+    s, b = _scheduler(), _binding()
+    state = s.state(b, "a")
+    held = await s.acquire(b, "a")
+    state.service_seconds = 10.0  # as if measured: 10 s a request, one slot
+    waiting = [asyncio.create_task(s.acquire(b, "a", queue_timeout=30)) for _ in range(3)]
+    await asyncio.sleep(0.01)  # queued: they expect 10, 20 and 30 s
+    assert not any(task.done() for task in waiting)
+    with pytest.raises(Overloaded, match="about 40.0 s") as info:
+        await asyncio.wait_for(s.acquire(b, "a", queue_timeout=30), 0.05)  # at once
+    assert info.value.retry_after == 10  # 40 s of queue minus the 30 s it may wait
+    other = await asyncio.wait_for(s.acquire(b, "c", queue_timeout=30), 1)  # its own queue
+    other.release()
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    held.release()
+
+
+async def test_first_in_line_is_admitted_whatever_the_estimate() -> None:
+    """Refusing the first request in line gains nothing (it gets the next free slot), and it
+    is the one that starts a load: it waits, and times out if the estimate was right."""
+    s, b = _scheduler(), _binding(load_delay_s=0.3)
+    state = s.state(b, "c")
+    state.load_seconds, state.service_seconds = 5.0, 1.0
+    first = asyncio.create_task(s.acquire(b, "c", queue_timeout=2))
+    await asyncio.sleep(0.01)
+    assert state.status == "loading"
+    with pytest.raises(Overloaded) as info:  # 5 s of load left, then the first one's 1 s
+        await s.acquire(b, "c", queue_timeout=2)
+    assert info.value.retry_after == 4  # 6 s of queue minus the 2 s it may wait
+    (await first).release()  # the load took 0.3 s, not 5: the estimate learns it
+    assert state.load_seconds == pytest.approx(5.0 + 0.2 * (0.3 - 5.0), abs=0.05)

@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from lollms_server.api.auth import authenticate, header_key
+from lollms_server.api.openapi import install_openapi
 from lollms_server.api.responses import JSONResponse
 from lollms_server.errors import Unauthorized
 
@@ -48,6 +49,9 @@ class _BrowserUnauthorized(Unauthorized):
 
 
 def docs_router(app: FastAPI) -> APIRouter:
+    """``/openapi.json`` and ``/docs``; the document is the true one of api/openapi.py
+    (installed as ``app.openapi`` here, where the app starts serving it)."""
+    install_openapi(app)
     router = APIRouter(dependencies=[Depends(_docs_key)], include_in_schema=False)
 
     @router.get("/openapi.json")

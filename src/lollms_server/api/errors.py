@@ -6,7 +6,10 @@ inside a stream that already started, the same body is sent as an error event in
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import traceback
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,18 +18,27 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lollms_server.api.auth import authenticate, header_key
 from lollms_server.api.responses import JSONResponse
+from lollms_server.api.surrogates import LoneSurrogate
+from lollms_server.config import Settings
 from lollms_server.errors import BindingUnavailable, LollmsError, Unauthorized
-from lollms_server.security.redact import scrub
+from lollms_server.security.redact import REDACTED, Redactor, redact, scrub, url_secrets
 
 __all__ = [
+    "VALIDATION_AS_400_PREFIX",
+    "AlreadyLogged",
     "envelope",
     "error_headers",
     "error_payload",
     "install_error_handlers",
+    "log_unhandled",
+    "remember_secrets",
     "validation_error_response",
 ]
 
 logger = logging.getLogger(__name__)
+# Routes whose validation errors are 400s: OpenAI's API answers 400 invalid_request_error (its
+# SDK: BadRequestError); elsewhere they are 422s.
+VALIDATION_AS_400_PREFIX = "/v1/"
 
 _HTTP_TYPES = {
     401: "authentication_error",
@@ -49,8 +61,67 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Status and body for any exception; unknown ones become a bare 500 (logged)."""
     if isinstance(exc, LollmsError):
         return exc.status_code, envelope(exc.error_type, exc.message, exc.param)
-    logger.error("Unhandled error", exc_info=exc)
+    log_unhandled(exc)
     return 500, envelope("internal_error", "Internal server error; see the server log.")
+
+
+# Set on an exception once logged: uvicorn logs again every exception that leaves the
+# application, and Starlette re-raises it after the handler answered (see AlreadyLogged).
+_LOGGED = "_lollms_server_logged"
+_secrets: set[str] = set()
+_redactor = Redactor(())
+
+
+def log_unhandled(exc: BaseException, where: str = "") -> None:
+    """Log an unexpected exception once, with its traceback, configured secrets and URL
+    credentials removed (a handler's formatter would print ``exc_info`` unfiltered)."""
+    if getattr(exc, _LOGGED, False):
+        return
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    logger.error("Unhandled error%s:\n%s", f" in {where}" if where else "", _redactor(text))
+    # An exception type with __slots__ cannot be marked: uvicorn would log it a second time.
+    with contextlib.suppress(AttributeError):
+        setattr(exc, _LOGGED, True)
+
+
+class AlreadyLogged(logging.Filter):
+    """Drops a record whose exception :func:`log_unhandled` already logged (for uvicorn's
+    ``Exception in ASGI application``, which would repeat the traceback, unfiltered)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not getattr(error, _LOGGED, False)
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Add values that no log line of an unhandled error may show (kept for the process:
+    the union over every app created in it, so more is removed, never less)."""
+    global _redactor
+    new = {value for value in values if value} - _secrets
+    if new:
+        _secrets.update(new)
+        _redactor = Redactor(_secrets)
+
+
+def _settings_secrets(settings: Settings) -> list[str]:
+    """The client keys, and what the binding tables hold under secret-looking names, in
+    headers and in URLs (what ``redact`` would hide when a table is shown)."""
+    found = [k.key.get_secret_value() for k in settings.security.api_keys if k.key]
+    for table in settings.bindings.values():
+        found += _hidden(table, redact(table))
+    return found
+
+
+def _hidden(original: Any, shown: Any) -> list[str]:
+    if isinstance(original, dict) and isinstance(shown, dict):
+        return [s for k, v in original.items() for s in _hidden(v, shown.get(k))]
+    if isinstance(original, list) and isinstance(shown, list):
+        return [s for v, w in zip(original, shown, strict=False) for s in _hidden(v, w)]
+    if not isinstance(original, str) or original == shown:
+        return []
+    if shown == REDACTED:  # a header value "Bearer <token>": the token alone as well
+        return [original, original.split(" ", 1)[-1].strip()]
+    return url_secrets(original)
 
 
 # Errors that the same request would meet again: told to OpenAI's SDKs, which otherwise retry
@@ -104,26 +175,44 @@ async def validation_error_response(request: Request, exc: Exception) -> JSONRes
     first = errors[0]
     param = _loc(tuple(first.get("loc", ())))
     parts = [f"{_loc(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors[:5]]
-    if request.url.path.startswith("/v1/"):
-        # OpenAI's API answers 400 invalid_request_error (its SDK: BadRequestError).
+    if request.url.path.startswith(VALIDATION_AS_400_PREFIX):
         return JSONResponse(envelope("invalid_request_error", "; ".join(parts), param), 400)
     return JSONResponse(envelope("validation_error", "; ".join(parts), param), 422)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, LoneSurrogate):
+        return await _lone_surrogate(request, exc)
     error_type = _HTTP_TYPES.get(exc.status_code, "http_error")
     return JSONResponse(
         envelope(error_type, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
     )
 
 
+async def _lone_surrogate(request: Request, exc: LoneSurrogate) -> JSONResponse:
+    """400 naming the field; found while the body was read, before the key check: so the
+    key is checked here first (an unauthenticated caller gets its 401)."""
+    try:
+        authenticate(request, header_key(request) or exc.body_key)
+    except Unauthorized as denied:
+        return await _lollms_error(request, denied)
+    body = envelope("invalid_request_error", str(exc.detail), exc.param)
+    return JSONResponse(body, status_code=400)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log_unhandled(exc, f"{request.method} {request.url.path}")
     status, body = error_payload(exc)
     return JSONResponse(body, status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers of every error; the app's configured secrets are kept out of the log
+    lines of unexpected errors."""
+    settings = getattr(app.state, "settings", None)
+    if isinstance(settings, Settings):
+        remember_secrets(_settings_secrets(settings))
     app.add_exception_handler(LollmsError, _lollms_error)
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(StarletteHTTPException, _http_error)

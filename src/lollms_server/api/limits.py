@@ -1,4 +1,5 @@
-"""Request body size limit, as a pure ASGI middleware (no buffering, no streaming penalty)."""
+"""What the edge checks in every request body, as a pure ASGI middleware (no buffering, no
+streaming penalty): its size, and lone UTF-16 surrogates in its text (api/surrogates.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lollms_server.api.errors import envelope
+from lollms_server.api.surrogates import SurrogateScanner
 
 __all__ = ["BodyLimitMiddleware"]
 
 
+def _content_type(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return bytes(value).lower()
+    return b""
+
+
 class BodyLimitMiddleware:
+    """Refuses bodies over ``max_bytes`` (413) and JSON text with a lone surrogate (400)."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -27,17 +38,24 @@ class BodyLimitMiddleware:
                 await self._reject(send)
                 return
         received = 0
+        # Every body but an upload is scanned: the Ollama routes read any body as JSON.
+        scanner = None if _content_type(scope).startswith(b"multipart/") else SurrogateScanner()
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > self.max_bytes:
                     # An HTTPException passes FastAPI's body parsing untouched and becomes the
                     # 413 envelope in api/errors.py. `send` is deliberately not wrapped: the
                     # streaming hot path should not pay for a check that only reading needs.
                     raise HTTPException(413, self.message)
+                if scanner is not None:
+                    scanner.feed(chunk)
+                    if not message.get("more_body", False):
+                        scanner.finish()  # raises LoneSurrogate, an HTTPException as well
             return message
 
         await self.app(scope, limited_receive, send)

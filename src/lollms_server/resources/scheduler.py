@@ -12,7 +12,18 @@ Policy, in order:
 * a loaded model that still has queued requests is not evicted for another model until that
   other model's oldest request has waited ``swap_delay`` seconds; from then on the loaded
   model gets no new leases, drains, and is swapped out (bounded wait, no swap storms);
-* full queue -> ``Overloaded``; waited past the deadline -> ``QueueTimeout`` (both 503).
+* admission: a request that must queue is refused at once (``Overloaded``) when the queue
+  holds ``max_queue`` requests (a memory cap), or when its estimated wait exceeds its
+  ``queue_timeout``; one that waited past the deadline gets ``QueueTimeout`` (both 503, with a
+  Retry-After from the same estimate).
+
+The estimated wait of a request for a model is the rest of the model's load (a moving average
+of its load times, less the time the current load has run) plus its turn: the requests running
+on the model and queued before it, beyond the model's concurrency, divided by that concurrency,
+times a moving average of how long the model's leases are held. The first request in line for
+a model is always admitted (nothing is gained by refusing it), and so is every request while
+the model has no measured service time yet. Waits caused by swapping other models out are not
+estimated: ``queue_timeout`` still bounds them.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -48,6 +60,14 @@ __all__ = ["Lease", "ModelState", "Scheduler"]
 
 logger = logging.getLogger(__name__)
 
+_SMOOTHING = 0.2  # weight of the newest sample in the moving averages of load and service time
+_MAX_RETRY_AFTER = 300  # seconds: the longest Retry-After the estimate may advise
+
+
+def _average(current: float | None, sample: float) -> float:
+    """Exponential moving average: the sample itself when there is none yet."""
+    return sample if current is None else current + _SMOOTHING * (sample - current)
+
 
 @dataclass(eq=False)
 class ModelState:
@@ -63,6 +83,9 @@ class ModelState:
     last_used: float = 0.0
     expiry: asyncio.TimerHandle | None = None
     task: asyncio.Task[None] | None = None
+    load_seconds: float | None = None  # moving average of load times (None: never loaded)
+    service_seconds: float | None = None  # moving average of how long a lease is held
+    load_started: float = 0.0  # time.monotonic() when the current load started
 
     @property
     def key(self) -> str:
@@ -85,6 +108,7 @@ class Lease:
     state: ModelState
     waited: float
     released: bool = field(default=False)
+    granted: float = field(default_factory=time.monotonic)
 
     def release(self) -> None:
         if not self.released:
@@ -182,16 +206,11 @@ class Scheduler:
             and not self._waiters_of(state)
         ):
             return self._grant(state, keep_alive, 0.0)  # no need to queue: max_queue aside
-        if len(self._queue) >= self.settings.max_queue:
-            self.metrics.requests.labels(outcome="overloaded").inc()
-            raise Overloaded(
-                f"The request queue is full ({self.settings.max_queue} waiting); retry later.",
-                retry_after=self._retry_after(),
-            )
+        timeout = queue_timeout if queue_timeout is not None else self.settings.queue_timeout
+        self._admit(state, timeout)
         waiter = _Waiter(state, loop.create_future(), now, keep_alive)
         self._queue.append(waiter)
         self._pump()
-        timeout = queue_timeout if queue_timeout is not None else self.settings.queue_timeout
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
         except asyncio.TimeoutError:
@@ -202,7 +221,7 @@ class Scheduler:
             self.metrics.requests.labels(outcome="queue_timeout").inc()
             raise QueueTimeout(
                 f"Waited {timeout:g} s in the queue for '{state.key}' without a free slot.",
-                retry_after=self._retry_after(),
+                retry_after=self._retry_after(state, timeout),
             ) from None
         except asyncio.CancelledError:
             self._forget(waiter)  # the client went away while waiting
@@ -213,6 +232,43 @@ class Scheduler:
             ):
                 waiter.future.result().release()
             raise
+
+    def _admit(self, state: ModelState, timeout: float) -> None:
+        """Refuse (503 ``Overloaded``) a request that would have to queue when the queue is
+        at ``max_queue``, or when its estimated wait exceeds ``timeout`` and it is not the
+        first in line for its model."""
+        if len(self._queue) >= self.settings.max_queue:
+            self.metrics.requests.labels(outcome="overloaded").inc()
+            raise Overloaded(
+                f"The request queue is full ({self.settings.max_queue} waiting, [resources] "
+                "max_queue); retry later.",
+                retry_after=self._retry_after(state, timeout),
+            )
+        ahead = len(self._waiters_of(state))
+        wait = self._estimated_wait(state, ahead)
+        if ahead and wait is not None and wait > timeout:
+            self.metrics.requests.labels(outcome="overloaded").inc()
+            raise Overloaded(
+                f"The queue for '{state.key}' would take about {wait:.1f} s ({ahead} waiting), "
+                f"more than this request's queue_timeout of {timeout:g} s; retry later.",
+                retry_after=self._retry_after(state, timeout),
+            )
+
+    def _estimated_wait(self, state: ModelState, ahead: int) -> float | None:
+        """Seconds a request queued behind ``ahead`` others for ``state`` should wait (see
+        the module docstring); None when it must wait for a turn whose length is unknown."""
+        load = 0.0
+        if state.status != "loaded":
+            load = state.load_seconds or 0.0
+            if state.status == "loading":
+                load = max(0.0, load - (time.monotonic() - state.load_started))
+        running = state.active if state.status == "loaded" else 0
+        turns = running + ahead + 1 - state.max_concurrency
+        if turns <= 0:
+            return load
+        if state.service_seconds is None:
+            return None
+        return load + turns / state.max_concurrency * state.service_seconds
 
     def _refuse_if_never_fits(self, state: ModelState) -> None:
         """507 at once for a model that cannot fit its device's budget, even after evicting
@@ -354,6 +410,7 @@ class Scheduler:
         state = lease.state
         state.active -= 1
         state.last_used = time.monotonic()
+        state.service_seconds = _average(state.service_seconds, state.last_used - lease.granted)
         if self._closed and not self.active_leases():
             self._no_leases.set()
         self._pump()  # grants the next waiters, then settles the model if it stays idle
@@ -402,8 +459,13 @@ class Scheduler:
             self._queue.remove(waiter)
         self._pump()
 
-    def _retry_after(self) -> int:
-        return max(1, min(60, int(self.settings.swap_delay) + 1 + len(self._queue) // 4))
+    def _retry_after(self, state: ModelState, timeout: float) -> int:
+        """Seconds after which a request for ``state`` should fit its ``timeout``: from the
+        estimated wait of the queue as it is, or (nothing measured yet) from its length."""
+        wait = self._estimated_wait(state, len(self._waiters_of(state)))
+        if wait is None:
+            return max(1, min(60, int(self.settings.swap_delay) + 1 + len(self._queue) // 4))
+        return max(1, min(_MAX_RETRY_AFTER, math.ceil(wait - timeout)))
 
     def _pump(self) -> None:
         if self._closed:
@@ -483,6 +545,7 @@ class Scheduler:
 
     def _start_load(self, state: ModelState) -> None:
         state.status = "loading"
+        state.load_started = time.monotonic()
         self.budgets[state.device].used += state.need
         state.task = asyncio.get_running_loop().create_task(self._load(state))
 
@@ -515,6 +578,7 @@ class Scheduler:
                 state.need = measured
             state.status = "loaded"
             state.last_used = time.monotonic()
+            state.load_seconds = _average(state.load_seconds, state.last_used - state.load_started)
             self.metrics.loads.inc()
             logger.info(
                 "Loaded '%s' (%s, %s) in %.2f s",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from lollms_server.bindings.types import ModelInfo
 
@@ -75,8 +75,8 @@ class GenerateRequest(BaseModel):
     model_name: str | None = None
     personality: str | None = None
     parameters: GenerationParameters = Field(default_factory=GenerationParameters)
-    stream: bool = False
-    raw_prompt: bool = Field(
+    stream: StrictBool = False
+    raw_prompt: StrictBool = Field(
         False, description="Send `prompt` as is, without the model's chat template."
     )
     keep_alive: float | None = Field(

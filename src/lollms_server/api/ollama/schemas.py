@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
 __all__ = [
     "ChatRequest",
@@ -17,6 +17,8 @@ __all__ = [
 
 
 class _Lenient(BaseModel):
+    # Unknown fields are accepted. Booleans below are StrictBool: JSON true or false, never 0
+    # or "yes" (Ollama's own JSON decoding refuses those too).
     model_config = ConfigDict(extra="allow")
 
 
@@ -27,7 +29,7 @@ class ModelRequest(_Lenient):
 
 class EmbedRequest(ModelRequest):
     input: str | Annotated[list[str], Field(max_length=2048)]
-    truncate: bool = True
+    truncate: StrictBool = True
 
 
 class LegacyEmbedRequest(ModelRequest):
@@ -48,18 +50,18 @@ class OllamaMessage(_Lenient):
 
 class _Common(_Lenient):
     model: str
-    stream: bool = True
+    stream: StrictBool = True
     options: dict[str, Any] | None = None
     keep_alive: float | str | None = None
     format: str | dict[str, Any] | None = None
-    think: bool | str | None = None
+    think: StrictBool | str | None = None
 
 
 class GenerateRequest(_Common):
     prompt: str = ""
     system: str | None = None
     images: list[str] | None = None
-    raw: bool = False
+    raw: StrictBool = False
     suffix: str | None = None
 
 

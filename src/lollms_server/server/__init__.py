@@ -1,0 +1,1 @@
+"""The HTTP server around the app: connection limits and timeouts (see ``connections``)."""
