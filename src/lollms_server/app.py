@@ -23,6 +23,7 @@ from lollms_server.api.native.routes import router as native_router
 from lollms_server.api.ollama.routes import router as ollama_router
 from lollms_server.api.openai.media import router as openai_media_router
 from lollms_server.api.openai.routes import router as openai_router
+from lollms_server.api.openai_responses.routes import router as openai_responses_router
 from lollms_server.api.responses import JSONResponse
 from lollms_server.api.web import router as web_router
 from lollms_server.api.webui.routes import generate_router, text2audio_router
@@ -176,6 +177,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     app.include_router(models_admin_router)
     app.include_router(openai_router)
     app.include_router(openai_media_router)
+    app.include_router(openai_responses_router)
     app.include_router(ollama_router)
     app.include_router(lollms_router)
     app.include_router(generate_router)

@@ -470,3 +470,13 @@ def settings_lines(config: Any) -> list[str]:
         note = f"   # {field.description}" if field.description else ""
         lines.append(f"{name} = {value}{note}")
     return lines
+
+
+def _add_groups() -> None:
+    """Command groups that live in modules of their own."""
+    from lollms_server.cli_personalities import personalities
+
+    main.add_command(personalities)
+
+
+_add_groups()

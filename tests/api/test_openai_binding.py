@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
 
 from lollms_server.app import create_app
+from lollms_server.bindings.events import (
+    Event,
+    Finished,
+    TextDelta,
+    ThoughtsDelta,
+    ToolCall,
+    Usage,
+)
+from lollms_server.bindings.openai import OpenAIBinding, OpenAIConfig
+from lollms_server.bindings.types import (
+    BindingContext,
+    BindingRequest,
+    MediaPart,
+    Message,
+    SamplingParams,
+)
 from lollms_server.config import load_config
+from lollms_server.errors import GenerationFailed
 from tests.conftest import API_KEY, AUTH, BASE_CONFIG
 from tests.live import serve_in_thread
 
@@ -170,3 +189,179 @@ max_retries = 0
     assert answer.json()["error"]["type"] == "binding_unavailable"
     assert "503" in answer.json()["error"]["message"]
     assert int(answer.headers["retry-after"]) >= 1
+
+
+# -- the relay itself: what it sends, and every kind of chunk it reads ---------------------
+
+
+def _sse_body(*chunks: dict, newline: str = "\n") -> bytes:
+    events = [f"data: {json.dumps(c)}{newline}{newline}" for c in chunks]
+    events.insert(1, f": keep-alive comment{newline}{newline}")
+    return "".join([*events, f"data: [DONE]{newline}{newline}"]).encode()
+
+
+def _fragment(**delta: object) -> dict:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
+STREAMED = (
+    _fragment(role="assistant", content=""),
+    _fragment(reasoning_content="Paris is "),
+    _fragment(reasoning="the capital."),
+    _fragment(content="It is "),
+    _fragment(content="Paris."),
+    _fragment(
+        tool_calls=[{"index": 0, "id": "call_a", "function": {"name": "get_", "arguments": '{"ci'}}]
+    ),
+    _fragment(tool_calls=[{"index": 0, "function": {"name": "weather", "arguments": 'ty": 1}'}}]),
+    _fragment(tool_calls=[{"index": 1, "function": {"name": "noop", "arguments": "{}"}}]),
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}},
+)
+WHOLE = {
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "It is Paris.",
+                "reasoning_content": "Paris is the capital.",
+                "tool_calls": [
+                    {
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": 1}'},
+                    },
+                    {"id": "", "type": "function", "function": {"name": "noop", "arguments": "{}"}},
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 5},
+}
+
+
+def _fake_openai(seen: list[dict], newline: str = "\n") -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        seen.append(
+            {**body, "_auth": request.headers.get("authorization"), "_q": request.url.query}
+        )
+        if body["stream"]:
+            return Response(_sse_body(*STREAMED, newline=newline), media_type="text/event-stream")
+        return Response(json.dumps(WHOLE), media_type="application/json")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        body = await request.json()
+        seen.append(body)
+        if body["stream"]:
+            chunks = [{"choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in "ab"]
+            return Response(_sse_body(*chunks), media_type="text/event-stream")
+        return Response(
+            json.dumps({"choices": [{"index": 0, "text": "ab", "finish_reason": "length"}]}),
+            media_type="application/json",
+        )
+
+    @app.post("/v1/broken/chat/completions")
+    async def broken(request: Request) -> Response:
+        error = {"error": {"message": f"overloaded, key {SECRET}", "type": "server_error"}}
+        return Response(
+            _sse_body(_fragment(content="so far"), error), media_type="text/event-stream"
+        )
+
+    return app
+
+
+def _binding(base: str, **config: object) -> OpenAIBinding:
+    settings = OpenAIConfig(base_url=base, api_key=SECRET, models=["m"], **config)  # type: ignore[arg-type]
+    return OpenAIBinding(settings, BindingContext("relay", Path("/none")))
+
+
+async def _events(binding: OpenAIBinding, request: BindingRequest) -> list[Event]:
+    try:
+        return [e async for e in binding.generate(request)]
+    finally:
+        await binding.close()
+
+
+EXPECTED = [
+    ThoughtsDelta("Paris is the capital."),
+    TextDelta("It is Paris."),
+    ToolCall("call_a", "get_weather", '{"city": 1}'),
+    ToolCall("call_1", "noop", "{}"),
+    Usage(7, 5),
+]
+
+
+def _merged(events: list[Event]) -> list[Event]:
+    """Consecutive text (and thoughts) pieces joined, Finished dropped: streamed and whole
+    answers compare equal."""
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, Finished):
+            continue
+        if out and type(event) in (TextDelta, ThoughtsDelta) and type(out[-1]) is type(event):
+            out[-1] = type(event)(out[-1].text + event.text)  # type: ignore[union-attr]
+        else:
+            out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+async def test_the_relay_reads_thoughts_text_tool_calls_and_usage(
+    stream: bool, newline: str
+) -> None:
+    seen: list[dict] = []
+    image = MediaPart("image", b"\x89PNG", "image/png")
+    request = BindingRequest(
+        model="m",
+        messages=(Message("user", "Where?", (image,)),),
+        params=SamplingParams(temperature=0.2, top_k=3, stop=("x",)),
+        extra={"presence_penalty": 0.5},
+        tools=({"type": "function", "function": {"name": "get_weather"}},),
+        tool_choice="auto",
+        stream=stream,
+    )
+    with serve_in_thread(_fake_openai(seen, newline)) as base:
+        events = await _events(_binding(f"{base}/v1?api-version=1"), request)
+    assert _merged(events) == EXPECTED
+    finished = events[-1]
+    assert isinstance(finished, Finished) and finished.finish_reason == "tool_calls"
+    assert finished.metadata == {"upstream": f"{base}/v1?***"}
+    sent = seen[0]
+    assert sent["stream"] is stream and ("stream_options" in sent) is stream
+    assert sent["top_k"] == 3 and sent["presence_penalty"] == 0.5 and sent["stop"] == ["x"]
+    assert sent["tools"][0]["function"]["name"] == "get_weather" and sent["tool_choice"] == "auto"
+    assert sent["messages"][0]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,iVBORw=="},
+    }
+    assert sent["_auth"] == f"Bearer {SECRET}" and sent["_q"] == "api-version=1"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_the_relay_speaks_completions_for_raw_prompts(stream: bool) -> None:
+    seen: list[dict] = []
+    request = BindingRequest(model="m", raw_prompt="!@>user: hi", stream=stream)
+    with serve_in_thread(_fake_openai(seen)) as base:
+        events = await _events(_binding(f"{base}/v1"), request)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "ab"
+    assert seen[0]["prompt"] == "!@>user: hi" and "stream_options" not in seen[0]
+
+
+async def test_an_error_inside_the_stream_ends_it_redacted() -> None:
+    with serve_in_thread(_fake_openai([])) as base:
+        binding = _binding(f"{base}/v1/broken")
+        events: list[Event] = []
+        with pytest.raises(GenerationFailed, match="failed mid-answer: overloaded") as info:
+            async for event in binding.generate(BindingRequest(model="m")):
+                events.append(event)
+        await binding.close()
+    assert events == [TextDelta("so far")]
+    assert SECRET not in info.value.message

@@ -159,7 +159,7 @@ from lollms.personality import APScript
 from lollms.types import MSG_OPERATION_TYPE
 
 try:
-    from lollms.utilities import PackageManager
+    from lollms.utilities import NoSuchHelper
     UTILITIES = "imported"
 except ImportError as exc:
     UTILITIES = str(exc)
@@ -577,7 +577,8 @@ async def test_zoo_helpers_become_events(client: httpx.AsyncClient) -> None:
     assert shown[0] == (
         "chunk",
         None,
-        "utilities: 'lollms.utilities' is not provided by lollms_server's zoo compatibility layer",
+        "utilities: 'lollms.utilities.NoSuchHelper' is not provided by lollms_server's zoo "
+        "compatibility layer",
     )
     assert shown[1] == ("step", "step", "zoo_helpers / assistant")
     assert events[2]["kind"] == "json"

@@ -1,7 +1,7 @@
 """The vllm binding. vLLM itself cannot run here (no GPU, no wheel for this CPU), so its HTTP
-API is played by a small stand-in server on 127.0.0.1, at the HTTP level only (respx cannot
-intercept the openai SDK 3.x, which ships its own httpx fork); the binding's real code builds
-and sends every request. The detection check also runs against a real non-vLLM server."""
+API is played by a small stand-in server on 127.0.0.1, at the HTTP level only; the binding's
+real code builds and sends every request. The detection check also runs against a real
+non-vLLM server."""
 
 from __future__ import annotations
 
@@ -90,6 +90,8 @@ async def _exercise(base: str, seen: list[tuple[dict, str]]) -> None:
         messages=(Message("user", "json please"),),
         params=SamplingParams(temperature=0.1, top_k=5, repeat_penalty=1.2, max_tokens=9),
         extra={"guided_json": {"type": "object"}, "enable_thinking": False},
+        tools=({"type": "function", "function": {"name": "f"}},),
+        tool_choice="auto",
     )
     binding.check_request(request)
     events = [e async for e in binding.generate(request)]
@@ -100,6 +102,7 @@ async def _exercise(base: str, seen: list[tuple[dict, str]]) -> None:
     assert sent["chat_template_kwargs"] == {"foo": 1, "enable_thinking": False}
     assert sent["top_k"] == 5 and sent["repetition_penalty"] == 1.2
     assert sent["max_tokens"] == 9 and sent["stream"] is True
+    assert sent["tools"][0]["function"]["name"] == "f" and sent["tool_choice"] == "auto"
     assert authorization == "Bearer k"
     assert not binding.accepts_parameter("warp")
     with pytest.raises(BadRequest):

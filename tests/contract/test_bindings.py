@@ -220,7 +220,7 @@ async def test_closing_the_stream_early_leaves_binding_usable(loaded) -> None:
 # -- hosted(X) answers every hook as X does ------------------------------------------------
 
 
-def test_hosted_wrapper_handles_every_hook_itself() -> None:
+async def test_hosted_wrapper_handles_every_hook_itself() -> None:
     """No hook of the contract is left to the base class's default in the wrapper: a hook
     added to Binding must be forwarded (to the local instance or the host) explicitly."""
     hooks = {
@@ -249,7 +249,7 @@ def _openai_images_only() -> tuple[Binding, str]:
         pytest.param(_llamacpp, id="llamacpp", marks=needs_llama),
     ],
 )
-def test_hosted_answers_local_hooks_as_the_binding(
+async def test_hosted_answers_local_hooks_as_the_binding(
     factory: Callable[[], tuple[Binding, str]],
 ) -> None:
     plain, model = factory()
@@ -286,7 +286,7 @@ async def test_hosted_embeddings_match_inline(tmp_path: Path, mark: int) -> None
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
 
 
-def test_the_host_wire_carries_every_field_of_a_request() -> None:
+async def test_the_host_wire_carries_every_field_of_a_request() -> None:
     """A field added to BindingRequest and forgotten by the wire fails here."""
     from dataclasses import fields
 
@@ -309,6 +309,7 @@ def test_the_host_wire_carries_every_field_of_a_request() -> None:
         tool_choice="auto",
         media=MediaOptions(width=64, height=32, steps=3, voice="joe"),
         json_schema={"type": "object"},
+        stream=False,
     )
     assert all(getattr(request, f.name) != f.default for f in fields(request) if f.default)
     back = wire.request_from_wire(wire.decode(wire.encode(wire.request_to_wire(request))))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import TypeVar
 
 from fastapi import Request
@@ -75,11 +76,20 @@ async def start_stream(
     request: Request, service: GenerationService, body: GenerationRequest
 ) -> Run:
     """:func:`start_run` for a streamed answer: the engine's immediate refusal (within
-    ``FIRST_EVENT_WAIT``) is raised here, an HTTP error, not an error event in a 200."""
+    ``FIRST_EVENT_WAIT``, or the binding's ``first_event_wait``) is raised here, an HTTP
+    error, not an error event in a 200."""
     run = await start_run(request, service, body)
     if isinstance(run, GenerationRun):
-        await cancel_on_disconnect(request, run.prime(FIRST_EVENT_WAIT))
+        await cancel_on_disconnect(request, run.prime(_first_event_wait(run)))
     return run
+
+
+def _first_event_wait(run: GenerationRun) -> float:
+    """``FIRST_EVENT_WAIT``, or longer for a binding that says its first event may come later
+    and still be refused (``first_event_wait(request)``: a relay retrying its upstream, whose
+    errors then reach the client as HTTP statuses). Output is sent as soon as it exists."""
+    hook = getattr(run.binding, "first_event_wait", None)
+    return max(FIRST_EVENT_WAIT, float(hook(run.request))) if callable(hook) else FIRST_EVENT_WAIT
 
 
 def first_ready(run: Run) -> bool:
@@ -89,6 +99,8 @@ def first_ready(run: Run) -> bool:
 
 async def collect_run(request: Request, run: Run) -> CollectedOutput:
     """The whole output of ``run`` for a non-streaming answer; the lease is always released."""
+    if isinstance(run, GenerationRun):  # not started yet: its binding may skip streaming
+        run.request = replace(run.request, stream=False)
     try:
         return await cancel_on_disconnect(request, collect(run.__aiter__()))
     finally:

@@ -11,31 +11,47 @@ Request parameters whose cost grows with their value are bounded before the engi
 them (``check_request``): ``max_tokens`` and the context-sized extras by ``n_ctx``, grammars
 and JSON schemas by ``max_grammar_chars``/``max_grammar_alternatives``, ``logit_bias`` and
 stop sequences by the constants below; ``n_probs`` is refused (nothing returns it).
+
+Client-defined tools take one of two paths (``tool_calling``): natively, where the GGUF's chat
+template knows tools (llama.cpp renders them and parses the calls, streamed as
+``delta.tool_calls`` fragments assembled here), or, for templates without tools (SmolLM2), the
+server's JSON protocol: the tools described in the system prompt and the decision, ``{"tool":
+name, "arguments": {...}}`` or ``{"tool": "none"}``, held to a JSON schema by llama.cpp's
+grammar; "none" is followed by a plain streamed answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import importlib.util
 import json
 import logging
 import secrets
 import threading
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
-from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
+from lollms_server.bindings.events import (
+    Event,
+    Finished,
+    TextDelta,
+    ThoughtsDelta,
+    ToolCall,
+    Usage,
+)
 from lollms_server.bindings.gguf_meta import kv_cache_bytes, read_metadata
 from lollms_server.bindings.threads import Emit, stream_thread
-from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.bindings.types import BindingContext, BindingRequest, Message, ModelInfo
 from lollms_server.errors import (
     BadRequest,
     BindingUnavailable,
@@ -43,6 +59,8 @@ from lollms_server.errors import (
     ModelLoadFailed,
     ModelNotFound,
 )
+from lollms_server.functions.model import FunctionDef
+from lollms_server.generation.tools import decision_schema, parse_decision, tool_instructions
 
 __all__ = ["EMBEDDED_PACKAGE", "LlamaCppBinding", "LlamaCppConfig", "embedded_model_path"]
 
@@ -82,6 +100,7 @@ CONTEXT_PARAMETERS = ("n_keep", "repeat_last_n", "dry_penalty_last_n")
 MAX_LOGIT_BIAS = 300  # entries; each is applied at every token (string keys tokenized first)
 MAX_STOP_SEQUENCES = 64  # each is matched against the output at every token
 MAX_STOP_CHARS = 1024
+DECISION_TOKENS = 512  # the tool decision's own budget: the client's max_tokens is the answer's
 
 
 def embedded_model_path() -> Path | None:
@@ -130,6 +149,13 @@ class LlamaCppConfig(BindingConfig):
         description="Most alternatives in a request grammar ('|') or json_schema (enum "
         "values, anyOf/oneOf branches, '|' in patterns): each is tracked at every token.",
     )
+    tool_calling: Literal["auto", "native", "grammar"] = Field(
+        "auto",
+        description="How client tools reach the model: 'native' (the chat template renders "
+        "them, llama.cpp parses the calls), 'grammar' (the server's JSON protocol held by a "
+        "grammar, for templates without tools), 'auto' (native where the template supports "
+        "tool calls).",
+    )
 
 
 @dataclass
@@ -146,7 +172,7 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
     name: ClassVar[str] = "llamacpp"
     description: ClassVar[str] = "GGUF models on llama.cpp (xllamacpp), parallel slots."
     capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, tokenizer=True, structured_output=True
+        streaming=True, tokenizer=True, structured_output=True, tools=True
     )
     extra_parameters: ClassVar[frozenset[str] | None] = EXTRA_PARAMETERS
 
@@ -304,6 +330,10 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
         self._check_context(request)
         _check_logit_bias(extra.get("logit_bias"))
         _check_stop(request.params.stop)
+        if request.tools:
+            self._check_grammar("tools", [dict(t) for t in request.tools])
+            if request.tool_choice != "none":
+                _offered(request)  # a named tool_choice must name one of the tools
         if extra.get("grammar") is not None:
             self._check_grammar("grammar", extra["grammar"])
         if request.json_schema is not None:
@@ -335,7 +365,9 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
                 "here (max_grammar_alternatives).",
             )
 
-    def _body(self, request: BindingRequest) -> dict[str, Any]:
+    def _body(self, request: BindingRequest, native_tools: bool = False) -> dict[str, Any]:
+        """llama.cpp's request for ``request``. ``native_tools``: tools and tool messages as
+        OpenAI shapes for the chat template; otherwise tool turns become plain text."""
         p = request.params
         body: dict[str, Any] = {"stream": True, "max_tokens": p.max_tokens or -1}
         length = len(request.raw_prompt or "") + sum(len(m.content) for m in request.messages)
@@ -347,11 +379,15 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
         if request.raw_prompt is not None:
             body["prompt"] = request.raw_prompt
         else:
-            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            messages = _wire_messages(request.messages, native_tools)
             if self.config.system_prompt and not any(m["role"] == "system" for m in messages):
                 messages.insert(0, {"role": "system", "content": self.config.system_prompt})
             body["messages"] = messages
             body["stream_options"] = {"include_usage": True}
+            if native_tools and request.tools and request.tool_choice != "none":
+                body["tools"] = [dict(t) for t in request.tools]
+                if request.tool_choice is not None:
+                    body["tool_choice"] = request.tool_choice
         for name, value in (
             ("temperature", p.temperature),
             ("top_p", p.top_p),
@@ -368,29 +404,104 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
             body["json_schema"] = dict(request.json_schema)
         return body
 
+    def _native_tools(self, engine: _Engine) -> bool:
+        """Whether client tools go to llama.cpp as they are (the template calls tools)."""
+        if self.config.tool_calling != "auto":
+            return self.config.tool_calling == "native"
+        caps = engine.props.get("chat_template_caps", {})
+        return bool(caps.get("supports_tool_calls") and caps.get("supports_tools"))
+
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
         engine = self._engines.get(request.model)
         if engine is None:
             raise BindingUnavailable(f"Model '{request.model}' is not loaded")
+        native = self._native_tools(engine)
+        chat = request.raw_prompt is None
+        if chat and request.tools and request.tool_choice != "none" and not native:
+            stream = self._prompted_tools(engine, request)
+        else:
+            stream = self._stream(engine, request, self._body(request, native))
+        async for event in stream:
+            yield event
+
+    async def _stream(
+        self, engine: _Engine, request: BindingRequest, body: dict[str, Any]
+    ) -> AsyncIterator[Event]:
+        """One engine run of ``body``: its events, assembled tool calls, then Finished."""
         raw = request.raw_prompt is not None
         handler = engine.server.handle_completions if raw else engine.server.handle_chat_completions
-        run = functools.partial(_run_engine, handler, self._body(request))
         engine.active += 1
-        chunks = stream_thread(run, engine.executor)
+        chunks = stream_thread(functools.partial(_run_engine, handler, body), engine.executor)
         finish = "stop"
+        calls: dict[int, dict[str, str]] = {}  # tool calls arrive in fragments, by index
         try:
             async for chunk in chunks:
-                events, reason = self._chunk_events(chunk, raw)
+                events, reason = self._chunk_events(chunk, raw, calls)
                 for event in events:
                     yield event
                 finish = reason or finish
-            yield Finished(finish, {"engine": "llama.cpp"})
+            for index in sorted(calls):
+                call = calls[index]
+                yield ToolCall(call["id"] or _call_id(), call["name"], call["arguments"] or "{}")
+            yield Finished("tool_calls" if calls else finish, {"engine": "llama.cpp"})
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]  # cancels the task in llama.cpp
             engine.active -= 1
 
-    def _chunk_events(self, chunk: dict[str, Any], raw: bool) -> tuple[list[Event], str | None]:
-        """The events in one streamed chunk of llama.cpp's server, and its finish reason."""
+    async def _prompted_tools(
+        self, engine: _Engine, request: BindingRequest
+    ) -> AsyncIterator[Event]:
+        """Client tools through the JSON protocol: a grammar-held decision, then either the
+        call (the client runs it) or the plain answer."""
+        text: list[str] = []
+        decided = Usage(0, 0)
+        async for event in self._stream(engine, request, self._decision_body(request)):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, Usage):
+                decided = event
+        call = _decided_call(request, "".join(text))
+        if call is not None:
+            yield call
+            yield decided
+            yield Finished("tool_calls", {"engine": "llama.cpp", "tool_protocol": "grammar"})
+            return
+        answer = dataclasses.replace(request, tools=(), tool_choice=None)
+        async for event in self._stream(engine, answer, self._body(answer)):
+            if isinstance(event, Usage):  # the decision's tokens count too
+                event = Usage(
+                    event.prompt_tokens + decided.prompt_tokens,
+                    event.completion_tokens + decided.completion_tokens,
+                )
+            yield event
+
+    def _decision_body(self, request: BindingRequest) -> dict[str, Any]:
+        """The request that makes the model decide: the tools described in the system
+        prompt, the answer held to the decision schema, a budget of its own."""
+        functions, required = _offered(request)
+        params = dataclasses.replace(request.params, max_tokens=DECISION_TOKENS, stop=())
+        decision = dataclasses.replace(
+            request, params=params, json_schema=decision_schema(functions, required)
+        )
+        body = self._body(decision)
+        messages: list[dict[str, Any]] = body["messages"]
+        instructions = tool_instructions(functions, required)
+        if messages and messages[0]["role"] == "system" and messages[0]["content"]:
+            messages[0] = {
+                "role": "system",
+                "content": f"{messages[0]['content']}\n\n{instructions}",
+            }
+        elif messages and messages[0]["role"] == "system":
+            messages[0] = {"role": "system", "content": instructions}
+        else:
+            messages.insert(0, {"role": "system", "content": instructions})
+        return body
+
+    def _chunk_events(
+        self, chunk: dict[str, Any], raw: bool, calls: dict[int, dict[str, str]]
+    ) -> tuple[list[Event], str | None]:
+        """The events in one streamed chunk of llama.cpp's server, and its finish reason;
+        tool-call fragments join ``calls``."""
         error = chunk.get("error")
         if error is not None:
             raise self._map_error(error)
@@ -405,6 +516,7 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
                 if thoughts:
                     events.append(ThoughtsDelta(thoughts))
                 text = delta.get("content")
+                _join_fragments(calls, delta.get("tool_calls") or ())
             if text:
                 events.append(TextDelta(text))
             finish = choice.get("finish_reason") or finish
@@ -458,6 +570,141 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
     async def detokenize(self, model: str, tokens: list[int]) -> str:
         result = await self._call(model, "/detokenize", {"tokens": tokens})
         return str(result.get("content", ""))
+
+
+# -- client tools ----------------------------------------------------------------------------
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _join_fragments(calls: dict[int, dict[str, str]], fragments: Sequence[Any]) -> None:
+    """Add streamed ``delta.tool_calls`` fragments to the calls being assembled, by index."""
+    for part in fragments:
+        if not isinstance(part, Mapping):
+            continue
+        call = calls.setdefault(int(part.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+        call["id"] = str(part.get("id") or call["id"])
+        function = part.get("function") or {}
+        call["name"] += str(function.get("name") or "")
+        call["arguments"] += str(function.get("arguments") or "")
+
+
+def _tool_name(tool: Mapping[str, Any]) -> str:
+    function = tool.get("function")
+    return str((function or {}).get("name") or "") if isinstance(function, Mapping) else ""
+
+
+def _never(**_: Any) -> None:
+    raise RuntimeError("client-defined tools run on the client, never on the server")
+
+
+def _client_functions(tools: Sequence[Mapping[str, Any]]) -> list[FunctionDef]:
+    """Client tools described as functions for the JSON protocol (never called here)."""
+    functions = []
+    for index, tool in enumerate(tools):
+        function = tool.get("function")
+        name = _tool_name(tool)
+        if tool.get("type", "function") != "function" or not name:
+            raise BadRequest("Each tool must be a function with a name.", param=f"tools.{index}")
+        assert isinstance(function, Mapping)
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        functions.append(
+            FunctionDef(
+                name=name,
+                description=str(function.get("description") or ""),
+                parameters=dict(parameters),
+                arguments=BaseModel,
+                fn=_never,
+                is_async=False,
+                timeout=None,
+                module="client",
+            )
+        )
+    return functions
+
+
+def _offered(request: BindingRequest) -> tuple[list[FunctionDef], bool]:
+    """The functions the model may call now, and whether it must call one."""
+    choice = request.tool_choice
+    tools = list(request.tools)
+    if isinstance(choice, Mapping):  # {"type": "function", "function": {"name": ...}} (or
+        named = choice.get("function")  # the Responses API's {"type": "function", "name"})
+        name = named.get("name") if isinstance(named, Mapping) else choice.get("name")
+        tools = [t for t in tools if _tool_name(t) == name]
+        if not tools:
+            raise BadRequest(
+                f"tool_choice names '{name}', which is not a tool.", param="tool_choice"
+            )
+        return _client_functions(tools), True
+    return _client_functions(tools), choice == "required"
+
+
+def _called_before(messages: Sequence[Message], name: str, arguments: dict[str, Any]) -> bool:
+    """Whether the conversation already holds this exact call (so its result too)."""
+    for message in messages:
+        for call in message.tool_calls:
+            function = call.get("function") or {}
+            try:
+                previous = json.loads(function.get("arguments") or "{}")
+            except (TypeError, ValueError):
+                continue
+            if function.get("name") == name and previous == arguments:
+                return True
+    return False
+
+
+def _decided_call(request: BindingRequest, text: str) -> ToolCall | None:
+    """The call the model decided on, or None to answer in words. The same call again (its
+    result is already in the conversation) is an answer too, unless a call is required."""
+    _, required = _offered(request)
+    decision = parse_decision(text)
+    if isinstance(decision, str) or decision is None:
+        if required:
+            raise GenerationFailed("The model produced no valid tool call (tool_choice).")
+        return None
+    name, arguments = decision
+    if not required and _called_before(request.messages, name, arguments):
+        return None
+    return ToolCall(_call_id(), name, json.dumps(arguments))
+
+
+def _wire_messages(messages: Sequence[Message], native: bool) -> list[dict[str, Any]]:
+    """The conversation for llama.cpp: tool turns as OpenAI shapes (``native``) or as text."""
+    names = {
+        str(call.get("id")): str((call.get("function") or {}).get("name", ""))
+        for m in messages
+        for call in m.tool_calls
+    }
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if native and (m.tool_calls or m.tool_call_id):
+            message: dict[str, Any] = {"role": m.role, "content": m.content}
+            if m.tool_calls:
+                message["tool_calls"] = [dict(c) for c in m.tool_calls]
+            if m.tool_call_id:
+                message["tool_call_id"] = m.tool_call_id
+            out.append(message)
+        elif m.role == "tool":
+            name = names.get(m.tool_call_id or "", "the tool")
+            out.append({"role": "user", "content": f"Result of {name}: {m.content}"})
+        elif m.tool_calls:
+            out.append({"role": m.role, "content": _calls_text(m)})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def _calls_text(message: Message) -> str:
+    """An assistant turn that called tools, in the JSON protocol's words."""
+    lines = [message.content] if message.content else []
+    for call in message.tool_calls:
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except (TypeError, ValueError):
+            arguments = function.get("arguments")
+        lines.append(json.dumps({"tool": function.get("name"), "arguments": arguments}))
+    return "\n".join(lines)
 
 
 def _refused(name: str, why: str) -> BadRequest:

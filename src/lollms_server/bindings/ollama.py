@@ -5,20 +5,34 @@ so its memory policy follows the client's. Errors: 401/403 -> ``binding_auth_err
 404 model -> 404 (or a pull when ``pull_missing`` is on), 5xx -> 503, unreachable -> 503
 naming the host. Ollama's text reaches clients and logs only with this instance's secrets (key,
 URL credentials) replaced by ``***``.
+
+Client tools go to Ollama's own tool calling: ``tools`` as they are, assistant tool calls
+with their arguments as objects, tool results with ``tool_name``; the calls Ollama returns
+become ``ToolCall`` events. Ollama has no ``tool_choice``: "none" sends no tools, a named
+function sends only that one, "required" cannot be enforced (the tools are offered).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, SecretStr
 
 from lollms_server.bindings.base import Binding, BindingConfig, Capabilities
-from lollms_server.bindings.events import Event, Finished, TextDelta, ThoughtsDelta, Usage
-from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.bindings.events import (
+    Event,
+    Finished,
+    TextDelta,
+    ThoughtsDelta,
+    ToolCall,
+    Usage,
+)
+from lollms_server.bindings.types import BindingContext, BindingRequest, Message, ModelInfo
 from lollms_server.errors import (
     BadRequest,
     BindingAuthError,
@@ -64,7 +78,7 @@ class OllamaBinding(Binding[OllamaConfig]):
     name: ClassVar[str] = "ollama"
     description: ClassVar[str] = "Models served by an Ollama server."
     capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, vision=True, structured_output=True
+        streaming=True, vision=True, structured_output=True, tools=True
     )
     extra_parameters: ClassVar[frozenset[str] | None] = EXTRA_OPTIONS
 
@@ -199,46 +213,34 @@ class OllamaBinding(Binding[OllamaConfig]):
             common["format"] = dict(request.json_schema)
         if request.keep_alive is not None:
             common["keep_alive"] = request.keep_alive
+        raw = request.raw_prompt is not None
+        final: Any = None
+        calls: list[ToolCall] = []
         try:
             if request.raw_prompt is not None:
                 stream: Any = await client.generate(prompt=request.raw_prompt, raw=True, **common)
             else:
-                messages = [
-                    {
-                        "role": m.role,
-                        "content": m.content,
-                        **(
-                            {"images": [base64.b64encode(x.data).decode() for x in m.media]}
-                            if m.media
-                            else {}
-                        ),
-                    }
-                    for m in request.messages
-                ]
+                tools = _offered_tools(request)
+                if tools:
+                    common["tools"] = tools
+                messages = _wire_messages(request.messages)
                 stream = await client.chat(messages=messages, **common)
-            final: Any = None
             async for part in stream:
-                if request.raw_prompt is not None:
-                    text, thinking = part.response, part.thinking
-                else:
-                    text, thinking = part.message.content, part.message.thinking
-                if thinking:
-                    yield ThoughtsDelta(thinking)
-                if text:
-                    yield TextDelta(text)
+                for event in _part_events(part, raw, calls):
+                    yield event
                 if part.done:
                     final = part
         except LollmsError:
             raise
         except Exception as exc:
             raise self._map(exc) from None
+        for call in calls:
+            yield call
         if final is not None:
             yield Usage(final.prompt_eval_count or 0, final.eval_count or 0)
         reason = getattr(final, "done_reason", None) or "stop"
-        yield Finished(
-            reason if reason in ("stop", "length") else "stop",
-            {"upstream": safe_url(self.config.host)},
-        )
+        reason = reason if reason in ("stop", "length") else "stop"
+        yield Finished("tool_calls" if calls else reason, {"upstream": safe_url(self.config.host)})
 
     def _map(self, exc: Exception) -> LollmsError:
         import httpx
@@ -260,3 +262,83 @@ class OllamaBinding(Binding[OllamaConfig]):
             return BindingUnavailable(f"Cannot reach the Ollama server of {where}.")
         detail = self.redact(f"{type(exc).__name__}: {exc}")
         return GenerationFailed(f"Ollama error from {where}: {detail}")
+
+
+def _part_events(part: Any, raw: bool, calls: list[ToolCall]) -> list[Event]:
+    """The text and thoughts of one streamed part; its tool calls join ``calls``."""
+    if raw:
+        text, thinking = part.response, part.thinking
+    else:
+        text, thinking = part.message.content, part.message.thinking
+        for call in part.message.tool_calls or ():
+            arguments = dict(call.function.arguments or {})
+            calls.append(
+                ToolCall(f"call_{uuid.uuid4().hex[:24]}", call.function.name, json.dumps(arguments))
+            )
+    events: list[Event] = []
+    if thinking:
+        events.append(ThoughtsDelta(thinking))
+    if text:
+        events.append(TextDelta(text))
+    return events
+
+
+def _tool_name(tool: Mapping[str, Any]) -> str:
+    function = tool.get("function")
+    return str(function.get("name") or "") if isinstance(function, Mapping) else ""
+
+
+def _offered_tools(request: BindingRequest) -> list[dict[str, Any]]:
+    """The tools sent to Ollama, which has no tool_choice: none for "none", only the named
+    one for a named choice."""
+    choice = request.tool_choice
+    if not request.tools or choice == "none":
+        return []
+    tools = [dict(t) for t in request.tools]
+    if isinstance(choice, Mapping):
+        named = choice.get("function")
+        name = named.get("name") if isinstance(named, Mapping) else choice.get("name")
+        tools = [t for t in tools if _tool_name(t) == name]
+        if not tools:
+            raise BadRequest(
+                f"tool_choice names '{name}', which is not a tool.", param="tool_choice"
+            )
+    return tools
+
+
+def _arguments(text: Any) -> Any:
+    """Ollama takes a call's arguments as an object (OpenAI's are a JSON string)."""
+    if not isinstance(text, str):
+        return text or {}
+    try:
+        return json.loads(text or "{}")
+    except ValueError:
+        return {"_raw": text}
+
+
+def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The conversation in Ollama's shapes (images base64, tool turns by name)."""
+    names = {
+        str(call.get("id")): str((call.get("function") or {}).get("name", ""))
+        for m in messages
+        for call in m.tool_calls
+    }
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        message: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.media:
+            message["images"] = [base64.b64encode(x.data).decode() for x in m.media]
+        if m.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "function": {
+                        "name": (c.get("function") or {}).get("name", ""),
+                        "arguments": _arguments((c.get("function") or {}).get("arguments")),
+                    }
+                }
+                for c in m.tool_calls
+            ]
+        if m.role == "tool" and m.tool_call_id in names:
+            message["tool_name"] = names[m.tool_call_id or ""]
+        out.append(message)
+    return out

@@ -133,6 +133,9 @@ class BindingRequest:
     tool_choice: Any = None
     media: MediaOptions = field(default_factory=lambda: MediaOptions())  # tti/ttv/ttm/tts
     json_schema: Mapping[str, Any] | None = None  # structured output: the answer's schema
+    # False when the client takes the whole answer at once: a relay may then ask its upstream
+    # for one answer instead of a stream (the binding still yields events).
+    stream: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ check at start that the server really is vLLM (``GET /version``, which vLLM serv
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
@@ -91,15 +92,7 @@ class VLLMBinding(OpenAIBinding[VLLMConfig]):
             for k, v in request.extra.items()
             if k in ("frequency_penalty", "presence_penalty", "logit_bias")
         }
-        plain = BindingRequest(
-            model=request.model,
-            generation_type=request.generation_type,
-            messages=request.messages,
-            raw_prompt=request.raw_prompt,
-            params=request.params,
-            extra=passthrough,
-            json_schema=request.json_schema,
-        )
+        plain = replace(request, extra=passthrough)  # tools, stream and the rest kept
         out = super()._params(plain)
         body: dict[str, Any] = dict(out.pop("extra_body", {}))
         if "repeat_penalty" in body:  # vLLM's name for it

@@ -8,9 +8,10 @@ service, so the personalities package never imports the generation service.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lollms_server.bindings.events import Event
+from lollms_server.bindings.events import Event, MediaOutput
 from lollms_server.generation.requests import GenerationRequest
 
 if TYPE_CHECKING:
@@ -40,4 +41,33 @@ class GenerationPort(Protocol):
     def takes_parameter(self, binding_name: str | None, name: str) -> bool:
         """Whether the binding instance accepts engine option ``name`` (True for an instance
         that is not active: the generation then reports it)."""
+        ...
+
+    async def context_size(self, binding_name: str | None, model_name: str | None) -> int | None:
+        """The model's context size in tokens (``[defaults]`` pick what is not named); None
+        when the binding does not know it."""
+        ...
+
+    async def tokenize(
+        self, binding_name: str | None, model_name: str | None, text: str
+    ) -> list[int] | None:
+        """Token ids of ``text`` with the model's tokenizer; None when the binding has none."""
+        ...
+
+    async def detokenize(
+        self, binding_name: str | None, model_name: str | None, tokens: list[int]
+    ) -> str | None:
+        """The text of ``tokens`` (from :meth:`tokenize`); None when the binding has no
+        tokenizer."""
+        ...
+
+    async def generate_media(self, request: GenerationRequest) -> list[MediaOutput]:
+        """Run one image, video, music or speech generation (``request.generation_type``;
+        ``[defaults]`` pick the binding and model the request does not name) and return the
+        files it made."""
+        ...
+
+    def data_folder(self) -> Path:
+        """The folder under which personality scripts keep their files (``[personalities]
+        data_folder``, resolved)."""
         ...

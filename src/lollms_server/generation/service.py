@@ -13,12 +13,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from lollms_server.bindings.base import Binding
-from lollms_server.bindings.events import Event
+from lollms_server.bindings.events import Event, MediaOutput
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.types import BindingRequest, EmbeddingResult, Message
 from lollms_server.config import Settings
@@ -298,6 +299,46 @@ class GenerationService:
         if binding_name not in self.bindings.active_names():
             return True
         return self.bindings.get(binding_name).accepts_parameter(name)
+
+    async def context_size(self, binding_name: str | None, model_name: str | None) -> int | None:
+        """The model's context size in tokens, when its binding knows it."""
+        binding, model = await self.resolve("ttt", binding_name, model_name)
+        return (await binding.model_info(model)).context_size
+
+    async def tokenize(
+        self, binding_name: str | None, model_name: str | None, text: str
+    ) -> list[int] | None:
+        """Token ids of ``text`` (None: the binding has no tokenizer)."""
+        binding, _ = await self.resolve("ttt", binding_name, model_name)
+        if not binding.capabilities.tokenizer:
+            return None
+        async with self.loaded_model(binding_name, model_name) as (binding, model):
+            return await binding.tokenize(model, text)
+
+    async def detokenize(
+        self, binding_name: str | None, model_name: str | None, tokens: list[int]
+    ) -> str | None:
+        """The text of ``tokens`` (None: the binding has no tokenizer)."""
+        binding, _ = await self.resolve("ttt", binding_name, model_name)
+        if not binding.capabilities.tokenizer:
+            return None
+        async with self.loaded_model(binding_name, model_name) as (binding, model):
+            return await binding.detokenize(model, tokens)
+
+    async def generate_media(self, request: GenerationRequest) -> list[MediaOutput]:
+        """The files of one media generation (tti, ttv, ttm, tts)."""
+        if request.generation_type not in _MEDIA_TYPES:
+            raise BadRequest(
+                f"generate_media makes {', '.join(sorted(_MEDIA_TYPES))}, "
+                f"not '{request.generation_type}'.",
+                param="generation_type",
+            )
+        async with aclosing(self.events(request)) as events:
+            return [event async for event in events if isinstance(event, MediaOutput)]
+
+    def data_folder(self) -> Path:
+        """Where personality scripts keep their files (``[personalities] data_folder``)."""
+        return self.settings.resolve_path(self.settings.personalities.data_folder)
 
     # -- other work on models ---------------------------------------------------------------
     async def embed(

@@ -23,6 +23,7 @@ from lollms_server.personalities.model import Personality
 
 __all__ = [
     "apply_sampling",
+    "bound_sampling",
     "render_lollms_prompt",
     "render_plain_prompt",
     "split_lollms_prompt",
@@ -87,6 +88,38 @@ def apply_sampling(
     return merged, extra
 
 
+def _lowest(own: float | None, limit: float | None) -> float | None:
+    if limit is None:
+        return own
+    return limit if own is None else min(own, limit)
+
+
+def _top_k(own: int | None, limit: int | None) -> int | None:
+    """top_k 0 (or less) means "no limit" to the engines: it never loosens a positive one."""
+    if limit is None or limit <= 0:
+        return own
+    return limit if own is None or own <= 0 else min(own, limit)
+
+
+def bound_sampling(params: SamplingParams, limits: SamplingParams) -> SamplingParams:
+    """``params`` (what a script asks for one of its generations) held within the client's
+    ``limits``: ``max_tokens``, ``temperature``, ``top_p`` and ``top_k`` may be lowered by the
+    script, never raised past the client's; the client's ``repeat_penalty`` and ``seed`` fill
+    what the script leaves unset."""
+    max_tokens = _lowest(params.max_tokens, limits.max_tokens)
+    return dataclasses.replace(
+        params,
+        max_tokens=None if max_tokens is None else int(max_tokens),
+        temperature=_lowest(params.temperature, limits.temperature),
+        top_p=_lowest(params.top_p, limits.top_p),
+        top_k=_top_k(params.top_k, limits.top_k),
+        repeat_penalty=params.repeat_penalty
+        if params.repeat_penalty is not None
+        else limits.repeat_penalty,
+        seed=params.seed if params.seed is not None else limits.seed,
+    )
+
+
 def _render(messages: Sequence[Message], user: str, ai: str, link: str) -> str:
     names = {"user": user, "assistant": ai}
     blocks = [f"{LOLLMS_HEADER}{names.get(m.role, m.role)}:\n{m.content}" for m in messages]
@@ -122,8 +155,9 @@ def split_lollms_prompt(
     """``!@>system: ...\n!@>user: ...`` into messages; unmarked text is one user message.
 
     Other sections (``!@>documentation:``, ``!@>context:``...) keep their label and join the
-    system message when they come before the conversation, the user's turn otherwise; runs of
-    one role are merged, as strict chat templates want roles to alternate.
+    system message when they come before the conversation, the user's turn otherwise (and
+    when there is no user turn at all, they are it: ``!@>system:\nSummarize\n!@>chunk:\n
+    ...``); runs of one role are merged, as strict chat templates want roles to alternate.
     """
     marks = list(_MARKER.finditer(prompt))
     if not marks:
@@ -131,6 +165,7 @@ def split_lollms_prompt(
     ai = _ASSISTANT | {n.strip().lower() for n in ai_names}
     users = {"user", "human"} | {n.strip().lower() for n in user_names}
     pieces: list[tuple[str, str]] = []
+    sections: list[int] = []  # indexes of labelled sections put in the system message
     if prompt[: marks[0].start()].strip():
         pieces.append(("user", prompt[: marks[0].start()].strip()))
     for index, mark in enumerate(marks):
@@ -144,7 +179,12 @@ def split_lollms_prompt(
                 pieces.append((role, content))
             continue
         started = any(role != "system" for role, _ in pieces)
+        if not started:
+            sections.append(len(pieces))
         pieces.append(("user" if started else "system", f"{label}:\n{content}"))
+    if sections and not any(role == "user" for role, _ in pieces):
+        for index in sections:
+            pieces[index] = ("user", pieces[index][1])
     merged: list[tuple[str, str]] = []
     for role, content in pieces:
         if merged and merged[-1][0] == role:

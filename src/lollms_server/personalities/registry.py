@@ -17,14 +17,14 @@ from lollms_server.personalities.loader import (
 from lollms_server.personalities.model import Personality, PersonalityProblem
 from lollms_server.security.paths import inside
 
-__all__ = ["PersonalityNotFound", "PersonalityRegistry"]
+__all__ = ["ISO_LANGUAGES", "PersonalityNotFound", "PersonalityRegistry"]
 
 logger = logging.getLogger("lollms_server.personalities")
 
 _SKIP = {"__pycache__", "node_modules", "languages", "assets", "scripts"}
 _MAX_DEPTH = 8
 # ISO 639-1 codes for the language names the zoo's translation files use.
-_ISO = {
+ISO_LANGUAGES = {
     "ar": "arabic",
     "de": "german",
     "en": "english",
@@ -147,12 +147,12 @@ class PersonalityRegistry:
         if not language:
             return personality
         asked = language.strip().lower()
-        wanted = _ISO.get(asked, asked)
+        wanted = ISO_LANGUAGES.get(asked, asked)
         own = (personality.language or "").lower()
-        if wanted in (own, _ISO.get(own, own)):
+        if wanted in (own, ISO_LANGUAGES.get(own, own)):
             return personality
         for name in personality.translations:  # files named "french.yaml" or "fr.yaml"
-            if name.lower() in (asked, wanted) or _ISO.get(name.lower()) == wanted:
+            if name.lower() in (asked, wanted) or ISO_LANGUAGES.get(name.lower()) == wanted:
                 try:
                     return load_translation(personality, name)
                 except Exception as exc:

@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import logging
 import sys
 import threading
+import traceback
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,17 +36,21 @@ from lollms_server.bindings.events import (
     TextReplace,
     Usage,
 )
-from lollms_server.bindings.types import Message, SamplingParams
+from lollms_server.bindings.types import MediaOptions, Message, SamplingParams
 from lollms_server.errors import WorkflowTimeout, WorkflowUnavailable
+from lollms_server.generation.requests import GenerationRequest
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
+from lollms_server.personalities.prompting import bound_sampling
 from lollms_server.plugins import import_unique
+from lollms_server.security.redact import scrub
 
 if TYPE_CHECKING:
     from lollms_server.generation.port import GenerationPort
-    from lollms_server.generation.requests import GenerationRequest
 
-__all__ = ["FunctionCallError", "ScriptLoader", "WorkflowContext"]
+__all__ = ["FunctionCallError", "ScriptLoader", "WorkflowContext", "describe_failure"]
+
+logger = logging.getLogger("lollms_server.personalities")
 
 Body = Callable[[Emit], Awaitable[None]]
 
@@ -128,6 +134,9 @@ class WorkflowContext:
         extra = {k: v for k, v in params.items() if k not in sampling}
         convo = messages if messages is not None else (Message("user", prompt or ""),)
         same = binding is None or binding == self.request.binding_name
+        chosen = SamplingParams(**sampling)
+        if generation_type == "ttt":  # the client's limits bound every generation
+            chosen = bound_sampling(chosen, self.request.params)
         return dataclasses.replace(
             self.request,
             generation_type=generation_type,
@@ -135,7 +144,7 @@ class WorkflowContext:
             model_name=model or (self.request.model_name if same else None),
             messages=convo,
             raw_prompt=None,
-            params=SamplingParams(**sampling),
+            params=chosen,
             extra=extra,
             personality=None,
             functions=(),
@@ -197,13 +206,24 @@ class WorkflowContext:
         model: str | None = None,
         **params: Any,
     ) -> list[MediaOutput]:
-        """Images, audio or video from a media binding (``[defaults]`` picks one)."""
-        request = self._request(prompt, None, generation_type, binding, model, params)
-        if binding is None:
-            request = dataclasses.replace(request, binding_name=None, model_name=model)
+        """Images, audio or video from a media binding (``[defaults]`` picks one);
+        ``params``: media options (``width``, ``height``, ``steps``, ``negative_prompt``,
+        ``voice``...) and ``seed``."""
+        options = {k: v for k, v in params.items() if k in MediaOptions.model_fields}
+        unknown = sorted(set(params) - set(options) - {"seed"})
+        if unknown:
+            raise TypeError(f"generate_media got unknown option(s): {', '.join(unknown)}")
+        request = GenerationRequest(
+            generation_type=generation_type,
+            binding_name=binding,
+            model_name=model,
+            messages=(Message("user", prompt),),
+            params=SamplingParams(seed=params.get("seed")),
+            media=MediaOptions(**options),
+            queue_timeout=self.request.queue_timeout,
+        )
         await self._close_streams()
-        async with contextlib.aclosing(self.service.events(request)) as events:
-            return [e async for e in events if isinstance(e, MediaOutput)]
+        return await self.service.generate_media(request)
 
     async def call_function(self, name: str, **arguments: Any) -> Any:
         """Call a server function; ``FunctionCallError`` when it fails."""
@@ -215,6 +235,19 @@ class WorkflowContext:
     @property
     def functions(self) -> list[str]:
         return self.service.function_names()
+
+
+def describe_failure(exc: BaseException, script: Path) -> str:
+    """``Type: message (script.py line N)``: why a script failed, for its error and the log.
+    The line is the last one run in the script's own folder; URL credentials are scrubbed
+    and nothing else (no locals, no environment) is shown."""
+    where = ""
+    folder = script.parent.parent if script.parent.name == "scripts" else script.parent
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if Path(frame.filename).is_relative_to(folder):
+            where = f" ({Path(frame.filename).name} line {frame.lineno})"
+            break
+    return scrub(f"{type(exc).__name__}: {exc}{where}")
 
 
 async def _deliver(result: Any, context: WorkflowContext) -> None:
@@ -279,8 +312,10 @@ class ScriptLoader:
             try:
                 module = self._import(path)
             except BaseException as exc:  # SystemExit in a script must not stop the server
+                reason = describe_failure(exc, path)
+                logger.warning("the script %s failed to load: %s", path, reason)
                 raise WorkflowUnavailable(
-                    f"The script {path.name} failed to load: {type(exc).__name__}: {exc}"
+                    f"The script {path.name} failed to load: {reason}"
                 ) from None
             if cached is not None:
                 sys.modules.pop(cached[1].__name__, None)

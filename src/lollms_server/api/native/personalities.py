@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.responses import FileResponse
 
 from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.errors import NotFound
+from lollms_server.personalities.deps import missing_packages, needs, refresh
 from lollms_server.personalities.model import Personality
 from lollms_server.security.paths import inside
 
@@ -23,10 +25,16 @@ router = APIRouter(
 
 @router.get("/list_personalities")
 async def list_personalities(service: Generation) -> dict[str, Any]:
-    """Every personality found in the configured folders, and the folders that failed."""
+    """Every personality found in the configured folders (with the packages each needs and
+    does not find: ``missing_packages``), and the folders that failed."""
     registry = service.personalities
+
+    def listing() -> list[dict[str, Any]]:  # reads scripts and the environment: off the loop
+        refresh()
+        return [{**p.summary(), "missing_packages": missing_packages(p)} for p in registry.all()]
+
     return {
-        "personalities": [p.summary() for p in registry.all()],
+        "personalities": await asyncio.to_thread(listing),
         "errors": [
             {"folder": problem.path.rsplit("/", 1)[-1], "reason": problem.reason}
             for problem in registry.problems
@@ -65,10 +73,68 @@ def _contained_logo(personality: Personality, roots: list[Path]) -> Path | None:
     return real if real.is_file() else None
 
 
+# Served as they are (inline); anything else is a download, so that an HTML or SVG file a
+# processor wrote never runs as a page of the server's origin.
+_INLINE = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/", "text/plain")
+
+
+@router.get(
+    "/personality_files/{path:path}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def personality_file(path: str, service: Generation) -> FileResponse:
+    """A file a zoo processor wrote in its folders under ``[personalities] data_folder``
+    (the URLs of ``discussion_path_to_url`` and of the images it paints)."""
+    real = _contained_file(service.data_folder(), path)
+    if real is None:
+        raise NotFound(f"No personality file '{path}'.", param="path")
+    media_type = mimetypes.guess_type(real.name)[0] or "application/octet-stream"
+    inline = media_type.startswith(_INLINE)
+    return FileResponse(
+        real,
+        media_type=media_type if inline else "application/octet-stream",
+        filename=None if inline else real.name,
+        headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _contained_file(root: Path, path: str) -> Path | None:
+    """``root/path`` resolved, when it is a file inside ``root`` (links followed)."""
+    if "\0" in path:
+        return None
+    try:
+        real = (root / path).resolve(strict=True)
+        inside_root = real.is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return real if inside_root and real.is_file() else None
+
+
 @router.get("/personalities/{name:path}")
 async def get_personality(name: str, service: Generation) -> dict[str, Any]:
-    """One personality in full: by id (``category/name``), folder name or display name."""
-    return service.personalities.get(name).details()
+    """One personality in full: by id (``category/name``), folder name or display name;
+    ``needs``: what it needs installed (``lollms-server personalities deps``)."""
+    personality = service.personalities.get(name)
+    await asyncio.to_thread(refresh)
+    found = await asyncio.to_thread(needs, personality)
+    return {
+        **personality.details(),
+        "missing_packages": sorted({n.name for n in found if not n.installed and not n.optional}),
+        "needs": [
+            {
+                "name": n.name,
+                "kind": n.kind,
+                "source": n.source,
+                "optional": n.optional,
+                "installed": n.installed,
+            }
+            for n in found
+        ],
+    }
 
 
 @router.get("/list_functions")

@@ -72,20 +72,21 @@ async def chat_completions(
     binding = service.bindings.get(instance)
     model_id = f"{instance}/{model}"
     wanted = translate.chat_request(body, binding, model)
+    legacy = translate.uses_legacy_functions(body)
     personality = wanted.personality or service.alias_personality(body.model)
     start = start_stream if body.stream else start_run
     run = await start(request, service, replace(wanted, personality=personality))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(
-            translate.chat_chunks(run, model_id, usage),
+            translate.chat_chunks(run, model_id, usage, legacy),
             on_close=run.aclose,
             terminator=_DONE,
             error_event=_openai_error,
             first_ready=first_ready(run),
         )
     out = await collect_run(request, run)
-    return JSONResponse(translate.chat_response(run, model_id, out))
+    return JSONResponse(translate.chat_response(run, model_id, out, legacy))
 
 
 @router.post("/completions")

@@ -22,11 +22,12 @@ class ContentPart(_Lenient):
 
 
 class ChatMessage(_Lenient):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+    function_call: dict[str, Any] | None = None  # legacy: an assistant's one call
 
 
 class StreamOptions(_Lenient):
@@ -47,6 +48,14 @@ class _Sampling(_Lenient):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     personality: str | None = None
+    # Output-changing extras: honoured (top_k, min_p, repeat_penalty as vLLM and llama.cpp's
+    # server take them; logit_bias where the binding takes it) or refused with a 400.
+    logprobs: StrictBool | int | None = None
+    top_logprobs: int | None = Field(None, ge=0)
+    logit_bias: dict[str, float] | None = None
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repeat_penalty: float | None = Field(None, gt=0)
 
 
 class ChatCompletionRequest(_Sampling):
@@ -55,6 +64,8 @@ class ChatCompletionRequest(_Sampling):
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     response_format: dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = None  # legacy tools
+    function_call: str | dict[str, Any] | None = None  # legacy tool_choice
 
 
 class CompletionRequest(_Sampling):

@@ -34,20 +34,27 @@ __all__ = [
     "completion_chunks",
     "completion_request",
     "completion_response",
+    "uses_legacy_functions",
 ]
 
 
-def _sampling(body: _Sampling, max_tokens: int | None) -> tuple[SamplingParams, dict[str, Any]]:
+def _sampling(
+    body: _Sampling, max_tokens: int | None, binding: Binding
+) -> tuple[SamplingParams, dict[str, Any]]:
     if body.n not in (1, None):
         raise BadRequest("Only n = 1 is supported.", param="n")
+    _refuse_logprobs(body)
     extra: dict[str, Any] = {}
     if body.frequency_penalty is not None:
         extra["frequency_penalty"] = body.frequency_penalty
     if body.presence_penalty is not None:
         extra["presence_penalty"] = body.presence_penalty
+    extra.update(_engine_extras(body, binding))
     params = SamplingParams.from_wire(
         temperature=body.temperature,
         top_p=body.top_p,
+        top_k=body.top_k,
+        repeat_penalty=body.repeat_penalty,
         max_tokens=max_tokens,
         seed=body.seed,
         stop=body.stop,
@@ -55,11 +62,58 @@ def _sampling(body: _Sampling, max_tokens: int | None) -> tuple[SamplingParams, 
     return params, extra
 
 
+def _refuse_logprobs(body: _Sampling) -> None:
+    """Token probabilities: no binding returns them yet, so asking is a 400, not a null."""
+    for name in ("logprobs", "top_logprobs"):
+        value = getattr(body, name)
+        if value is not None and value is not False and value != 0:
+            raise BadRequest(
+                f"'{name}' is not supported: no binding of this server returns token "
+                "probabilities yet.",
+                param=name,
+            )
+
+
+def _engine_extras(body: _Sampling, binding: Binding) -> dict[str, Any]:
+    """``logit_bias`` and ``min_p`` for a binding that takes them; a 400 naming them else."""
+    extra: dict[str, Any] = {}
+    for name in ("logit_bias", "min_p"):
+        value = getattr(body, name)
+        if value is None or value == {}:
+            continue
+        accepted = binding.extra_parameters
+        if accepted is not None and name not in accepted:
+            raise BadRequest(
+                f"'{name}' is not supported by binding instance '{binding.instance_name}' "
+                f"({binding.name}).",
+                param=name,
+            )
+        extra[name] = value
+    return extra
+
+
 def _image(url: str, index: int) -> MediaPart:
     return decode_media(url, "image", f"messages.{index}.content", data_url_only=True)
 
 
+def _legacy_message(message: ChatMessage) -> Message:
+    """A legacy ``function`` result or an assistant ``function_call``, as tool turns (the
+    call's id is made from the function's name: legacy calls have none)."""
+    if message.role == "function":
+        content = message.content if isinstance(message.content, str) else ""
+        return Message("tool", content, tool_call_id=f"call_{message.name or ''}")
+    call = message.function_call or {}
+    text = message.content if isinstance(message.content, str) else ""
+    return Message(
+        "assistant",
+        text,
+        tool_calls=({"id": f"call_{call.get('name', '')}", "type": "function", "function": call},),
+    )
+
+
 def _message(message: ChatMessage, index: int) -> Message:
+    if message.role == "function" or message.function_call is not None:
+        return _legacy_message(message)
     role = "system" if message.role == "developer" else message.role
     calls = tuple(message.tool_calls or ())
     if message.content is None or isinstance(message.content, str):
@@ -95,9 +149,30 @@ def _schema(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
     return schema
 
 
+def _tools(body: ChatCompletionRequest) -> tuple[tuple[dict[str, Any], ...], Any]:
+    """``tools`` and ``tool_choice``, or the legacy ``functions`` and ``function_call``."""
+    if body.functions is None and body.function_call is None:
+        return tuple(body.tools or ()), body.tool_choice
+    if body.tools is not None or body.tool_choice is not None:
+        raise BadRequest("Give 'tools' or the legacy 'functions', not both.", param="functions")
+    tools = tuple({"type": "function", "function": f} for f in body.functions or ())
+    call = body.function_call
+    if isinstance(call, dict):
+        return tools, {"type": "function", "function": {"name": call.get("name")}}
+    if call not in (None, "none", "auto"):
+        raise BadRequest("function_call must be none, auto or {name}.", param="function_call")
+    return tools, call
+
+
+def uses_legacy_functions(body: ChatCompletionRequest) -> bool:
+    """Whether the answer's calls go back as a legacy ``function_call``."""
+    return body.functions is not None
+
+
 def chat_request(body: ChatCompletionRequest, binding: Binding, model: str) -> GenerationRequest:
-    params, extra = _sampling(body, body.max_completion_tokens or body.max_tokens)
+    params, extra = _sampling(body, body.max_completion_tokens or body.max_tokens, binding)
     schema = _schema(body.response_format)
+    tools, tool_choice = _tools(body)
     return GenerationRequest(
         binding_name=binding.instance_name,
         model_name=model,
@@ -105,8 +180,8 @@ def chat_request(body: ChatCompletionRequest, binding: Binding, model: str) -> G
         params=params,
         personality=body.personality,
         extra=extra,
-        tools=tuple(body.tools or ()),
-        tool_choice=body.tool_choice,
+        tools=tools,
+        tool_choice=tool_choice,
         json_schema=schema,
     )
 
@@ -120,7 +195,7 @@ def completion_request(body: CompletionRequest, binding: Binding, model: str) ->
         prompt = body.prompt
     if body.suffix:
         raise BadRequest("'suffix' (fill-in-the-middle) is not supported.", param="suffix")
-    params, extra = _sampling(body, body.max_tokens or 16)  # OpenAI's default is 16
+    params, extra = _sampling(body, body.max_tokens or 16, binding)  # OpenAI's default: 16
     return GenerationRequest(
         binding_name=binding.instance_name,
         model_name=model,
@@ -166,12 +241,20 @@ def _tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
     return out
 
 
-def chat_response(run: Run, model_id: str, out: CollectedOutput) -> dict[str, Any]:
+def chat_response(
+    run: Run, model_id: str, out: CollectedOutput, legacy: bool = False
+) -> dict[str, Any]:
+    """The whole chat completion (``legacy``: the first call as a ``function_call``)."""
     message: dict[str, Any] = {"role": "assistant", "content": out.text}
     if out.thoughts:
         message["reasoning_content"] = out.thoughts
     finish = _finish(out.finish_reason)
-    if out.tool_calls:
+    if out.tool_calls and legacy:
+        call = out.tool_calls[0]
+        message["function_call"] = {"name": call.name, "arguments": call.arguments}
+        message["content"] = out.text or None
+        finish = "function_call"
+    elif out.tool_calls:
         message["tool_calls"] = [_tool_call(c) for c in out.tool_calls]
         message["content"] = out.text or None
         finish = "tool_calls"
@@ -220,6 +303,10 @@ class ChatChunks(_Chunks):
 
     kind = "chat.completion.chunk"
 
+    def __init__(self, run: Run, model_id: str, include_usage: bool, legacy: bool) -> None:
+        super().__init__(run, model_id, include_usage)
+        self.legacy = legacy  # calls as a legacy function_call
+
     def chunk(self, delta: Record, finish: str | None = None) -> Record:
         return {
             **self.head,
@@ -235,11 +322,15 @@ class ChatChunks(_Chunks):
     def thoughts(self, event: ThoughtsDelta) -> Record:
         return self.chunk({"reasoning_content": event.text})
 
-    def tool_call(self, event: ToolCall, index: int) -> Record:
+    def tool_call(self, event: ToolCall, index: int) -> Record | None:
+        if self.legacy:  # one call only, as legacy clients expect
+            call = {"name": event.name, "arguments": event.arguments}
+            return self.chunk({"function_call": call}) if index == 0 else None
         return self.chunk({"tool_calls": [_tool_call(event, index)]})
 
     def closing(self, out: CollectedOutput) -> list[Record]:
-        finish = "tool_calls" if out.tool_calls else _finish(out.finish_reason)
+        calls = "function_call" if self.legacy else "tool_calls"
+        finish = calls if out.tool_calls else _finish(out.finish_reason)
         return [self.chunk({}, finish), *self._usage_chunk(out)]
 
 
@@ -268,9 +359,11 @@ class CompletionChunks(_Chunks):
         return [self.chunk("", _finish(out.finish_reason)), *self._usage_chunk(out)]
 
 
-def chat_chunks(run: Run, model_id: str, include_usage: bool) -> AsyncIterator[Record]:
+def chat_chunks(
+    run: Run, model_id: str, include_usage: bool, legacy: bool = False
+) -> AsyncIterator[Record]:
     """The chat completion stream of ``run``."""
-    return encode(run, ChatChunks(run, model_id, include_usage))
+    return encode(run, ChatChunks(run, model_id, include_usage, legacy))
 
 
 def completion_chunks(

@@ -106,6 +106,7 @@ def request_to_wire(request: BindingRequest) -> dict[str, Any]:
         "tool_choice": request.tool_choice,
         "media": request.media.model_dump(exclude_unset=True),
         "json_schema": None if request.json_schema is None else dict(request.json_schema),
+        "stream": request.stream,
     }
 
 
@@ -136,6 +137,7 @@ def request_from_wire(data: dict[str, Any]) -> BindingRequest:
         tool_choice=data.get("tool_choice"),
         media=MediaOptions.model_validate(data.get("media") or {}),
         json_schema=data.get("json_schema"),
+        stream=data.get("stream", True),
     )
 
 

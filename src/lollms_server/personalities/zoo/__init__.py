@@ -2,9 +2,12 @@
 
 The processor module is imported with an ``__import__`` of its own that resolves ``lollms``
 and ``lollms.*`` (and ``ascii_colors``) to :mod:`lollms_server.personalities.zoo.lollms`, so
-an installed ``lollms`` package is neither needed nor disturbed. The processor's synchronous
-``run_workflow`` runs in a worker thread; its helpers reach the event loop through a
-:class:`~lollms_server.personalities.zoo.bridge.Bridge`.
+an installed ``lollms`` package is neither needed nor disturbed; ``pipmaster``, ``os``,
+``subprocess`` and ``open`` are the guarded stand-ins of :mod:`.sandbox` (installs refused,
+relative paths in the personality's working folder, see :mod:`.runtime`). The processor's
+synchronous ``run_workflow`` runs in a worker thread; its helpers reach the event loop
+through a :class:`~lollms_server.personalities.zoo.bridge.Bridge`, its prompts are fitted to
+the model's context (:mod:`.fit`) and its generations held to the client's limits.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ import concurrent.futures
 import importlib
 import importlib.util
 import inspect
-import shutil
-import tempfile
+import logging
 import uuid
 import weakref
 from pathlib import Path
@@ -27,7 +29,10 @@ from lollms_server import plugins
 from lollms_server.errors import BadRequest, LollmsError, WorkflowFailed, WorkflowUnavailable
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
+from lollms_server.personalities.scripted import describe_failure
 from lollms_server.personalities.zoo.bridge import Bridge
+from lollms_server.personalities.zoo.runtime import Run, Workspace, active
+from lollms_server.personalities.zoo.sandbox import guarded_module, guarded_open, refused_note
 
 if TYPE_CHECKING:
     from lollms_server.generation.port import GenerationPort
@@ -36,7 +41,11 @@ if TYPE_CHECKING:
 __all__ = ["ZooRunner", "import_processor"]
 
 SHIM = "lollms_server.personalities.zoo.lollms"
-_ALIASES = {"ascii_colors": f"{SHIM}.helpers"}
+_ALIASES = {
+    "ascii_colors": f"{SHIM}.helpers",
+    "pipmaster": "lollms_server.personalities.zoo.pipmaster",
+}
+logger = logging.getLogger("lollms_server.personalities")
 
 
 def _shim_import(
@@ -55,13 +64,28 @@ def _shim_import(
                 f"'{missing}' is not provided by lollms_server's zoo compatibility layer"
             ) from None
         return module if fromlist else importlib.import_module(SHIM)
-    if level == 0 and name in _ALIASES:
-        return importlib.import_module(_ALIASES[name])
-    return builtins.__import__(name, globals, locals, fromlist, level)
+    top = name.split(".")[0]
+    if level == 0 and top in _ALIASES:  # "pipmaster.package_manager" is the stand-in too
+        return importlib.import_module(_ALIASES[top])
+    guarded = guarded_module(top) if level == 0 else None
+    try:
+        module = builtins.__import__(name, globals, locals, fromlist, level)
+    except ModuleNotFoundError as exc:
+        note = refused_note(exc.name)
+        if not note:
+            raise
+        raise ModuleNotFoundError(f"{exc}{note}", name=exc.name) from None
+    if guarded is not None and (name == top or not fromlist):
+        return guarded  # "import os", "import os.path", "from subprocess import run"
+    return module
 
 
 def _with_shim_import(module: ModuleType) -> None:
-    module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _shim_import}
+    module.__dict__["__builtins__"] = {
+        **vars(builtins),
+        "__import__": _shim_import,
+        "open": guarded_open,
+    }
 
 
 def import_processor(path: Path) -> ModuleType:
@@ -125,27 +149,49 @@ class ZooRunner:
         self.personality = personality
         self.request = request
         self.service = service
-        self.folder = Path(tempfile.mkdtemp(prefix="lollms-zoo-"))
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+        self.request_id = f"request-{uuid.uuid4().hex[:16]}"
+        self.workspace = Workspace(service.data_folder(), personality.id, self.request_id)
+        self._cleanup = weakref.finalize(self, self.workspace.close)
         self.bridge: Bridge | None = None
         self.processor: Any = None
         self.images: list[Path] = []
 
     async def prepare(self) -> None:
+        """Open the personality's folders, learn the model's context, build the processor."""
         loop = asyncio.get_running_loop()
         self.bridge = Bridge(loop, self.service, self.request, self.personality)
         try:
-            self.images = self.bridge.save_images(self.folder)
+            try:
+                self.workspace.open()
+            except OSError as exc:
+                logger.error("personality data folder %s: %s", self.workspace.home, exc)
+                raise WorkflowUnavailable(
+                    f"The personalities' data folder cannot be used: {exc.strerror}."
+                ) from None
+            await self.bridge.prepare()
+            self.images = self.bridge.save_images(self.workspace.discussion)
+            for image in self.images:
+                self.workspace.add_input(image)
             self.processor = await loop.run_in_executor(_executor(), self._build)
         except BaseException:
             self._cleanup()
             raise
 
     def _build(self) -> Any:
+        assert self.bridge is not None
+        with active(Run(self.workspace, self.bridge)):
+            return self._construct(self.bridge)
+
+    def _construct(self, bridge: Bridge) -> Any:
         from lollms_server.personalities.zoo.lollms.personality import AIPersonality
 
-        assert self.bridge is not None
-        ai = AIPersonality(self.personality, self.bridge, self.folder, self.images)
+        ai = AIPersonality(
+            self.personality,
+            bridge,
+            self.workspace,
+            self.images,
+            ctx_size=bridge.context_size or 4096,
+        )
         cls = self.module.Processor
         try:  # older processors take only the personality
             takes_callback = "callback" in inspect.signature(cls).parameters
@@ -156,9 +202,15 @@ class ZooRunner:
         except LollmsError:
             raise
         except Exception as exc:
+            assert self.personality.script is not None
+            reason = describe_failure(exc, self.personality.script.path)
+            logger.warning(
+                "the processor of personality '%s' could not be built: %s",
+                self.personality.id,
+                reason,
+            )
             raise WorkflowFailed(
-                f"The processor of personality '{self.personality.id}' could "
-                f"not be built: {type(exc).__name__}: {exc}"
+                f"The processor of personality '{self.personality.id}' could not be built: {reason}"
             ) from None
         settings = getattr(processor, "personality_config", None)
         if self.request.personality_config:
@@ -179,7 +231,7 @@ class ZooRunner:
         if self.bridge is None:
             await self.prepare()
         assert self.bridge is not None
-        self.bridge.attach(emit)
+        await self.bridge.attach(emit)
         try:
             await asyncio.get_running_loop().run_in_executor(_executor(), self._run)
         finally:
@@ -187,13 +239,20 @@ class ZooRunner:
             self._cleanup()
 
     def _run(self) -> None:
+        bridge = self.bridge
+        assert bridge is not None
+        with active(Run(self.workspace, bridge)):
+            self._run_workflow(bridge)
+
+    def _context(self, bridge: Bridge, prompt: str, history: str) -> tuple[Any, Any]:
+        """The client and context details lollms passes to ``run_workflow``."""
         from lollms_server.personalities.zoo.lollms.client_session import Client, Discussion
         from lollms_server.personalities.zoo.lollms.prompting import LollmsContextDetails
 
-        bridge = self.bridge
-        assert bridge is not None
-        prompt, history = bridge.prompt_and_history()
-        client = Client(f"request-{uuid.uuid4().hex[:8]}", Discussion(self.folder, self.images))
+        messages = [(m.role, m.content) for m in self.request.messages]
+        discussion = Discussion(self.workspace.discussion, self.images, messages)
+        client = Client(self.request_id, discussion)
+        ctx = bridge.context_size or 4096
         context = LollmsContextDetails(
             client=client,
             conditionning=self.personality.conditioning,
@@ -201,11 +260,20 @@ class ZooRunner:
             discussion_messages=history,
             current_language=self.personality.language,
             ai_prefix=self.personality.ai_message_prefix,
+            ctx_size=ctx,
+            max_n_predict=self.request.params.max_tokens,
+            available_space=max(ctx - len(bridge.tokenize(history)), 0),
+            model=self.processor.personality.model,
         )
+        return client, context
+
+    def _run_workflow(self, bridge: Bridge) -> None:
+        prompt, history = bridge.prompt_and_history()
+        client, context = self._context(bridge, prompt, history)
         workflow = self.processor.run_workflow
         args, kwargs = _workflow_arguments(
             workflow, context, client, bridge.callback, prompt, history
         )
         result = workflow(*args, **kwargs)
-        if isinstance(result, str) and result and not bridge.sent_anything:
-            bridge.operation(result, None)  # returned text that was never shown
+        if isinstance(result, str) and result and not bridge.content_sent:
+            bridge.operation(result, None)  # returned text, no content set: the answer

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import mimetypes
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,20 +14,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lollms_server.bindings.events import Event, Step, TextDelta, TextReplace, Usage
-from lollms_server.bindings.types import MediaPart, SamplingParams
+from lollms_server.bindings.types import MediaOptions, MediaPart, Message, SamplingParams
+from lollms_server.generation.requests import GenerationRequest
 from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
 from lollms_server.personalities.prompting import (
     apply_sampling,
+    bound_sampling,
     render_lollms_prompt,
     split_lollms_prompt,
     system_prompt,
     with_system,
 )
+from lollms_server.personalities.zoo.fit import (
+    Tokens,
+    answer_room,
+    count_messages,
+    fit_messages,
+)
 
 if TYPE_CHECKING:
     from lollms_server.generation.port import GenerationPort
-    from lollms_server.generation.requests import GenerationRequest
 
 __all__ = ["Bridge", "WorkflowStopped"]
 
@@ -65,6 +73,7 @@ class Bridge:
         personality: Personality,
     ) -> None:
         self.loop = loop
+        self._loop_thread = threading.current_thread()  # built on the loop's thread
         self._emit: Emit | None = None  # attached when the run starts
         self.service = service
         self.request = request
@@ -73,7 +82,10 @@ class Bridge:
         self._stopped = threading.Event()
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
-        self.sent_anything = False
+        self.content_sent = False  # whether the answer's text was set (steps aside)
+        self.context_size: int | None = None  # the model's, known once prepared
+        self.tokens = Tokens(service, request.binding_name, request.model_name)
+        self._usage: list[Usage] = []  # counted before a client was attached
 
     # -- plumbing --------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -99,19 +111,36 @@ class Bridge:
             with self._lock:
                 self._pending.discard(future)
 
-    def attach(self, emit: Emit) -> None:
+    async def prepare(self) -> None:
+        """Learn the model's context size (on the event loop, before the processor runs)."""
+        self.context_size = await self.service.context_size(
+            self.request.binding_name, self.request.model_name
+        )
+
+    async def attach(self, emit: Emit) -> None:
+        """Send events to ``emit`` from now on (with the usage of what ran before)."""
         self._emit = emit
+        pending, self._usage = self._usage, []
+        for usage in pending:
+            await emit(usage)
 
     def send(self, event: Event) -> None:
         if self._emit is None:  # the processor's constructor has no client to show it to
             return
-        self.sent_anything = True
+        if isinstance(event, TextDelta | TextReplace):
+            self.content_sent = True
         self._wait(self._emit(event))
 
     def step(
         self, kind: str, text: str, ok: bool | None = None, data: dict[str, Any] | None = None
     ) -> None:
         self.send(Step(kind, text, ok=ok, data=data or {}))
+
+    def notice(self, kind: str, text: str) -> None:
+        """A step for the client once one is attached (a constructor has none); from the
+        processor's thread only."""
+        if self._emit is not None and threading.current_thread() is not self._loop_thread:
+            self.step(kind, text)
 
     # -- the callback lollms passes to run_workflow ------------------------------------------
     def callback(self, data: Any, op: Any = None, *args: Any, **kwargs: Any) -> bool:
@@ -183,6 +212,50 @@ class Bridge:
             paths.append(path)
         return paths
 
+    # -- the model's tokenizer --------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the request's model (see ``fit.Tokens``)."""
+        return self._wait(self.tokens.encode(text))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of ids from :meth:`tokenize`."""
+        return self._wait(self.tokens.decode(tokens))
+
+    # -- media -----------------------------------------------------------------------------
+    def paint(
+        self,
+        prompt: str,
+        options: MediaOptions,
+        seed: int | None,
+        images: list[Path],
+        folder: Path,
+    ) -> tuple[Path, dict[str, Any]]:
+        """An image from the server's image binding (``[defaults] tti_binding``), saved in
+        ``folder``: its path and what is known of it."""
+        parts = tuple(
+            MediaPart("image", i.read_bytes(), mimetypes.guess_type(i.name)[0] or "image/png")
+            for i in images
+        )
+        request = GenerationRequest(
+            generation_type="tti",
+            messages=(Message("user", prompt, media=parts),),
+            params=SamplingParams(seed=seed),
+            media=options,
+            queue_timeout=self.request.queue_timeout,
+        )
+        outputs = self._wait(self.service.generate_media(request))
+        if not outputs:
+            raise RuntimeError("the image binding returned no image")
+        image = outputs[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = _EXTENSIONS.get(image.mime_type, ".png")
+        index = 0
+        while (folder / f"image_{index}{suffix}").exists():
+            index += 1
+        path = folder / f"image_{index}{suffix}"
+        path.write_bytes(image.data)
+        return path, {"prompt": prompt, "mime_type": image.mime_type, **image.metadata}
+
     # -- generation ------------------------------------------------------------------------
     def _generation_request(
         self, prompt: str, max_tokens: int | None, images: list[Any] | None, params: dict[str, Any]
@@ -206,6 +279,7 @@ class Bridge:
             max_tokens=max_tokens,
         )
         sampling, extra = apply_sampling(sampling, {}, self.personality)
+        sampling = bound_sampling(sampling, self.request.params)  # the client's limits
         if params.get("repeat_last_n") is not None:
             extra["repeat_last_n"] = params["repeat_last_n"]
         # Only what the binding takes (most zoo configs set repeat_last_n, which
@@ -224,14 +298,28 @@ class Bridge:
             tool_choice=None,
         )
 
+    async def _fitted(self, request: GenerationRequest, context: int) -> GenerationRequest:
+        """``request`` cut to the model's context, with room for the answer (see ``fit``)."""
+        params = request.params
+        room = answer_room(context, params.max_tokens)
+        messages, used = await fit_messages(request.messages, context - room, self.tokens)
+        if params.max_tokens is not None and used + params.max_tokens > context:
+            used = await count_messages(messages, self.tokens)  # "used" was an upper bound
+            if used + params.max_tokens > context:
+                params = dataclasses.replace(params, max_tokens=max(context - used, 1))
+        return dataclasses.replace(request, messages=messages, params=params)
+
     def _pieces(self, request: GenerationRequest) -> AsyncIterator[str]:
         async def pieces() -> AsyncIterator[str]:
             async with contextlib.aclosing(self.service.events(request)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         yield event.text
-                    elif isinstance(event, Usage) and self._emit is not None:
-                        await self._emit(event)  # counted in the run's usage
+                    elif isinstance(event, Usage):  # counted in the run's usage
+                        if self._emit is None:
+                            self._usage.append(event)
+                        else:
+                            await self._emit(event)
 
         return pieces()
 
@@ -249,6 +337,8 @@ class Bridge:
         from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE
 
         request = self._generation_request(prompt, max_tokens, images, params)
+        if self.context_size:
+            request = self._wait(self._fitted(request, self.context_size))
         stream = self._pieces(request)
         out: list[str] = []
         try:

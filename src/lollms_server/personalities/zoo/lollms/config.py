@@ -12,7 +12,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BaseConfig", "ConfigTemplate", "InstallOption", "TypedConfig"]
+from lollms_server.personalities.zoo.lollms._missing import missing_name
+from lollms_server.personalities.zoo.lollms.helpers import ASCIIColors
+
+__all__ = ["ASCIIColors", "BaseConfig", "ConfigTemplate", "InstallOption", "TypedConfig"]
 
 
 class InstallOption(Enum):
@@ -188,3 +191,6 @@ class TypedConfig:
 
     def save(self, file_path: Path | str | None = None) -> None:
         """Nothing is stored between requests."""
+
+
+__getattr__ = missing_name(__name__)

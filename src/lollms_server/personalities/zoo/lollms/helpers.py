@@ -6,6 +6,8 @@ import logging
 import traceback
 from typing import Any
 
+from lollms_server.personalities.zoo.lollms._missing import missing_name
+
 __all__ = ["ASCIIColors", "get_trace_exception", "trace_exception"]
 
 logger = logging.getLogger("lollms_server.personalities.zoo")
@@ -51,3 +53,6 @@ def get_trace_exception(ex: BaseException) -> str:
 
 def trace_exception(ex: BaseException) -> None:
     logger.error(get_trace_exception(ex))
+
+
+__getattr__ = missing_name(__name__)

@@ -7,27 +7,92 @@ events and generations go through the server's bindings and scheduler.
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from lollms_server.personalities.zoo import calls
+from lollms_server.personalities.zoo.engine import ModelView
+from lollms_server.personalities.zoo.lollms._missing import missing_name
 from lollms_server.personalities.zoo.lollms.config import TypedConfig
 from lollms_server.personalities.zoo.lollms.helpers import ASCIIColors
-from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE, MSG_TYPE
+from lollms_server.personalities.zoo.lollms.paths import LollmsPaths
+from lollms_server.personalities.zoo.lollms.tti import LollmsTTI
+from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE, MSG_TYPE, SUMMARY_MODE
+from lollms_server.personalities.zoo.lollms.utilities import PromptReshaper
 
-__all__ = ["MSG_TYPE", "AIPersonality", "APScript"]  # lollms 9 processors import MSG_TYPE here
+if TYPE_CHECKING:
+    from lollms_server.personalities.zoo.runtime import Workspace
+
+__all__ = [  # lollms 9 processors import MSG_TYPE here
+    "MSG_TYPE",
+    "AIPersonality",
+    "APScript",
+    "LoLLMsAction",
+    "craft_a_tag_to_specific_text",
+]
 
 _CODE_BLOCK = re.compile(r"```([\w.+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
-class _Paths:
-    def __init__(self, folder: Path) -> None:
-        self.personal_outputs_path = folder
-        self.personal_configuration_path = folder
-        self.personal_data_path = folder
-        self.personal_path = folder
+class LoLLMsAction:
+    """An action a processor offers (lollms' name, parameters, callback)."""
+
+    def __init__(
+        self,
+        name: str,
+        parameters: dict[str, Any],
+        callback: Callable[..., Any],
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.parameters = parameters
+        self.callback = callback
+        self.description = description
+
+    def run(self) -> Any:
+        """Call the callback with the parameters."""
+        return self.callback(**self.parameters)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Name, parameters and description."""
+        return {"name": self.name, "parameters": self.parameters, "description": self.description}
+
+    def __str__(self) -> str:
+        return f"LoLLMsAction(name={self.name}, parameters={self.parameters})"
+
+
+def craft_a_tag_to_specific_text(ascii_text: str, text: str, caption: str) -> str:
+    """An HTML link, labelled ``caption``, to the place of ``text`` in ``ascii_text`` (its
+    character offset, and the text itself base64-encoded, as data attributes; no script)."""
+    offset = ascii_text.find(text)
+    encoded = base64.b64encode(text.encode()).decode("ascii")
+    return (
+        f'<a href="#" class="lollms-text-tag" data-offset="{offset}" data-text="{encoded}">'
+        f"{html.escape(caption)}</a>"
+    )
+
+
+class _Unavailable:
+    """A lollms service the server does not give personalities (falsy; any use explains)."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"{self._service} is not available to personalities on lollms_server "
+            f"(personality.app.{self._service}.{name})"
+        )
 
 
 class _Config:
@@ -44,9 +109,11 @@ class _Config:
     end_ai_message_id_template = ""
     system_message_template = "system"
     debug = False
+    active_tti_service = "lollms_server"  # the server's [defaults] image binding
 
-    def __init__(self, ctx_size: int) -> None:
+    def __init__(self, ctx_size: int, min_n_predict: int = 512) -> None:
         self.ctx_size = ctx_size
+        self.min_n_predict = min_n_predict
 
     def __getattr__(self, name: str) -> Any:
         return None  # lollms options this server does not have read as unset
@@ -60,13 +127,18 @@ class _Config:
 
 
 class _App:
-    """``personality.app``: notifications become info events; no tti/tts services here."""
+    """``personality.app``: notifications become info events; ``tti`` paints with the
+    server's image binding; speech, music and video services are not offered."""
 
     def __init__(self, personality: AIPersonality) -> None:
         self._personality = personality
-        self.tti = None
-        self.tts = None
+        self.tti = LollmsTTI("lollms_server", self)
+        self.tts = _Unavailable("tts")
+        self.stt = _Unavailable("stt")
+        self.ttm = _Unavailable("ttm")
+        self.ttv = _Unavailable("ttv")
         self.config = personality.config
+        self.lollms_paths = personality.lollms_paths
 
     def notify(self, content: Any, *args: Any, **kwargs: Any) -> None:
         self._personality._bridge.step("info", str(content))
@@ -85,7 +157,7 @@ class AIPersonality:
         self,
         personality: Any,
         bridge: Any,
-        outputs: Path,
+        workspace: Workspace,
         image_files: list[Path],
         ctx_size: int = 4096,
     ) -> None:
@@ -93,9 +165,9 @@ class AIPersonality:
         self.name = personality.name
         self.personality_package_path = personality.folder
         self.personality_folder_name = personality.folder_name
-        self.personality_output_folder = outputs
-        self.lollms_paths = _Paths(outputs)
-        self.config = _Config(ctx_size)
+        self.personality_output_folder = workspace.outputs
+        self.lollms_paths = LollmsPaths(workspace.home, workspace.outputs)
+        self.config = _Config(ctx_size, min(ctx_size // 4, 512))
         self.app = _App(self)
         self.callback: Callable[..., Any] | None = None
         self.processor: APScript | None = None
@@ -120,9 +192,20 @@ class AIPersonality:
         self.text_files: list[Path] = []
         self.image_files = image_files
         self.audio_files: list[Path] = []
-        self.model = None  # no direct engine access: generate through the helpers
+        self.model = ModelView(bridge, ctx_size)
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"AIPersonality.{name} is not provided by lollms_server's zoo compatibility layer"
+        )
 
     def info(self, content: Any, *args: Any, **kwargs: Any) -> None:
+        self._bridge.step("info", str(content))
+
+    def InfoMessage(self, content: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        """A message lollms shows in a box; here an info step."""
         self._bridge.step("info", str(content))
 
     def success(self, content: Any, *args: Any, **kwargs: Any) -> None:
@@ -261,19 +344,33 @@ class APScript:
         max_generation_size: int = 3000,
         callback: Callable[..., Any] | None = None,
         chunk_summary_post_processing: Callable[[str], str] | None = None,
-        summary_mode: Any = None,
+        summary_mode: SUMMARY_MODE = SUMMARY_MODE.SUMMARY_MODE_SEQUENCIAL,
     ) -> str:
-        """Each chunk summarized on its own, the summaries joined (lollms' default mode)."""
-        summaries = []
+        """lollms' two modes: one running summary that each chunk is fused into
+        (sequential, the default), or each chunk summarized on its own, joined
+        (hierarchical)."""
+        summaries: list[str] = []
+        summary = ""
         for index, chunk in enumerate(chunks):
-            self.step_start(f"Summarizing {doc_name} {index + 1} of {len(chunks)}")
+            label = f"Summary of {doc_name}: chunk {index + 1} of {len(chunks)}"
+            self.step_start(label)
+            if summary_mode == SUMMARY_MODE.SUMMARY_MODE_SEQUENCIAL and summary:
+                chunk = "\n".join(
+                    [
+                        f"{self.system_custom_header('previous chunks analysis')}{summary}",
+                        f"{self.system_custom_header('current chunk')}{chunk}",
+                        "Fuse the current chunk into the previous analysis.",
+                    ]
+                )
             summary = self.summarize_text(
                 chunk, summary_instruction, doc_name, answer_start, max_generation_size
             )
             if chunk_summary_post_processing is not None:
                 summary = chunk_summary_post_processing(summary)
-            self.step_end(f"Summarizing {doc_name} {index + 1} of {len(chunks)}")
+            self.step_end(label)
             summaries.append(summary)
+        if summary_mode == SUMMARY_MODE.SUMMARY_MODE_SEQUENCIAL:
+            return summary
         return "\n".join(summaries)
 
     def sequential_summarize(
@@ -451,14 +548,25 @@ class APScript:
         prompt: str,
         max_generation_size: int | None = None,
         placeholders: dict[str, Any] | None = None,
-        sacrifice: Any = None,
+        sacrifice: list[str] | None = None,
         debug: bool = False,
         callback: Callable[..., Any] | None = None,
         show_progress: bool = False,
         **params: Any,
     ) -> str:
-        for key, value in (placeholders or {}).items():
-            prompt = prompt.replace(f"{{{{{key}}}}}", str(value))
+        """Generate from a lollms-text ``prompt``; ``{{name}}`` placeholders are filled, the
+        ``sacrifice`` ones cut to fit the context (``previous_discussion`` by default)."""
+        if placeholders:
+            ctx = int(self.personality.model.config["ctx_size"])
+            room = max_generation_size or self.config.min_n_predict
+            model = self.personality.model
+            prompt = PromptReshaper(prompt).build(
+                {k: str(v) for k, v in placeholders.items()},
+                model.tokenize,
+                model.detokenize,
+                max(ctx - room, 0),
+                ["previous_discussion"] if sacrifice is None else sacrifice,
+            )
         params.pop("max_size", None)
         return str(
             self.personality._bridge.generate(
@@ -624,7 +732,20 @@ class APScript:
         context_size: int | None = None,
         minimum_spare_context_size: int | None = None,
     ) -> str:
-        return self.config.separator_template.join(p for p in prompt_parts if p)
+        """The non-empty parts joined; with ``sacrifice_id``, that part keeps only its end,
+        so that the whole leaves ``minimum_spare_context_size`` tokens of the context free
+        (lollms' behaviour)."""
+        parts = list(prompt_parts)
+        if sacrifice_id != -1 and len(parts[sacrifice_id]) >= 50:
+            model = self.personality.model
+            size = context_size or int(model.config["ctx_size"])
+            spare = minimum_spare_context_size or self.config.min_n_predict
+            others = sum(len(model.tokenize(p)) for i, p in enumerate(parts) if i != sacrifice_id)
+            room = max(size - others - spare, 0)
+            tokens = model.tokenize(parts[sacrifice_id])
+            if len(tokens) > room:
+                parts[sacrifice_id] = model.detokenize(tokens[len(tokens) - room :]) if room else ""
+        return self.config.separator_template.join(p for p in parts if p)
 
     def build_prompt_from_context_details(
         self, context_details: Any, custom_entries: str = "", suppress: Any = ()
@@ -645,7 +766,75 @@ class APScript:
         parts.append(f"!@>{self.personality.ai_message_prefix}:")
         return self.build_prompt(parts)
 
+    # -- HTML blocks ------------------------------------------------------------------------
+    def build_a_document_block(
+        self, title: str = "Title", link: str = "", content: str = ""
+    ) -> str:
+        """A block showing a document (a linked title and its text), escaped."""
+        heading = html.escape(title)
+        if link:
+            heading = f'<a href="{html.escape(link, quote=True)}" target="_blank">{heading}</a>'
+        return (
+            f'<div class="lollms-document"><h3>{heading}</h3>'
+            f"<pre>{html.escape(content)}</pre></div>"
+        )
+
+    # -- function calls ------------------------------------------------------------------
+    def extract_function_calls_as_json(self, text: str) -> list[dict[str, Any]]:
+        """The function calls in ``text`` (``function`` markdown blocks of JSON)."""
+        return calls.extract_function_calls(text)
+
+    def execute_function_calls(
+        self, function_calls: list[dict[str, Any]], function_definitions: list[dict[str, Any]]
+    ) -> list[Any]:
+        """Run each call with its definition's ``function``; errors become text results."""
+        return calls.execute_function_calls(function_calls, function_definitions)
+
+    def generate_with_function_calls(
+        self,
+        context_details: Any,
+        functions: list[dict[str, Any]],
+        max_answer_length: int | None = None,
+        callback: Callable[..., Any] | None = None,
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """One answer offered ``functions``, and the calls it makes."""
+        details = dict(context_details.__dict__) if hasattr(context_details, "__dict__") else {}
+        details = {**details, **(context_details if isinstance(context_details, dict) else {})}
+        details["conditionning"] = "\n\n".join(
+            p for p in (details.get("conditionning"), calls.function_prompt(functions)) if p
+        )
+        text = self.fast_gen(
+            self.build_prompt_from_context_details(details), max_answer_length, callback=callback
+        )
+        return text, calls.extract_function_calls(text)
+
+    def interact_with_function_call(
+        self,
+        context_details: Any,
+        function_definitions: list[dict[str, Any]],
+        prompt_after_execution: bool = True,
+        callback: Callable[..., Any] | None = None,
+        hide_function_call: bool = False,
+        separate_output: bool = False,
+        max_nested_function_calls: int = 10,
+    ) -> str:
+        """Answer with the model calling ``function_definitions`` (lollms' format), their
+        results fed back until it answers without a call; returns the final text."""
+        return calls.interact(
+            self,
+            context_details,
+            function_definitions,
+            prompt_after_execution,
+            callback,
+            max_nested_function_calls,
+        )
+
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         raise AttributeError(
             f"APScript.{name} is not provided by lollms_server's zoo compatibility layer"
         )
+
+
+__getattr__ = missing_name(__name__)

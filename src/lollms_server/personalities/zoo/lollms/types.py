@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
-__all__ = ["MSG_OPERATION_TYPE", "MSG_TYPE", "SENDER_TYPES"]
+from lollms_server.personalities.zoo.lollms._missing import missing_name
+
+__all__ = ["MSG_OPERATION_TYPE", "MSG_TYPE", "SENDER_TYPES", "SUMMARY_MODE", "GenerationPresets"]
 
 
 class MSG_OPERATION_TYPE(Enum):  # noqa: N801 - the zoo's name
@@ -52,3 +55,37 @@ class SENDER_TYPES(Enum):  # noqa: N801
     SENDER_TYPES_USER = 0
     SENDER_TYPES_AI = 1
     SENDER_TYPES_SYSTEM = 2
+
+
+class SUMMARY_MODE(Enum):  # noqa: N801
+    """How ``APScript.summarize_chunks`` goes through the chunks."""
+
+    SUMMARY_MODE_SEQUENCIAL = 0  # one running summary, each chunk fused into it
+    SUMMARY_MODE_HIERARCHICAL = 1  # each chunk on its own, the summaries joined
+
+
+class GenerationPresets:
+    """Sampling presets lollms offers (``self.generate(prompt, **preset)``)."""
+
+    @staticmethod
+    def deterministic_preset() -> dict[str, Any]:
+        """Always the most likely token."""
+        return {"temperature": 0.0, "top_k": 1, "top_p": 1.0}
+
+    @staticmethod
+    def default_preset() -> dict[str, Any]:
+        """Balanced."""
+        return {"temperature": 0.7, "top_k": 50, "top_p": 0.9}
+
+    @staticmethod
+    def creative_preset() -> dict[str, Any]:
+        """More varied."""
+        return {"temperature": 1.5, "top_k": 60, "top_p": 0.95}
+
+    @staticmethod
+    def creative_and_slow_preset() -> dict[str, Any]:
+        """Varied, from a wider choice."""
+        return {"temperature": 1.2, "top_k": 100, "top_p": 0.95}
+
+
+__getattr__ = missing_name(__name__)

@@ -1,0 +1,5 @@
+"""``lollms.services.tti.sd``: image services map onto the server's own image binding."""
+
+from lollms_server.personalities.zoo.lollms._missing import missing_name
+
+__getattr__ = missing_name(__name__)

@@ -1,0 +1,331 @@
+"""Guards that keep a zoo processor (third-party code) from changing the server's machine.
+
+They act inside the processor's own module, through the ``__import__`` and builtins it gets
+(see :func:`lollms_server.personalities.zoo.import_processor`):
+
+- package installs are refused, whatever asks for them: ``pipmaster``, lollms'
+  ``PackageManager``, or ``subprocess``/``os.system`` running pip, npm, conda, apt... The call
+  fails the way a failed install does (``False``, exit status 1, ``CalledProcessError``), the
+  refusal naming the packages is logged and shown to the client as a warning, and a later
+  ``import`` of the package fails naming the refusal. An operator installs what a personality
+  needs (``lollms-server personalities deps`` lists it).
+- relative paths lead to the personality's working folder, not the server's: ``open``,
+  ``os.getcwd``, ``os.system`` and subprocesses (their default ``cwd``); ``os.chdir``,
+  ``os._exit``, ``fork`` and ``exec*`` are refused.
+
+These are guards on the processor's own code, not isolation: code it loads otherwise
+(``importlib``, its own helper modules, ``pathlib``) runs unguarded in the server's process.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import re
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
+
+from lollms_server.personalities.zoo.runtime import current, working_folder
+
+__all__ = [
+    "InstallRefused",
+    "guarded_module",
+    "guarded_open",
+    "installer_command",
+    "refuse_install",
+    "refused_note",
+]
+
+logger = logging.getLogger("lollms_server.personalities.sandbox")
+
+_MANAGERS = {
+    "pip",
+    "pipx",
+    "uv",
+    "conda",
+    "mamba",
+    "micromamba",
+    "npm",
+    "pnpm",
+    "yarn",
+    "bun",
+    "apt",
+    "apt-get",
+    "dnf",
+    "yum",
+    "brew",
+    "gem",
+    "cargo",
+}
+_INSTALLING = {"install", "i", "add", "update", "upgrade", "uninstall", "remove", "ci", "sync"}
+_SHELL_OPERATORS = {"&&", "||", ";", "|", "&"}
+_WRAPPERS = {"sudo", "env", "exec", "nohup", "command"}
+_refused: dict[str, str] = {}  # package (import name form) -> how it was asked for
+_refused_lock = threading.Lock()
+
+
+class InstallRefused(PermissionError):
+    """A package install a processor asked for (raised where failing is the only answer)."""
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name.strip().lower())
+
+
+def _package_name(requirement: str) -> str:
+    """``numpy>=1.2`` / ``git+https://.../x.git`` / ``x[extra]`` -> the distribution name."""
+    text = requirement.strip().rstrip("/").removesuffix(".git")
+    if "://" in text or text.startswith(("git+", "/")):
+        text = text.rsplit("/", 1)[-1]
+    return re.split(r"[\s\[<>=!~;@]", text, maxsplit=1)[0] or requirement
+
+
+def refuse_install(packages: Iterable[str], via: str) -> str:
+    """Refuse installing ``packages`` (asked for through ``via``): log it, tell the client
+    when a request is running, remember it for the import error that follows. Returns the
+    message."""
+    names = [_package_name(p) for p in packages if str(p).strip()] or ["(unnamed)"]
+    message = (
+        f"installing {', '.join(names)} ({via}) was refused: lollms_server never installs "
+        "packages for a personality; an operator installs them (`lollms-server personalities "
+        "deps` lists what each personality needs)"
+    )
+    with _refused_lock:
+        for name in names:
+            _refused[_normal(name)] = via
+    logger.warning("%s", message)
+    run = current()
+    if run is not None:
+        run.bridge.notice("warning", message)
+    return message
+
+
+def refused_note(module: str | None) -> str:
+    """`` (installing it was refused ...)`` when ``module``'s package install was refused."""
+    if not module:
+        return ""
+    with _refused_lock:
+        via = _refused.get(_normal(module.split(".")[0]))
+    return f" (installing it through {via} was refused: see the log)" if via else ""
+
+
+# -- commands -------------------------------------------------------------------------------
+def _argv_lists(command: Any) -> list[list[str]]:
+    if isinstance(command, str | bytes):
+        text = command.decode() if isinstance(command, bytes) else command
+        try:
+            words = shlex.split(text, posix=True)
+        except ValueError:
+            words = text.split()
+    elif isinstance(command, Iterable):
+        words = [os.fsdecode(w) if isinstance(w, bytes | os.PathLike) else str(w) for w in command]
+    else:
+        return []
+    commands: list[list[str]] = [[]]
+    for word in words:
+        if word in _SHELL_OPERATORS:
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    return [c for c in commands if c]
+
+
+def _program(word: str) -> str:
+    name = Path(word).name.lower().removesuffix(".exe")
+    return re.sub(r"[\d.]+$", "", name) or name
+
+
+def _installs(argv: list[str]) -> tuple[str, list[str]] | None:
+    while argv and (argv[0] in _WRAPPERS or "=" in argv[0] or argv[0].startswith("-")):
+        argv = argv[1:]
+    if not argv:
+        return None
+    program = _program(argv[0])
+    if program.startswith("python") and len(argv) > 2 and argv[1] == "-m":
+        argv, program = argv[2:], _program(argv[2])
+    if program == "uv" and len(argv) > 1 and argv[1] == "pip":
+        argv, program = argv[1:], "uv pip"
+    if program not in _MANAGERS and program != "uv pip":
+        return None
+    words = [w for w in argv[1:] if not w.startswith("-")]
+    if not words or words[0] not in _INSTALLING:
+        return None
+    return program, words[1:]
+
+
+def installer_command(command: Any) -> tuple[str, list[str]] | None:
+    """``(package manager, packages)`` when ``command`` (a string or argv, shell operators
+    allowed) runs a package manager's install, update or removal."""
+    for argv in _argv_lists(command):
+        found = _installs(argv)
+        if found is not None:
+            return found
+    return None
+
+
+def _refusal(command: Any) -> str | None:
+    found = installer_command(command)
+    if found is None:
+        return None
+    program, packages = found
+    return refuse_install(packages, f"`{program}` run by the processor")
+
+
+def _command(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[0] if args else kwargs.get("args")
+
+
+def _in_folder(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if kwargs.get("cwd") is None:
+        kwargs["cwd"] = str(working_folder())
+    return kwargs
+
+
+def _output(kwargs: dict[str, Any], text: str) -> str | bytes:
+    wants_text = kwargs.get("text") or kwargs.get("universal_newlines") or kwargs.get("encoding")
+    return text if wants_text else text.encode()
+
+
+# -- subprocess -----------------------------------------------------------------------------
+def _run(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    command = _command(args, kwargs)
+    message = _refusal(command)
+    if message is None:
+        return subprocess.run(*args, **_in_folder(kwargs))  # noqa: S603 (the processor's)
+    empty, error = _output(kwargs, ""), _output(kwargs, message)
+    if kwargs.get("check"):
+        raise subprocess.CalledProcessError(1, command, output=empty, stderr=error)
+    return subprocess.CompletedProcess(command, 1, stdout=empty, stderr=error)
+
+
+def _call(*args: Any, **kwargs: Any) -> int:
+    if _refusal(_command(args, kwargs)) is not None:
+        return 1
+    return subprocess.call(*args, **_in_folder(kwargs))  # noqa: S603 (the processor's)
+
+
+def _check_call(*args: Any, **kwargs: Any) -> int:
+    command = _command(args, kwargs)
+    if _refusal(command) is not None:
+        raise subprocess.CalledProcessError(1, command)
+    return subprocess.check_call(*args, **_in_folder(kwargs))  # noqa: S603 (processor's)
+
+
+def _check_output(*args: Any, **kwargs: Any) -> Any:
+    command = _command(args, kwargs)
+    message = _refusal(command)
+    if message is not None:
+        raise subprocess.CalledProcessError(
+            1, command, output=_output(kwargs, ""), stderr=_output(kwargs, message)
+        )
+    return subprocess.check_output(*args, **_in_folder(kwargs))  # noqa: S603 (processor's)
+
+
+def _popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+    message = _refusal(_command(args, kwargs))
+    if message is not None:
+        raise InstallRefused(message)
+    return subprocess.Popen(*args, **_in_folder(kwargs))  # noqa: S603 (the processor's)
+
+
+def _getstatusoutput(cmd: str, *args: Any, **kwargs: Any) -> tuple[int, str]:
+    message = _refusal(cmd)
+    if message is not None:
+        return 1, message
+    done = subprocess.run(  # noqa: S602 (the processor's own shell command)
+        cmd, shell=True, capture_output=True, text=True, cwd=str(working_folder())
+    )
+    return done.returncode, (done.stdout + done.stderr).removesuffix("\n")
+
+
+def _getoutput(cmd: str, *args: Any, **kwargs: Any) -> str:
+    return _getstatusoutput(cmd)[1]
+
+
+# -- os -------------------------------------------------------------------------------------
+def _system(command: str) -> int:
+    if _refusal(command) is not None:
+        return 1 << 8  # a wait status: exit code 1
+    code = subprocess.call(command, shell=True, cwd=str(working_folder()))  # noqa: S602 (its own)
+    return code << 8 if code >= 0 else -code
+
+
+def _popen_shell(command: str, *args: Any, **kwargs: Any) -> Any:
+    message = _refusal(command)
+    if message is not None:
+        raise InstallRefused(message)
+    return os.popen(command, *args, **kwargs)  # noqa: S605 (the processor's own command)
+
+
+def _refused_call(what: str) -> Callable[..., NoReturn]:
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+        raise PermissionError(f"a personality may not {what} (it runs inside the server)")
+
+    return refuse
+
+
+def _getcwd() -> str:
+    return str(working_folder())
+
+
+_OS: dict[str, Any] = {
+    "system": _system,
+    "popen": _popen_shell,
+    "getcwd": _getcwd,
+    "chdir": _refused_call("change the server's working directory"),
+    "fchdir": _refused_call("change the server's working directory"),
+    "_exit": _refused_call("end the server's process"),
+    "abort": _refused_call("end the server's process"),
+    "fork": _refused_call("fork the server's process"),
+    "forkpty": _refused_call("fork the server's process"),
+    **{
+        name: _refused_call("replace the server's process")
+        for name in ("execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp")
+    },
+    "execvpe": _refused_call("replace the server's process"),
+}
+_SUBPROCESS: dict[str, Any] = {
+    "run": _run,
+    "call": _call,
+    "check_call": _check_call,
+    "check_output": _check_output,
+    "Popen": _popen,
+    "getoutput": _getoutput,
+    "getstatusoutput": _getstatusoutput,
+}
+
+
+class _GuardedModule(ModuleType):
+    """A module whose guarded names are replaced; everything else is the real module's."""
+
+    def __init__(self, real: ModuleType, guarded: dict[str, Any]) -> None:
+        super().__init__(real.__name__, real.__doc__)
+        self.__dict__.update(guarded)
+        self.__dict__["_real_module"] = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_real_module"], name)
+
+
+_GUARDED = {
+    "os": _GuardedModule(os, _OS),
+    "subprocess": _GuardedModule(subprocess, _SUBPROCESS),
+}
+
+
+def guarded_module(name: str) -> ModuleType | None:
+    """The guarded stand-in of module ``name`` (``os``, ``subprocess``), or None."""
+    return _GUARDED.get(name)
+
+
+def guarded_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+    """``open``, with relative paths in the personality's working folder."""
+    if isinstance(file, str | os.PathLike) and not Path(os.fspath(file)).is_absolute():
+        file = working_folder() / os.fspath(file)
+    return builtins.open(file, *args, **kwargs)
