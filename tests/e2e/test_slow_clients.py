@@ -216,11 +216,6 @@ async def test_normal_requests_still_work(server: str) -> None:
         assert huge.json()["error"]["type"] == "request_header_fields_too_large"
 
 
-@pytest.mark.xfail(
-    reason="regressed in the last commit of the session (a 503 instead of evicting the idle "
-    "connection); see the closing note",
-    strict=False,
-)
 def test_idle_keep_alive_connections_make_room_for_new_clients(tmp_path: Path) -> None:
     """max_connections = 20, held by 20 idle keep-alive clients: a new client is served
     (the longest idle connection is closed), not refused with 503."""

@@ -228,6 +228,9 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             oldest = min(idle, key=lambda c: c._idle_since or 0.0)
             oldest._idle_since = None
             oldest.transport.close()
+            # connection_lost runs on a later turn of the loop, maybe after this connection's
+            # request was parsed: uncount the evicted one now, or uvicorn answers that 503.
+            self.connections.discard(oldest)
 
 
 def protocol_class(limits: ConnectionLimits) -> type[TimedHttpToolsProtocol]:
