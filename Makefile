@@ -21,7 +21,7 @@ TORCH := torch==2.13.0
 
 install-dev: install
 	$(BIN)/python -m pip install -q '$(TORCH)'
-	$(BIN)/python -m pip install -q -e '.[llamacpp,openai,ollama,transformers,diffusers,piper,dev]'
+	$(BIN)/python -m pip install -q -e '.[llamacpp,openai,ollama,transformers,diffusers,piper,cluster,dev]'
 
 serve: install
 	@test -f '$(CONFIG)' || $(BIN)/lollms-server init --config '$(CONFIG)' \

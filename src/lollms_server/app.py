@@ -115,18 +115,31 @@ def build_registry(settings: Settings) -> BindingRegistry:
     return registry
 
 
+def _resources(
+    settings: Settings, registry: BindingRegistry, metrics: Metrics
+) -> tuple[Scheduler, BindingManager]:
+    """The scheduler and the binding instances: in this process, or (an API worker of a
+    cluster) the cluster's scheduler actor and bindings whose models run in Ray hosts."""
+    if settings.cluster.enabled:
+        from lollms_server.cluster.client import cluster_parts
+
+        return cluster_parts(settings, registry, metrics)
+    scheduler = Scheduler.from_settings(settings.resources, metrics)
+    return scheduler, BindingManager.from_settings(settings, registry, scheduler.model_lost)
+
+
 def create_app(settings: Settings, registry: BindingRegistry | None = None) -> FastAPI:
     """Build the application. Raises ConfigError when the configuration cannot work."""
     check_security(settings)
     registry = registry or build_registry(settings)
     metrics = Metrics()
-    scheduler = Scheduler.from_settings(settings.resources, metrics)
-    bindings = BindingManager.from_settings(settings, registry, scheduler.model_lost)
+    scheduler, bindings = _resources(settings, registry, metrics)
     check_references(settings, bindings)
+    preload = [] if settings.cluster.enabled else settings.resources.preload  # the cluster's
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for target in settings.resources.preload:
+        for target in preload:
             instance, _, model = target.partition("/")
             try:
                 await scheduler.preload(bindings.get(instance), model)

@@ -91,8 +91,26 @@ def main() -> None:
 @click.option("--host", help="Address to listen on (overrides [server] host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (overrides [server] port).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides [server] log_level.")
-def serve(config_path: Path, host: str | None, port: int | None, log_level: str | None) -> None:
-    """Start the HTTP server."""
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="API worker processes on Ray (overrides [cluster] workers; implies --cluster local "
+    "when no cluster is configured).",
+)
+@click.option(
+    "--cluster",
+    "cluster_address",
+    help="'local' or the address of a Ray cluster (overrides [cluster] address).",
+)
+def serve(
+    config_path: Path,
+    host: str | None,
+    port: int | None,
+    log_level: str | None,
+    workers: int | None,
+    cluster_address: str | None,
+) -> None:
+    """Start the HTTP server (on Ray with --workers N or --cluster ADDRESS)."""
     settings = _load(config_path)
     if host:
         settings.server.host = host
@@ -100,6 +118,15 @@ def serve(config_path: Path, host: str | None, port: int | None, log_level: str 
         settings.server.port = port
     level = log_level or settings.server.log_level
     _setup_logging(level)
+    if cluster_address:
+        settings.cluster.address = cluster_address
+    if workers is not None:
+        settings.cluster.workers = workers
+        if workers > 1 and not settings.cluster.enabled:
+            settings.cluster.address = "local"
+    if settings.cluster.enabled:
+        _serve_cluster(settings, level)
+        return
     import uvicorn
 
     from lollms_server.app import create_app
@@ -120,6 +147,85 @@ def serve(config_path: Path, host: str | None, port: int | None, log_level: str 
         # keep-alive, header and body timeouts, connection cap: see server/connections.py
         **uvicorn_options(settings.server),
     )
+
+
+def _serve_cluster(settings: Any, level: str) -> None:
+    from lollms_server.app import build_registry, check_references, check_security
+    from lollms_server.bindings.manager import BindingManager
+
+    try:
+        check_security(settings)
+        check_references(settings, BindingManager.from_settings(settings, build_registry(settings)))
+        from lollms_server.cluster.serve import run
+    except ConfigError as exc:
+        _fail_config(exc)
+    except ImportError as exc:
+        raise click.ClickException(
+            f"[cluster] needs Ray ({exc}); install it with: pip install 'lollms_server[cluster]'"
+        ) from None
+    run(settings, level)
+
+
+@main.group()
+def cluster() -> None:
+    """The Ray cluster behind a server started with --workers / --cluster."""
+
+
+@cluster.command("status")
+@config_option
+@click.option("--address", help="Ray address (default: [cluster] address; 'local' means auto).")
+def cluster_status(config_path: Path, address: str | None) -> None:
+    """Print nodes, devices and memory per node, models and where they run, the queue."""
+    settings = _load(config_path)
+    try:
+        import ray
+
+        from lollms_server.cluster.runtime import SCHEDULER_NAME
+    except ImportError:
+        raise click.ClickException(
+            "Ray is not installed: pip install 'lollms_server[cluster]'"
+        ) from None
+    target = address or settings.cluster.address or "auto"
+    ray.init(
+        address="auto" if target == "local" else target,
+        namespace=settings.cluster.namespace,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        actor = ray.get_actor(SCHEDULER_NAME, namespace=settings.cluster.namespace)
+    except ValueError:
+        raise click.ClickException(
+            f"no lollms_server scheduler in namespace '{settings.cluster.namespace}' of the Ray "
+            f"cluster at {target}"
+        ) from None
+    for line in cluster_status_lines(ray.get(actor.status.remote())):
+        click.echo(line)
+
+
+def cluster_status_lines(status: dict[str, Any]) -> list[str]:
+    """The cluster status as a few human-readable lines."""
+    from lollms_server.resources.memory import format_bytes
+
+    lines = [f"nodes: {len(status.get('nodes', []))}"]
+    for node in status.get("nodes", []):
+        lines.append(f"  {node['name']}  {node['address']}  ({node['node_id']})")
+        for device in node["devices"]:
+            d = status["devices"][device]
+            lines.append(
+                f"    {device}: {format_bytes(d['used_bytes'])} used of "
+                f"{format_bytes(d['budget_bytes'])} ({d['source']})"
+            )
+    lines.append(f"models: {len(status['models'])}")
+    for m in status["models"]:
+        lines.append(
+            f"  {m['binding_name']}/{m['model_name']}: {m['status']} on {m['device']}, "
+            f"{m['active_generations']} running, {m['queued']} queued"
+            + (", pinned" if m["pinned"] else "")
+        )
+    queue = status["queue"]
+    lines.append(f"queue: {queue['depth']} of {queue['max_queue']}")
+    return lines
 
 
 @main.command()

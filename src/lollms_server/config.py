@@ -359,6 +359,54 @@ class ResourcesSettings(_Section):
         return value
 
 
+class ClusterSettings(_Section):
+    """Scale-out on Ray (see lollms_server/cluster): empty, the server is one process."""
+
+    address: str | None = Field(
+        None,
+        description="'local' (a Ray instance started and stopped with the server) or the "
+        "address of a running Ray cluster ('HOST:6379', 'auto'); unset: no cluster.",
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="API worker processes (each serves every API)."
+    )
+    namespace: str = Field(
+        "lollms", pattern=r"^[A-Za-z0-9_.-]+$", description="Ray namespace of this server."
+    )
+    dashboard: bool = Field(
+        False, description="With address = 'local': start Ray's dashboard (on 127.0.0.1)."
+    )
+    node_memory: str | int = Field(
+        "auto",
+        description="System memory budget per node for CPU models: 'auto' (the node's Ray "
+        "'memory' resource) or a size.",
+    )
+    gpu_memory_resource: str = Field(
+        "gpu_memory",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Custom Ray resource giving each node's GPU memory in bytes "
+        "(ray start --resources='{\"gpu_memory\": 24e9}'); nodes without it have no GPU budget.",
+    )
+    batch_events: int = Field(
+        32, ge=1, le=1024, description="Most events a model host sends per stream message."
+    )
+
+    @field_validator("node_memory", mode="before")
+    @classmethod
+    def _size_or_auto(cls, value: Any) -> Any:
+        from lollms_server.resources.memory import parse_size
+
+        _no_bool(value)
+        if value != "auto":
+            parse_size(value)
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the server runs on Ray (an address is set)."""
+        return self.address is not None
+
+
 class Settings(BaseSettings):
     """The whole config.toml."""
 
@@ -376,6 +424,7 @@ class Settings(BaseSettings):
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
     personalities: PersonalitiesSettings = Field(default_factory=PersonalitiesSettings)
     functions: FunctionsSettings = Field(default_factory=FunctionsSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     aliases: dict[str, str | AliasTarget] = Field(
         default_factory=dict,
         description="Model names clients may use: alias = "

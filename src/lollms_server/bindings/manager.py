@@ -63,9 +63,11 @@ class BindingManager:
         settings: Settings,
         registry: BindingRegistry,
         on_model_lost: Callable[[str, str, str], None] | None = None,
+        wrap: Callable[[type[Binding]], type[Binding]] | None = None,
     ) -> BindingManager:
         """One instance per ``[bindings.<name>]`` table; ``on_model_lost`` hears of models
-        that a binding lost (a dead host), with ``(instance, model, reason)``."""
+        that a binding lost (a dead host), with ``(instance, model, reason)``; ``wrap``, when
+        given, replaces every binding class (a cluster runs all models in Ray hosts)."""
         """Validate every instance table and create the instances.
 
         An unknown type or invalid settings raise ConfigError (the config is wrong); a known
@@ -120,6 +122,8 @@ class BindingManager:
             binding_cls: type[Binding] = (
                 hosted(source.cls) if config.isolation == "process" else source.cls
             )
+            if wrap is not None:
+                binding_cls = wrap(source.cls)
             try:
                 context = BindingContext(name, models_path)
                 if on_model_lost is not None:

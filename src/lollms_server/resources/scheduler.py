@@ -73,7 +73,7 @@ def _average(current: float | None, sample: float) -> float:
 class ModelState:
     binding: Binding
     model: str
-    device: str
+    device: str  # the budget it is (or will be) loaded on: its kind, or node/kind in a cluster
     need: int
     max_concurrency: int
     status: str = "unloaded"  # unloaded | loading | loaded | unloading
@@ -86,6 +86,11 @@ class ModelState:
     load_seconds: float | None = None  # moving average of load times (None: never loaded)
     service_seconds: float | None = None  # moving average of how long a lease is held
     load_started: float = 0.0  # time.monotonic() when the current load started
+
+    kind: str = ""  # the device kind the binding asks for ("cpu", "gpu:0"...)
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or self.device
 
     @property
     def key(self) -> str:
@@ -170,13 +175,16 @@ class Scheduler:
         key = (binding.instance_name, model)
         state = self._states.get(key)
         if state is None:
-            device = gpu_device(binding.memory_device(model))
-            if device not in self.budgets:  # e.g. gpu:3 on a 2-GPU machine: a 0-byte budget
-                self.budgets[device] = DeviceBudget(device, 0, 0, "no such device")
+            kind = gpu_device(binding.memory_device(model))
+            devices = self.placements(kind) or [kind]
+            for device in devices:
+                if device not in self.budgets:  # e.g. gpu:3 on a 2-GPU machine: 0 bytes
+                    self.budgets[device] = DeviceBudget(device, 0, 0, "no such device")
             state = ModelState(
                 binding=binding,
                 model=model,
-                device=device,
+                device=devices[0] if devices else kind,
+                kind=kind,
                 need=binding.memory_estimate(model) or 0,
                 max_concurrency=max(1, binding.max_concurrency(model)),
                 keep_alive=binding.config.keep_alive,
@@ -271,25 +279,58 @@ class Scheduler:
         return load + turns / state.max_concurrency * state.service_seconds
 
     def _refuse_if_never_fits(self, state: ModelState) -> None:
-        """507 at once for a model that cannot fit its device's budget, even after evicting
-        every model that may be evicted (pinned ones never are)."""
-        budget = self.budgets[state.device]
-        pinned = sum(
-            s.need
-            for s in self._states.values()
-            if s.device == state.device and s.pinned and s is not state and s.status != "unloaded"
-        )
-        if state.need <= budget.capacity - pinned:
+        """507 at once for a model that cannot fit any device it may be placed on, even after
+        evicting every model that may be evicted there (pinned ones never are)."""
+        if state.status != "unloaded":
             return
+        room = {device: self._room_for(state, device) for device in self.placements(state.kind)}
+        if room and state.need <= max(room.values()):
+            return
+        device = max(room, key=lambda d: self.budgets[d].capacity) if room else state.device
+        budget = self.budgets[device]
+        pinned = budget.capacity - room.get(device, budget.capacity)
         beside = f", {format_bytes(pinned)} of it held by pinned models" if pinned else ""
+        largest = " (the largest there is)" if len(room) > 1 else ""
         raise InsufficientMemory(
-            f"Model '{state.key}' needs {format_bytes(state.need)} of {state.device} memory "
-            f"but the whole {state.device} budget is {format_bytes(budget.capacity)} "
+            f"Model '{state.key}' needs {format_bytes(state.need)} of {state.kind} memory "
+            f"but the whole {device} budget{largest} is {format_bytes(budget.capacity)} "
             f"({budget.source}{beside}); it can never be loaded. Raise [resources] "
-            f"{'gpu' if state.device.startswith('gpu') else 'system'}_memory, preload less "
+            f"{'gpu' if state.kind.startswith('gpu') else 'system'}_memory, preload less "
             "or use a smaller model.",
             param="model_name",
         )
+
+    def _room_for(self, state: ModelState, device: str) -> int:
+        """The budget of ``device`` less what pinned models (other than ``state``) hold."""
+        pinned = sum(
+            s.need
+            for s in self._states.values()
+            if s.device == device and s.pinned and s is not state and s.status != "unloaded"
+        )
+        return self.budgets[device].capacity - pinned
+
+    def placements(self, kind: str) -> list[str]:
+        """The budgets a model of device ``kind`` ("cpu", "gpu:0"...) may be loaded on: here
+        the one device itself; a cluster has one per node (see ``lollms_server.cluster``)."""
+        return [kind]
+
+    def _place(self, state: ModelState) -> None:
+        """Before loading: pick the device of ``state`` among its placements, the one with
+        the most free memory, else the one that eviction would free most on."""
+        devices = self.placements(state.kind)
+        if len(devices) < 2:
+            return
+
+        def room(device: str) -> tuple[bool, int]:
+            budget = self.budgets[device]
+            movable = sum(
+                s.need
+                for s in self._states.values()
+                if s.device == device and s.status != "unloaded" and not s.pinned
+            )
+            return budget.free >= state.need, budget.free + movable
+
+        state.device = max(devices, key=room)
 
     async def preload(self, binding: Binding, model: str) -> None:
         """Load ``model`` now and pin it: never evicted, never expired."""
@@ -352,6 +393,10 @@ class Scheduler:
 
     def active_leases(self) -> int:
         return sum(s.active for s in self._states.values())
+
+    async def current_status(self) -> dict[str, Any]:
+        """The status now (a cluster's worker asks the scheduler actor)."""
+        return self.status()
 
     def status(self) -> dict[str, Any]:
         now = asyncio.get_running_loop().time()
@@ -487,7 +532,10 @@ class Scheduler:
                         self._grant(state, waiter.keep_alive, now - waiter.enqueued)
                     )
                 continue
-            if state.status != "unloaded" or state.device in drained:
+            if state.status != "unloaded":
+                continue
+            self._place(state)
+            if state.device in drained:
                 continue
             if self._make_room(state, aged):
                 self._start_load(state)

@@ -153,4 +153,4 @@ async def embed(body: EmbedRequest, service: Generation, request: Request) -> di
 @router.get("/status")
 async def status(service: Generation) -> dict[str, Any]:
     """Loaded models, memory per device, queue depth and waits, active generations."""
-    return service.scheduler.status()
+    return await service.scheduler.current_status()

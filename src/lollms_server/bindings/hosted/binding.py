@@ -105,7 +105,7 @@ class HostedBinding(Binding):
 
     async def load(self, model: str) -> None:
         """Start a host process and load ``model`` in it."""
-        host = HostProcess(f"{self.instance_name}/{model}", self._on_death(model))
+        host = self._new_host(model)
         try:
             await host.start(self._init_message())
             measured = await host.call("load", model=model)
@@ -164,6 +164,10 @@ class HostedBinding(Binding):
         await self.local.close()
 
     # -- internals --------------------------------------------------------------------------
+    def _new_host(self, model: str) -> HostProcess:
+        """The host that will run ``model``: a child process here (a Ray actor in a cluster)."""
+        return HostProcess(f"{self.instance_name}/{model}", self._on_death(model))
+
     def _described(self, info: ModelInfo) -> ModelInfo:
         if info.name not in self.hosts:
             return info.model_copy(update={"loaded": False})

@@ -34,28 +34,17 @@ class _Host:
             written = os.write(self.out_fd, data)
             data = data[written:]
 
-    def build(self, msg: dict[str, Any]) -> Binding:
-        if msg.get("file"):
-            module = import_file(msg["module"], Path(msg["file"]))
-        else:
-            module = importlib.import_module(msg["module"])
-        cls: Any = module
-        for part in msg["qualname"].split("."):
-            cls = getattr(cls, part)
-        config = cls.Config.model_validate(msg["config"])
-        return cls(config, BindingContext(msg["instance"], Path(msg["models_path"])))  # type: ignore[no-any-return]
-
     async def call(self, msg: dict[str, Any]) -> None:
         """Run one request and send its one reply (or its error)."""
         op, rid = msg["op"], msg["id"]
         try:
             if op == "init":
-                self.binding = self.build(msg)
+                self.binding = build_binding(msg)
                 result: Any = os.getpid()
             elif self.binding is None:
                 raise RuntimeError("model host used before init")
             else:
-                result = await _operation(self.binding, op, msg)
+                result = await run_operation(self.binding, op, msg)
             self.send({"id": rid, "ok": True, "result": result})
         except Exception as exc:
             self.send({"id": rid, "error": wire.error_to_wire(exc)})
@@ -96,7 +85,21 @@ class _Host:
             await self.binding.close()
 
 
-async def _operation(binding: Binding, op: str, msg: dict[str, Any]) -> Any:
+def build_binding(msg: dict[str, Any]) -> Binding:
+    """The binding instance an ``init`` message describes (see ``HostedBinding``)."""
+    if msg.get("file"):
+        module = import_file(msg["module"], Path(msg["file"]))
+    else:
+        module = importlib.import_module(msg["module"])
+    cls: Any = module
+    for part in msg["qualname"].split("."):
+        cls = getattr(cls, part)
+    config = cls.Config.model_validate(msg["config"])
+    return cls(config, BindingContext(msg["instance"], Path(msg["models_path"])))  # type: ignore[no-any-return]
+
+
+async def run_operation(binding: Binding, op: str, msg: dict[str, Any]) -> Any:
+    """One host operation (everything but generate) on the built binding."""
     model = msg["model"]
     if op == "load":  # answers the measured size (None: not measured)
         await binding.load(model)

@@ -186,7 +186,9 @@ def event_from_wire(data: dict[str, Any]) -> Event:
 
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, errors.LollmsError):
-        return {"class": type(exc).__name__, "message": exc.message, "param": exc.param}
+        out = {"class": type(exc).__name__, "message": exc.message, "param": exc.param}
+        retry_after = getattr(exc, "retry_after", None)
+        return out if retry_after is None else {**out, "retry_after": retry_after}
     return {"class": "GenerationFailed", "message": f"{type(exc).__name__}: {exc}", "param": None}
 
 
@@ -196,9 +198,13 @@ def error_from_wire(data: dict[str, Any]) -> errors.LollmsError:
     if isinstance(cls, type) and issubclass(cls, errors.LollmsError):
         # The generic constructor (message, param) fits every class without a custom one.
         try:
-            return cls(message, param=data.get("param"))
+            error = cls(message, param=data.get("param"))
         except TypeError:
             pass
+        else:
+            if data.get("retry_after") is not None and hasattr(error, "retry_after"):
+                error.retry_after = int(data["retry_after"])
+            return error
     return errors.GenerationFailed(message, param=data.get("param"))
 
 

@@ -1,0 +1,310 @@
+"""Model hosts as Ray actors, and the binding wrapper that uses them.
+
+``ModelHostActor`` runs one binding instance for one model, like the child process of
+``bindings/hosted`` (same init message, same operations, same wire format for events and
+errors), on the node the cluster scheduler picked. ``RayHost`` is its handle with the
+``HostProcess`` interface, so ``HostedBinding`` drives both the same way; ``RayHostedBinding``
+is ``HostedBinding`` with Ray hosts.
+
+Streams: the actor's ``generate`` is a Ray streaming generator whose items are batches of
+events (whatever the engine produced while the previous batch was in flight, at most
+``[cluster] batch_events``), so a fast engine costs one Ray message per batch, not per token.
+
+Death: the owner (the scheduler actor) keeps one call pending on each host
+(``wait_forever``); when the actor or its node dies that call fails, the host is marked dead
+and ``BindingContext.model_lost`` tells the scheduler. A stream that was running on it fails
+with ``model_host_crashed`` as soon as Ray reports the actor lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import ray
+from ray.exceptions import RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from lollms_server.bindings.base import Binding, BindingConfig
+from lollms_server.bindings.events import Event
+from lollms_server.bindings.hosted import wire
+from lollms_server.bindings.hosted.binding import HostedBinding
+from lollms_server.bindings.hosted.child import build_binding, run_operation
+from lollms_server.bindings.hosted.process import HostProcess
+from lollms_server.bindings.types import BindingContext, BindingRequest
+
+__all__ = ["ModelHostActor", "RayHost", "RayHostedBinding", "host_name", "ray_hosted"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_BATCH = 32
+
+
+def host_name(instance: str, model: str) -> str:
+    """The Ray actor name of the host running ``instance/model``."""
+    return f"lollms_host:{instance}/{model}"
+
+
+class _ModelHost:
+    """The actor's body (wrapped by ``ray.remote`` in ``ModelHostActor``)."""
+
+    def __init__(self, init: dict[str, Any]) -> None:
+        self.binding: Binding = build_binding(init)
+
+    def describe(self) -> dict[str, Any]:
+        """Where this host runs: its pid and Ray node."""
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+
+    async def call(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """One operation; its result or its error, as values (never a Ray task error)."""
+        try:
+            return {"result": await run_operation(self.binding, op, fields)}
+        except Exception as exc:
+            return {"error": wire.error_to_wire(exc)}
+
+    async def generate(self, request: dict[str, Any], batch: int) -> AsyncIterator[list[Any]]:
+        """The events of one generation in batches; the last item is ``{"error": ...}`` on
+        failure. Cancelling the call (the client left) closes the binding's stream."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        producer = asyncio.create_task(self._produce(request, queue))
+        try:
+            while True:
+                items = [await queue.get()]
+                while len(items) < batch and not queue.empty():
+                    items.append(queue.get_nowait())
+                done = items[-1] is None
+                out = [item for item in items if item is not None]
+                if out:
+                    yield out
+                if done or "error" in out[-1]:
+                    return
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await producer
+
+    async def _produce(
+        self, request: dict[str, Any], queue: asyncio.Queue[dict[str, Any] | None]
+    ) -> None:
+        stream = self.binding.generate(wire.request_from_wire(request))
+        try:
+            async for event in stream:
+                queue.put_nowait(wire.event_to_wire(event))
+            queue.put_nowait(None)
+        except Exception as exc:
+            queue.put_nowait({"error": wire.error_to_wire(exc)})
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+
+    async def wait_forever(self) -> None:
+        """Never returns: its failure is how the owner learns that this host died."""
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        """Release the binding (before the actor is killed)."""
+        await self.binding.close()
+
+
+ModelHostActor: Any = ray.remote(_ModelHost)
+
+
+class RayHost(HostProcess):
+    """A ``HostProcess`` whose process is a Ray actor (created here, or attached to)."""
+
+    def __init__(
+        self,
+        label: str,
+        on_death: Callable[[str], None] | None = None,
+        *,
+        name: str = "",
+        node_id: str | None = None,
+        batch: int = _DEFAULT_BATCH,
+    ) -> None:
+        super().__init__(label, on_death)
+        self.name = name
+        self.node_id = node_id
+        self.batch = batch
+        self.actor: Any = None
+        self.actor_pid: int | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    @classmethod
+    def attach(cls, label: str, actor: Any, batch: int = _DEFAULT_BATCH) -> RayHost:
+        """A handle on a host another process started (API workers use these)."""
+        host = cls(label, batch=batch)
+        host.actor = actor
+        return host
+
+    @property
+    def pid(self) -> int | None:
+        """The actor's process id (on its node)."""
+        return self.actor_pid
+
+    async def start(self, init: dict[str, Any]) -> None:
+        """Create the actor on ``node_id`` (the scheduler's choice) and build the binding."""
+        options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 10_000, "max_restarts": 0}
+        if self.name:
+            options["name"] = self.name
+        if self.node_id is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                self.node_id, soft=False
+            )
+        self.actor = ModelHostActor.options(**options).remote(init)
+        try:
+            where = await self.actor.describe.remote()
+        except RayError as exc:
+            self.dead = f"the host actor could not start: {_reason(exc)}"
+            raise self.crashed() from None
+        self.actor_pid, self.node_id = where["pid"], where["node_id"]
+        self._watch = asyncio.create_task(self._watch_death())
+
+    async def _watch_death(self) -> None:
+        try:
+            await self.actor.wait_forever.remote()
+        except asyncio.CancelledError:
+            raise
+        except RayError as exc:
+            self._died(_reason(exc))
+
+    async def call(self, op: str, **fields: Any) -> Any:
+        """One operation in the actor; errors re-raised as the server's own types."""
+        if self.dead is not None or self.actor is None:
+            raise self.crashed()
+        try:
+            reply = await self.actor.call.remote(op, {"op": op, **fields})
+        except RayError as exc:
+            self.dead = self.dead or _reason(exc)
+            raise self.crashed() from None
+        if "error" in reply:
+            raise wire.error_from_wire(reply["error"])
+        return reply["result"]
+
+    async def stream(self, request: BindingRequest, grace: float) -> AsyncIterator[Event]:
+        """The events of one generation; closing early cancels it in the actor, and kills the
+        actor when the generation has not stopped ``grace`` seconds later."""
+        if self.dead is not None or self.actor is None:
+            raise self.crashed()
+        refs = self.actor.generate.options(num_returns="streaming").remote(
+            wire.request_to_wire(request), self.batch
+        )
+        finished = False
+        try:
+            async for ref in refs:
+                for item in await ref:
+                    if "error" in item:
+                        finished = True
+                        raise wire.error_from_wire(item["error"])
+                    yield wire.event_from_wire(item)
+            finished = True
+        except RayError as exc:
+            finished = True
+            self.dead = self.dead or _reason(exc)
+            raise self.crashed() from None
+        finally:
+            if not finished:
+                await self._cancel_stream(refs, grace)
+
+    async def _cancel_stream(self, refs: Any, grace: float) -> None:
+        with contextlib.suppress(Exception):
+            ray.cancel(refs)
+        try:
+            await asyncio.wait_for(_drain(refs), grace)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "Model host %s did not stop a cancelled generation in %.0f s: killing it",
+                self.label,
+                grace,
+            )
+            with contextlib.suppress(Exception):
+                ray.kill(self.actor, no_restart=True)
+
+    async def stop(self) -> None:
+        """Release the binding in the actor (within the grace period), then kill the actor."""
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+        if self.actor is None or self.dead is not None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.actor.close.remote(), 10.0)
+        with contextlib.suppress(Exception):
+            ray.kill(self.actor, no_restart=True)
+
+
+async def _drain(refs: Any) -> None:
+    with contextlib.suppress(Exception):
+        async for _ in refs:
+            pass
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else 'lost'}"
+
+
+class RayHostedBinding(HostedBinding):
+    """A binding whose models run in Ray actors.
+
+    In the scheduler actor, ``load`` creates the host on the node in ``placement`` (set by
+    the scheduler just before). In an API worker, a lease names the host of the model
+    (``attach``) and ``generate``/``embed``/``tokenize`` go straight to it.
+    """
+
+    def __init__(self, config: BindingConfig, context: BindingContext) -> None:
+        super().__init__(config, context)
+        self.placement: dict[str, str] = {}  # model -> node id, chosen by the scheduler
+        self.attached: dict[str, RayHost] = {}  # model -> a host started elsewhere
+        self.batch = _DEFAULT_BATCH
+
+    def _new_host(self, model: str) -> HostProcess:
+        return RayHost(
+            f"{self.instance_name}/{model}",
+            self._on_death(model),
+            name=host_name(self.instance_name, model),
+            node_id=self.placement.get(model),
+            batch=self.batch,
+        )
+
+    def attach(self, model: str, actor: Any) -> None:
+        """Use ``actor`` (from a lease) as the host of ``model`` in this worker."""
+        current = self.attached.get(model)
+        if current is None or current.actor._actor_id != actor._actor_id or current.dead:
+            self.attached[model] = RayHost.attach(
+                f"{self.instance_name}/{model}", actor, self.batch
+            )
+
+    def _host(self, model: str) -> HostProcess:
+        host = self.hosts.get(model) or self.attached.get(model)
+        return host if host is not None else super()._host(model)
+
+    def node_of(self, model: str) -> str | None:
+        """The Ray node running ``model`` (None when not loaded here)."""
+        host = self.hosts.get(model)
+        return host.node_id if isinstance(host, RayHost) else None
+
+    def actor_of(self, model: str) -> Any:
+        """The actor handle of ``model``'s host (None when not loaded here)."""
+        host = self.hosts.get(model)
+        return host.actor if isinstance(host, RayHost) else None
+
+
+def ray_hosted(cls: type[Binding]) -> type[RayHostedBinding]:
+    """The Ray-hosted variant of binding class ``cls`` (an already hosted class unwrapped)."""
+    inner = getattr(cls, "inner", cls)
+    return type(
+        f"RayHosted{inner.__name__}",
+        (RayHostedBinding,),
+        {
+            "inner": inner,
+            "name": inner.name,
+            "description": inner.description,
+            "modalities": inner.modalities,
+            "capabilities": inner.capabilities,
+            "Config": inner.Config,
+        },
+    )

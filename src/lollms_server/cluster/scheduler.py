@@ -1,0 +1,226 @@
+"""The one scheduler of a cluster: a named Ray actor owning today's ``Scheduler``.
+
+Why one actor: the scheduler's policy (budgets, queue order, eviction, swap delay) is a set of
+synchronous decisions over shared state; one owner on one event loop keeps them exactly as
+they are in a single process, with no distributed locking. Its cost is one round trip per
+request (acquire, release), not per token: API workers stream from the model hosts directly.
+
+Memory is budgeted per node and device: ``<node>/cpu`` (the node's Ray ``memory`` resource,
+or ``[cluster] node_memory``) and ``<node>/gpu:0`` (the node's ``gpu_memory`` custom
+resource). A model's device kind (its binding's ``memory_device``) may be placed on that
+kind of device of any node; the scheduler picks the one with the most free memory, else the
+one where evicting idle models frees the most (``Scheduler._place``). The chosen node is
+where its host actor is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from typing import Any
+
+import ray
+
+from lollms_server.bindings.hosted import wire
+from lollms_server.bindings.manager import BindingManager
+from lollms_server.cluster.host import RayHostedBinding, ray_hosted
+from lollms_server.cluster.runtime import NodeInfo, alive_nodes
+from lollms_server.config import Settings
+from lollms_server.errors import LollmsError
+from lollms_server.resources.memory import DeviceBudget, parse_size
+from lollms_server.resources.metrics import Metrics
+from lollms_server.resources.scheduler import Lease, ModelState, Scheduler
+
+__all__ = ["ClusterScheduler", "SchedulerActor", "describe_state"]
+
+logger = logging.getLogger(__name__)
+
+_NODE_REFRESH = 1.0  # seconds between reads of the node list
+
+
+class ClusterScheduler(Scheduler):
+    """``Scheduler`` with one budget per node and device, and placement on nodes."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        super().__init__(settings.resources, {}, metrics)
+        self.cluster = settings.cluster
+        self.margin = parse_size(settings.resources.safety_margin)
+        self.nodes: dict[str, NodeInfo] = {}  # short id -> node, alive ones only
+
+    def refresh_nodes(self) -> None:
+        """Budgets for nodes that joined; a node that left keeps a 0-byte budget."""
+        nodes = {node.short: node for node in alive_nodes(self.cluster)}
+        for short, node in nodes.items():
+            self._budget(f"{short}/cpu", node.system_memory, "node memory")
+            if node.gpu_memory:
+                self._budget(f"{short}/gpu:0", node.gpu_memory, "node gpu_memory resource")
+        for short in set(self.nodes) - set(nodes):
+            logger.warning("Node %s left the cluster", short)
+            for name, budget in self.budgets.items():
+                if name.startswith(short + "/"):
+                    budget.total, budget.source = 0, "node lost"
+        self.nodes = nodes
+
+    def _budget(self, name: str, total: int, source: str) -> None:
+        budget = self.budgets.get(name)
+        if budget is None:
+            self.budgets[name] = DeviceBudget(name, total, self.margin, source)
+        else:
+            budget.total, budget.source = total, source
+
+    def placements(self, kind: str) -> list[str]:
+        """``kind`` on every alive node that has it (GPU: device 0 of each node)."""
+        if kind != "cpu" and kind != "gpu:0":
+            return []
+        return [
+            f"{short}/{kind}"
+            for short in self.nodes
+            if f"{short}/{kind}" in self.budgets and self.budgets[f"{short}/{kind}"].total
+        ]
+
+    def _start_load(self, state: ModelState) -> None:
+        node = self.nodes.get(state.device.partition("/")[0])
+        if isinstance(state.binding, RayHostedBinding) and node is not None:
+            state.binding.placement[state.model] = node.node_id
+        super()._start_load(state)
+
+    def status(self) -> dict[str, Any]:
+        """The single-process status, plus the nodes and where each model runs."""
+        out = super().status()
+        out["nodes"] = [
+            {
+                "node_id": node.node_id,
+                "name": short,
+                "address": node.address,
+                "devices": [name for name in self.budgets if name.startswith(short + "/")],
+            }
+            for short, node in self.nodes.items()
+        ]
+        for model in out["models"]:
+            model["node"] = model["device"].partition("/")[0]
+        return out
+
+
+def describe_state(state: ModelState) -> dict[str, Any]:
+    """What a worker needs to mirror a model's state."""
+    return {
+        "status": state.status,
+        "device": state.device,
+        "pinned": state.pinned,
+        "need": state.need,
+        "active": state.active,
+        "keep_alive": state.keep_alive,
+    }
+
+
+class _SchedulerBody:
+    """The actor's body (wrapped by ``ray.remote`` in ``SchedulerActor``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from lollms_server.app import build_registry
+
+        self.settings = settings
+        self.metrics = Metrics()
+        self.scheduler = ClusterScheduler(settings, self.metrics)
+        self.bindings = BindingManager.from_settings(
+            settings, build_registry(settings), self.scheduler.model_lost, wrap=ray_hosted
+        )
+        for record in self.bindings.records():
+            if isinstance(record.binding, RayHostedBinding):
+                record.binding.batch = settings.cluster.batch_events
+        self.leases: dict[int, tuple[Lease, str]] = {}
+        self.ids = itertools.count(1)
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read the nodes, keep reading them, and load the ``preload`` models (pinned)."""
+        self.scheduler.refresh_nodes()
+        self._refresher = asyncio.create_task(self._refresh())
+        for target in self.settings.resources.preload:
+            instance, _, model = target.partition("/")
+            try:
+                await self.scheduler.preload(self.bindings.get(instance), model)
+            except Exception as exc:  # a pinned model that fails must not stop the cluster
+                logger.error("Preloading '%s' failed: %s", target, exc)
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(_NODE_REFRESH)
+            try:
+                self.scheduler.refresh_nodes()
+                self.scheduler._pump()
+            except Exception:
+                logger.exception("Reading the cluster's nodes failed")
+
+    async def acquire(
+        self,
+        instance: str,
+        model: str,
+        queue_timeout: float | None,
+        keep_alive: float | None,
+        worker: str,
+    ) -> dict[str, Any]:
+        """A lease on ``instance/model`` for ``worker``: its id and the host's actor."""
+        try:
+            binding = self.bindings.get(instance)
+            lease = await self.scheduler.acquire(
+                binding, model, queue_timeout=queue_timeout, keep_alive=keep_alive
+            )
+        except LollmsError as exc:
+            return {"error": wire.error_to_wire(exc)}
+        actor = binding.actor_of(model) if isinstance(binding, RayHostedBinding) else None
+        if actor is None:  # lost between the grant and now
+            lease.release()
+            return {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
+        lease_id = next(self.ids)
+        self.leases[lease_id] = (lease, worker)
+        return {"lease": lease_id, "host": actor, "waited": lease.waited, **self._state(lease)}
+
+    def _state(self, lease: Lease) -> dict[str, Any]:
+        return describe_state(lease.state)
+
+    async def release(self, lease_id: int) -> None:
+        """End a lease (unknown ids are ignored: released already)."""
+        entry = self.leases.pop(lease_id, None)
+        if entry is not None:
+            entry[0].release()
+
+    async def release_worker(self, worker: str) -> int:
+        """End every lease of a worker that died; how many there were."""
+        ids = [lease_id for lease_id, (_, owner) in self.leases.items() if owner == worker]
+        for lease_id in ids:
+            await self.release(lease_id)
+        return len(ids)
+
+    async def status(self) -> dict[str, Any]:
+        """The scheduler's status (nodes, devices, models and where they run, queue)."""
+        return self.scheduler.status()
+
+    async def admin(self, op: str, instance: str, model: str, flag: bool) -> dict[str, Any]:
+        """load (``flag``: pin), pin (``flag``: pinned) or unload a model now."""
+        try:
+            binding = self.bindings.get(instance)
+            if op == "load":
+                state = await self.scheduler.load_model(binding, model, pin=flag)
+            elif op == "pin":
+                state = await self.scheduler.pin_model(binding, model, flag)
+            else:
+                refusal = await self.scheduler.unload_model(binding, model)
+                state = self.scheduler.state(binding, model)
+                return {"refusal": refusal, **describe_state(state)}
+        except LollmsError as exc:
+            return {"error": wire.error_to_wire(exc)}
+        return describe_state(state)
+
+    async def shutdown(self) -> None:
+        """Unload every model (hosts end) and stop reading the nodes."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+        with contextlib.suppress(Exception):
+            await self.scheduler.shutdown()
+        await self.bindings.close()
+
+
+SchedulerActor: Any = ray.remote(_SchedulerBody)
