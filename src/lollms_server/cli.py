@@ -152,7 +152,9 @@ def serve(
 def _serve_cluster(settings: Any, level: str) -> None:
     from lollms_server.app import build_registry, check_references, check_security
     from lollms_server.bindings.manager import BindingManager
+    from lollms_server.cluster import prepare_environment
 
+    prepare_environment(settings.cluster.address)
     try:
         check_security(settings)
         check_references(settings, BindingManager.from_settings(settings, build_registry(settings)))

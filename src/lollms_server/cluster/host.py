@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -44,9 +45,13 @@ logger = logging.getLogger(__name__)
 _DEFAULT_BATCH = 32
 
 
+_serial = itertools.count(1)
+
+
 def host_name(instance: str, model: str) -> str:
-    """The Ray actor name of the host running ``instance/model``."""
-    return f"lollms_host:{instance}/{model}"
+    """A Ray actor name for a new host of ``instance/model``: numbered, since the name of a
+    host lost with its node stays taken until Ray has cleaned it up."""
+    return f"lollms_host:{instance}/{model}#{next(_serial)}"
 
 
 class _ModelHost:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import Counter
 from typing import Any
 
 import ray
@@ -131,6 +132,7 @@ class _SchedulerBody:
             if isinstance(record.binding, RayHostedBinding):
                 record.binding.batch = settings.cluster.batch_events
         self.leases: dict[int, tuple[Lease, str]] = {}
+        self.granted: Counter[str] = Counter()  # leases granted per API worker
         self.ids = itertools.count(1)
         self._refresher: asyncio.Task[None] | None = None
 
@@ -176,6 +178,7 @@ class _SchedulerBody:
             return {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
         lease_id = next(self.ids)
         self.leases[lease_id] = (lease, worker)
+        self.granted[worker] += 1
         return {"lease": lease_id, "host": actor, "waited": lease.waited, **self._state(lease)}
 
     def _state(self, lease: Lease) -> dict[str, Any]:
@@ -195,8 +198,16 @@ class _SchedulerBody:
         return len(ids)
 
     async def status(self) -> dict[str, Any]:
-        """The scheduler's status (nodes, devices, models and where they run, queue)."""
-        return self.scheduler.status()
+        """The scheduler's status (nodes, devices, models and where they run, queue), and
+        the API workers that asked for leases."""
+        active = Counter(worker for _, worker in self.leases.values())
+        return {
+            **self.scheduler.status(),
+            "workers": [
+                {"worker": worker, "leases_granted": count, "leases_active": active[worker]}
+                for worker, count in sorted(self.granted.items())
+            ],
+        }
 
     async def admin(self, op: str, instance: str, model: str, flag: bool) -> dict[str, Any]:
         """load (``flag``: pin), pin (``flag``: pinned) or unload a model now."""

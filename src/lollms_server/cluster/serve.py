@@ -158,14 +158,14 @@ def stop_cluster(cluster: Cluster) -> None:
 
 def run(settings: Settings, log_level: str) -> None:
     """Serve on the cluster until SIGINT or SIGTERM."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     if settings.server.port == 0:
         with socket.socket() as probe:
             probe.bind((settings.server.host, 0))
             settings.server.port = probe.getsockname()[1]
     cluster = start_cluster(settings, log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which sets its own
+        signal.signal(sig, lambda *_: stop.set())
     logger.info(
         "lollms_server on Ray: %d API worker(s) on %s:%d",
         settings.cluster.workers,

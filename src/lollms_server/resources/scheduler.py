@@ -328,7 +328,9 @@ class Scheduler:
                 for s in self._states.values()
                 if s.device == device and s.status != "unloaded" and not s.pinned
             )
-            return budget.free >= state.need, budget.free + movable
+            if budget.free >= state.need:
+                return True, budget.free  # fits now: the most free memory
+            return False, budget.free + movable  # else: where eviction frees the most
 
         state.device = max(devices, key=room)
 

@@ -1,0 +1,281 @@
+"""The server on a real multi-node Ray cluster (``ray.cluster_utils.Cluster`` on this machine).
+
+Nodes: a head (the scheduler actor and the API workers), node A with 1.2 GB of "GPU memory"
+and node B with 3 GB (``gpu_memory`` custom resources: no real GPU needed). Models are the
+scripted binding's, placed on ``gpu:0`` with configured sizes, so placement and eviction are
+exactly predictable. One cluster and one served application for the module; the test that
+removes a node runs last.
+"""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ray = pytest.importorskip("ray")  # the [cluster] extra (installed by `make test`)
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from lollms_server.cluster.serve import Cluster as Served  # noqa: E402
+from lollms_server.cluster.serve import start_cluster  # noqa: E402
+from lollms_server.config import load_config  # noqa: E402
+from tests.conftest import API_KEY, AUTH  # noqa: E402
+
+GB = 1_000_000_000
+NAMESPACE = "lollms_tests"
+
+CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[security]
+[[security.api_keys]]
+name = "tests"
+key = "{key}"
+
+[defaults]
+ttt_binding = "gpu"
+
+[resources]
+safety_margin = 0
+
+[cluster]
+address = "{address}"
+workers = 2
+namespace = "{namespace}"
+batch_events = 8
+
+[bindings.gpu]
+type = "scripted"
+device = "gpu:0"
+models = ["big", "big2", "small", "huge"]
+reply = "one two three four five six seven eight"
+memory_bytes = {{ big = 2000000000, big2 = 2000000000, small = 500000000, huge = 5000000000 }}
+
+[bindings.slow]
+type = "scripted"
+device = "gpu:0"
+models = ["slow"]
+reply = "{slow_reply}"
+delay_s = 0.2
+memory_bytes = {{ slow = 2500000000 }}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+NODES: dict[str, Any] = {}  # "a", "b": the ray.cluster_utils nodes of the module's cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    nodes = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2,
+            # Node loss is noticed within a second (Ray's default is tens of seconds).
+            "_system_config": {
+                "health_check_initial_delay_ms": 0,
+                "health_check_period_ms": 200,
+                "health_check_failure_threshold": 2,
+            },
+        },
+    )
+    NODES["a"] = nodes.add_node(num_cpus=1, resources={"gpu_memory": 1.2 * GB, "node_a": 1})
+    NODES["b"] = nodes.add_node(num_cpus=1, resources={"gpu_memory": 3 * GB, "node_b": 1})
+    nodes.wait_for_nodes()
+    ray.init(address=nodes.address, namespace=NAMESPACE)
+    try:
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+@pytest.fixture(scope="module")
+def served(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Served]]:
+    port = _free_port()
+    path = Path(tmp_path_factory.mktemp("cluster")) / "config.toml"
+    path.write_text(
+        textwrap.dedent(
+            CONFIG.format(
+                port=port,
+                key=API_KEY,
+                address=cluster.address,
+                namespace=NAMESPACE,
+                slow_reply=" ".join(["word"] * 100),
+            )
+        )
+    )
+    handle = start_cluster(load_config(path), "warning")
+    url = f"http://127.0.0.1:{port}"
+    _wait_healthy(url)
+    try:
+        yield url, handle
+    finally:
+        for worker in handle.workers:
+            ray.kill(worker, no_restart=True)
+        ray.get(handle.scheduler.shutdown.remote(), timeout=60)
+        ray.kill(handle.scheduler, no_restart=True)
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the cluster's API workers did not answer /health")
+
+
+def _chat(url: str, model: str, **extra: Any) -> httpx.Response:
+    body = {
+        "model": model if "/" in model else f"gpu/{model}",
+        "messages": [{"role": "user", "content": "hi"}],
+        **extra,
+    }
+    with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:  # a new connection
+        return client.post("/v1/chat/completions", json=body)
+
+
+def _status(url: str) -> dict[str, Any]:
+    response = httpx.get(f"{url}/api/v1/status", headers=AUTH, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _node_named(resource: str) -> str:
+    for node in ray.nodes():
+        if node["Alive"] and resource in node["Resources"]:
+            return str(node["NodeID"][:8])
+    raise AssertionError(f"no alive node has {resource}")
+
+
+def _where(status: dict[str, Any], model: str) -> str | None:
+    for entry in status["models"]:
+        if entry["model_name"] == model and entry["status"] == "loaded":
+            return str(entry["node"])
+    return None
+
+
+def test_models_are_placed_on_the_node_with_room_and_evicted_per_node(
+    served: tuple[str, Served],
+) -> None:
+    url, _ = served
+    node_a = _node_named("node_a")
+    node_b = _node_named("node_b")
+    assert _chat(url, "big").json()["choices"][0]["message"]["content"].startswith("one two")
+    status = _status(url)
+    assert _where(status, "big") == node_b  # 2 GB fits only B (3 GB)
+    assert {n["name"] for n in status["nodes"]} >= {node_a, node_b}
+    assert status["devices"][f"{node_b}/gpu:0"]["used_bytes"] == 2 * GB
+
+    assert _chat(url, "small").status_code == 200
+    assert _where(_status(url), "small") == node_a  # A has the most free memory (1.2 > 1 GB)
+
+    assert _chat(url, "big2").status_code == 200  # fits nowhere free: idle big is evicted on B
+    status = _status(url)
+    assert _where(status, "big2") == node_b
+    assert _where(status, "big") is None
+    assert _where(status, "small") == node_a  # the other node was not touched
+
+
+def test_a_model_that_fits_no_node_is_a_507_naming_the_largest_device(
+    served: tuple[str, Served],
+) -> None:
+    url, _ = served
+    response = _chat(url, "huge")
+    assert response.status_code == 507
+    error = response.json()["error"]
+    assert error["type"] == "insufficient_memory"
+    assert f"{_node_named('node_b')}/gpu:0" in error["message"]
+    assert "largest" in error["message"]
+
+
+def test_both_workers_serve_one_shared_host_per_model(served: tuple[str, Served]) -> None:
+    url, _ = served
+    for _ in range(16):  # new connections: the kernel spreads them over the two workers
+        response = _chat(url, "small")
+        assert response.status_code == 200
+    status = _status(url)
+    assert len([w for w in status["workers"] if w["leases_granted"]]) == 2
+    assert [m["model_name"] for m in status["models"]].count("small") == 1
+    hosts = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith("lollms_host:gpu/small")
+    ]
+    assert len(hosts) == 1, hosts  # one host for the cluster, not one per worker
+
+
+def test_streaming_batches_arrive_in_order(served: tuple[str, Served]) -> None:
+    url, _ = served
+    body = {
+        "model": "gpu/small",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+    }
+    with (
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        text = "".join(response.iter_text())
+    assert response.status_code == 200
+    import json
+
+    pieces = [
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in text.splitlines()
+        if line.startswith("data: {")
+    ]
+    assert "".join(pieces) == "one two three four five six seven eight"
+
+
+def test_a_node_lost_mid_stream_fails_its_stream_within_a_second_and_the_model_moves(
+    served: tuple[str, Served], cluster: Cluster
+) -> None:
+    """Last in the module: it removes node B."""
+    url, _ = served
+    node_b = _node_named("node_b")
+    # 2.5 GB: only B can hold it (after evicting big2, idle). One word per 0.2 s.
+    slow = {"model": "slow/slow", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    started = lost = 0.0
+    text = ""
+    with (
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
+        client.stream("POST", "/v1/chat/completions", json=slow) as response,
+    ):
+        assert response.status_code == 200
+        for chunk in response.iter_text():
+            text += chunk
+            if started == 0.0 and '"content"' in text:
+                assert _where(_status(url), "slow") == node_b
+                started = time.monotonic()
+                cluster.remove_node(NODES["b"], allow_graceful=False)
+        lost = time.monotonic()
+    assert "model_host_crashed" in text, text[-500:]
+    assert lost - started < 1.5, f"the stream ended {lost - started:.2f} s after the loss"
+    # A new node with room joins: the next request re-places the model there.
+    cluster.add_node(num_cpus=1, resources={"gpu_memory": 3 * GB, "node_c": 1})
+    cluster.wait_for_nodes()
+    time.sleep(1.5)  # the scheduler reads the node list every second
+    response = _chat(url, "slow/slow", max_tokens=3)
+    assert response.status_code == 200, response.text
+    assert _where(_status(url), "slow") == _node_named("node_c")
