@@ -75,7 +75,7 @@ class Processor(APScript):
 
     def run_workflow(self, prompt, previous_discussion_text="", callback=None,
                      context_details=None, client=None):
-        assert context_details["knowledge"] is None and self.ctx > 0
+        assert context_details["knowledge"] == "" and self.ctx > 0  # text, never None
         self.process_state(prompt, previous_discussion_text, callback)
 """
 STREAM_BREAK = """

@@ -130,6 +130,9 @@ def personalities(tmp_path: Path) -> Path:
     zoo_personality(root, "long_prompt", LONG_PROMPT)
     zoo_personality(root, "installs", INSTALLS)
     zoo_personality(root, "imports_refused", IMPORTS_REFUSED)
+    zoo_personality(root, "confined", CONFINED)
+    zoo_personality(root, "lenient", LENIENT)
+    zoo_personality(root, "online", CONFINED, "network: true\n")
     return root
 
 
@@ -591,7 +594,7 @@ async def test_missing_names_say_what_is_missing(layer: httpx.AsyncClient) -> No
         "APScript.no_such_helper is not provided by lollms_server's zoo compatibility layer",
         "tts is not available to personalities on lollms_server (personality.app.tts.tts_audio)",
         "'lollms.utilities.nope' is not provided by lollms_server's zoo compatibility layer",
-        "'lollms.functions.no_such_module' is not provided by lollms_server's zoo "
+        "'lollms.functions.no_such_module.thing' is not provided by lollms_server's zoo "
         "compatibility layer",
     ]
 
@@ -679,6 +682,128 @@ async def test_installs_are_refused_and_writes_stay_in_the_working_folder(
         "No module named 'lollms_test_absent_f' (installing it through pipmaster.install "
         in (refused.json()["error"]["message"])
     )
+
+
+CONFINED = """
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from lollms.functions.calculator import calculate_function
+from lollms.personality import APScript
+
+AT_IMPORT = []
+try:
+    Path(os.path.expanduser("~/lollms_zoo_import_probe.txt")).write_text("x")
+except PermissionError as exc:
+    AT_IMPORT.append(str(exc))
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        outcome = {"at_import": AT_IMPORT}
+        for name, attempt in (
+            ("outside", lambda: Path(prompt).write_text("escaped")),
+            ("network", lambda: socket.getaddrinfo("localhost", 80) and "resolved"),
+            ("inside", lambda: open("notes.txt", "w").write("kept") and "written"),
+            ("server_cwd", lambda: Path("stray.txt").write_text("x")),
+        ):
+            try:
+                outcome[name] = attempt()
+            except PermissionError as exc:
+                outcome[name] = str(exc)
+        probe = "import os; print(os.environ.get('ZOO_TEST_API_KEY'))"
+        child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        outcome["secret"] = [os.environ.get("ZOO_TEST_API_KEY"), child.stdout.strip()]
+        outcome["function"] = calculate_function(self, client)["function"]()
+        self.set_message_content(json.dumps(outcome))
+"""
+
+
+LENIENT = """
+import json
+from typing import Callable
+
+from lollms.functions.take_a_photo import take_photo
+from lollms.personality import APScript
+from lollms.utilities import check_and_install_torch, personality_path_to_url
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, [
+            {"name": "idle", "commands": {"help": self.help}, "default": self.idle},
+        ], callback=callback)
+
+    def help(self, prompt, full_context):
+        self.set_message_content("help")
+
+    def idle(self, prompt, full_context):  # lollms 9 handlers take two arguments
+        with open("report.txt", "w") as report:
+            report.write("seen")
+        self.set_message_content(json.dumps({
+            "joined": "\\n".join([self.context["user_description"], self.context["documentation"]]),
+            "photo": take_photo(),
+            "url": personality_path_to_url("report.txt"),
+            "torch": check_and_install_torch() in (True, False),
+        }))
+        self.json({"handler": self.idle}, self.callback)  # no title: lollms 9's call
+
+    # MSG_OPERATION_TYPE and Client are not imported: the annotations still resolve
+    def run_workflow(self, prompt: str, previous_discussion_text: str = "",
+                     callback: Callable[[str, MSG_OPERATION_TYPE, dict], bool] = None,
+                     context_details: dict = None, client: Client = None):
+        self.callback = callback
+        self.context = context_details
+        self.process_state(prompt, previous_discussion_text, callback, context_details, client)
+"""
+
+
+async def test_lenient_with_what_lollms_9_processors_do(client: httpx.AsyncClient) -> None:
+    body = await _answer(client, "lenient")
+    answer = json.loads(body["output"][0]["data"])
+    assert answer["joined"] == "\n"  # text fields are strings, never None
+    assert "take_a_photo is not available on a server" in answer["photo"]
+    assert answer["url"] == "/api/v1/personality_files/zoo/lenient/report.txt"
+    assert answer["torch"] is True
+    infos = [s for s in body["steps"] if "handler" in json.dumps(s)]
+    assert infos, body["steps"]
+
+
+async def test_a_processor_is_confined_to_its_folder_without_network_or_secrets(
+    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZOO_TEST_API_KEY", "sk-server-secret")
+    outside = tmp_path / "outside.txt"
+    response = await generate(client, prompt=str(outside), personality="confined")
+    assert response.status_code == 200, response.text
+    answer = json.loads(response.json()["output"][0]["data"])
+    home = tmp_path / "personality_data" / "zoo" / "confined"
+    assert (
+        "personality 'confined' may not write outside its working folder"
+        in (answer["at_import"][0])
+    )
+    assert (
+        "personality 'zoo/confined' may not write outside its working folder" in (answer["outside"])
+    )
+    assert not outside.exists()
+    assert "may not use the network (socket.getaddrinfo 'localhost')" in answer["network"]
+    assert answer["inside"] == "written" and (home / "notes.txt").read_text() == "kept"
+    # pathlib's relative paths are the server's working directory: refused, not written there
+    assert f"(open {Path.cwd() / 'stray.txt'})" in answer["server_cwd"]
+    assert answer["secret"] == [None, "None"]
+    assert "calculate (lollms.functions.calculator) is not available" in answer["function"]
+    response = await generate(client, prompt=str(outside), personality="online")
+    assert response.status_code == 200, response.text
+    online = json.loads(response.json()["output"][0]["data"])
+    assert online["network"] == "resolved"  # its config.yaml says network: true
+    assert "may not write outside" in online["outside"] and not outside.exists()
 
 
 @pytest.mark.parametrize(
@@ -775,3 +900,45 @@ async def test_own_scripts_generate_media_with_options(layer: httpx.AsyncClient)
     painted = binding_of(layer, "painter").requests[-1]
     assert painted.messages[-1].content == "a fox" and painted.params.seed == 3
     assert (painted.media.width, painted.media.height) == (64, 96)
+
+
+# -- the real zoo (LOLLMS_TEST_ZOO): every processor completes or says what it lacks ---------
+_REASON = (
+    "is not provided by lollms_server",  # a lollms name or module
+    "No module named",  # a package (its install refused)
+    "may not",  # the sandbox
+    "Error:",  # the processor's own exception, by type
+    "did not finish",  # a timeout
+)
+
+
+async def test_real_zoo_processors_complete_or_name_what_they_lack(tmp_path: Path) -> None:
+    from tests.zoo_fixture import SKIP_REASON, real_zoo
+
+    zoo = real_zoo()
+    if zoo is None:
+        pytest.skip(SKIP_REASON)
+    if not any(zoo.rglob("scripts/processor.py")):
+        pytest.skip(f"{zoo} holds no scripts/processor.py (configs only)")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        server_config(Path("unused")).replace('"unused"', f'"{zoo}"')
+        + "\n[personalities]\nscript_timeout = 60\n"
+    )
+    app = create_app(load_config(path))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://zoo", headers=AUTH
+        ) as c,
+    ):
+        listed = (await c.get("/api/v1/list_personalities")).json()["personalities"]
+        ids = [p["id"] for p in listed if p["script_kind"] == "zoo" and p["script_available"]]
+        unexplained = []
+        for pid in ids:
+            body = {"prompt": "Hello", "personality": pid, "parameters": {"max_tokens": 8}}
+            response = await c.post("/api/v1/generate", json=body)
+            message = response.json().get("error", {}).get("message", "")
+            if response.status_code != 200 and not any(r in message for r in _REASON):
+                unexplained.append((pid, response.status_code, message))
+    assert not unexplained

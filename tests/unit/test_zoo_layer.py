@@ -108,7 +108,7 @@ def test_context_details_text_fields_are_strings() -> None:
             details.discussion_messages,
         ]
     )
-    assert joined == "" and details.function_calls == [] and details.knowledge is None
+    assert joined == "" and details.function_calls == [] and details.knowledge == ""
     with pytest.raises(AttributeError, match="LollmsContextDetails has no 'nothing'"):
         details.nothing  # noqa: B018
     details["discussion_messages"] = "more"

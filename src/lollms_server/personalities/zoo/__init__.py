@@ -4,7 +4,9 @@ The processor module is imported with an ``__import__`` of its own that resolves
 and ``lollms.*`` (and ``ascii_colors``) to :mod:`lollms_server.personalities.zoo.lollms`, so
 an installed ``lollms`` package is neither needed nor disturbed; ``pipmaster``, ``os``,
 ``subprocess`` and ``open`` are the guarded stand-ins of :mod:`.sandbox` (installs refused,
-relative paths in the personality's working folder, see :mod:`.runtime`). The processor's
+relative paths in the personality's working folder, see :mod:`.runtime`), and the threads
+running its code are held by :mod:`.confine` (writes only in its working folder, no network
+unless its config allows it, the server's process not signalled or forked). The processor's
 synchronous ``run_workflow`` runs in a worker thread; its helpers reach the event loop
 through a :class:`~lollms_server.personalities.zoo.bridge.Bridge`, its prompts are fitted to
 the model's context (:mod:`.fit`) and its generations held to the client's limits.
@@ -31,7 +33,8 @@ from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
 from lollms_server.personalities.scripted import describe_failure
 from lollms_server.personalities.zoo.bridge import Bridge
-from lollms_server.personalities.zoo.runtime import Run, Workspace, active
+from lollms_server.personalities.zoo.confine import Policy, confined, network_allowed
+from lollms_server.personalities.zoo.runtime import Run, Workspace, active, working_folder
 from lollms_server.personalities.zoo.sandbox import guarded_module, guarded_open, refused_note
 
 if TYPE_CHECKING:
@@ -48,16 +51,45 @@ _ALIASES = {
 logger = logging.getLogger("lollms_server.personalities")
 
 
+def _layer_module(target: str) -> ModuleType:
+    """A module of the layer; a ``lollms.functions`` module it lacks is a stand-in whose
+    ``*_function`` builders answer "not available" (see ``lollms.functions``)."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        from lollms_server.personalities.zoo.lollms import functions
+
+        missing = exc.name or ""
+        if not missing.startswith(functions.__name__ + ".") or not (
+            target == missing or target.startswith(missing + ".")
+        ):
+            raise
+        above = importlib.import_module(missing.rpartition(".")[0])
+        if not (above is functions or isinstance(above, functions.UnavailableFunctions)):
+            raise  # a name missing from a module the layer has
+        return functions.unavailable_functions(target)
+
+
+def _import_items(module: ModuleType, target: str, fromlist: Any) -> None:
+    """``from lollms.x import a, b``: names of the module, or its submodules."""
+    from lollms_server.personalities.zoo.lollms.functions import UnavailableFunctions
+
+    for item in fromlist or ():
+        if hasattr(module, item):
+            continue
+        if isinstance(module, UnavailableFunctions):  # only its *_function names exist
+            raise ModuleNotFoundError(name=f"{target}.{item}")
+        _layer_module(f"{target}.{item}")
+
+
 def _shim_import(
     name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
 ) -> Any:
     if level == 0 and (name == "lollms" or name.startswith("lollms.")):
         target = SHIM + name[len("lollms") :]
         try:
-            module = importlib.import_module(target)
-            for item in fromlist or ():  # "from lollms import config": submodules too
-                if not hasattr(module, item):
-                    importlib.import_module(f"{target}.{item}")
+            module = _layer_module(target)
+            _import_items(module, target, fromlist)  # "from lollms import config" too
         except ModuleNotFoundError as exc:
             missing = (exc.name or name).replace(SHIM, "lollms")
             raise ImportError(
@@ -80,9 +112,19 @@ def _shim_import(
     return module
 
 
+def _lollms_names() -> dict[str, Any]:
+    """lollms names processors use in annotations without importing them (Python 3.14
+    evaluates annotations lazily; before it, each such annotation is a NameError)."""
+    from lollms_server.personalities.zoo.lollms.client_session import Client
+    from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE, MSG_TYPE
+
+    return {"MSG_OPERATION_TYPE": MSG_OPERATION_TYPE, "MSG_TYPE": MSG_TYPE, "Client": Client}
+
+
 def _with_shim_import(module: ModuleType) -> None:
     module.__dict__["__builtins__"] = {
         **vars(builtins),
+        **_lollms_names(),
         "__import__": _shim_import,
         "open": guarded_open,
     }
@@ -91,7 +133,10 @@ def _with_shim_import(module: ModuleType) -> None:
 def import_processor(path: Path) -> ModuleType:
     """Import a zoo ``processor.py`` with ``lollms`` resolved to the compatibility layer."""
     name = f"lollms_server_zoo_processors.p{uuid.uuid4().hex}"
-    module = plugins.import_file(name, path, prepare=_with_shim_import)
+    folder = path.parent.parent
+    rules = Policy(folder.name, (working_folder(),), network_allowed(folder))
+    with confined(rules):  # its top-level code: writes in a private folder only
+        module = plugins.import_file(name, path, prepare=_with_shim_import)
     if not inspect.isclass(getattr(module, "Processor", None)):
         raise ImportError("scripts/processor.py defines no class Processor")
     return module
@@ -152,6 +197,8 @@ class ZooRunner:
         self.request_id = f"request-{uuid.uuid4().hex[:16]}"
         self.workspace = Workspace(service.data_folder(), personality.id, self.request_id)
         self._cleanup = weakref.finalize(self, self.workspace.close)
+        network = personality.raw.get("network") is True  # its config's "network: true"
+        self.rules = Policy(personality.id, (self.workspace.home,), network)
         self.bridge: Bridge | None = None
         self.processor: Any = None
         self.images: list[Path] = []
@@ -179,7 +226,7 @@ class ZooRunner:
 
     def _build(self) -> Any:
         assert self.bridge is not None
-        with active(Run(self.workspace, self.bridge)):
+        with active(Run(self.workspace, self.bridge)), confined(self.rules):
             return self._construct(self.bridge)
 
     def _construct(self, bridge: Bridge) -> Any:
@@ -241,7 +288,7 @@ class ZooRunner:
     def _run(self) -> None:
         bridge = self.bridge
         assert bridge is not None
-        with active(Run(self.workspace, bridge)):
+        with active(Run(self.workspace, bridge)), confined(self.rules):
             self._run_workflow(bridge)
 
     def _context(self, bridge: Bridge, prompt: str, history: str) -> tuple[Any, Any]:

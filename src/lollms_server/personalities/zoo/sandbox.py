@@ -12,29 +12,44 @@ They act inside the processor's own module, through the ``__import__`` and built
 - relative paths lead to the personality's working folder, not the server's: ``open``,
   ``os.getcwd``, ``os.system`` and subprocesses (their default ``cwd``); ``os.chdir``,
   ``os._exit``, ``fork`` and ``exec*`` are refused.
+- the server's secrets are not in the processor's environment: its ``os.environ`` and
+  ``os.getenv`` (and the environment of the processes it starts) leave out every variable
+  whose name looks like a secret (``KEY``, ``TOKEN``, ``SECRET``, ``PASSWORD``,
+  ``CREDENTIAL``, ``AUTH``...), every ``LOLLMS_*`` variable (they configure the server, API
+  keys included) and every value holding credentials in a URL. What a processor sets or
+  removes there stays its personality's own (the server's environment is not changed).
 
-These are guards on the processor's own code, not isolation: code it loads otherwise
-(``importlib``, its own helper modules, ``pathlib``) runs unguarded in the server's process.
+- threads it starts (its ``threading.Thread``) keep its run and its confinement.
+
+These act on the processor's own module; :mod:`.confine` adds process-wide checks (writes
+only in the working folder, no network unless allowed) on whatever code its thread runs. A
+library that reads ``os.environ`` itself still sees the server's environment, and threads a
+library starts for it (``concurrent.futures``...) are not confined.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import os
 import re
 import shlex
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from lollms_server.personalities.zoo.runtime import current, working_folder
+from lollms_server.personalities.zoo.confine import confined, policy
+from lollms_server.personalities.zoo.runtime import active, current, working_folder
 
 __all__ = [
+    "ConfinedThread",
     "InstallRefused",
+    "ProcessorEnviron",
+    "is_secret",
     "guarded_module",
     "guarded_open",
     "installer_command",
@@ -184,7 +199,87 @@ def _command(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _in_folder(kwargs: dict[str, Any]) -> dict[str, Any]:
     if kwargs.get("cwd") is None:
         kwargs["cwd"] = str(working_folder())
+    if kwargs.get("env") is None:
+        kwargs["env"] = dict(ENVIRON)
     return kwargs
+
+
+# -- the environment ------------------------------------------------------------------------
+_SECRET_NAME = re.compile(
+    r"KEY|TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|SIGNATURE"
+    r"|CERT|DSN|^LOLLMS_",
+    re.IGNORECASE,
+)
+_URL_CREDENTIALS = re.compile(r"://[^/\s@]*:[^/\s@]*@")
+
+
+def is_secret(name: str, value: str) -> bool:
+    """Whether an environment variable is kept from processors."""
+    return bool(_SECRET_NAME.search(name) or _URL_CREDENTIALS.search(value))
+
+
+class ProcessorEnviron(MutableMapping[str, str]):
+    """``os.environ`` as processors see it: the server's, less its secrets, plus what each
+    personality set (kept per personality, never in the server's environment)."""
+
+    def __init__(self) -> None:
+        self._own: dict[str, tuple[dict[str, str], set[str]]] = {}
+        self._lock = threading.Lock()
+
+    def _changes(self) -> tuple[dict[str, str], set[str]]:
+        rules = policy()
+        return self._own.setdefault(rules.personality if rules else "", ({}, set()))
+
+    def _visible(self) -> dict[str, str]:
+        with self._lock:
+            own, removed = self._changes()
+            seen = {k: v for k, v in os.environ.items() if k not in removed and not is_secret(k, v)}
+            seen.update(own)
+        return seen
+
+    def __getitem__(self, key: str) -> str:
+        return self._visible()[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"str expected, not {type(value).__name__}")
+        with self._lock:
+            own, removed = self._changes()
+            own[key] = value
+            removed.discard(key)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._visible():
+            raise KeyError(key)
+        with self._lock:
+            own, removed = self._changes()
+            own.pop(key, None)
+            removed.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._visible())
+
+    def __len__(self) -> int:
+        return len(self._visible())
+
+    def copy(self) -> dict[str, str]:
+        """A plain dict, as ``os.environ.copy()`` gives."""
+        return self._visible()
+
+
+ENVIRON = ProcessorEnviron()
+
+
+def _getenv(key: str, default: Any = None) -> Any:
+    return ENVIRON.get(key, default)
+
+
+def _putenv(key: str, value: str) -> None:
+    ENVIRON[key] = value
+
+
+def _unsetenv(key: str) -> None:
+    ENVIRON.pop(key, None)
 
 
 def _output(kwargs: dict[str, Any], text: str) -> str | bytes:
@@ -239,7 +334,7 @@ def _getstatusoutput(cmd: str, *args: Any, **kwargs: Any) -> tuple[int, str]:
     if message is not None:
         return 1, message
     done = subprocess.run(  # noqa: S602 (the processor's own shell command)
-        cmd, shell=True, capture_output=True, text=True, cwd=str(working_folder())
+        cmd, shell=True, capture_output=True, text=True, **_in_folder({})
     )
     return done.returncode, (done.stdout + done.stderr).removesuffix("\n")
 
@@ -252,15 +347,30 @@ def _getoutput(cmd: str, *args: Any, **kwargs: Any) -> str:
 def _system(command: str) -> int:
     if _refusal(command) is not None:
         return 1 << 8  # a wait status: exit code 1
-    code = subprocess.call(command, shell=True, cwd=str(working_folder()))  # noqa: S602 (its own)
+    code = subprocess.call(  # noqa: S602 (the processor's own command)
+        command, shell=True, cwd=str(working_folder()), env=dict(ENVIRON)
+    )
     return code << 8 if code >= 0 else -code
 
 
-def _popen_shell(command: str, *args: Any, **kwargs: Any) -> Any:
+def _popen_shell(command: str, mode: str = "r", buffering: int = -1) -> Any:
     message = _refusal(command)
     if message is not None:
         raise InstallRefused(message)
-    return os.popen(command, *args, **kwargs)  # noqa: S605 (the processor's own command)
+    if mode not in ("r", "w"):
+        raise ValueError(f"invalid mode {mode!r}")
+    reading = mode == "r"
+    process = subprocess.Popen(  # noqa: S602 (the processor's own command, as os.popen runs it)
+        command,
+        shell=True,
+        text=True,
+        bufsize=buffering,
+        stdout=subprocess.PIPE if reading else None,
+        stdin=None if reading else subprocess.PIPE,
+        **_in_folder({}),
+    )
+    stream = process.stdout if reading else process.stdin
+    return os._wrap_close(stream, process)  # type: ignore[arg-type]  # os.popen's own
 
 
 def _refused_call(what: str) -> Callable[..., NoReturn]:
@@ -278,6 +388,10 @@ _OS: dict[str, Any] = {
     "system": _system,
     "popen": _popen_shell,
     "getcwd": _getcwd,
+    "environ": ENVIRON,
+    "getenv": _getenv,
+    "putenv": _putenv,
+    "unsetenv": _unsetenv,
     "chdir": _refused_call("change the server's working directory"),
     "fchdir": _refused_call("change the server's working directory"),
     "_exit": _refused_call("end the server's process"),
@@ -313,14 +427,34 @@ class _GuardedModule(ModuleType):
         return getattr(self.__dict__["_real_module"], name)
 
 
+class ConfinedThread(threading.Thread):
+    """``threading.Thread`` as processors see it: a thread keeps the run and the
+    confinement (:mod:`.confine`) of the thread that started it."""
+
+    def start(self) -> None:
+        self._zoo_run = current()
+        self._zoo_policy = policy()
+        super().start()
+
+    def run(self) -> None:
+        with contextlib.ExitStack() as stack:
+            if self._zoo_run is not None:
+                stack.enter_context(active(self._zoo_run))
+            if self._zoo_policy is not None:
+                stack.enter_context(confined(self._zoo_policy))
+            super().run()
+
+
 _GUARDED = {
     "os": _GuardedModule(os, _OS),
     "subprocess": _GuardedModule(subprocess, _SUBPROCESS),
+    "threading": _GuardedModule(threading, {"Thread": ConfinedThread}),
 }
 
 
 def guarded_module(name: str) -> ModuleType | None:
-    """The guarded stand-in of module ``name`` (``os``, ``subprocess``), or None."""
+    """The guarded stand-in of module ``name`` (``os``, ``subprocess``, ``threading``), or
+    None."""
     return _GUARDED.get(name)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import json
 import re
 from collections.abc import Callable
@@ -269,6 +270,20 @@ class AIPersonality:
         return self._processor("build_prompt")(*args, **kwargs)
 
 
+def _positional_room(function: Callable[..., Any], most: int) -> int:
+    """How many positional arguments ``function`` takes, at most ``most`` (older zoo
+    handlers take ``(prompt, full_context)``, newer ones also the callback, context, client)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return most
+    kinds = [p.kind for p in parameters]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return most
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return min(most, sum(kind in positional for kind in kinds))
+
+
 class APScript:
     """Base class of zoo processors."""
 
@@ -315,7 +330,8 @@ class APScript:
         handler = (current.get("commands") or {}).get(command.strip()) or current.get("default")
         if handler is None:
             return None
-        return handler(command, full_context, callback, context_state, client)
+        arguments = (command, full_context, callback, context_state, client)
+        return handler(*arguments[: _positional_room(handler, len(arguments))])
 
     def remove_text_from_string(self, string: str, text_to_find: str) -> str:
         """``string`` cut where ``text_to_find`` first appears (case-insensitive)."""
@@ -527,8 +543,12 @@ class APScript:
         callback: Callable[..., Any] | None = None,
         indent: int = 4,
     ) -> None:
+        """JSON shown to the client; ``json(data, callback)`` (no title) is read as lollms 9
+        processors meant it, and values JSON cannot hold are written as text."""
+        if callable(json_infos) and callback is None:
+            title, json_infos, callback = "JSON", title, json_infos  # type: ignore[assignment]
         self._send(
-            [{"title": title, "content": json.dumps(json_infos, indent=indent)}],
+            [{"title": str(title), "content": json.dumps(json_infos, indent=indent, default=str)}],
             MSG_OPERATION_TYPE.MSG_OPERATION_TYPE_JSON_INFOS,
             callback,
         )

@@ -15,6 +15,7 @@ _TEXTS = (
     "user_description",
     "positive_boost",
     "negative_boost",
+    "knowledge",
     "extra",
     "skills",
     "previous_chunk",
@@ -56,7 +57,7 @@ class LollmsContextDetails:
             setattr(self, key, others.pop(key, None) or "")
         for key in _LISTS:
             setattr(self, key, list(others.pop(key, None) or []))
-        for key in ("available_space", "model", "knowledge", "discussion_messages_list"):
+        for key in ("available_space", "model", "discussion_messages_list"):
             setattr(self, key, others.pop(key, None))
         self.is_continue = others.pop("is_continue", False)
         self.debug = others.pop("debug", False)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import importlib
 import io
+import re
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -39,16 +41,25 @@ __all__ = [
     "ASCIIColors",
     "PackageManager",
     "PromptReshaper",
+    "add_period",
+    "check_and_install_torch",
     "convert_language_name",
+    "detect_antiprompt",
     "discussion_path_to_url",
     "encode_image",
     "find_first_available_file_index",
+    "gc",
     "git_pull",
     "is_asyncio_loop_running",
     "load_config",
     "output_file_path_to_url",
+    "personality_path_to_url",
+    "remove_text_from_string",
     "run_async",
+    "safe_filename",
     "save_config",
+    "show_console_custom_dialog",
+    "show_custom_dialog",
     "show_message_dialog",
     "show_yes_no_dialog",
     "trace_exception",
@@ -71,6 +82,12 @@ def discussion_path_to_url(file_path: str | Path) -> str:
 
 def output_file_path_to_url(file_path: str | Path) -> str:
     """The URL of a file in the personality's outputs (any file under the data folder)."""
+    return file_url(_place(file_path))
+
+
+def personality_path_to_url(file_path: str | Path) -> str:
+    """The URL of a file the processor wrote in its working folder (files of the
+    personality's own folder are not served)."""
     return file_url(_place(file_path))
 
 
@@ -188,6 +205,14 @@ class PackageManager:
         return importlib.import_module(module_name)
 
 
+def check_and_install_torch(enable_gpu: bool = False, version: float = 2.2) -> bool:
+    """True when torch is installed; installing it is refused (False)."""
+    if module_available("torch"):
+        return True
+    refuse_install(["torch"], "check_and_install_torch")
+    return False
+
+
 def git_pull(folder_path: str | Path) -> None:
     """Refused: a personality does not update code on the server (PermissionError)."""
     message = (
@@ -234,6 +259,35 @@ class PromptReshaper:
         return text
 
 
+# -- text -----------------------------------------------------------------------------------------
+def add_period(text: str) -> str:
+    """``text`` ending with a full stop (added when it ends with none of ``.!?``)."""
+    stripped = text.rstrip()
+    return stripped if not stripped or stripped[-1] in ".!?" else stripped + "."
+
+
+def remove_text_from_string(string: str, text_to_find: str) -> str:
+    """``string`` cut at the first occurrence of ``text_to_find`` (ignoring case)."""
+    index = string.lower().find(text_to_find.lower())
+    return string[:index] if index >= 0 else string
+
+
+def detect_antiprompt(text: str, anti_prompts: Sequence[str] = ("!@>",)) -> str | None:
+    """The first of ``anti_prompts`` found in ``text`` (ignoring case, lower-cased), or None."""
+    lowered = text.lower()
+    for prompt in anti_prompts:
+        if prompt.lower() in lowered:
+            return prompt.lower()
+    return None
+
+
+def safe_filename(filename: str, max_length: int = 255) -> str:
+    """``filename`` with only letters, digits, ``.``, ``-`` and ``_`` (``_`` for the rest),
+    never a dot file or empty, at most ``max_length`` characters."""
+    name = re.sub(r"[^\w.\-]", "_", Path(str(filename)).name).lstrip(".")
+    return (name or "file")[:max_length]
+
+
 # -- no one to ask on a server --------------------------------------------------------------------
 def show_yes_no_dialog(title: str, text: str) -> bool:
     """No dialog on a server: logged, and answered "no"."""
@@ -245,6 +299,17 @@ def show_message_dialog(title: str, text: str) -> bool:
     """No dialog on a server: logged."""
     ASCIIColors.info(f"{title}: {text}")
     return True
+
+
+def show_custom_dialog(title: str, text: str, options: Sequence[str] = ()) -> Any:
+    """No dialog on a server: logged, and answered None (no choice)."""
+    ASCIIColors.warning(f"dialog '{title}' not shown (no user interface on a server): {text}")
+    return None
+
+
+def show_console_custom_dialog(title: str, text: str, options: Sequence[str] = ()) -> Any:
+    """No console on a server: logged, and answered None (no choice)."""
+    return show_custom_dialog(title, text, options)
 
 
 def yes_or_no_input(prompt: str) -> bool:

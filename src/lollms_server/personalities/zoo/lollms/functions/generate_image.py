@@ -10,7 +10,7 @@ from typing import Any
 from lollms_server.personalities.zoo.lollms._missing import missing_name
 from lollms_server.personalities.zoo.lollms.utilities import discussion_path_to_url
 
-__all__ = ["build_image", "build_image_function"]
+__all__ = ["build_image", "build_image_from_simple_prompt", "build_image_function"]
 
 logger = logging.getLogger("lollms_server.personalities.zoo")
 
@@ -46,6 +46,33 @@ def build_image(
         f"Invalid return_format: {return_format}. Supported formats are 'markdown', 'url', "
         "'path', and 'url_and_path'.",
     )
+
+
+def build_image_from_simple_prompt(
+    prompt: str,
+    processor: Any,
+    client: Any,
+    width: int = 1024,
+    height: int = 1024,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """Paint a short idea: the model first writes the full image prompt, then the server's
+    image binding paints it (markdown, or a sentence saying why it could not be made)."""
+    from lollms_server.personalities.zoo.lollms.functions.prompting.image_gen_prompts import (
+        get_image_gen_prompt,
+    )
+
+    try:
+        system = get_image_gen_prompt("Default")
+        full = processor.fast_gen(
+            f"{processor.system_full_header}{system}\n{processor.user_full_header}{prompt}\n"
+            f"{processor.ai_full_header}"
+        ).strip()
+    except Exception as exc:
+        logger.warning("build_image_from_simple_prompt: %s: %s", type(exc).__name__, exc)
+        full = ""
+    return build_image(full or prompt, "", width, height, processor, client)
 
 
 def build_image_function(processor: Any, client: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from lollms_server.personalities.zoo.lollms._missing import missing_name
 
-__all__ = ["take_a_photo", "take_a_photo_function"]
+__all__ = ["take_a_photo", "take_a_photo_function", "take_photo"]
 
 NOT_AVAILABLE = (
     "take_a_photo is not available on a server: there is no camera. Ask the user to attach "
@@ -24,6 +24,9 @@ def take_a_photo(
 ) -> str:
     """The sentence saying no photo can be taken here."""
     return NOT_AVAILABLE
+
+
+take_photo = take_a_photo  # an older name
 
 
 def take_a_photo_function(
