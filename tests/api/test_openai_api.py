@@ -158,7 +158,7 @@ def test_errors_are_typed(client: openai.OpenAI, live) -> None:
         )
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(
-            model="fake/scripted-model", n=2, messages=[{"role": "user", "content": "x"}]
+            model="fake/scripted-model", n=9, messages=[{"role": "user", "content": "x"}]
         )
     assert info.value.body["param"] == "n"  # type: ignore[index]
     with pytest.raises(openai.BadRequestError, match="cannot call tools"):

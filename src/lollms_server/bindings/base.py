@@ -202,5 +202,14 @@ class Binding(ABC, Generic[ConfigT]):
             f"Binding '{self.name}' has no tokenizer.", param="binding_name"
         )
 
+    async def voices(self, model: str) -> list[str] | None:
+        """The voice names a speech request may give for ``model`` (a tts binding's speakers).
+
+        None (the default): not known here, a request's voice is passed on as it is (an
+        upstream server knows its own). The OpenAI routes map OpenAI's voice names (``alloy``,
+        ``nova``...) that are not in this list to the model's default voice.
+        """
+        return None
+
     async def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release everything (called at shutdown). Default: nothing to release."""

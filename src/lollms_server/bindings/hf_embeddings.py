@@ -43,7 +43,7 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel, HFEmbeddingsConfig]):
     description: ClassVar[str] = "Text embeddings from Hugging Face encoders."
     modalities: ClassVar[frozenset[str]] = frozenset({"embed"})
     capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=False, tokenizer=False, embeddings=True
+        streaming=False, tokenizer=True, embeddings=True
     )
     what: ClassVar[str] = "encoder"
 
@@ -135,6 +135,30 @@ class HFEmbeddingsBinding(TorchBinding[LoadedModel, HFEmbeddingsConfig]):
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
                 vectors.extend(pooled.float().cpu().tolist())
         return EmbeddingResult(vectors, tokens, truncated)
+
+    # -- tokenizer (token-array inputs are decoded with it) -------------------------------
+    def _tokenizer(self, model: str) -> Any:
+        loaded = self._loaded.get(model)
+        if loaded is None:
+            raise GenerationFailed(f"'{model}' is not loaded")
+        return loaded.tokenizer
+
+    async def tokenize(self, model: str, text: str) -> list[int]:
+        """The encoder's token ids of ``text`` (no special tokens)."""
+        return list(self._tokenizer(model).encode(text, add_special_tokens=False))
+
+    async def detokenize(self, model: str, tokens: list[int]) -> str:
+        """The text of the encoder's token ids (special tokens dropped: embedding adds its
+        own); an id outside the vocabulary is a 400 naming ``input``."""
+        tokenizer = self._tokenizer(model)
+        size = len(tokenizer)
+        bad = next((t for t in tokens if not 0 <= t < size), None)
+        if bad is not None:
+            raise BadRequest(
+                f"Token id {bad} is outside the vocabulary of '{model}' (0-{size - 1}).",
+                param="input",
+            )
+        return str(tokenizer.decode(tokens, skip_special_tokens=True))
 
     def _pool(self, states: Any, mask: Any) -> Any:
         import torch

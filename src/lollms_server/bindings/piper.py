@@ -124,6 +124,11 @@ class PiperBinding(Binding[PiperConfig]):
     async def model_info(self, model: str) -> ModelInfo:
         return self._info(model, self._voice(model))
 
+    async def voices(self, model: str) -> list[str]:
+        """The voice itself and its speakers (a multi-speaker voice's names)."""
+        speakers = self._voice_config(self._voice(model)).get("speaker_id_map") or {}
+        return [model, *sorted(speakers)]
+
     def memory_estimate(self, model: str) -> int | None:
         try:
             return 2 * self._voice(model).stat().st_size  # onnxruntime: weights + arena

@@ -24,7 +24,34 @@ from lollms_server.generation.requests import GenerationRequest
 from lollms_server.personalities.model import Personality
 from lollms_server.personalities.registry import PersonalityRegistry
 
-__all__ = ["Resolver", "Target"]
+__all__ = ["WELL_KNOWN", "Resolver", "Target", "well_known_type"]
+
+WELL_KNOWN: dict[str, frozenset[str]] = {
+    "embed": frozenset(
+        {
+            "text-embedding-3-small",
+            "text-embedding-3-large",
+            "text-embedding-ada-002",
+            "nomic-embed-text",
+            "mxbai-embed-large",
+            "all-minilm",
+            "snowflake-arctic-embed",
+            "bge-m3",
+        }
+    ),
+    "stt": frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}),
+    "tts": frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts"}),
+    "tti": frozenset({"dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini"}),
+}
+"""OpenAI's and Ollama's default model names, per generation type: on a route of that type,
+one that no instance serves (and no ``[aliases]`` entry renames) reaches the configured
+default of the type."""
+
+
+def well_known_type(name: str) -> str | None:
+    """The generation type of a well-known model name (an Ollama ``:latest`` tag ignored)."""
+    bare = name.removesuffix(":latest")
+    return next((kind for kind, names in WELL_KNOWN.items() if bare in names), None)
 
 
 @dataclass(frozen=True)
@@ -120,10 +147,12 @@ class Resolver:
         """``(instance, model)`` for a client's model id.
 
         Accepted: ``instance/model``; an instance name (its default model); ``default``;
-        or a bare model name served by exactly one instance (409 when several serve it).
+        a bare model name served by exactly one instance (409 when several serve it); or,
+        served by none, a well-known name of ``generation_type`` (``whisper-1`` on
+        transcriptions...): the type's default.
         """
         instances = self.bindings.active_names()
-        name, _ = self.settings.alias(name)
+        name, _ = self.settings.alias(name)  # [aliases] first: it may rename a well-known name
         head, sep, tail = name.partition("/")
         if sep and head in instances:
             return head, tail
@@ -136,6 +165,8 @@ class Resolver:
         holders = await self._holders(name, generation_type)
         if len(holders) == 1:
             return holders[0], name
+        if not holders and well_known_type(name) == generation_type:
+            return await self._type_default(name, generation_type)
         if holders:
             raise AmbiguousName(
                 f"Model '{name}' is served by several binding instances; name one of: "
@@ -146,6 +177,18 @@ class Resolver:
             f"Model '{name}' not found. Use 'instance/model' ids as listed by GET /v1/models.",
             param="model",
         )
+
+    async def _type_default(self, name: str, generation_type: str) -> tuple[str, str]:
+        """The configured default of ``generation_type``, for the well-known ``name``."""
+        if not self.settings.defaults.for_type(generation_type)[0]:
+            raise NotFound(
+                f"'{name}' stands for the default '{generation_type}' model, and none is "
+                f"configured: set [defaults] {generation_type}_binding, or map '{name}' to "
+                "'instance/model' in [aliases].",
+                param="model",
+            )
+        binding, model = await self.resolve(generation_type, None, None)
+        return binding.instance_name, model
 
     async def _holders(self, name: str, generation_type: str) -> list[str]:
         holders: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Coroutine
@@ -24,7 +25,7 @@ from lollms_server.api.disconnect import (
 )
 from lollms_server.api.errors import error_headers, error_payload, validation_error_response
 from lollms_server.api.kit.embed import embed_texts
-from lollms_server.api.kit.models import gather_models
+from lollms_server.api.kit.models import created_at, gather_models
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
     ChatRequest,
@@ -38,7 +39,9 @@ from lollms_server.api.streaming import NDJSONResponse
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.types import ModelInfo
 from lollms_server.errors import BadRequest, LollmsError, NotServed
+from lollms_server.generation.resolve import well_known_type
 from lollms_server.generation.service import GenerationRequest, GenerationService
+from lollms_server.resources.scheduler import ModelState
 
 __all__ = ["router"]
 
@@ -92,59 +95,91 @@ router = APIRouter(
 )
 
 
-def _details(info: ModelInfo) -> dict[str, Any]:
+OLLAMA_VERSION = "0.12.0"
+"""The Ollama API version these routes follow (version-gated clients check it)."""
+
+
+def _details(binding: Binding, info: ModelInfo) -> dict[str, Any]:
+    family = _family(binding, info)
     return {
         "parent_model": "",
-        "format": str(info.details.get("format", "")),
-        "family": "",
-        "families": None,
-        "parameter_size": "",
-        "quantization_level": str(info.details.get("quantization") or ""),
+        "format": str(info.details.get("format") or ""),
+        "family": family,
+        "families": [family],
+        "parameter_size": str(info.details.get("parameter_size") or ""),
+        "quantization_level": str(
+            info.details.get("quantization_level") or info.details.get("quantization") or ""
+        ),
     }
 
 
-def _stamp() -> str:
-    return datetime.now(timezone.utc).isoformat()
+def _family(binding: Binding, info: ModelInfo) -> str:
+    """The model's architecture where its binding says (an upstream Ollama, a loaded model's
+    config), else the binding's name."""
+    for key in ("family", "architecture", "general.architecture", "model_type"):
+        value = info.details.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return binding.name
+
+
+def _stamp(seconds: float | None = None) -> str:
+    """``seconds`` (unix time; None: now) as Ollama writes times."""
+    if seconds is None:
+        return datetime.now(timezone.utc).isoformat()
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+
+
+def _digest(key: str, info: ModelInfo, created: int) -> str:
+    """A stable id of this model version (its name, size and file time)."""
+    return hashlib.sha256(f"{key}|{info.size_bytes}|{created}".encode()).hexdigest()
 
 
 @router.get("/version")
 async def version() -> dict[str, str]:
-    return {"version": __version__}
+    """Ollama's API version (what Ollama clients compare against), and this server's own."""
+    return {"version": OLLAMA_VERSION, "lollms_server_version": __version__}
+
+
+def _tag(name: str, binding: Binding, info: ModelInfo) -> dict[str, Any]:
+    key, created = f"{name}/{info.name}", created_at(binding, info)
+    return {
+        "name": key,
+        "model": key,
+        "modified_at": _stamp(created),
+        "size": info.size_bytes or 0,
+        "digest": _digest(key, info, created),
+        "details": _details(binding, info),
+    }
 
 
 @router.get("/tags")
 async def tags(bindings: Bindings) -> dict[str, Any]:
     listed, _ = await gather_models(bindings)
-    models = [
-        {
-            "name": f"{name}/{m.name}",
-            "model": f"{name}/{m.name}",
-            "modified_at": _stamp(),
-            "size": m.size_bytes or 0,
-            "digest": "",
-            "details": _details(m),
-        }
-        for name, infos in listed.items()
-        for m in infos
-    ]
+    models = [_tag(name, bindings.get(name), m) for name, infos in listed.items() for m in infos]
     return {"models": models}
 
 
 @router.post("/show")
 async def show(body: ModelRequest, service: Generation) -> dict[str, Any]:
-    instance, model = await service.find_model(body.model)
-    info = await service.bindings.get(instance).model_info(model)
+    # a well-known name (nomic-embed-text) is looked up as its type's default
+    instance, model = await service.find_model(body.model, well_known_type(body.model) or "ttt")
+    binding = service.bindings.get(instance)
+    info = await binding.model_info(model)
+    family = _family(binding, info)
     return {
         "modelfile": "",
         "parameters": "",
         "template": str(info.details.get("chat_template") or ""),
-        "details": _details(info),
+        "details": _details(binding, info),
         "model_info": {
-            "context_length": info.context_size,
             **{k: v for k, v in info.details.items() if isinstance(v, str | int | float)},
+            "general.architecture": family,
+            f"{family}.context_length": info.context_size,
+            "context_length": info.context_size,
         },
-        "capabilities": _capabilities(service.bindings.get(instance)),
-        "modified_at": _stamp(),
+        "capabilities": _capabilities(binding),
+        "modified_at": _stamp(created_at(binding, info)),
     }
 
 
@@ -162,22 +197,31 @@ def _capabilities(binding: Binding) -> list[str]:
     return found
 
 
+def _expires(state: ModelState, keep: float) -> str:
+    """When an idle model unloads: its last use plus its keep-alive (in use: from now)."""
+    now = datetime.now(timezone.utc)
+    if keep < 0:
+        return (now + timedelta(days=3650)).isoformat()
+    idle = 0.0 if state.active or not state.last_used else time.monotonic() - state.last_used
+    return (now + timedelta(seconds=max(0.0, keep - idle))).isoformat()
+
+
 @router.get("/ps")
 async def ps(service: Generation) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
     models = []
     for state in service.scheduler.loaded():
-        keep = service.scheduler._keep_alive(state)
-        expires = now + timedelta(days=3650) if keep < 0 else now + timedelta(seconds=keep)
+        info = await state.binding.model_info(state.model)
+        created = created_at(state.binding, info)
         models.append(
             {
                 "name": state.key,
                 "model": state.key,
                 "size": state.need,
-                "digest": "",
+                "digest": _digest(state.key, info, created),
                 "size_vram": state.need if state.device.startswith("gpu") else 0,
-                "expires_at": expires.isoformat(),
-                "details": _details(await state.binding.model_info(state.model)),
+                "expires_at": _expires(state, service.scheduler._keep_alive(state)),
+                "context_length": info.context_size,
+                "details": _details(state.binding, info),
             }
         )
     return {"models": models}

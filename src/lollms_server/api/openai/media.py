@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import time
@@ -13,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
+from lollms_server.api.kit.audio import AUDIO_TYPES, encode_audio, require_av
 from lollms_server.api.responses import JSONResponse
+from lollms_server.bindings.base import Binding
 from lollms_server.bindings.media import parse_media
 from lollms_server.bindings.types import MediaPart, Message, SamplingParams
 from lollms_server.errors import BadRequest
@@ -58,13 +61,13 @@ async def _collect(
     service: GenerationService,
     request: Request,
     generation_type: str,
-    model: str | None,
+    target: tuple[str, str],
     prompt: str,
     params: SamplingParams,
     extra: dict[str, Any],
-) -> tuple[CollectedOutput, str]:
+) -> CollectedOutput:
     media, rest = parse_media(extra)
-    instance, name = await service.find_model(model or "default", generation_type)
+    instance, name = target
     body = GenerationRequest(
         generation_type=generation_type,
         binding_name=instance,
@@ -75,7 +78,7 @@ async def _collect(
         media=media,
     )
     run = await start_run(request, service, body)
-    return await collect_run(request, run), f"{instance}/{name}"
+    return await collect_run(request, run)
 
 
 @router.post("/images/generations")
@@ -106,8 +109,9 @@ async def images(body: ImageRequest, service: Generation, request: Request) -> d
     for key in ("negative_prompt", "num_inference_steps", "guidance_scale", "output_format"):
         if getattr(body, key) is not None:
             extra["format" if key == "output_format" else key] = getattr(body, key)
-    out, _ = await _collect(
-        service, request, "tti", body.model, body.prompt, SamplingParams(seed=body.seed), extra
+    target = await service.find_model(body.model or "default", "tti")
+    out = await _collect(
+        service, request, "tti", target, body.prompt, SamplingParams(seed=body.seed), extra
     )
     images = [m for m in out.media if m.kind == "image"]
     return {
@@ -121,40 +125,62 @@ async def images(body: ImageRequest, service: Generation, request: Request) -> d
 
 
 @router.post(
-    "/audio/speech", response_class=Response, responses={200: {"content": {"audio/wav": {}}}}
+    "/audio/speech",
+    response_class=Response,
+    responses={200: {"content": {kind: {} for kind in AUDIO_TYPES.values()}}},
 )
 async def speech(body: SpeechRequest, service: Generation, request: Request) -> Response:
-    """Speech from a tts binding, as WAV (or raw 16-bit PCM with ``response_format: pcm``)."""
-    if body.response_format not in (None, "wav", "pcm"):
-        raise BadRequest(
-            f"response_format '{body.response_format}' is not produced here; use 'wav' or 'pcm'.",
-            param="response_format",
-        )
+    """Speech from a tts binding: WAV (the default), raw 16-bit PCM, or mp3, opus, aac and
+    flac encoded with PyAV. OpenAI's names (``tts-1``; the voices ``alloy``...) reach the
+    default tts model and its default voice unless the binding has a voice of that name."""
+    fmt = body.response_format or "wav"
+    if fmt not in ("wav", "pcm"):
+        require_av()  # before any generation
     if (body.model_extra or {}).get("stream_format") == "sse":
         raise BadRequest(
             "stream_format 'sse' is not served; the audio comes whole.", param="stream_format"
         )
     if body.instructions:
         raise BadRequest("'instructions' is not supported by these voices.", param="instructions")
+    instance, name = await service.find_model(body.model or "default", "tts")
     extra: dict[str, Any] = {}
-    if body.voice is not None:
-        extra["voice"] = body.voice
+    voice = await _voice(service.bindings.get(instance), name, body.voice)
+    if voice is not None:
+        extra["voice"] = voice
     if body.speed is not None:
         extra["speed"] = body.speed
-    out, _ = await _collect(
-        service, request, "tts", body.model, body.input, SamplingParams(), extra
+    out = await _collect(
+        service, request, "tts", (instance, name), body.input, SamplingParams(), extra
     )
     audio = next((m for m in out.media if m.kind == "audio"), None)
     if audio is None:
         raise BadRequest("The binding produced no audio.", param="model")
-    if body.response_format == "pcm":
+    if fmt == "pcm":
         rate = str(audio.metadata.get("sample_rate", ""))  # the voice's own rate
         return Response(
             _pcm(audio.data),
             media_type="audio/pcm",
             headers={"x-sample-rate": rate} if rate else None,
         )
-    return Response(audio.data, media_type=audio.mime_type)
+    if fmt == "wav":
+        return Response(audio.data, media_type=audio.mime_type)
+    encoded = await asyncio.to_thread(encode_audio, audio.data, fmt)
+    return Response(encoded, media_type=AUDIO_TYPES[fmt])
+
+
+OPENAI_VOICES = frozenset(
+    {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer"}
+    | {"verse", "marin", "cedar"}
+)
+
+
+async def _voice(binding: Binding, model: str, voice: str | None) -> str | None:
+    """The voice to ask for: an OpenAI voice name the binding does not have is its default
+    voice (None); any other name goes as it is (the binding refuses what it lacks)."""
+    if voice is None or voice not in OPENAI_VOICES:
+        return voice
+    known = await binding.voices(model)
+    return voice if known is None or voice in known else None
 
 
 def _pcm(wav_bytes: bytes) -> bytes:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,12 +20,18 @@ from lollms_server.api.disconnect import (
     start_stream,
 )
 from lollms_server.api.kit.embed import embed_texts
-from lollms_server.api.kit.models import gather_models
+from lollms_server.api.kit.encode import Encoder
+from lollms_server.api.kit.models import STARTED, facts, gather_models, generation_type
 from lollms_server.api.openai import translate
+from lollms_server.api.openai.choices import MergedChoices, collect_choices
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from lollms_server.api.responses import JSONResponse
 from lollms_server.api.streaming import SSEResponse
+from lollms_server.bindings.base import Binding
+from lollms_server.bindings.types import ModelInfo
 from lollms_server.errors import BadRequest
+from lollms_server.generation.fold import CollectedOutput
+from lollms_server.generation.service import GenerationRequest, GenerationService, Run
 
 __all__ = ["router"]
 
@@ -32,32 +39,68 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=[
 _DONE = b"data: [DONE]\n\n"
 
 
-def _model_entry(instance: str, model: str, owner: str) -> dict[str, Any]:
-    return {"id": f"{instance}/{model}", "object": "model", "created": 0, "owned_by": owner}
+def _model_entry(instance: str, binding: Binding, info: ModelInfo) -> dict[str, Any]:
+    known = facts(binding, info)
+    return {
+        "id": f"{instance}/{info.name}",
+        "object": "model",
+        "created": known.created,
+        "owned_by": binding.name,
+        "type": known.types[0],  # its main generation type: ttt, embed, tti, tts, stt...
+        "types": known.types,
+        "context_length": known.context_length,
+    }
+
+
+_TYPE_QUERY = Query(
+    alias="type",
+    description="Only models of this generation type (ttt, embed, tti, tts, stt, ttv, ttm; "
+    "or chat, embedding, image, speech, transcription...).",
+)
 
 
 @router.get("/models")
-async def list_models(bindings: Bindings, service: Generation) -> dict[str, Any]:
-    """Every model of every active binding instance, as ``instance/model``, plus aliases."""
-    listed, _ = await gather_models(bindings)
-    data = [
-        _model_entry(name, model.name, bindings.get(name).name)
-        for name, models in listed.items()
-        for model in models
-    ]
-    data += [
-        {"id": alias, "object": "model", "created": 0, "owned_by": service.settings.alias(alias)[0]}
-        for alias in service.settings.aliases
-    ]
+async def list_models(
+    bindings: Bindings,
+    service: Generation,
+    model_type: Annotated[str | None, _TYPE_QUERY] = None,
+) -> dict[str, Any]:
+    """Every model of every active binding instance, as ``instance/model`` (with its types,
+    context length and creation time), plus aliases; ``?type=`` keeps one generation type."""
+    wanted = generation_type(model_type)
+    listed, _ = await gather_models(bindings)  # all: an alias's target may be elsewhere
+    entries = {
+        f"{name}/{info.name}": _model_entry(name, bindings.get(name), info)
+        for name, infos in listed.items()
+        for info in infos
+    }
+    data = [e for e in entries.values() if wanted is None or wanted in e["types"]]
+    for alias in service.settings.aliases:
+        target = service.settings.alias(alias)[0]
+        entry = entries.get(target) or _alias_entry(alias, target)
+        if wanted is None or wanted in entry["types"]:
+            data.append({**entry, "id": alias, "owned_by": target})
     return {"object": "list", "data": data}
+
+
+def _alias_entry(alias: str, target: str) -> dict[str, Any]:
+    """An alias whose target is not listed (the default model, an instance that failed)."""
+    return {
+        "id": alias,
+        "object": "model",
+        "created": int(STARTED),
+        "owned_by": target,
+        "type": "ttt",
+        "types": ["ttt"],
+        "context_length": None,
+    }
 
 
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str, service: Generation) -> dict[str, Any]:
     instance, model = await service.find_model(model_id)
     binding = service.bindings.get(instance)
-    await binding.model_info(model)
-    return _model_entry(instance, model, binding.name)
+    return _model_entry(instance, binding, await binding.model_info(model))
 
 
 def _openai_error(body: dict[str, Any]) -> dict[str, Any]:
@@ -74,19 +117,21 @@ async def chat_completions(
     wanted = translate.chat_request(body, binding, model)
     legacy = translate.uses_legacy_functions(body)
     personality = wanted.personality or service.alias_personality(body.model)
-    start = start_stream if body.stream else start_run
-    run = await start(request, service, replace(wanted, personality=personality))
-    if body.stream:
-        usage = bool(body.stream_options and body.stream_options.include_usage)
-        return SSEResponse(
-            translate.chat_chunks(run, model_id, usage, legacy),
-            on_close=run.aclose,
-            terminator=_DONE,
-            error_event=_openai_error,
-            first_ready=first_ready(run),
-        )
-    out = await collect_run(request, run)
-    return JSONResponse(translate.chat_response(run, model_id, out, legacy))
+    bodies = translate.choice_requests(replace(wanted, personality=personality), body.n)
+    if not body.stream:
+        run, outs = await _collected(request, service, bodies)
+        return JSONResponse(translate.chat_response(run, model_id, outs, legacy))
+    usage = bool(body.stream_options and body.stream_options.include_usage)
+    run = await start_stream(request, service, bodies[0])
+    if len(bodies) == 1:
+        return _sse(run, translate.chat_chunks(run, model_id, usage, legacy))
+    return _merged(
+        service,
+        run,
+        bodies[1:],
+        lambda i: translate.ChatChunks(run, model_id, False, legacy, i),
+        _usage_closing(run, model_id, "chat.completion.chunk", usage),
+    )
 
 
 @router.post("/completions")
@@ -97,19 +142,68 @@ async def completions(body: CompletionRequest, service: Generation, request: Req
     wanted = translate.completion_request(body, binding, model)  # checks the prompt first
     echo = wanted.raw_prompt if body.echo else None
     personality = wanted.personality or service.alias_personality(body.model)
-    start = start_stream if body.stream else start_run
-    run = await start(request, service, replace(wanted, personality=personality))
-    if body.stream:
-        usage = bool(body.stream_options and body.stream_options.include_usage)
-        return SSEResponse(
-            translate.completion_chunks(run, model_id, usage, echo),
-            on_close=run.aclose,
-            terminator=_DONE,
-            error_event=_openai_error,
-            first_ready=first_ready(run),
-        )
-    out = await collect_run(request, run)
-    return JSONResponse(translate.completion_response(run, model_id, out, echo))
+    bodies = translate.choice_requests(replace(wanted, personality=personality), body.n)
+    if not body.stream:
+        run, outs = await _collected(request, service, bodies)
+        return JSONResponse(translate.completion_response(run, model_id, outs, echo))
+    usage = bool(body.stream_options and body.stream_options.include_usage)
+    run = await start_stream(request, service, bodies[0])
+    if len(bodies) == 1:
+        return _sse(run, translate.completion_chunks(run, model_id, usage, echo))
+    return _merged(
+        service,
+        run,
+        bodies[1:],
+        lambda i: translate.CompletionChunks(run, model_id, False, echo, i),
+        _usage_closing(run, model_id, "text_completion", usage),
+    )
+
+
+async def _collected(
+    request: Request, service: GenerationService, bodies: list[GenerationRequest]
+) -> tuple[Run, list[CollectedOutput]]:
+    """The whole output of each choice (one: the plain path)."""
+    if len(bodies) > 1:
+        return await collect_choices(request, service, bodies)
+    run = await start_run(request, service, bodies[0])
+    return run, [await collect_run(request, run)]
+
+
+def _sse(run: Run, records: AsyncIterator[dict[str, Any]]) -> SSEResponse:
+    return SSEResponse(
+        records,
+        on_close=run.aclose,
+        terminator=_DONE,
+        error_event=_openai_error,
+        first_ready=first_ready(run),
+    )
+
+
+def _usage_closing(
+    run: Run, model_id: str, kind: str, wanted: bool
+) -> Callable[[list[CollectedOutput]], list[dict[str, Any]]]:
+    def closing(outs: list[CollectedOutput]) -> list[dict[str, Any]]:
+        return [translate.usage_chunk(run, model_id, kind, outs)] if wanted else []
+
+    return closing
+
+
+def _merged(
+    service: GenerationService,
+    first: Run,
+    rest: list[GenerationRequest],
+    encoder: Callable[[int], Encoder],
+    closing: Callable[[list[CollectedOutput]], list[dict[str, Any]]],
+) -> SSEResponse:
+    """One stream of several choices (see choices.MergedChoices)."""
+    merged = MergedChoices(service, first, rest, encoder, closing)
+    return SSEResponse(
+        merged.records(),
+        on_close=merged.aclose,
+        terminator=_DONE,
+        error_event=_openai_error,
+        first_ready=first_ready(first),
+    )
 
 
 class EmbeddingRequest(BaseModel):
@@ -132,13 +226,8 @@ class EmbeddingRequest(BaseModel):
 async def embeddings(
     body: EmbeddingRequest, service: Generation, request: Request
 ) -> dict[str, Any]:
-    """Vectors from an embedding binding (``hf_embeddings``)."""
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    if not all(isinstance(t, str) for t in texts):
-        raise BadRequest("Token arrays are not accepted: send the texts.", param="input")
-    instance, model, result = await embed_texts(
-        request, service, [str(t) for t in texts], body.model
-    )
+    """Vectors from an embedding binding (``hf_embeddings``); texts or token ids."""
+    instance, model, result = await embed_texts(request, service, body.input, body.model)
     width = len(result.vectors[0])
     if body.dimensions is not None and body.dimensions != width:
         raise BadRequest(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from lollms_server.api.kit.encode import Encoder, Record, encode
@@ -28,21 +29,31 @@ from lollms_server.generation.requests import GenerationRequest
 from lollms_server.generation.run import Run
 
 __all__ = [
+    "MAX_CHOICES",
+    "ChatChunks",
+    "CompletionChunks",
     "chat_chunks",
     "chat_request",
+    "choice_requests",
     "chat_response",
     "completion_chunks",
     "completion_request",
     "completion_response",
+    "usage_chunk",
     "uses_legacy_functions",
 ]
+
+MAX_CHOICES = 8
+"""The most choices (``n``) one request may ask for: each is a whole generation."""
 
 
 def _sampling(
     body: _Sampling, max_tokens: int | None, binding: Binding
 ) -> tuple[SamplingParams, dict[str, Any]]:
-    if body.n not in (1, None):
-        raise BadRequest("Only n = 1 is supported.", param="n")
+    if (body.n or 1) > MAX_CHOICES:
+        raise BadRequest(
+            f"n is at most {MAX_CHOICES} here (each choice is a whole generation).", param="n"
+        )
     _refuse_logprobs(body)
     extra: dict[str, Any] = {}
     if body.frequency_penalty is not None:
@@ -241,10 +252,46 @@ def _tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
     return out
 
 
+def choice_requests(wanted: GenerationRequest, n: int | None) -> list[GenerationRequest]:
+    """One request per choice; with a seed, choice ``i`` samples with ``seed + i`` (the same
+    seed would make every choice the same answer)."""
+    seed = wanted.params.seed
+    if seed is None:
+        return [wanted] * (n or 1)
+    return [replace(wanted, params=replace(wanted.params, seed=seed + i)) for i in range(n or 1)]
+
+
+def usage_chunk(run: Run, model_id: str, kind: str, outs: list[CollectedOutput]) -> Record:
+    """The closing chunk of a stream of several choices: their summed usage."""
+    return {**_head(run, model_id, kind), "choices": [], "usage": _summed(outs)}
+
+
+def _summed(outs: list[CollectedOutput]) -> dict[str, int]:
+    """The usage of every choice: the prompt counted once (as OpenAI does), the completion
+    tokens of all."""
+    usages = [_usage(out.usage) for out in outs]
+    prompt = usages[0]["prompt_tokens"] if usages else 0
+    completion = sum(u["completion_tokens"] for u in usages)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
 def chat_response(
-    run: Run, model_id: str, out: CollectedOutput, legacy: bool = False
+    run: Run, model_id: str, outs: list[CollectedOutput], legacy: bool = False
 ) -> dict[str, Any]:
-    """The whole chat completion (``legacy``: the first call as a ``function_call``)."""
+    """The whole chat completion, one choice per output (``legacy``: the first call as a
+    ``function_call``)."""
+    return {
+        **_head(run, model_id, "chat.completion"),
+        "choices": [_chat_choice(out, i, legacy) for i, out in enumerate(outs)],
+        "usage": _summed(outs),
+    }
+
+
+def _chat_choice(out: CollectedOutput, index: int, legacy: bool) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": out.text}
     if out.thoughts:
         message["reasoning_content"] = out.thoughts
@@ -258,27 +305,25 @@ def chat_response(
         message["tool_calls"] = [_tool_call(c) for c in out.tool_calls]
         message["content"] = out.text or None
         finish = "tool_calls"
-    return {
-        **_head(run, model_id, "chat.completion"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": _usage(out.usage),
-    }
+    return {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
 
 
 def completion_response(
-    run: Run, model_id: str, out: CollectedOutput, echo: str | None
+    run: Run, model_id: str, outs: list[CollectedOutput], echo: str | None
 ) -> dict[str, Any]:
+    """The whole text completion, one choice per output."""
     return {
         **_head(run, model_id, "text_completion"),
         "choices": [
             {
-                "index": 0,
+                "index": index,
                 "text": (echo or "") + out.text,
                 "logprobs": None,
                 "finish_reason": _finish(out.finish_reason),
             }
+            for index, out in enumerate(outs)
         ],
-        "usage": _usage(out.usage),
+        "usage": _summed(outs),
     }
 
 
@@ -287,10 +332,11 @@ class _Chunks(Encoder):
 
     kind = ""
 
-    def __init__(self, run: Run, model_id: str, include_usage: bool) -> None:
+    def __init__(self, run: Run, model_id: str, include_usage: bool, index: int = 0) -> None:
         super().__init__()
         self.head = _head(run, model_id, self.kind)
         self.include_usage = include_usage
+        self.index = index  # the choice these chunks stream
 
     def _usage_chunk(self, out: CollectedOutput) -> list[Record]:
         return (
@@ -303,15 +349,15 @@ class ChatChunks(_Chunks):
 
     kind = "chat.completion.chunk"
 
-    def __init__(self, run: Run, model_id: str, include_usage: bool, legacy: bool) -> None:
-        super().__init__(run, model_id, include_usage)
+    def __init__(
+        self, run: Run, model_id: str, include_usage: bool, legacy: bool, index: int = 0
+    ) -> None:
+        super().__init__(run, model_id, include_usage, index)
         self.legacy = legacy  # calls as a legacy function_call
 
     def chunk(self, delta: Record, finish: str | None = None) -> Record:
-        return {
-            **self.head,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        }
+        choice = {"index": self.index, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return {**self.head, "choices": [choice]}
 
     def opening(self) -> list[Record]:
         return [self.chunk({"role": "assistant", "content": ""})]
@@ -339,15 +385,15 @@ class CompletionChunks(_Chunks):
 
     kind = "text_completion"
 
-    def __init__(self, run: Run, model_id: str, include_usage: bool, echo: str | None) -> None:
-        super().__init__(run, model_id, include_usage)
+    def __init__(
+        self, run: Run, model_id: str, include_usage: bool, echo: str | None, index: int = 0
+    ) -> None:
+        super().__init__(run, model_id, include_usage, index)
         self.echo = echo
 
     def chunk(self, text: str, finish: str | None = None) -> Record:
-        return {
-            **self.head,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
-        }
+        choice = {"index": self.index, "text": text, "logprobs": None, "finish_reason": finish}
+        return {**self.head, "choices": [choice]}
 
     def opening(self) -> list[Record]:
         return [self.chunk(self.echo)] if self.echo else []

@@ -97,6 +97,10 @@ class HostedBinding(Binding):
         """As the wrapped binding renders conversations."""
         return self.local.uses_chat_template(model)
 
+    async def voices(self, model: str) -> list[str] | None:
+        """As the wrapped binding names its voices (read from files)."""
+        return await self.local.voices(model)
+
     # -- hosted: run in the model's host process --------------------------------------------
     def host_pid(self, model: str) -> int | None:
         """The pid of the host running ``model`` (None when not loaded)."""
