@@ -34,7 +34,7 @@ from lollms_server.errors import ConfigError, LollmsError
 from lollms_server.functions.registry import FunctionRegistry
 from lollms_server.generation.service import GenerationService
 from lollms_server.personalities.registry import PersonalityRegistry
-from lollms_server.resources.metrics import Metrics
+from lollms_server.resources.metrics import Metrics, StatusCollector
 from lollms_server.resources.scheduler import Scheduler
 from lollms_server.security.keys import KeyStore
 
@@ -134,6 +134,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     registry = registry or build_registry(settings)
     metrics = Metrics()
     scheduler, bindings = _resources(settings, registry, metrics)
+    metrics.registry.register(StatusCollector(scheduler.status))
     check_references(settings, bindings)
     preload = [] if settings.cluster.enabled else settings.resources.preload  # the cluster's
 

@@ -390,6 +390,12 @@ class ClusterSettings(_Section):
     batch_events: int = Field(
         32, ge=1, le=1024, description="Most events a model host sends per stream message."
     )
+    worker_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ray resources each API worker needs, to keep workers on the nodes that "
+        "offer them (e.g. {api = 1} with ray start --resources='{\"api\": 4}' on the "
+        "machines clients reach); empty: workers are spread over all nodes.",
+    )
 
     @field_validator("node_memory", mode="before")
     @classmethod

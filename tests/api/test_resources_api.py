@@ -45,6 +45,11 @@ async def test_status_and_metrics_need_the_key(make_client) -> None:
     assert 'lollms_tokens_generated_total{binding="fake"} 2.0' in metrics
     assert "lollms_queue_wait_seconds_bucket" in metrics
     assert "lollms_model_loads_total 1.0" in metrics
+    # gauges read from the status: where each model runs, memory per device, queues
+    assert 'lollms_model_loaded{binding="fake",device="cpu",model="scripted-model"} 1.0' in metrics
+    assert 'lollms_model_queued{binding="fake",model="scripted-model"} 0.0' in metrics
+    assert 'lollms_device_memory_bytes{device="cpu",kind="budget"}' in metrics
+    assert "lollms_queue_depth 0.0" in metrics
 
 
 async def test_full_queue_and_queue_timeout_are_503_with_retry_after(make_client) -> None:

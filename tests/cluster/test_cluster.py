@@ -9,8 +9,14 @@ removes a node runs last.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +58,7 @@ address = "{address}"
 workers = 2
 namespace = "{namespace}"
 batch_events = 8
+worker_resources = {{ api = 0.01 }}  # API workers on the head, never on a removed node
 
 [bindings.gpu]
 type = "scripted"
@@ -85,6 +92,7 @@ def cluster() -> Iterator[Cluster]:
         initialize_head=True,
         head_node_args={
             "num_cpus": 2,
+            "resources": {"api": 1},
             # Node loss is noticed within a second (Ray's default is tens of seconds).
             "_system_config": {
                 "health_check_initial_delay_ms": 0,
@@ -124,13 +132,23 @@ def served(
     handle = start_cluster(load_config(path), "warning")
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(url)
+    stop = threading.Event()
+    supervisor = threading.Thread(target=_supervise, args=(handle, stop), daemon=True)
+    supervisor.start()  # what `serve` runs: replaces dead workers, releases their leases
     try:
         yield url, handle
     finally:
+        stop.set()
+        supervisor.join(timeout=10)
         for worker in handle.workers:
             ray.kill(worker, no_restart=True)
         ray.get(handle.scheduler.shutdown.remote(), timeout=60)
         ray.kill(handle.scheduler, no_restart=True)
+
+
+def _supervise(handle: Served, stop: threading.Event) -> None:
+    while not stop.is_set():
+        handle.supervise_once()
 
 
 def _wait_healthy(url: str) -> None:
@@ -197,6 +215,30 @@ def test_models_are_placed_on_the_node_with_room_and_evicted_per_node(
     assert _where(status, "small") == node_a  # the other node was not touched
 
 
+def test_metrics_and_cluster_status_show_nodes_devices_and_where_models_run(
+    served: tuple[str, Served], cluster: Cluster, tmp_path: Path
+) -> None:
+    url, _ = served
+    node_b = _node_named("node_b")
+    metrics = httpx.get(f"{url}/metrics", headers=AUTH, timeout=30).text
+    assert f'lollms_device_memory_bytes{{device="{node_b}/gpu:0",kind="budget"}} 3e+09' in metrics
+    assert f'lollms_model_loaded{{binding="gpu",device="{node_b}/gpu:0",model="big2"}}' in metrics
+    assert "lollms_cluster_nodes 3.0" in metrics
+    config = tmp_path / "config.toml"
+    config.write_text(f'[cluster]\nnamespace = "{NAMESPACE}"\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "lollms_server", "cluster", "status", "-c", str(config)]
+        + ["--address", cluster.address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "nodes: 3" in out.stdout
+    assert f"    {node_b}/gpu:0: 1.9 GiB used of 2.8 GiB" in out.stdout
+    assert f"  gpu/big2: loaded on {node_b}/gpu:0" in out.stdout
+
+
 def test_a_model_that_fits_no_node_is_a_507_naming_the_largest_device(
     served: tuple[str, Served],
 ) -> None:
@@ -246,6 +288,45 @@ def test_streaming_batches_arrive_in_order(served: tuple[str, Served]) -> None:
         if line.startswith("data: {")
     ]
     assert "".join(pieces) == "one two three four five six seven eight"
+
+
+def test_a_worker_that_dies_mid_stream_is_replaced_and_its_lease_released(
+    served: tuple[str, Served],
+) -> None:
+    url, _ = served
+    slow = {"model": "slow/slow", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    before = {w["worker"] for w in _status(url)["workers"]}
+    killed = False
+    with (
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
+        client.stream("POST", "/v1/chat/completions", json=slow) as response,
+    ):
+        assert response.status_code == 200
+        with contextlib.suppress(httpx.HTTPError):  # the connection breaks with its worker
+            for chunk in response.iter_text():
+                if not killed and '"content"' in chunk:
+                    holder = next(w for w in _status(url)["workers"] if w["leases_active"])
+                    os.kill(int(holder["worker"].rpartition(":")[2]), signal.SIGKILL)
+                    killed = True
+    assert killed
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = _status(url)
+        slow_state = next(m for m in status["models"] if m["model_name"] == "slow")
+        if (
+            not any(w["leases_active"] for w in status["workers"])
+            and not (slow_state["active_generations"])
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the dead worker's lease was not released: {status}")
+    for _ in range(40):  # the replacement serves too
+        assert _chat(url, "small").status_code == 200
+        workers = {w["worker"] for w in _status(url)["workers"] if w["leases_granted"]}
+        if workers - before:
+            break
+    assert workers - before, "no new worker served after the death"
 
 
 def test_a_node_lost_mid_stream_fails_its_stream_within_a_second_and_the_model_moves(

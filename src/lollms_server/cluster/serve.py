@@ -135,6 +135,7 @@ def start_cluster(settings: Settings, log_level: str = "info") -> Cluster:
             max_restarts=-1,
             max_concurrency=100_000,
             scheduling_strategy="SPREAD",
+            resources=settings.cluster.worker_resources,
         ).remote(settings, index, log_level)
         for index in range(settings.cluster.workers)
     ]

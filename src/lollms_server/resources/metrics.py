@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Callable, Iterator
+from typing import Any
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+__all__ = ["Metrics", "StatusCollector"]
 
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
 _GEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
@@ -41,3 +45,57 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class StatusCollector:
+    """Gauges read from the scheduler's status at each scrape: memory per device (per node in
+    a cluster), each loaded model and where it runs, queued and running requests per model,
+    and a cluster's nodes."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        memory = GaugeMetricFamily(
+            "lollms_device_memory_bytes",
+            "Memory budget and reserved use per device ('node/device' in a cluster)",
+            labels=["device", "kind"],
+        )
+        for name, device in status.get("devices", {}).items():
+            memory.add_metric([name, "budget"], device["budget_bytes"])
+            memory.add_metric([name, "used"], device["used_bytes"])
+        yield memory
+        yield from _model_gauges(status.get("models", []))
+        yield (
+            GaugeMetricFamily(
+                "lollms_queue_depth", "Requests waiting, all models", value=status["queue"]["depth"]
+            )
+            if "queue" in status
+            else GaugeMetricFamily("lollms_queue_depth", "", value=0)
+        )
+        if "nodes" in status:
+            yield GaugeMetricFamily(
+                "lollms_cluster_nodes", "Alive nodes of the Ray cluster", value=len(status["nodes"])
+            )
+
+
+def _model_gauges(models: list[dict[str, Any]]) -> Iterator[Metric]:
+    loaded = GaugeMetricFamily(
+        "lollms_model_loaded",
+        "1 for each loaded model, labelled with where it runs",
+        labels=["binding", "model", "device"],
+    )
+    queued = GaugeMetricFamily(
+        "lollms_model_queued", "Requests waiting for a model", labels=["binding", "model"]
+    )
+    active = GaugeMetricFamily(
+        "lollms_model_active_generations", "Generations running", labels=["binding", "model"]
+    )
+    for model in models:
+        key = [model["binding_name"], model["model_name"]]
+        if model["status"] == "loaded":
+            loaded.add_metric([*key, model["device"]], 1)
+        queued.add_metric(key, model["queued"])
+        active.add_metric(key, model["active_generations"])
+    yield from (loaded, queued, active)
