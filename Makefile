@@ -52,18 +52,50 @@ test: install-dev lint browser
 bench: install
 	$(BIN)/python bench/relay.py
 
-# Gateway cost side by side: lollms_server's openai binding and LiteLLM's proxy (its own venv,
-# offline cost map) in front of the same instant fake upstream (bench/gateway.py). BEFORE=FILE
-# adds an older bindings/openai.py, e.g. git show ea06ee6:src/lollms_server/bindings/openai.py.
-LITELLM_VENV := bench/.venvs/litellm
+# `make bench-compare`: lollms_server side by side with its peers (bench/compare.py): the gateway
+# workload (its openai binding, LiteLLM's proxy and a floor relay in front of one instant fake
+# upstream, bench/gateway.py) and the local SmolLM2 one (its llamacpp binding, the engine called
+# directly, llama.cpp's own server, llama-cpp-python's server). Writes docs/benchmarks.md and
+# docs/img/*.png (bench/charts.py). Each peer has its own venv under bench/.venvs/: LiteLLM
+# (offline cost map), llama-cpp-python (compiled once, portable, its wheel cached in
+# bench/.venvs/wheels; when it cannot be built the page says so) and matplotlib (the charts;
+# never a dependency of the server). BEFORE=FILE adds an older bindings/openai.py to the
+# gateway runs, e.g. git show ea06ee6:src/lollms_server/bindings/openai.py.
+BENCH_VENVS := bench/.venvs
+LITELLM_VENV := $(BENCH_VENVS)/litellm
+LCPP_VENV := $(BENCH_VENVS)/llama-cpp-python
+PLOT_VENV := $(BENCH_VENVS)/plot
+LCPP_LOG := $(BENCH_VENVS)/llama-cpp-python-build.log
 
 $(LITELLM_VENV)/bin/litellm:
 	$(PYTHON) -m venv $(LITELLM_VENV)
 	$(LITELLM_VENV)/bin/python -m pip install -q 'litellm[proxy]'
 
-bench-compare: install $(LITELLM_VENV)/bin/litellm
-	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python bench/gateway.py \
-		--litellm $(LITELLM_VENV)/bin/litellm $(if $(BEFORE),--before '$(BEFORE)')
+$(PLOT_VENV)/.installed:
+	$(PYTHON) -m venv $(PLOT_VENV)
+	$(PLOT_VENV)/bin/python -m pip install -q matplotlib
+	touch $@
+
+# A failed build leaves no marker: bench-compare goes on without this peer (and says why).
+# The first run compiles llama.cpp: minutes on a free 8-core machine, most of an hour on a
+# busy 2-core one.
+$(LCPP_VENV)/.installed:
+	@mkdir -p $(BENCH_VENVS)/wheels
+	test -x $(LCPP_VENV)/bin/python || $(PYTHON) -m venv $(LCPP_VENV)
+	ls $(BENCH_VENVS)/wheels/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS=-DGGML_NATIVE=OFF $(LCPP_VENV)/bin/python -m pip wheel --no-deps \
+		-w $(BENCH_VENVS)/wheels llama-cpp-python > $(LCPP_LOG) 2>&1
+	$(LCPP_VENV)/bin/python -m pip install -q \
+		"$$(ls $(BENCH_VENVS)/wheels/llama_cpp_python-*.whl | head -1)[server]"
+	touch $@
+
+bench-compare: install $(LITELLM_VENV)/bin/litellm $(PLOT_VENV)/.installed
+	-$(MAKE) --no-print-directory $(LCPP_VENV)/.installed
+	if [ -f $(LCPP_VENV)/.installed ]; then set -- --llama-cpp-python $(LCPP_VENV)/bin/python; \
+	else set -- "--llama-cpp-python-missing=its build failed (see $(LCPP_LOG))"; fi; \
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python bench/compare.py \
+		--litellm $(LITELLM_VENV)/bin/litellm $(if $(BEFORE),--before '$(BEFORE)') "$$@"
+	$(PLOT_VENV)/bin/python bench/charts.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -14,8 +14,11 @@ not a test.
 
     .venv/bin/python bench/gateway.py [--seconds 10] [--clients 32] [--rounds 2]
         [--before OLD_OPENAI_BINDING.py]  # git show ea06ee6:src/lollms_server/bindings/openai.py
-        [--litellm bench/.venvs/litellm/bin/litellm]
+        [--litellm bench/.venvs/litellm/bin/litellm] [--floor]
 
+``--floor`` adds the floor relay (:class:`FloorRelay`: a bare ASGI app relaying the same
+stream with httpx and msgspec, no framework); tests/e2e/test_gateway_ratio.py compares
+lollms_server with it per relayed chunk, and bench/compare.py runs this whole workload.
 ``--before FILE`` loads an older copy of bindings/openai.py as a drop-in binding (renamed
 ``openai_before``) from a temporary [paths] bindings folder, next to today's binding.
 """
@@ -180,6 +183,119 @@ def serve_upstream(port: int) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):  # stop() sends SIGINT
         uvloop.run(main())
+
+
+# -- the floor: the smallest relay of the same stream on the same stack -------------------
+class FloorRelay:
+    """A pure ASGI app on uvicorn (uvloop, httptools), no framework: each chat request goes
+    upstream through one shared httpx client (the binding's HTTP library), each upstream SSE
+    event is decoded by msgspec (the binding's JSON library) and re-encoded as one OpenAI
+    chunk. What it costs per chunk is what relaying a stream costs on this stack before any
+    server adds routing, validation, scheduling or its own event model."""
+
+    def __init__(self, upstream: int) -> None:
+        import msgspec
+
+        self.url = f"http://127.0.0.1:{upstream}/v1/chat/completions"
+        self.client: httpx.AsyncClient | None = None
+        self.decode = msgspec.json.decode
+        self.encode = msgspec.json.encode
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            if self.client is not None:
+                await self.client.aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["path"] == "/health":
+            await self._reply(send, 200, b'{"status":"ok"}', b"application/json")
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        asked = self.decode(body)
+        stream = bool(asked.get("stream"))
+        upstream = {
+            "model": "m",
+            "stream": stream,
+            "max_tokens": asked.get("max_tokens"),
+            "messages": asked["messages"],
+        }
+        if stream:
+            upstream["stream_options"] = {"include_usage": True}
+        if self.client is None:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+            self.client = httpx.AsyncClient(limits=limits, timeout=60)
+        async with self.client.stream("POST", self.url, content=self.encode(upstream)) as answer:
+            if not stream:
+                data = self.decode(await answer.aread())
+                await self._reply(send, 200, self.encode(data), b"application/json")
+            else:
+                await self._relay(answer, send)
+
+    async def _relay(self, answer: httpx.Response, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        rest = b""
+        async for piece in answer.aiter_bytes():
+            lines = (rest + piece).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                if line[:6] != b"data: " or line[6:12] == b"[DONE]":
+                    continue
+                chunk = self.decode(line[6:])
+                out = {
+                    "id": "chatcmpl-floor",
+                    "object": "chat.completion.chunk",
+                    "created": chunk.get("created", 0),
+                    "model": "m",
+                    "choices": [
+                        {
+                            "index": c.get("index", 0),
+                            "delta": c.get("delta", {}),
+                            "finish_reason": c.get("finish_reason"),
+                        }
+                        for c in chunk.get("choices", ())
+                    ],
+                }
+                if chunk.get("usage"):
+                    out["usage"] = chunk["usage"]
+                event = b"data: " + self.encode(out) + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+    @staticmethod
+    async def _reply(send: Any, status: int, body: bytes, kind: bytes) -> None:
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def serve_floor(port: int, upstream: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        FloorRelay(upstream),
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        backlog=1024,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
 
 
 # -- the clients ----------------------------------------------------------------------------
@@ -398,6 +514,30 @@ def start_litellm(folder: Path, upstream: int, litellm: Path) -> Gateway:
     return Gateway("litellm", port, key, "m", proc)
 
 
+def start_floor(folder: Path, upstream: int) -> Gateway:
+    """The floor relay (:class:`FloorRelay`) in its own process."""
+    port = _free_port()
+    command = [sys.executable, __file__, "--floor-serve", str(port), "--upstream", str(upstream)]
+    with (folder / "floor.log").open("wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    _wait_ready(f"http://127.0.0.1:{port}/health", proc, {})
+    return Gateway("floor", port, "", "m", proc)
+
+
+def start_upstream() -> tuple[int, subprocess.Popen[bytes]]:
+    """The instant fake upstream in its own process: (its port, the process)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--upstream", str(port)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return port, proc
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the fake upstream did not start")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGINT)
@@ -427,11 +567,20 @@ def measure(
     gw: Gateway, model: str, mode: Mode, args: argparse.Namespace
 ) -> tuple[float, float, Tally]:
     """Requests/s and server CPU ms per request of one run (after a short warm-up)."""
+    return measure_run(gw, model, mode, args.clients, args.seconds)
+
+
+def measure_run(
+    gw: Gateway, model: str, mode: Mode, clients: int, seconds: float, warmup: float = 1.0
+) -> tuple[float, float, Tally]:
+    """Requests/s and server CPU ms per request of one run of ``seconds`` with ``clients``
+    (after ``warmup`` seconds with 4 clients: connections, caches)."""
     import uvloop
 
-    uvloop.run(load(gw.port, gw.key, model, mode, 4, 1.0))  # connections, caches
+    if warmup > 0:
+        uvloop.run(load(gw.port, gw.key, model, mode, 4, warmup))
     cpu0, t0 = tree_cpu(gw.proc.pid), time.perf_counter()
-    tally = uvloop.run(load(gw.port, gw.key, model, mode, args.clients, args.seconds))
+    tally = uvloop.run(load(gw.port, gw.key, model, mode, clients, seconds))
     cpu, wall = tree_cpu(gw.proc.pid) - cpu0, time.perf_counter() - t0
     return tally.requests / wall, cpu * 1000 / max(tally.requests, 1), tally
 
@@ -439,13 +588,20 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--before", type=Path, help="an older bindings/openai.py to compare")
     parser.add_argument("--litellm", type=Path, help="LiteLLM's `litellm` command")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure the floor relay (FloorRelay)"
+    )
     args = parser.parse_args()
+    if args.floor_serve:
+        serve_floor(args.floor_serve, args.upstream)
+        return
     if args.upstream:
         serve_upstream(args.upstream)
         return
@@ -453,26 +609,33 @@ def main() -> None:
         run(Path(tmp), args)
 
 
-def run(folder: Path, args: argparse.Namespace) -> None:
-    up_port = _free_port()
-    upstream = subprocess.Popen([sys.executable, __file__, "--upstream", str(up_port)])
+def run(folder: Path, args: argparse.Namespace) -> tuple[Figures, list[str]]:
+    """Start the upstream and the gateways, measure them in turn, print the report; the
+    figures by (label, mode) and the labels, lollms_server's first."""
+    up_port, upstream = start_upstream()
     procs: list[subprocess.Popen[bytes]] = [upstream]
     try:
-        time.sleep(0.5)
         lollms = start_lollms(folder, up_port, args.before)
         procs.append(lollms.proc)
-        targets: list[tuple[str, Gateway, str]] = [("lollms_server (httpx relay)", lollms, "up/m")]
+        targets: list[tuple[str, Gateway, str]] = [
+            ("lollms_server (openai binding)", lollms, "up/m")
+        ]
         if args.before is not None:
             targets.append(("lollms_server (SDK, before)", lollms, "before/m"))
         if args.litellm is not None:
             peer = start_litellm(folder, up_port, args.litellm)
             procs.append(peer.proc)
             targets.append(("LiteLLM proxy (1 worker)", peer, "m"))
+        if args.floor:
+            floor = start_floor(folder, up_port)
+            procs.append(floor.proc)
+            targets.append(("floor relay (ASGI+httpx)", floor, "m"))
         figures = _rounds(targets, args)
     finally:
         for proc in reversed(procs):
             stop(proc)
     _report(figures, targets, args)
+    return figures, [label for label, _, _ in targets]
 
 
 Figures = dict[tuple[str, str], Figure]
