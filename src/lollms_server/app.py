@@ -208,6 +208,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     )
     async def prometheus_metrics() -> PlainTextResponse:
         """Prometheus metrics (key required)."""
+        await scheduler.refresh()  # a cluster's worker reads the scheduler actor's status
         return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["health"])

@@ -73,6 +73,7 @@ device = "gpu:0"
 models = ["slow"]
 reply = "{slow_reply}"
 delay_s = 0.2
+max_concurrency = 1
 memory_bytes = {{ slow = 2500000000 }}
 """
 
@@ -288,6 +289,34 @@ def test_streaming_batches_arrive_in_order(served: tuple[str, Served]) -> None:
         if line.startswith("data: {")
     ]
     assert "".join(pieces) == "one two three four five six seven eight"
+
+
+def test_a_client_that_leaves_the_cluster_queue_leaves_no_lease(
+    served: tuple[str, Served],
+) -> None:
+    url, _ = served
+    slow = {"model": "slow/slow", "messages": [{"role": "user", "content": "hi"}]}
+    with (
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
+        client.stream("POST", "/v1/chat/completions", json={**slow, "stream": True}) as held,
+    ):
+        assert held.status_code == 200  # holds the model's only slot for ~20 s
+        chunks = held.iter_text()  # kept: a dropped iterator closes the response
+        next(chunks)
+        with pytest.raises(httpx.ReadTimeout):  # queued behind it, then gone
+            httpx.post(f"{url}/v1/chat/completions", json=slow, headers=AUTH, timeout=1.0)
+        time.sleep(0.5)
+        queued = next(m for m in _status(url)["models"] if m["model_name"] == "slow")
+        assert queued["queued"] == 0 and queued["active_generations"] == 1, queued
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the held stream's slot comes back too
+        status = _status(url)
+        state = next(m for m in status["models"] if m["model_name"] == "slow")
+        if state["active_generations"] == 0:
+            break
+        time.sleep(0.2)
+    assert state["active_generations"] == 0, status
+    assert not any(w["leases_active"] for w in status["workers"]), status["workers"]
 
 
 def test_a_worker_that_dies_mid_stream_is_replaced_and_its_lease_released(

@@ -93,6 +93,9 @@ class Binding(ABC, Generic[ConfigT]):
     """Engine options a request may carry in ``BindingRequest.extra`` (None: any; the
     server refuses the others with a 400 before the request runs)."""
     Config: ClassVar[type[BindingConfig]] = BindingConfig
+    holds_models: ClassVar[bool] = True
+    """Whether loaded models live in this process (False for clients of a remote service:
+    openai, ollama; on a cluster those run in every API worker, not in a Ray model host)."""
 
     def __init__(self, config: ConfigT, context: BindingContext) -> None:
         self.config: ConfigT = config

@@ -76,6 +76,7 @@ class OllamaConfig(BindingConfig):
 
 class OllamaBinding(Binding[OllamaConfig]):
     name: ClassVar[str] = "ollama"
+    holds_models: ClassVar[bool] = False  # a client of a remote server
     description: ClassVar[str] = "Models served by an Ollama server."
     capabilities: ClassVar[Capabilities] = Capabilities(
         streaming=True, vision=True, structured_output=True, tools=True

@@ -642,6 +642,7 @@ def _error_message(body: bytes) -> str:
 
 class OpenAIBinding(Binding[OpenAIConfigT]):
     name: ClassVar[str] = "openai"
+    holds_models: ClassVar[bool] = False  # a client of a remote server
     description: ClassVar[str] = "Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...)."
     modalities: ClassVar[frozenset[str]] = frozenset({"ttt", "tti", "tts"})
     capabilities: ClassVar[Capabilities] = Capabilities(

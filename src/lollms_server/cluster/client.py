@@ -12,14 +12,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import ray
 
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
-from lollms_server.cluster.host import RayHostedBinding, ray_hosted
+from lollms_server.cluster.host import RayHostedBinding, cluster_class
 from lollms_server.cluster.runtime import SCHEDULER_NAME, connect
 from lollms_server.config import Settings
 from lollms_server.resources.metrics import Metrics
@@ -36,19 +39,23 @@ _SNAPSHOT_EVERY = 1.0  # seconds between status snapshots (for /api/ps and the l
 class RemoteLease(Lease):
     """A lease held in the scheduler actor; releasing tells it (without waiting)."""
 
-    lease_id: int = 0
+    ticket: str = ""
 
 
 class RemoteScheduler(Scheduler):
     """The worker-side face of the cluster's ``SchedulerActor``."""
 
     def __init__(self, settings: Settings, actor: Any, metrics: Metrics | None = None) -> None:
-        super().__init__(settings.resources, {}, metrics)
+        # Budgets of this process: for bindings that run here (clients of remote services).
+        super().__init__(
+            settings.resources, Scheduler.from_settings(settings.resources).budgets, metrics
+        )
         self.actor = actor
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
         self.snapshot: dict[str, Any] = {"devices": {}, "models": [], "nodes": []}
         self._poller: asyncio.Task[None] | None = None
         self._pending: set[Any] = set()  # release calls in flight (kept referenced)
+        self._mirrors: dict[tuple[str, str], ModelState] = {}  # Ray-hosted models seen
 
     # -- leases -----------------------------------------------------------------------------
     async def acquire(
@@ -59,25 +66,41 @@ class RemoteScheduler(Scheduler):
         queue_timeout: float | None = None,
         keep_alive: float | None = None,
     ) -> Lease:
-        """A slot on ``model``, granted by the scheduler actor (which queues, loads, evicts)."""
+        """A slot on ``model``: granted by the scheduler actor (which queues, loads, evicts)
+        for a Ray-hosted binding; by this worker's own scheduler for one that runs here."""
+        if not isinstance(binding, RayHostedBinding):
+            return await super().acquire(
+                binding, model, queue_timeout=queue_timeout, keep_alive=keep_alive
+            )
         self._ensure_poller()
-        reply = await self.actor.acquire.remote(
-            binding.instance_name, model, queue_timeout, keep_alive, self.worker
+        ticket = uuid.uuid4().hex
+        ref = self.actor.acquire.remote(
+            binding.instance_name, model, queue_timeout, keep_alive, self.worker, ticket
         )
+        try:
+            reply = await ref
+        except asyncio.CancelledError:  # the client left while waiting: give the slot back
+            ray.cancel(ref)
+            self._send_release(ticket)
+            raise
         if "error" in reply:
             raise wire.error_from_wire(reply["error"])
-        if isinstance(binding, RayHostedBinding):
-            binding.attach(model, reply["host"])
+        binding.attach(model, reply["host"])
         state = self._mirror(binding, model, reply)
         state.active += 1
-        return RemoteLease(self, state, reply["waited"], lease_id=reply["lease"])
+        return RemoteLease(self, state, reply["waited"], ticket=ticket)
 
     def _release(self, lease: Lease) -> None:
+        if not isinstance(lease, RemoteLease):
+            super()._release(lease)
+            return
         lease.state.active = max(0, lease.state.active - 1)
-        if isinstance(lease, RemoteLease):
-            ref = self.actor.release.remote(lease.lease_id)
-            self._pending.add(ref)
-            ref.future().add_done_callback(lambda _: self._pending.discard(ref))
+        self._send_release(lease.ticket)
+
+    def _send_release(self, ticket: str) -> None:
+        ref = self.actor.release.remote(ticket)
+        self._pending.add(ref)  # fire and forget, but referenced until done
+        ref.future().add_done_callback(lambda _: self._pending.discard(ref))
 
     def _mirror(self, binding: Binding, model: str, reply: dict[str, Any]) -> ModelState:
         state = self.state(binding, model)
@@ -87,6 +110,24 @@ class RemoteScheduler(Scheduler):
         return state
 
     # -- administration ---------------------------------------------------------------------
+    def state(self, binding: Binding, model: str) -> ModelState:
+        """A Ray-hosted model's mirror (kept apart: the actor runs its state machine), or
+        the state of a model of a binding that runs here."""
+        if not isinstance(binding, RayHostedBinding):
+            return super().state(binding, model)
+        key = (binding.instance_name, model)
+        mirror = self._mirrors.get(key)
+        if mirror is None:
+            mirror = ModelState(
+                binding=binding,
+                model=model,
+                device="cluster",
+                need=0,
+                max_concurrency=max(1, binding.max_concurrency(model)),
+            )
+            self._mirrors[key] = mirror
+        return mirror
+
     async def _admin(self, op: str, binding: Binding, model: str, flag: bool) -> dict[str, Any]:
         reply: dict[str, Any] = await self.actor.admin.remote(
             op, binding.instance_name, model, flag
@@ -97,44 +138,57 @@ class RemoteScheduler(Scheduler):
         return reply
 
     async def preload(self, binding: Binding, model: str) -> None:
+        if not isinstance(binding, RayHostedBinding):
+            return await super().preload(binding, model)
         await self._admin("load", binding, model, True)
 
     async def load_model(self, binding: Binding, model: str, *, pin: bool = False) -> ModelState:
+        if not isinstance(binding, RayHostedBinding):
+            return await super().load_model(binding, model, pin=pin)
         await self._admin("load", binding, model, pin)
         return self.state(binding, model)
 
     async def pin_model(self, binding: Binding, model: str, pinned: bool) -> ModelState:
+        if not isinstance(binding, RayHostedBinding):
+            return await super().pin_model(binding, model, pinned)
         await self._admin("pin", binding, model, pinned)
         return self.state(binding, model)
 
     async def unload_model(self, binding: Binding, model: str) -> str | None:
+        if not isinstance(binding, RayHostedBinding):
+            return await super().unload_model(binding, model)
         refusal: str | None = (await self._admin("unload", binding, model, False))["refusal"]
         return refusal
 
     # -- status -----------------------------------------------------------------------------
-    async def current_status(self) -> dict[str, Any]:
-        """The cluster's status, fresh from the scheduler actor."""
+    async def refresh(self) -> None:
+        """A fresh snapshot of the cluster's status from the scheduler actor."""
         self.snapshot = await self.actor.status.remote()
-        return self.snapshot
 
     def status(self) -> dict[str, Any]:
-        """The last snapshot (at most about a second old)."""
+        """The last snapshot (at most about a second old), plus the models of the bindings
+        that run in this worker (as this worker sees them)."""
         self._ensure_poller()
-        return self.snapshot
+        local = super().status()
+        here = [m for m in local["models"] if m["binding_name"] not in self._hosted_names()]
+        return {
+            **self.snapshot,
+            "models": [*self.snapshot.get("models", []), *here],
+            "worker": {"devices": local["devices"], "queue": local["queue"]},
+        }
+
+    def _hosted_names(self) -> set[str]:
+        return {instance for instance, _ in self._mirrors}
 
     def loaded(self) -> list[ModelState]:
-        """Mirrors of the models the last snapshot shows loaded (on this worker's bindings)."""
+        """Models loaded here, and mirrors of those the last snapshot shows loaded."""
         self._ensure_poller()
-        return [
-            state
-            for state in self._states.values()
-            if any(
-                m["binding_name"] == state.binding.instance_name
-                and m["model_name"] == state.model
-                and m["status"] == "loaded"
-                for m in self.snapshot["models"]
-            )
-        ]
+        shown = {
+            (m["binding_name"], m["model_name"])
+            for m in self.snapshot.get("models", [])
+            if m["status"] == "loaded"
+        }
+        return super().loaded() + [m for key, m in self._mirrors.items() if key in shown]
 
     def _ensure_poller(self) -> None:
         if self._poller is None or self._poller.done():
@@ -143,16 +197,17 @@ class RemoteScheduler(Scheduler):
     async def _poll(self) -> None:
         while True:
             with contextlib.suppress(Exception):
-                await self.current_status()
+                await self.refresh()
             await asyncio.sleep(_SNAPSHOT_EVERY)
 
     def model_lost(self, instance: str, model: str, reason: str) -> None:
         """The actor hears of lost hosts itself; nothing to do here."""
 
     async def shutdown(self, grace: float = 10.0) -> None:
-        """Stop polling; models belong to the cluster and stay."""
+        """Stop polling and shut the local part down; the cluster's models stay."""
         if self._poller is not None:
             self._poller.cancel()
+        await super().shutdown(grace)
 
 
 def cluster_parts(
@@ -160,11 +215,9 @@ def cluster_parts(
 ) -> tuple[RemoteScheduler, BindingManager]:
     """An API worker's scheduler and bindings: the cluster's scheduler actor, and every
     binding wrapped so that its models run in (and stream from) Ray hosts."""
-    import ray
-
     connect(settings.cluster)
     actor = ray.get_actor(SCHEDULER_NAME, namespace=settings.cluster.namespace)
-    bindings = BindingManager.from_settings(settings, registry, wrap=ray_hosted)
+    bindings = BindingManager.from_settings(settings, registry, wrap=cluster_class)
     for record in bindings.records():
         if isinstance(record.binding, RayHostedBinding):
             record.binding.batch = settings.cluster.batch_events

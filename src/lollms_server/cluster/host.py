@@ -38,7 +38,14 @@ from lollms_server.bindings.hosted.child import build_binding, run_operation
 from lollms_server.bindings.hosted.process import HostProcess
 from lollms_server.bindings.types import BindingContext, BindingRequest
 
-__all__ = ["ModelHostActor", "RayHost", "RayHostedBinding", "host_name", "ray_hosted"]
+__all__ = [
+    "ModelHostActor",
+    "RayHost",
+    "RayHostedBinding",
+    "cluster_class",
+    "host_name",
+    "ray_hosted",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +303,12 @@ class RayHostedBinding(HostedBinding):
         """The actor handle of ``model``'s host (None when not loaded here)."""
         host = self.hosts.get(model)
         return host.actor if isinstance(host, RayHost) else None
+
+
+def cluster_class(cls: type[Binding]) -> type[Binding]:
+    """How a binding runs on a cluster: in Ray model hosts when it holds models, else as it
+    is in every API worker (a client of a remote service gains nothing from a Ray hop)."""
+    return ray_hosted(cls) if cls.holds_models else cls
 
 
 def ray_hosted(cls: type[Binding]) -> type[RayHostedBinding]:

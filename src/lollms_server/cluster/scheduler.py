@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections import Counter
 from typing import Any
@@ -26,7 +25,7 @@ import ray
 
 from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.manager import BindingManager
-from lollms_server.cluster.host import RayHostedBinding, ray_hosted
+from lollms_server.cluster.host import RayHostedBinding, cluster_class
 from lollms_server.cluster.runtime import NodeInfo, alive_nodes
 from lollms_server.config import Settings
 from lollms_server.errors import LollmsError
@@ -39,6 +38,7 @@ __all__ = ["ClusterScheduler", "SchedulerActor", "describe_state"]
 logger = logging.getLogger(__name__)
 
 _NODE_REFRESH = 1.0  # seconds between reads of the node list
+_MAX_ABANDONED = 10_000
 
 
 class ClusterScheduler(Scheduler):
@@ -126,14 +126,14 @@ class _SchedulerBody:
         self.metrics = Metrics()
         self.scheduler = ClusterScheduler(settings, self.metrics)
         self.bindings = BindingManager.from_settings(
-            settings, build_registry(settings), self.scheduler.model_lost, wrap=ray_hosted
+            settings, build_registry(settings), self.scheduler.model_lost, wrap=cluster_class
         )
         for record in self.bindings.records():
             if isinstance(record.binding, RayHostedBinding):
                 record.binding.batch = settings.cluster.batch_events
-        self.leases: dict[int, tuple[Lease, str]] = {}
+        self.leases: dict[str, tuple[Lease, str]] = {}  # ticket -> lease, worker
+        self.abandoned: set[str] = set()  # tickets released before their grant
         self.granted: Counter[str] = Counter()  # leases granted per API worker
-        self.ids = itertools.count(1)
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -163,8 +163,10 @@ class _SchedulerBody:
         queue_timeout: float | None,
         keep_alive: float | None,
         worker: str,
+        ticket: str,
     ) -> dict[str, Any]:
-        """A lease on ``instance/model`` for ``worker``: its id and the host's actor."""
+        """A lease on ``instance/model`` for ``worker``, known by the worker's ``ticket``
+        (so that a worker whose client left can release it before knowing it was granted)."""
         try:
             binding = self.bindings.get(instance)
             lease = await self.scheduler.acquire(
@@ -173,29 +175,30 @@ class _SchedulerBody:
         except LollmsError as exc:
             return {"error": wire.error_to_wire(exc)}
         actor = binding.actor_of(model) if isinstance(binding, RayHostedBinding) else None
-        if actor is None:  # lost between the grant and now
+        if actor is None or ticket in self.abandoned:  # host lost meanwhile, or client left
+            self.abandoned.discard(ticket)
             lease.release()
             return {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
-        lease_id = next(self.ids)
-        self.leases[lease_id] = (lease, worker)
+        self.leases[ticket] = (lease, worker)
         self.granted[worker] += 1
-        return {"lease": lease_id, "host": actor, "waited": lease.waited, **self._state(lease)}
+        return {"waited": lease.waited, "host": actor, **describe_state(lease.state)}
 
-    def _state(self, lease: Lease) -> dict[str, Any]:
-        return describe_state(lease.state)
-
-    async def release(self, lease_id: int) -> None:
-        """End a lease (unknown ids are ignored: released already)."""
-        entry = self.leases.pop(lease_id, None)
+    async def release(self, ticket: str) -> None:
+        """End a lease; a ticket not granted yet is remembered, and released when it is."""
+        entry = self.leases.pop(ticket, None)
         if entry is not None:
             entry[0].release()
+        else:
+            self.abandoned.add(ticket)
+            if len(self.abandoned) > _MAX_ABANDONED:  # tickets refused, never granted
+                self.abandoned.pop()
 
     async def release_worker(self, worker: str) -> int:
         """End every lease of a worker that died; how many there were."""
-        ids = [lease_id for lease_id, (_, owner) in self.leases.items() if owner == worker]
-        for lease_id in ids:
-            await self.release(lease_id)
-        return len(ids)
+        tickets = [ticket for ticket, (_, owner) in self.leases.items() if owner == worker]
+        for ticket in tickets:
+            await self.release(ticket)
+        return len(tickets)
 
     async def status(self) -> dict[str, Any]:
         """The scheduler's status (nodes, devices, models and where they run, queue), and

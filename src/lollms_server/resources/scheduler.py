@@ -398,7 +398,11 @@ class Scheduler:
 
     async def current_status(self) -> dict[str, Any]:
         """The status now (a cluster's worker asks the scheduler actor)."""
+        await self.refresh()
         return self.status()
+
+    async def refresh(self) -> None:
+        """Bring ``status()`` up to date (here it always is; see cluster/client.py)."""
 
     def status(self) -> dict[str, Any]:
         now = asyncio.get_running_loop().time()
