@@ -19,6 +19,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,15 @@ device = "gpu:0"
 models = ["big", "big2", "small", "huge"]
 reply = "one two three four five six seven eight"
 memory_bytes = {{ big = 2000000000, big2 = 2000000000, small = 500000000, huge = 5000000000 }}
+
+[bindings.rep]
+type = "scripted"
+models = ["r"]
+reply = "a b c d e f g h i j"
+delay_s = 0.1
+max_concurrency = 1
+replicas = 2
+memory_bytes = {{ r = 1000000 }}
 
 [bindings.slow]
 type = "scripted"
@@ -266,6 +276,36 @@ def test_both_workers_serve_one_shared_host_per_model(served: tuple[str, Served]
         if a["name"].startswith("lollms_host:gpu/small")
     ]
     assert len(hosts) == 1, hosts  # one host for the cluster, not one per worker
+
+
+def test_a_busy_model_grows_a_replica_and_requests_spread_over_the_copies(
+    served: tuple[str, Served],
+) -> None:
+    url, _ = served
+    body = {"model": "rep/r", "messages": [{"role": "user", "content": "hi"}]}
+
+    def ask() -> str:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+            response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    assert ask() == "a b c d e f g h i j"  # one copy, loaded on demand
+    copies = [m for m in _status(url)["models"] if m["binding_name"] == "rep"]
+    assert [m["model_name"] for m in copies if m["status"] == "loaded"] == ["r"]
+    with ThreadPoolExecutor(4) as pool:  # one slot per copy: a second copy is grown
+        answers = list(pool.map(lambda _: ask(), range(4)))
+    assert answers == ["a b c d e f g h i j"] * 4
+    copies = [m for m in _status(url)["models"] if m["binding_name"] == "rep"]
+    loaded = {m["model_name"]: m["node"] for m in copies if m["status"] == "loaded"}
+    assert set(loaded) == {"r", "r#r1"}, copies
+    assert len(set(loaded.values())) == 2  # copies spread over nodes
+    hosts = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith("lollms_host:rep/")
+    ]
+    assert len(hosts) == 2, hosts
 
 
 def test_streaming_batches_arrive_in_order(served: tuple[str, Served]) -> None:

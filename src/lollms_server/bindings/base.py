@@ -50,6 +50,14 @@ class BindingConfig(BaseModel):
         description="Seconds an idle model stays loaded ([resources] default); "
         "0 = unload after each request, -1 = never.",
     )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="On a Ray cluster: most copies of each model loaded at once. A new copy "
+        "loads (on the node with the most room) when every copy is busy and one fits without "
+        "evicting; requests go to the least busy copy.",
+    )
 
 
 ConfigT = TypeVar("ConfigT", bound=BindingConfig, covariant=True, default=BindingConfig)

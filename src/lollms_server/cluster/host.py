@@ -23,7 +23,9 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import ray
@@ -42,9 +44,11 @@ __all__ = [
     "ModelHostActor",
     "RayHost",
     "RayHostedBinding",
+    "base_model",
     "cluster_class",
     "host_name",
     "ray_hosted",
+    "replica_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +57,21 @@ _DEFAULT_BATCH = 32
 
 
 _serial = itertools.count(1)
+_REPLICA = re.compile(r"#r[0-9]+$")
+
+# The host a lease granted to the request running in this context (an API worker may run
+# requests on several replicas of one model at once).
+_LEASED: ContextVar[RayHost | None] = ContextVar("lollms_leased_host", default=None)
+
+
+def replica_model(model: str, index: int) -> str:
+    """The scheduler's name for copy ``index`` of ``model`` (copy 0 is the model itself)."""
+    return model if index == 0 else f"{model}#r{index}"
+
+
+def base_model(model: str) -> str:
+    """The model a replica name stands for."""
+    return _REPLICA.sub("", model)
 
 
 def host_name(instance: str, model: str) -> str:
@@ -271,6 +290,7 @@ class RayHostedBinding(HostedBinding):
         super().__init__(config, context)
         self.placement: dict[str, str] = {}  # model -> node id, chosen by the scheduler
         self.attached: dict[str, RayHost] = {}  # model -> a host started elsewhere
+        self._handles: dict[str, RayHost] = {}  # actor id -> its handle here
         self.batch = _DEFAULT_BATCH
 
     def _new_host(self, model: str) -> HostProcess:
@@ -283,16 +303,38 @@ class RayHostedBinding(HostedBinding):
         )
 
     def attach(self, model: str, actor: Any) -> None:
-        """Use ``actor`` (from a lease) as the host of ``model`` in this worker."""
-        current = self.attached.get(model)
-        if current is None or current.actor._actor_id != actor._actor_id or current.dead:
-            self.attached[model] = RayHost.attach(
-                f"{self.instance_name}/{model}", actor, self.batch
-            )
+        """Use ``actor`` (from a lease) as the host of ``model`` for the request running in
+        this context (and, by default, for this worker)."""
+        key = actor._actor_id.hex()
+        host = self._handles.get(key)
+        if host is None or host.dead:
+            host = RayHost.attach(f"{self.instance_name}/{model}", actor, self.batch)
+            self._handles = {k: h for k, h in self._handles.items() if h.dead is None}
+            self._handles[key] = host
+        self.attached[model] = host
+        _LEASED.set(host)
 
     def _host(self, model: str) -> HostProcess:
+        leased = _LEASED.get()
+        if leased is not None and leased.label == f"{self.instance_name}/{model}":
+            return leased
         host = self.hosts.get(model) or self.attached.get(model)
         return host if host is not None else super()._host(model)
+
+    def _engine_model(self, model: str) -> str:
+        return base_model(model)
+
+    def memory_estimate(self, model: str) -> int | None:
+        """As the wrapped binding estimates the model (a replica: its model)."""
+        return self.local.memory_estimate(base_model(model))
+
+    def memory_device(self, model: str) -> str:
+        """As the wrapped binding places the model (a replica: its model)."""
+        return self.local.memory_device(base_model(model))
+
+    def max_concurrency(self, model: str) -> int:
+        """As the wrapped binding batches the model (a replica: its model)."""
+        return self.local.max_concurrency(base_model(model))
 
     def node_of(self, model: str) -> str | None:
         """The Ray node running ``model`` (None when not loaded here)."""

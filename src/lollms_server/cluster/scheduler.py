@@ -23,9 +23,15 @@ from typing import Any
 
 import ray
 
+from lollms_server.bindings.base import Binding
 from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.manager import BindingManager
-from lollms_server.cluster.host import RayHostedBinding, cluster_class
+from lollms_server.cluster.host import (
+    RayHostedBinding,
+    base_model,
+    cluster_class,
+    replica_model,
+)
 from lollms_server.cluster.runtime import NodeInfo, alive_nodes
 from lollms_server.config import Settings
 from lollms_server.errors import LollmsError
@@ -80,6 +86,65 @@ class ClusterScheduler(Scheduler):
             for short in self.nodes
             if f"{short}/{kind}" in self.budgets and self.budgets[f"{short}/{kind}"].total
         ]
+
+    async def acquire(
+        self,
+        binding: Binding,
+        model: str,
+        *,
+        queue_timeout: float | None = None,
+        keep_alive: float | None = None,
+    ) -> Lease:
+        """A slot on ``model``, or on the copy of it that :meth:`pick_replica` chooses."""
+        if binding.config.replicas > 1:
+            model = self.pick_replica(binding, model, binding.config.replicas)
+        return await super().acquire(
+            binding, model, queue_timeout=queue_timeout, keep_alive=keep_alive
+        )
+
+    def pick_replica(self, binding: Binding, model: str, count: int) -> str:
+        """The copy with a free slot and the least work; else a copy being loaded; else a
+        new copy, when one fits a node without evicting; else the least busy copy (queued)."""
+        states = [self.state(binding, replica_model(model, index)) for index in range(count)]
+
+        def work(state: ModelState) -> int:
+            return state.active + len(self._waiters_of(state))
+
+        free = [
+            s
+            for s in states
+            if s.status == "loaded" and s.active < s.max_concurrency and not self._waiters_of(s)
+        ]
+        loading = [s for s in states if s.status == "loading"]
+        room = [s for s in states if s.status == "unloaded" and self._fits_now(s)]
+        for group in (free, loading, room):
+            if group:
+                return min(group, key=work).model
+        return min(states, key=work).model
+
+    def _fits_now(self, state: ModelState) -> bool:
+        return any(self.budgets[d].free >= state.need for d in self.placements(state.kind))
+
+    def _place(self, state: ModelState) -> None:
+        """Copies of one model go to different nodes while one has room without evicting (a
+        node's loss then leaves the others serving); else as any model."""
+        taken = {
+            s.device
+            for s in self._states.values()
+            if s is not state
+            and s.binding is state.binding
+            and s.status != "unloaded"
+            and base_model(s.model) == base_model(state.model)
+        }
+        spread = [
+            d
+            for d in self.placements(state.kind)
+            if d not in taken and self.budgets[d].free >= state.need
+        ]
+        if taken and spread:
+            state.device = max(spread, key=lambda d: self.budgets[d].free)
+        else:
+            super()._place(state)
 
     def _start_load(self, state: ModelState) -> None:
         node = self.nodes.get(state.device.partition("/")[0])
@@ -174,7 +239,9 @@ class _SchedulerBody:
             )
         except LollmsError as exc:
             return {"error": wire.error_to_wire(exc)}
-        actor = binding.actor_of(model) if isinstance(binding, RayHostedBinding) else None
+        actor = (  # the host of the copy the lease is for
+            binding.actor_of(lease.state.model) if isinstance(binding, RayHostedBinding) else None
+        )
         if actor is None or ticket in self.abandoned:  # host lost meanwhile, or client left
             self.abandoned.discard(ticket)
             lease.release()

@@ -112,8 +112,9 @@ class HostedBinding(Binding):
         host = self._new_host(model)
         try:
             await host.start(self._init_message())
-            measured = await host.call("load", model=model)
-            info = ModelInfo.model_validate(await host.call("model_info", model=model))
+            engine_model = self._engine_model(model)
+            measured = await host.call("load", model=engine_model)
+            info = ModelInfo.model_validate(await host.call("model_info", model=engine_model))
         except BaseException:
             await host.stop()
             raise
@@ -136,7 +137,9 @@ class HostedBinding(Binding):
             # A host that hangs (not dead) must not hold the unload, and its memory, forever:
             # after the grace, stop() kills it.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(host.call("unload", model=model), process.STOP_SECONDS)
+                await asyncio.wait_for(
+                    host.call("unload", model=self._engine_model(model)), process.STOP_SECONDS
+                )
         await host.stop()
 
     async def generate(self, request: BindingRequest) -> AsyncIterator[Event]:
@@ -168,6 +171,10 @@ class HostedBinding(Binding):
         await self.local.close()
 
     # -- internals --------------------------------------------------------------------------
+    def _engine_model(self, model: str) -> str:
+        """The wrapped binding's name for ``model`` (a cluster names replicas apart)."""
+        return model
+
     def _new_host(self, model: str) -> HostProcess:
         """The host that will run ``model``: a child process here (a Ray actor in a cluster)."""
         return HostProcess(f"{self.instance_name}/{model}", self._on_death(model))
