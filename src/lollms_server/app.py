@@ -150,6 +150,7 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
             yield
         finally:
             try:
+                await app.state.generation.close()
                 await scheduler.shutdown()
             finally:
                 await bindings.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import click
 
 from lollms_server.personalities.deps import Need, needs, refresh
 from lollms_server.personalities.model import Personality
+from lollms_server.personalities.packages import distribution_for
 
 __all__ = ["personalities"]
 
@@ -52,9 +54,7 @@ def _report(personality: Personality) -> int:
     return sum(1 for n in found if not n.installed and not n.optional)
 
 
-@personalities.command("deps")
-@click.argument("name", required=False)
-@click.option(
+_CONFIG = click.option(
     "--config",
     "-c",
     "config_path",
@@ -63,20 +63,28 @@ def _report(personality: Personality) -> int:
     show_default="$LOLLMS_CONFIG or ./config.toml",
     help="Path of config.toml.",
 )
+
+
+def _named(found: list[Personality], name: str) -> Personality:
+    wanted = name.lower()
+    for p in found:
+        if wanted in (p.id.lower(), p.folder_name.lower(), p.name.lower()):
+            return p
+    click.echo(f"Error: no personality '{name}' ({len(found)} found).", err=True)
+    sys.exit(2)
+
+
+@personalities.command("deps")
+@click.argument("name", required=False)
+@_CONFIG
 def deps(name: str | None, config_path: Path) -> None:
     """What each scripted personality (or NAME) needs installed, and whether it is:
     its file's `dependencies`, the modules its script imports, the packages its script asks
     pipmaster/PackageManager to install. The server installs none of them; install what is
-    MISSING into the server's environment (pip install ...). Exit 1 when anything is."""
+    MISSING into the server's environment (`install-deps NAME`). Exit 1 when anything is."""
     found = _registry(config_path)
     if name is not None:
-        wanted = name.lower()
-        chosen = [
-            p for p in found if wanted in (p.id.lower(), p.folder_name.lower(), p.name.lower())
-        ]
-        if not chosen:
-            click.echo(f"Error: no personality '{name}' ({len(found)} found).", err=True)
-            sys.exit(2)
+        chosen = [_named(found, name)]
     else:
         chosen = [p for p in found if p.scripted]
         if not chosen:
@@ -85,7 +93,47 @@ def deps(name: str | None, config_path: Path) -> None:
     missing = sum(_report(p) for p in chosen)
     if missing:
         click.echo(
-            f"{missing} missing: install them into the server's environment (an import's "
-            "package may have another name: cv2 is opencv-python)."
+            f"{missing} missing: install them into the server's environment "
+            "(lollms-server personalities install-deps NAME)."
         )
         sys.exit(1)
+
+
+def _to_install(personality: Personality) -> list[str]:
+    """pip requirements for what ``personality`` needs and lacks (optional imports aside)."""
+    wanted = [
+        distribution_for(n.name) if n.kind == "import" else n.name
+        for n in needs(personality)
+        if not n.installed and not n.optional
+    ]
+    return list(dict.fromkeys(wanted))
+
+
+@personalities.command("install-deps")
+@click.argument("name")
+@_CONFIG
+@click.option("--dry-run", is_flag=True, help="Print the pip command, install nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Install without asking.")
+@click.argument("pip_args", nargs=-1, type=click.UNPROCESSED)
+def install_deps(
+    name: str, config_path: Path, dry_run: bool, yes: bool, pip_args: tuple[str, ...]
+) -> None:
+    """Install what personality NAME needs and lacks into the server's own environment,
+    with pip, after showing the command (the server itself never installs anything).
+    Options for pip follow `--`, e.g. `install-deps NAME -- --index-url URL`."""
+    personality = _named(_registry(config_path), name)
+    refresh()
+    packages = _to_install(personality)
+    if not packages:
+        click.echo(f"{personality.id}: nothing to install.")
+        return
+    command = [sys.executable, "-m", "pip", "install", *pip_args, *packages]
+    click.echo(" ".join(command))
+    if dry_run:
+        return
+    if not yes and not click.confirm("Install these into the server's environment?"):
+        sys.exit(1)
+    code = subprocess.run(command, check=False).returncode  # noqa: S603 - shown, confirmed
+    if code:
+        click.echo(f"pip failed (exit status {code}).", err=True)
+        sys.exit(code)

@@ -178,6 +178,39 @@ class PersonalitiesSettings(_Section):
         "personality, with its outputs and one folder per discussion (served, keyed, at "
         "/api/v1/personality_files/...). Relative: to the config file's folder.",
     )
+    processor_cpu_seconds: int = Field(
+        300, ge=1, le=86_400, description="CPU seconds a zoo processor's process may use."
+    )
+    processor_memory_mb: int = Field(
+        4096,
+        ge=256,
+        le=1_048_576,
+        description="Address space (MiB) of a zoo processor's process: past it, allocations "
+        "fail (MemoryError).",
+    )
+    processor_open_files: int = Field(
+        256, ge=16, le=65_536, description="Files a zoo processor's process may hold open."
+    )
+    processor_file_mb: int = Field(
+        1024, ge=1, le=1_048_576, description="Largest file (MiB) a zoo processor may write."
+    )
+
+    processor_spares: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Processes started ahead for zoo processors (after the first request to "
+        "one), so a request does not wait for Python to start: 0 = none.",
+    )
+
+    def processor_limits(self) -> dict[str, int]:
+        """The limits a zoo processor's process sets on itself (see ``zoo.child``)."""
+        return {
+            "cpu_seconds": self.processor_cpu_seconds,
+            "memory_bytes": self.processor_memory_mb << 20,
+            "open_files": self.processor_open_files,
+            "file_bytes": self.processor_file_mb << 20,
+        }
 
 
 class FunctionsSettings(_Section):

@@ -6,8 +6,10 @@ sandbox keeps them from changing the server's machine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -155,10 +157,11 @@ def server_config(personalities: Path, extra: str = "") -> str:
     )
 
 
-@pytest.fixture
-async def client(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.AsyncClient]:
-    path = tmp_path / "config.toml"
-    path.write_text(server_config(personalities))
+@contextlib.asynccontextmanager
+async def serving(config: str, folder: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app that ``config`` (written in ``folder``) describes, started."""
+    path = folder / "config.toml"
+    path.write_text(config)
     app = create_app(load_config(path))
     async with (
         app.router.lifespan_context(app),
@@ -166,6 +169,12 @@ async def client(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.Asy
             transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=AUTH
         ) as c,
     ):
+        yield c
+
+
+@pytest.fixture
+async def client(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(server_config(personalities), tmp_path) as c:
         yield c
 
 
@@ -696,10 +705,11 @@ from lollms.functions.calculator import calculate_function
 from lollms.personality import APScript
 
 AT_IMPORT = []
-try:
-    Path(os.path.expanduser("~/lollms_zoo_import_probe.txt")).write_text("x")
+try:  # its own folder is not its working folder
+    (Path(__file__).parent / "lollms_zoo_import_probe.txt").write_text("x")
 except PermissionError as exc:
     AT_IMPORT.append(str(exc))
+HOME = Path(os.path.expanduser("~"))  # its process's home: the working folder
 
 
 class Processor(APScript):
@@ -707,7 +717,7 @@ class Processor(APScript):
         super().__init__(personality, None, callback=callback)
 
     def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
-        outcome = {"at_import": AT_IMPORT}
+        outcome = {"at_import": AT_IMPORT, "home": str(HOME), "pid": os.getpid()}
         for name, attempt in (
             ("outside", lambda: Path(prompt).write_text("escaped")),
             ("network", lambda: socket.getaddrinfo("localhost", 80) and "resolved"),
@@ -789,14 +799,17 @@ async def test_a_processor_is_confined_to_its_folder_without_network_or_secrets(
         "personality 'confined' may not write outside its working folder"
         in (answer["at_import"][0])
     )
+    assert Path(answer["home"]) == home.resolve()
+    assert answer["pid"] != os.getpid()  # its own process
     assert (
         "personality 'zoo/confined' may not write outside its working folder" in (answer["outside"])
     )
     assert not outside.exists()
     assert "may not use the network (socket.getaddrinfo 'localhost')" in answer["network"]
     assert answer["inside"] == "written" and (home / "notes.txt").read_text() == "kept"
-    # pathlib's relative paths are the server's working directory: refused, not written there
-    assert f"(open {Path.cwd() / 'stray.txt'})" in answer["server_cwd"]
+    # relative paths (pathlib's too) lead to the working folder: its process runs there
+    assert answer["server_cwd"] == 1 and (home / "stray.txt").exists()
+    assert not (Path.cwd() / "stray.txt").exists()
     assert answer["secret"] == [None, "None"]
     assert "calculate (lollms.functions.calculator) is not available" in answer["function"]
     response = await generate(client, prompt=str(outside), personality="online")
@@ -942,3 +955,65 @@ async def test_real_zoo_processors_complete_or_name_what_they_lack(tmp_path: Pat
             if response.status_code != 200 and not any(r in message for r in _REASON):
                 unexplained.append((pid, response.status_code, message))
     assert not unexplained
+
+
+def _wheel(folder: Path, distribution: str, module: str) -> None:
+    """A minimal pure-Python wheel of ``distribution`` holding ``module`` (for pip offline)."""
+    import zipfile
+
+    stem = distribution.replace("-", "_")
+    info = f"{stem}-1.0.dist-info"
+    files = {
+        f"{module}.py": "VALUE = 42\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(folder / f"{stem}-1.0-py3-none-any.whl", "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+
+
+def test_install_deps_installs_only_what_is_missing_when_the_operator_runs_it(
+    personalities: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from lollms_server.cli import main
+
+    _needy(personalities)
+    zoo_personality(
+        personalities,
+        "wheelie",
+        "import cv2\nimport yaml\n" + BOUNDED,
+        "dependencies:\n  - lollms-test-wheel-k\n",
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(server_config(personalities))
+    dry = CliRunner().invoke(
+        main, ["personalities", "install-deps", "needy", "-c", str(config), "--dry-run"]
+    )
+    assert dry.exit_code == 0, dry.output
+    command = dry.output.splitlines()[0].split()
+    assert command[1:4] == ["-m", "pip", "install"]
+    # missing ones only: not pyyaml (installed), not the optional import
+    assert command[4:] == ["lollms-test-absent-g", "lollms_test_absent_i"]
+    wheels, target = tmp_path / "wheels", tmp_path / "target"
+    wheels.mkdir()
+    _wheel(wheels, "lollms-test-wheel-k", "lollms_test_wheel_k")
+    _wheel(wheels, "opencv-python", "cv2")  # the import cv2 is the distribution opencv-python
+    pip = ["--no-index", "--find-links", str(wheels), "--target", str(target)]
+    refused = CliRunner().invoke(
+        main,
+        ["personalities", "install-deps", "wheelie", "-c", str(config), "--", *pip],
+        input="n\n",
+    )
+    assert refused.exit_code == 1 and not target.exists()  # asked first, installed nothing
+    done = CliRunner().invoke(
+        main, ["personalities", "install-deps", "wheelie", "-c", str(config), "-y", "--", *pip]
+    )
+    assert done.exit_code == 0, done.output
+    assert done.output.split()[-2:] == ["lollms-test-wheel-k", "opencv-python"]
+    assert (target / "lollms_test_wheel_k.py").read_text() == "VALUE = 42\n"
+    assert (target / "cv2.py").is_file()

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.events import Event, MediaOutput
@@ -45,8 +45,11 @@ from lollms_server.personalities.prompting import (
     with_system,
 )
 from lollms_server.personalities.registry import PersonalityRegistry
-from lollms_server.personalities.scripted import ScriptLoader
+from lollms_server.personalities.scripted import Body, ScriptLoader
 from lollms_server.resources.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from lollms_server.personalities.zoo.isolated import ProcessorPool
 
 __all__ = [
     "CollectedOutput",
@@ -125,6 +128,20 @@ class GenerationService:
         self.functions = functions or FunctionRegistry([])
         self.scripts = ScriptLoader()
         self.resolver = Resolver(settings, bindings, self.personalities)
+        self._processors: ProcessorPool | None = None  # zoo processors' processes, once used
+
+    async def close(self) -> None:
+        """Stop what the service started itself (spare processor processes)."""
+        if self._processors is not None:
+            await self._processors.close()
+
+    def _processor_pool(self) -> ProcessorPool:
+        if self._processors is None:
+            from lollms_server.personalities.zoo.isolated import ProcessorPool
+
+            spares = self.settings.personalities.processor_spares
+            self._processors = ProcessorPool(spares, self.data_folder())
+        return self._processors
 
     # -- names ------------------------------------------------------------------------------
     async def resolve(
@@ -266,16 +283,24 @@ class GenerationService:
         binding, model = target.binding, target.model
         fixed = replace(request, binding_name=binding.instance_name, model_name=model)
         timeout = self.settings.personalities.script_timeout
-        module = await self.scripts.load(personality.script.path, timeout)  # top-level code
-        body = self.scripts.body(personality, module, fixed, self)
-        prepare = getattr(body, "prepare", None)
-        if prepare is not None:  # zoo processors: built, and their settings checked, now
-            try:
-                await asyncio.wait_for(prepare(), timeout)
+        body: Body
+        on_close = None
+        if personality.script.kind == "zoo":  # imported, built and run in its own process
+            from lollms_server.personalities.zoo.isolated import ProcessorProcess, ZooRunner
+
+            limits = self.settings.personalities.processor_limits()
+            process = ProcessorProcess(personality, fixed, self, limits, self._processor_pool())
+            body = runner = ZooRunner(process)
+            on_close = runner.kill
+            try:  # built, and its settings checked, before the response starts
+                await asyncio.wait_for(runner.prepare(), timeout)
             except asyncio.TimeoutError:
                 raise WorkflowTimeout(
                     f"The script of personality '{personality.id}' was not ready in {timeout:g} s."
                 ) from None
+        else:
+            module = await self.scripts.load(personality.script.path, timeout)  # top-level code
+            body = self.scripts.body(personality, module, fixed, self)
         return WorkflowRun(
             request_id=f"gen-{uuid.uuid4().hex}",
             binding=binding,
@@ -283,6 +308,7 @@ class GenerationService:
             body=body,
             label=f"The script of personality '{personality.id}'",
             timeout=timeout,
+            on_close=on_close,
         )
 
     # -- the port scripts use (GenerationPort) ----------------------------------------------

@@ -41,6 +41,7 @@ class WorkflowRun:
         body: Callable[[Emit], Awaitable[None]],
         label: str,
         timeout: float | None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.request_id = request_id
         self.binding = binding  # the request's text binding (the body may use others)
@@ -55,6 +56,7 @@ class WorkflowRun:
         self._usage = [0, 0]
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._on_close = on_close  # frees what the body holds, run or not (a process)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
@@ -128,6 +130,9 @@ class WorkflowRun:
         self._closed = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     async def aclose(self) -> None:
         task = self._task

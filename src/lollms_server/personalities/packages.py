@@ -11,7 +11,40 @@ import importlib.metadata
 import importlib.util
 import re
 
-__all__ = ["installed_version", "module_available", "requirement_met", "split_requirement"]
+__all__ = [
+    "distribution_for",
+    "installed_version",
+    "module_available",
+    "requirement_met",
+    "split_requirement",
+]
+
+# Modules whose distribution has another name (the common ones in the lollms zoo).
+_DISTRIBUTIONS = {
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "yaml": "pyyaml",
+    "bs4": "beautifulsoup4",
+    "docx": "python-docx",
+    "pptx": "python-pptx",
+    "fitz": "pymupdf",
+    "dotenv": "python-dotenv",
+    "git": "gitpython",
+    "serial": "pyserial",
+    "Crypto": "pycryptodome",
+    "dateutil": "python-dateutil",
+    "magic": "python-magic",
+    "googleapiclient": "google-api-python-client",
+    "github": "pygithub",
+    "youtube_transcript_api": "youtube-transcript-api",
+}
+
+
+def distribution_for(module: str) -> str:
+    """The distribution that usually provides top-level ``module`` (pip's name for it)."""
+    return _DISTRIBUTIONS.get(module, module)
 
 
 def split_requirement(requirement: str) -> tuple[str, str]:

@@ -325,6 +325,7 @@ class ScriptLoader:
 
     def _import(self, path: Path) -> ModuleType:
         if path.name == "processor.py" and path.parent.name == "scripts":
+            # `lollms-server check` only: the server runs zoo processors in their own process
             from lollms_server.personalities.zoo import import_processor
 
             return import_processor(path)
@@ -339,10 +340,8 @@ class ScriptLoader:
     ) -> Body:
         """The workflow of ``personality`` from its loaded ``module`` (see :meth:`load`)."""
         assert personality.script is not None
-        if personality.script.kind == "zoo":
-            from lollms_server.personalities.zoo import ZooRunner
-
-            return ZooRunner(module, personality, request, service)  # prepare() before use
+        if personality.script.kind == "zoo":  # see lollms_server.personalities.zoo.isolated
+            raise WorkflowUnavailable("zoo processors run in a process of their own")
         workflow = getattr(module, "run_workflow", None)
         if workflow is None or not inspect.iscoroutinefunction(workflow):
             raise WorkflowUnavailable(

@@ -6,42 +6,43 @@ an installed ``lollms`` package is neither needed nor disturbed; ``pipmaster``, 
 ``subprocess`` and ``open`` are the guarded stand-ins of :mod:`.sandbox` (installs refused,
 relative paths in the personality's working folder, see :mod:`.runtime`), and the threads
 running its code are held by :mod:`.confine` (writes only in its working folder, no network
-unless its config allows it, the server's process not signalled or forked). The processor's
-synchronous ``run_workflow`` runs in a worker thread; its helpers reach the event loop
-through a :class:`~lollms_server.personalities.zoo.bridge.Bridge`, its prompts are fitted to
-the model's context (:mod:`.fit`) and its generations held to the client's limits.
+unless its config allows it, the server's process not signalled or forked).
+
+The server never imports a processor: each request runs it in a process of its own (see
+:mod:`.isolated` for the server's side, :mod:`.child` for the process), where
+:func:`build_processor` and :func:`run_processor` build it and run its synchronous
+``run_workflow`` in a thread; its helpers reach the server through a
+:class:`~lollms_server.personalities.zoo.bridge.Bridge` over that process's port, its prompts
+are fitted to the model's context (:mod:`.fit`) and its generations held to the client's
+limits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import concurrent.futures
 import importlib
 import importlib.util
 import inspect
 import logging
 import uuid
-import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from lollms_server import plugins
 from lollms_server.errors import BadRequest, LollmsError, WorkflowFailed, WorkflowUnavailable
-from lollms_server.generation.workflow import Emit
 from lollms_server.personalities.model import Personality
 from lollms_server.personalities.scripted import describe_failure
 from lollms_server.personalities.zoo.bridge import Bridge
 from lollms_server.personalities.zoo.confine import Policy, confined, network_allowed
-from lollms_server.personalities.zoo.runtime import Run, Workspace, active, working_folder
+from lollms_server.personalities.zoo.runtime import Workspace, working_folder
 from lollms_server.personalities.zoo.sandbox import guarded_module, guarded_open, refused_note
 
 if TYPE_CHECKING:
-    from lollms_server.generation.port import GenerationPort
     from lollms_server.generation.requests import GenerationRequest
 
-__all__ = ["ZooRunner", "import_processor"]
+__all__ = ["Job", "build_processor", "import_processor", "run_processor"]
 
 SHIM = "lollms_server.personalities.zoo.lollms"
 _ALIASES = {
@@ -142,20 +143,6 @@ def import_processor(path: Path) -> ModuleType:
     return module
 
 
-_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    """Processors get threads of their own: they wait on work that the loop hands to the
-    default executor (model loads, sync functions), which must never be starved by them."""
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        _EXECUTOR = concurrent.futures.ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix="zoo-processor"
-        )
-    return _EXECUTOR
-
-
 def _workflow_arguments(
     workflow: Any, context: Any, client: Any, callback: Any, prompt: str, history: str
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -176,151 +163,97 @@ def _workflow_arguments(
     return (context, client, callback), {}
 
 
-class ZooRunner:
-    """The workflow body of one request to a zoo-style scripted personality.
+@dataclass(frozen=True)
+class Job:
+    """One request to a processor, as its process sees it."""
 
-    :meth:`prepare` builds the processor (and applies the request's ``personality_config``)
-    before any response starts, so that bad settings are a 400, not a broken stream.
-    """
+    personality: Personality
+    request: GenerationRequest  # the client's (its conversation, limits, settings)
+    bridge: Bridge  # to the server
+    workspace: Workspace  # its folders
+    images: list[Path]  # the client's images, saved in the discussion folder
 
-    def __init__(
-        self,
-        module: ModuleType,
-        personality: Personality,
-        request: GenerationRequest,
-        service: GenerationPort,
-    ) -> None:
-        self.module = module
-        self.personality = personality
-        self.request = request
-        self.service = service
-        self.request_id = f"request-{uuid.uuid4().hex[:16]}"
-        self.workspace = Workspace(service.data_folder(), personality.id, self.request_id)
-        self._cleanup = weakref.finalize(self, self.workspace.close)
-        network = personality.raw.get("network") is True  # its config's "network: true"
-        self.rules = Policy(personality.id, (self.workspace.home,), network)
-        self.bridge: Bridge | None = None
-        self.processor: Any = None
-        self.images: list[Path] = []
 
-    async def prepare(self) -> None:
-        """Open the personality's folders, learn the model's context, build the processor."""
-        loop = asyncio.get_running_loop()
-        self.bridge = Bridge(loop, self.service, self.request, self.personality)
-        try:
-            try:
-                self.workspace.open()
-            except OSError as exc:
-                logger.error("personality data folder %s: %s", self.workspace.home, exc)
-                raise WorkflowUnavailable(
-                    f"The personalities' data folder cannot be used: {exc.strerror}."
-                ) from None
-            await self.bridge.prepare()
-            self.images = self.bridge.save_images(self.workspace.discussion)
-            for image in self.images:
-                self.workspace.add_input(image)
-            self.processor = await loop.run_in_executor(_executor(), self._build)
-        except BaseException:
-            self._cleanup()
-            raise
+def build_processor(module: ModuleType, job: Job) -> Any:
+    """The processor of ``module`` for one request, with the request's settings applied."""
+    from lollms_server.personalities.zoo.lollms.personality import AIPersonality
 
-    def _build(self) -> Any:
-        assert self.bridge is not None
-        with active(Run(self.workspace, self.bridge)), confined(self.rules):
-            return self._construct(self.bridge)
+    personality, request, bridge = job.personality, job.request, job.bridge
 
-    def _construct(self, bridge: Bridge) -> Any:
-        from lollms_server.personalities.zoo.lollms.personality import AIPersonality
-
-        ai = AIPersonality(
-            self.personality,
-            bridge,
-            self.workspace,
-            self.images,
-            ctx_size=bridge.context_size or 4096,
+    ai = AIPersonality(
+        personality, bridge, job.workspace, job.images, ctx_size=bridge.context_size or 4096
+    )
+    cls = module.Processor
+    try:  # older processors take only the personality
+        takes_callback = "callback" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        takes_callback = True
+    try:
+        processor = cls(ai, callback=None) if takes_callback else cls(ai)
+    except LollmsError:
+        raise
+    except Exception as exc:
+        assert personality.script is not None
+        reason = describe_failure(exc, personality.script.path)
+        logger.warning(
+            "the processor of personality '%s' could not be built: %s", personality.id, reason
         )
-        cls = self.module.Processor
-        try:  # older processors take only the personality
-            takes_callback = "callback" in inspect.signature(cls).parameters
-        except (TypeError, ValueError):
-            takes_callback = True
-        try:
-            processor = cls(ai, callback=None) if takes_callback else cls(ai)
-        except LollmsError:
-            raise
-        except Exception as exc:
-            assert self.personality.script is not None
-            reason = describe_failure(exc, self.personality.script.path)
-            logger.warning(
-                "the processor of personality '%s' could not be built: %s",
-                self.personality.id,
-                reason,
+        raise WorkflowFailed(
+            f"The processor of personality '{personality.id}' could not be built: {reason}"
+        ) from None
+    settings = getattr(processor, "personality_config", None)
+    if request.personality_config:
+        if settings is None or not hasattr(settings, "update"):
+            raise BadRequest(
+                f"Personality '{personality.id}' has no settings.", param="personality_config"
             )
-            raise WorkflowFailed(
-                f"The processor of personality '{self.personality.id}' could not be built: {reason}"
-            ) from None
-        settings = getattr(processor, "personality_config", None)
-        if self.request.personality_config:
-            if settings is None or not hasattr(settings, "update"):
-                raise BadRequest(
-                    f"Personality '{self.personality.id}' has no settings.",
-                    param="personality_config",
-                )
-            try:
-                settings.update(dict(self.request.personality_config))
-            except (KeyError, ValueError, SyntaxError, TypeError) as exc:
-                raise BadRequest(f"personality_config: {exc}", param="personality_config") from None
-        if getattr(processor, "run_workflow", None) is None:
-            raise WorkflowUnavailable("The processor has no run_workflow method.")
-        return processor
-
-    async def __call__(self, emit: Emit) -> None:
-        if self.bridge is None:
-            await self.prepare()
-        assert self.bridge is not None
-        await self.bridge.attach(emit)
         try:
-            await asyncio.get_running_loop().run_in_executor(_executor(), self._run)
-        finally:
-            self.bridge.cancel()  # a thread past the time limit stops at its next helper call
-            self._cleanup()
+            settings.update(dict(request.personality_config))
+        except (KeyError, ValueError, SyntaxError, TypeError) as exc:
+            raise BadRequest(f"personality_config: {exc}", param="personality_config") from None
+    if getattr(processor, "run_workflow", None) is None:
+        raise WorkflowUnavailable("The processor has no run_workflow method.")
+    return processor
 
-    def _run(self) -> None:
-        bridge = self.bridge
-        assert bridge is not None
-        with active(Run(self.workspace, bridge)), confined(self.rules):
-            self._run_workflow(bridge)
 
-    def _context(self, bridge: Bridge, prompt: str, history: str) -> tuple[Any, Any]:
-        """The client and context details lollms passes to ``run_workflow``."""
-        from lollms_server.personalities.zoo.lollms.client_session import Client, Discussion
-        from lollms_server.personalities.zoo.lollms.prompting import LollmsContextDetails
+def _context(processor: Any, job: Job, prompt: str, history: str) -> tuple[Any, Any]:
+    """The client and context details lollms passes to ``run_workflow``."""
+    from lollms_server.personalities.zoo.lollms.client_session import Client, Discussion
+    from lollms_server.personalities.zoo.lollms.prompting import LollmsContextDetails
 
-        messages = [(m.role, m.content) for m in self.request.messages]
-        discussion = Discussion(self.workspace.discussion, self.images, messages)
-        client = Client(self.request_id, discussion)
-        ctx = bridge.context_size or 4096
-        context = LollmsContextDetails(
-            client=client,
-            conditionning=self.personality.conditioning,
-            prompt=prompt,
-            discussion_messages=history,
-            current_language=self.personality.language,
-            ai_prefix=self.personality.ai_message_prefix,
-            ctx_size=ctx,
-            max_n_predict=self.request.params.max_tokens,
-            available_space=max(ctx - len(bridge.tokenize(history)), 0),
-            model=self.processor.personality.model,
-        )
-        return client, context
+    personality, request, bridge, workspace = (
+        job.personality,
+        job.request,
+        job.bridge,
+        job.workspace,
+    )
 
-    def _run_workflow(self, bridge: Bridge) -> None:
-        prompt, history = bridge.prompt_and_history()
-        client, context = self._context(bridge, prompt, history)
-        workflow = self.processor.run_workflow
-        args, kwargs = _workflow_arguments(
-            workflow, context, client, bridge.callback, prompt, history
-        )
-        result = workflow(*args, **kwargs)
-        if isinstance(result, str) and result and not bridge.content_sent:
-            bridge.operation(result, None)  # returned text, no content set: the answer
+    messages = [(m.role, m.content) for m in request.messages]
+    discussion = Discussion(workspace.discussion, job.images, messages)
+    client = Client(workspace.discussion.name, discussion)
+    ctx = bridge.context_size or 4096
+    context = LollmsContextDetails(
+        client=client,
+        conditionning=personality.conditioning,
+        prompt=prompt,
+        discussion_messages=history,
+        current_language=personality.language,
+        ai_prefix=personality.ai_message_prefix,
+        ctx_size=ctx,
+        max_n_predict=request.params.max_tokens,
+        available_space=max(ctx - len(bridge.tokenize(history)), 0),
+        model=processor.personality.model,
+    )
+    return client, context
+
+
+def run_processor(processor: Any, job: Job) -> None:
+    """Run the processor's ``run_workflow`` for the request (blocking: its own thread)."""
+    bridge = job.bridge
+    prompt, history = bridge.prompt_and_history()
+    client, context = _context(processor, job, prompt, history)
+    workflow = processor.run_workflow
+    args, kwargs = _workflow_arguments(workflow, context, client, bridge.callback, prompt, history)
+    result = workflow(*args, **kwargs)
+    if isinstance(result, str) and result and not bridge.content_sent:
+        bridge.operation(result, None)  # returned text, no content set: the answer

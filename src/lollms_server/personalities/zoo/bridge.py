@@ -36,10 +36,10 @@ from lollms_server.personalities.zoo.fit import (
 if TYPE_CHECKING:
     from lollms_server.generation.port import GenerationPort
 
-__all__ = ["Bridge", "WorkflowStopped"]
+__all__ = ["EXTENSIONS", "Bridge", "WorkflowStopped"]
 
 T = TypeVar("T")
-_EXTENSIONS = {
+EXTENSIONS = {
     "image/png": ".png",
     "image/jpeg": ".jpg",
     "image/webp": ".webp",
@@ -202,16 +202,6 @@ class Bridge:
         history = render_lollms_prompt(with_system(messages, system), self.personality)
         return prompt, history
 
-    def save_images(self, folder: Path) -> list[Path]:
-        paths = []
-        for index, part in enumerate(
-            m for msg in self.request.messages for m in msg.media if m.kind == "image"
-        ):
-            path = folder / f"image_{index}{_EXTENSIONS.get(part.mime_type, '.png')}"
-            path.write_bytes(part.data)
-            paths.append(path)
-        return paths
-
     # -- the model's tokenizer --------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` with the request's model (see ``fit.Tokens``)."""
@@ -248,7 +238,7 @@ class Bridge:
             raise RuntimeError("the image binding returned no image")
         image = outputs[0]
         folder.mkdir(parents=True, exist_ok=True)
-        suffix = _EXTENSIONS.get(image.mime_type, ".png")
+        suffix = EXTENSIONS.get(image.mime_type, ".png")
         index = 0
         while (folder / f"image_{index}{suffix}").exists():
             index += 1

@@ -17,12 +17,12 @@ whatever code raises them: the processor's own or a library it calls (``pathlib`
 - **The server's process**: signals to it (``os.kill``, ``os.killpg``), ``fork`` and
   ``exec`` are refused.
 
-Limits (it is a guard in the server's process, not an isolation boundary): threads a
-processor starts through ``threading.Thread`` are confined too (see :mod:`.sandbox`), threads
-a library starts for it are not; child processes it runs (``subprocess``) are not
-confined either (they start in the working folder, without the server's secrets, see
-:mod:`.sandbox`); native code (``ctypes``, extension modules) is not checked; there are no
-CPU, memory or open-file limits.
+In a processor's own process (:mod:`.child`), :func:`hold_process` holds every thread to
+the policy, whatever started it, and the server's process may not be signalled either.
+
+Limits: native code (``ctypes``, extension modules) is not checked, and programs started
+with ``subprocess`` run without the hook (in a processor's process they keep its working
+folder, environment and resource limits).
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
-__all__ = ["Policy", "confined", "network_allowed", "policy"]
+__all__ = ["Policy", "confined", "hold_process", "network_allowed", "policy"]
 
 _local = threading.local()
+_process_policy: Policy | None = None  # a processor's own process: every thread held
+_protected: set[int] = set()  # processes it may not signal besides its own (the server)
 _installed = False
 _install_lock = threading.Lock()
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -57,7 +59,7 @@ class Policy:
 
 def policy() -> Policy | None:
     """The calling thread's policy (None: not a processor's thread)."""
-    return getattr(_local, "policy", None)
+    return getattr(_local, "policy", None) or _process_policy
 
 
 @contextlib.contextmanager
@@ -89,6 +91,15 @@ def network_allowed(folder: Path) -> bool:
 
 
 # -- the hook -----------------------------------------------------------------------------------
+def hold_process(rules: Policy, server_pid: int) -> None:
+    """Hold every thread of this process (a processor's own process, see ``zoo.child``) to
+    ``rules`` from now on, for good; ``server_pid`` may not be signalled either."""
+    global _process_policy
+    _install()
+    _protected.add(server_pid)
+    _process_policy = rules
+
+
 def _install() -> None:
     global _installed
     with _install_lock:
@@ -98,7 +109,7 @@ def _install() -> None:
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    rules = getattr(_local, "policy", None)
+    rules = getattr(_local, "policy", None) or _process_policy
     if rules is None or getattr(_local, "checking", False):
         return
     check = _CHECKS.get(event)
@@ -177,7 +188,8 @@ def _network(rules: Policy, event: str, args: tuple[Any, ...]) -> None:
 
 def _signal(rules: Policy, event: str, args: tuple[Any, ...]) -> None:
     pid = args[0]
-    if isinstance(pid, int) and (pid <= 0 or pid == os.getpid() or pid == os.getpgid(0)):
+    own = pid == os.getpid() or pid == os.getpgid(0) or pid in _protected
+    if isinstance(pid, int) and (pid <= 0 or own):
         _refuse(rules, f"signal the server's process ({event})")
 
 

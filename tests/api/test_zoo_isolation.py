@@ -1,0 +1,177 @@
+"""Zoo processors run in a process of their own, one per request: its limits (CPU time,
+memory, open files, file size) end only its request, with an error naming the limit; it
+cannot signal the server, read the server's secrets from its process, or outlive its
+request; what it generates still flows through the server's binding and usage."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.test_zoo_processors import generate, server_config, serving, zoo_personality
+
+PROBE = """
+import json
+import os
+import signal
+from pathlib import Path
+
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        out = {"pid": os.getpid(), "environ": Path("/proc/self/environ").read_bytes().decode()}
+        try:
+            os.kill(os.getppid(), signal.SIGTERM)
+            out["signal"] = "sent"
+        except PermissionError as exc:
+            out["signal"] = str(exc)
+        files = []
+        try:
+            for i in range(100):
+                files.append(open(os.devnull))
+            out["files"] = "opened"
+        except OSError as exc:
+            out["files"] = f"{type(exc).__name__}: {exc.strerror}"
+        for file in files:
+            file.close()
+        try:
+            Path("big.bin").write_bytes(b"x" * (3 << 20))
+            out["big"] = "written"
+        except OSError as exc:
+            out["big"] = f"{type(exc).__name__}: {exc.strerror}"
+        out["answer"] = self.fast_gen(previous_discussion_text, 50)
+        self.set_message_content(json.dumps(out))
+"""
+GREEDY = """
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        self.step_start("Eating memory")
+        hoard = bytearray(600 << 20)
+        return str(len(hoard))
+"""
+SPINS = """
+import os
+from pathlib import Path
+
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        Path("pid").write_text(str(os.getpid()))
+        while True:
+            pass
+"""
+SLEEPS = """
+import os
+import time
+from pathlib import Path
+
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        Path("pid").write_text(str(os.getpid()))
+        time.sleep(60)
+"""
+LIMITS = """
+[personalities]
+script_timeout = 8
+processor_cpu_seconds = 2
+processor_memory_mb = 400
+processor_open_files = 64
+processor_file_mb = 1
+"""
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    root = tmp_path / "personalities"
+    zoo_personality(root, "probe", PROBE)
+    zoo_personality(root, "greedy", GREEDY)
+    zoo_personality(root, "spins", SPINS)
+    zoo_personality(root, "sleeps", SLEEPS)
+    async with serving(server_config(root, textwrap.dedent(LIMITS)), tmp_path) as c:
+        yield c
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    status = Path(f"/proc/{pid}/status").read_text()
+    return "State:\tZ" in status  # a zombie is dead, waiting to be reaped
+
+
+async def test_a_processor_runs_in_its_own_limited_process(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZOO_SERVER_TOKEN", "sk-do-not-leak")
+    response = await generate(
+        client,
+        prompt="hi",
+        personality="probe",
+        binding_name="words",
+        parameters={"max_tokens": 3},
+    )
+    assert response.status_code == 200, response.text
+    out = json.loads(response.json()["output"][0]["data"])
+    assert out["pid"] != os.getpid() and _gone(out["pid"])  # its own, ended with the request
+    assert "sk-do-not-leak" not in out["environ"]  # not even in its process's memory
+    assert "ZOO_SERVER_TOKEN" not in out["environ"]
+    assert "may not signal the server's process" in out["signal"]
+    assert out["files"] == "OSError: Too many open files"  # processor_open_files = 64
+    assert out["big"] == "OSError: File too large"  # processor_file_mb = 1
+    assert out["answer"].strip() == "one two three"  # generated by the server, held to max_tokens
+    assert response.json()["usage"]["completion_tokens"] == 3
+
+
+async def test_a_processor_past_its_memory_limit_fails_alone(client: httpx.AsyncClient) -> None:
+    response = await generate(client, prompt="hi", personality="greedy")
+    assert response.status_code == 500
+    assert "MemoryError" in response.json()["error"]["message"]
+    again = await generate(client, prompt="hi", personality="probe", binding_name="words")
+    assert again.status_code == 200  # the server and the next processor are unaffected
+
+
+async def test_a_processor_past_its_cpu_time_is_stopped_naming_the_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await generate(client, prompt="hi", personality="spins")
+    assert response.status_code == 500, response.text
+    message = response.json()["error"]["message"]
+    assert "personality 'zoo/spins' stopped: it used its 2 s of CPU time" in message
+
+
+async def test_a_processor_does_not_outlive_its_request(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    response = await generate(client, prompt="hi", personality="sleeps")
+    assert response.status_code == 504  # script_timeout = 8
+    pid = int((tmp_path / "personality_data" / "zoo" / "sleeps" / "pid").read_text())
+    assert _gone(pid)
