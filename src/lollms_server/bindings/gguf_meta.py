@@ -32,6 +32,7 @@ _WANTED = (
     "embedding_length",
     "attention.head_count",
     "attention.head_count_kv",
+    "context_length",
     "attention.key_length",
     "attention.value_length",
 )
@@ -79,11 +80,13 @@ def read_metadata(path: Path) -> dict[str, Any]:
             value = _value(fh, kind)
             if key == "general.architecture":
                 out["architecture"] = value
+            elif key == "general.size_label" and isinstance(value, str):
+                out["size_label"] = value
             elif "architecture" in out and key.startswith(out["architecture"] + "."):
                 short = key[len(out["architecture"]) + 1 :]
                 if short in _WANTED:
                     out[short] = value
-            if "architecture" in out and all(k in out for k in _WANTED[:4]):
+            if "architecture" in out and all(k in out for k in _WANTED[:5]):
                 break
     return out
 

@@ -210,7 +210,7 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
 
     def _info(self, name: str, path: Path) -> ModelInfo:
         engine = self._engines.get(name)
-        details: dict[str, Any] = {"format": "gguf", "file": path.name}
+        details: dict[str, Any] = {"format": "gguf", "file": path.name, **_file_details(path)}
         context_size = self.config.n_ctx
         if engine is not None:
             settings = engine.props.get("default_generation_settings", {})
@@ -784,3 +784,28 @@ def _drop(server: Any) -> None:
 def engine_available() -> bool:
     """Whether the llama.cpp engine is installed (checked without importing it)."""
     return importlib.util.find_spec("xllamacpp") is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _header(path: Path, mtime: float, size: int) -> dict[str, Any]:
+    """What a listing shows of a GGUF file's header (read once per version of the file)."""
+    try:
+        meta = read_metadata(path)
+    except (OSError, ValueError) as exc:
+        logger.debug("GGUF header of %s not read: %s", path.name, exc)
+        return {}
+    found = {
+        "architecture": meta.get("architecture"),
+        "parameter_size": meta.get("size_label"),
+        "trained_context_length": meta.get("context_length"),
+    }
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _file_details(path: Path) -> dict[str, Any]:
+    """The file's time (``created``) and its architecture, size label and trained context."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    return {"created": int(stat.st_mtime), **_header(path, stat.st_mtime, stat.st_size)}
