@@ -10,6 +10,7 @@ removes a node runs last.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -396,6 +397,58 @@ def test_a_worker_that_dies_mid_stream_is_replaced_and_its_lease_released(
         if workers - before:
             break
     assert workers - before, "no new worker served after the death"
+
+
+def test_a_restarted_scheduler_adopts_the_running_hosts_keeps_pins_and_leaks_no_lease(
+    served: tuple[str, Served],
+) -> None:
+    url, handle = served
+    pin = {"model": "gpu/small", "pinned": True}
+    assert httpx.post(f"{url}/api/v1/models/pin", json=pin, headers=AUTH).status_code == 200
+    body = {
+        "model": "slow/slow",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "max_tokens": 12,
+    }
+
+    def hosts() -> set[str]:
+        return {
+            a["name"]
+            for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["name"].startswith("lollms_host:")
+        }
+
+    words, restarted = [], False
+    with (
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
+                if delta:
+                    words.append(delta)
+                if delta and not restarted:
+                    before = hosts()
+                    ray.kill(handle.scheduler, no_restart=False)  # Ray restarts it
+                    restarted = True
+    assert restarted and "".join(words).split() == ["word"] * 12  # the stream went on
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        models = {m["model_name"]: m for m in _status(url)["models"]}
+        if "slow" in models and not models["slow"]["active_generations"]:
+            break
+        time.sleep(0.2)
+    assert models["slow"]["status"] == "loaded", models["slow"]  # adopted, not reloaded
+    assert models["slow"]["active_generations"] == 0  # its lease ended with the stream
+    assert models["small"]["status"] == "loaded" and models["small"]["pinned"]  # kept
+    assert hosts() == before  # the same hosts, none started again
+    assert _chat(url, "slow/slow", max_tokens=2).status_code == 200
+    assert hosts() == before
+    unpin = {"model": "gpu/small", "pinned": False}
+    assert httpx.post(f"{url}/api/v1/models/pin", json=unpin, headers=AUTH).status_code == 200
 
 
 def test_a_node_lost_mid_stream_fails_its_stream_within_a_second_and_the_model_moves(

@@ -40,6 +40,7 @@ class RemoteLease(Lease):
     """A lease held in the scheduler actor; releasing tells it (without waiting)."""
 
     ticket: str = ""
+    copy: str = ""  # the model copy it runs on (a replica's own name)
 
 
 class RemoteScheduler(Scheduler):
@@ -88,17 +89,18 @@ class RemoteScheduler(Scheduler):
         binding.attach(model, reply["host"])
         state = self._mirror(binding, model, reply)
         state.active += 1
-        return RemoteLease(self, state, reply["waited"], ticket=ticket)
+        copy = str(reply.get("model") or model)
+        return RemoteLease(self, state, reply["waited"], ticket=ticket, copy=copy)
 
     def _release(self, lease: Lease) -> None:
         if not isinstance(lease, RemoteLease):
             super()._release(lease)
             return
         lease.state.active = max(0, lease.state.active - 1)
-        self._send_release(lease.ticket)
+        self._send_release(lease.ticket, lease.state.binding.instance_name, lease.copy)
 
-    def _send_release(self, ticket: str) -> None:
-        ref = self.actor.release.remote(ticket)
+    def _send_release(self, ticket: str, instance: str = "", model: str = "") -> None:
+        ref = self.actor.release.remote(ticket, instance, model)
         self._pending.add(ref)  # fire and forget, but referenced until done
         ref.future().add_done_callback(lambda _: self._pending.discard(ref))
 

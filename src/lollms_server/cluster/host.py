@@ -38,7 +38,7 @@ from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.hosted.binding import HostedBinding
 from lollms_server.bindings.hosted.child import build_binding, run_operation
 from lollms_server.bindings.hosted.process import HostProcess
-from lollms_server.bindings.types import BindingContext, BindingRequest
+from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
 
 __all__ = [
     "ModelHostActor",
@@ -47,6 +47,7 @@ __all__ = [
     "base_model",
     "cluster_class",
     "host_name",
+    "parse_host_name",
     "ray_hosted",
     "replica_model",
 ]
@@ -74,6 +75,15 @@ def base_model(model: str) -> str:
     return _REPLICA.sub("", model)
 
 
+def parse_host_name(name: str) -> tuple[str, str] | None:
+    """``(instance, model)`` of a host's actor name (None: not a host's name)."""
+    if not name.startswith("lollms_host:"):
+        return None
+    target = name[len("lollms_host:") :].rpartition("#")[0]
+    instance, _, model = target.partition("/")
+    return (instance, model) if instance and model else None
+
+
 def host_name(instance: str, model: str) -> str:
     """A Ray actor name for a new host of ``instance/model``: numbered, since the name of a
     host lost with its node stays taken until Ray has cleaned it up."""
@@ -85,23 +95,43 @@ class _ModelHost:
 
     def __init__(self, init: dict[str, Any]) -> None:
         self.binding: Binding = build_binding(init)
+        self.loaded: str | None = None  # the model, once loaded
+        self.measured: int | None = None  # its memory, as the binding measured it
+        self.pinned = False  # kept here, so that a restarted scheduler knows it
+        self.running = 0  # generations in progress
 
     def describe(self) -> dict[str, Any]:
-        """Where this host runs: its pid and Ray node."""
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+        """Where this host runs (pid, Ray node) and what a restarted scheduler needs to
+        adopt it: its model, measured memory, pin and running generations."""
+        return {
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "model": self.loaded,
+            "measured": self.measured,
+            "pinned": self.pinned,
+            "running": self.running,
+        }
+
+    def mark(self, pinned: bool) -> None:
+        """Remember the scheduler's pin (the scheduler may restart; this host stays)."""
+        self.pinned = pinned
 
     async def call(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
         """One operation; its result or its error, as values (never a Ray task error)."""
         try:
-            return {"result": await run_operation(self.binding, op, fields)}
+            result = await run_operation(self.binding, op, fields)
         except Exception as exc:
             return {"error": wire.error_to_wire(exc)}
+        if op == "load":
+            self.loaded, self.measured = str(fields["model"]), result
+        return {"result": result}
 
     async def generate(self, request: dict[str, Any], batch: int) -> AsyncIterator[list[Any]]:
         """The events of one generation in batches; the last item is ``{"error": ...}`` on
         failure. Cancelling the call (the client left) closes the binding's stream."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         producer = asyncio.create_task(self._produce(request, queue))
+        self.running += 1
         try:
             while True:
                 items = [await queue.get()]
@@ -114,6 +144,7 @@ class _ModelHost:
                 if done or "error" in out[-1]:
                     return
         finally:
+            self.running -= 1
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await producer
@@ -171,6 +202,21 @@ class RayHost(HostProcess):
         host.actor = actor
         return host
 
+    @classmethod
+    def adopt(
+        cls,
+        label: str,
+        actor: Any,
+        where: dict[str, Any],
+        on_death: Callable[[str], None] | None = None,
+        batch: int = _DEFAULT_BATCH,
+    ) -> RayHost:
+        """Own again a host a previous scheduler started (``where``: its ``describe``)."""
+        host = cls(label, on_death, node_id=where["node_id"], batch=batch)
+        host.actor, host.actor_pid = actor, where["pid"]
+        host._watch = asyncio.create_task(host._watch_death())
+        return host
+
     @property
     def pid(self) -> int | None:
         """The actor's process id (on its node)."""
@@ -179,8 +225,8 @@ class RayHost(HostProcess):
     async def start(self, init: dict[str, Any]) -> None:
         """Create the actor on ``node_id`` (the scheduler's choice) and build the binding."""
         options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 10_000, "max_restarts": 0}
-        if self.name:
-            options["name"] = self.name
+        if self.name:  # named and detached: it outlives a restart of the scheduler actor
+            options.update(name=self.name, lifetime="detached")
         if self.node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 self.node_id, soft=False
@@ -335,6 +381,23 @@ class RayHostedBinding(HostedBinding):
     def max_concurrency(self, model: str) -> int:
         """As the wrapped binding batches the model (a replica: its model)."""
         return self.local.max_concurrency(base_model(model))
+
+    async def adopt(self, model: str, actor: Any, where: dict[str, Any]) -> None:
+        """Take over the running host of ``model`` (after a restart of the scheduler)."""
+        label = f"{self.instance_name}/{model}"
+        host = RayHost.adopt(label, actor, where, self._on_death(model), self.batch)
+        info = await host.call("model_info", model=self._engine_model(model))
+        self._info[model] = ModelInfo.model_validate(info)
+        if isinstance(where.get("measured"), int) and where["measured"] > 0:
+            self._measured[model] = where["measured"]
+        self.hosts[model] = host
+
+    async def mark(self, model: str, pinned: bool) -> None:
+        """Record ``model``'s pin in its host (a restarted scheduler reads it back)."""
+        host = self.hosts.get(model)
+        if isinstance(host, RayHost) and host.actor is not None and host.dead is None:
+            with contextlib.suppress(RayError):
+                await host.actor.mark.remote(pinned)
 
     def node_of(self, model: str) -> str | None:
         """The Ray node running ``model`` (None when not loaded here)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -30,6 +31,7 @@ from lollms_server.cluster.host import (
     RayHostedBinding,
     base_model,
     cluster_class,
+    parse_host_name,
     replica_model,
 )
 from lollms_server.cluster.runtime import NodeInfo, alive_nodes
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 _NODE_REFRESH = 1.0  # seconds between reads of the node list
 _MAX_ABANDONED = 10_000
+_ADOPT_SECONDS = 10.0  # a host that does not describe itself in time is not adopted
 
 
 class ClusterScheduler(Scheduler):
@@ -146,6 +149,40 @@ class ClusterScheduler(Scheduler):
         else:
             super()._place(state)
 
+    def adopt(
+        self, binding: Binding, model: str, node: str, pinned: bool, running: int
+    ) -> ModelState:
+        """Count ``model`` as loaded on ``node`` (short id) with ``running`` generations in
+        progress: a host that a previous scheduler started (see ``_SchedulerBody.start``)."""
+        state = self.state(binding, model)
+        state.device = f"{node}/{state.kind}"
+        if state.device not in self.budgets:
+            self._budget(state.device, 0, "no such device")
+        state.need = binding.memory_used(model) or state.need
+        state.status, state.pinned, state.active = "loaded", pinned, running
+        state.last_used = time.monotonic()
+        self.budgets[state.device].used += state.need
+        return state
+
+    def release_adopted(self, state: ModelState) -> None:
+        """One of the generations an adopted host was running has ended."""
+        state.active = max(0, state.active - 1)
+        state.last_used = time.monotonic()
+        self._pump()
+
+    async def preload(self, binding: Binding, model: str) -> None:
+        """Load and pin ``model``; the pin is kept in its host (it outlives this actor)."""
+        await super().preload(binding, model)
+        if isinstance(binding, RayHostedBinding):
+            await binding.mark(model, True)
+
+    async def pin_model(self, binding: Binding, model: str, pinned: bool) -> ModelState:
+        """Pin or unpin ``model``; the pin is kept in its host (it outlives this actor)."""
+        state = await super().pin_model(binding, model, pinned)
+        if isinstance(binding, RayHostedBinding):
+            await binding.mark(model, state.pinned)
+        return state
+
     def _start_load(self, state: ModelState) -> None:
         node = self.nodes.get(state.device.partition("/")[0])
         if isinstance(state.binding, RayHostedBinding) and node is not None:
@@ -177,6 +214,7 @@ def describe_state(state: ModelState) -> dict[str, Any]:
         "pinned": state.pinned,
         "need": state.need,
         "active": state.active,
+        "model": state.model,  # the copy the lease is for (a replica's own name)
         "keep_alive": state.keep_alive,
     }
 
@@ -199,12 +237,24 @@ class _SchedulerBody:
         self.leases: dict[str, tuple[Lease, str]] = {}  # ticket -> lease, worker
         self.abandoned: set[str] = set()  # tickets released before their grant
         self.granted: Counter[str] = Counter()  # leases granted per API worker
+        # Generations running on adopted hosts, granted by a previous scheduler: (instance,
+        # model) -> how many; their release (an unknown ticket) ends one.
+        self.adopted: Counter[tuple[str, str]] = Counter()
         self._refresher: asyncio.Task[None] | None = None
+        self._started: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Read the nodes, keep reading them, and load the ``preload`` models (pinned)."""
+        """Read the nodes, keep reading them, adopt the hosts a previous scheduler left
+        (this actor restarted), and load the ``preload`` models (pinned). Every method
+        waits for it: after a restart, Ray calls none of them first."""
+        if self._started is None:
+            self._started = asyncio.create_task(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
         self.scheduler.refresh_nodes()
         self._refresher = asyncio.create_task(self._refresh())
+        await self._adopt_hosts()
         for target in self.settings.resources.preload:
             instance, _, model = target.partition("/")
             try:
@@ -212,14 +262,72 @@ class _SchedulerBody:
             except Exception as exc:  # a pinned model that fails must not stop the cluster
                 logger.error("Preloading '%s' failed: %s", target, exc)
 
+    async def _adopt_hosts(self) -> None:
+        """Own the model hosts running in this namespace (they are detached: a restart of
+        this actor leaves them running); stop those no configured binding claims."""
+        namespace = self.settings.cluster.namespace
+        for entry in ray.util.list_named_actors(all_namespaces=True):
+            found = parse_host_name(entry["name"]) if entry["namespace"] == namespace else None
+            if found is None:
+                continue
+            try:
+                actor = ray.get_actor(entry["name"], namespace=namespace)
+                where = await asyncio.wait_for(actor.describe.remote(), _ADOPT_SECONDS)
+            except Exception as exc:  # gone meanwhile, or hung: not adopted
+                logger.warning("Model host %s not adopted: %s", entry["name"], exc)
+                continue
+            await self._adopt(found, actor, where, entry["name"])
+
+    async def _adopt(
+        self, found: tuple[str, str], actor: Any, where: dict[str, Any], name: str
+    ) -> None:
+        instance, model = found
+        binding = self.bindings.get(instance) if instance in self.bindings.active_names() else None
+        node = next(
+            (s for s, n in self.scheduler.nodes.items() if n.node_id == where["node_id"]), None
+        )
+        owned = isinstance(binding, RayHostedBinding) and model not in binding.hosts
+        if not owned or where.get("model") is None or node is None:
+            logger.warning("Stopping model host %s: no configured model claims it", name)
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+            return
+        assert isinstance(binding, RayHostedBinding)
+        await binding.adopt(model, actor, where)
+        running = int(where.get("running") or 0)
+        self.scheduler.adopt(binding, model, node, bool(where.get("pinned")), running)
+        self.adopted[(instance, model)] += running
+        logger.info("Adopted the running host of '%s/%s' on node %s", instance, model, node)
+
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(_NODE_REFRESH)
             try:
                 self.scheduler.refresh_nodes()
                 self.scheduler._pump()
+                await self._settle_adopted()
             except Exception:
                 logger.exception("Reading the cluster's nodes failed")
+
+    async def _settle_adopted(self) -> None:
+        """End the adopted generations their hosts no longer run (a release may never come:
+        its worker died, or released it to the previous scheduler)."""
+        for (instance, model), count in list(self.adopted.items()):
+            if count <= 0:
+                continue
+            binding = self.bindings.get(instance)
+            actor = binding.actor_of(model) if isinstance(binding, RayHostedBinding) else None
+            state = self.scheduler.state(binding, model)
+            running = 0
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    where = await asyncio.wait_for(actor.describe.remote(), _ADOPT_SECONDS)
+                    running = int(where.get("running") or 0)
+            ours = sum(1 for lease, _ in self.leases.values() if lease.state is state)
+            still = min(count, max(0, running - ours))
+            self.adopted[(instance, model)] = still
+            for _ in range(count - still):
+                self.scheduler.release_adopted(state)
 
     async def acquire(
         self,
@@ -232,6 +340,7 @@ class _SchedulerBody:
     ) -> dict[str, Any]:
         """A lease on ``instance/model`` for ``worker``, known by the worker's ``ticket``
         (so that a worker whose client left can release it before knowing it was granted)."""
+        await self.start()
         try:
             binding = self.bindings.get(instance)
             lease = await self.scheduler.acquire(
@@ -250,11 +359,18 @@ class _SchedulerBody:
         self.granted[worker] += 1
         return {"waited": lease.waited, "host": actor, **describe_state(lease.state)}
 
-    async def release(self, ticket: str) -> None:
-        """End a lease; a ticket not granted yet is remembered, and released when it is."""
+    async def release(self, ticket: str, instance: str = "", model: str = "") -> None:
+        """End a lease; a ticket not granted yet is remembered, and released when it is. A
+        ticket of a previous scheduler (this actor restarted) ends one of the generations
+        its adopted host of ``instance/model`` was running."""
+        await self.start()
         entry = self.leases.pop(ticket, None)
         if entry is not None:
             entry[0].release()
+        elif self.adopted[(instance, model)] > 0:
+            self.adopted[(instance, model)] -= 1
+            binding = self.bindings.get(instance)
+            self.scheduler.release_adopted(self.scheduler.state(binding, model))
         else:
             self.abandoned.add(ticket)
             if len(self.abandoned) > _MAX_ABANDONED:  # tickets refused, never granted
@@ -262,6 +378,7 @@ class _SchedulerBody:
 
     async def release_worker(self, worker: str) -> int:
         """End every lease of a worker that died; how many there were."""
+        await self.start()
         tickets = [ticket for ticket, (_, owner) in self.leases.items() if owner == worker]
         for ticket in tickets:
             await self.release(ticket)
@@ -270,6 +387,7 @@ class _SchedulerBody:
     async def status(self) -> dict[str, Any]:
         """The scheduler's status (nodes, devices, models and where they run, queue), and
         the API workers that asked for leases."""
+        await self.start()
         active = Counter(worker for _, worker in self.leases.values())
         return {
             **self.scheduler.status(),
@@ -281,6 +399,7 @@ class _SchedulerBody:
 
     async def admin(self, op: str, instance: str, model: str, flag: bool) -> dict[str, Any]:
         """load (``flag``: pin), pin (``flag``: pinned) or unload a model now."""
+        await self.start()
         try:
             binding = self.bindings.get(instance)
             if op == "load":

@@ -9,6 +9,7 @@ leases it held and starts it serving again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from lollms_server.cluster.host import parse_host_name
 from lollms_server.cluster.runtime import SCHEDULER_NAME, connect
 from lollms_server.cluster.scheduler import SchedulerActor
 from lollms_server.config import Settings
@@ -125,6 +127,8 @@ def start_cluster(settings: Settings, log_level: str = "info") -> Cluster:
         name=SCHEDULER_NAME,
         num_cpus=0,
         max_concurrency=100_000,
+        max_restarts=-1,  # restarted, it adopts the model hosts (detached) it left running
+        max_task_retries=-1,  # calls made while it restarts run on the new one
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
     ).remote(settings)
     ray.get(scheduler.start.remote())
@@ -154,7 +158,15 @@ def stop_cluster(cluster: Cluster) -> None:
     except Exception as exc:
         logger.error("Cluster shutdown: %s", exc)
     ray.kill(cluster.scheduler, no_restart=True)
+    _stop_hosts(cluster.settings.cluster.namespace)  # detached: none may outlive the server
     ray.shutdown()
+
+
+def _stop_hosts(namespace: str) -> None:
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        if entry["namespace"] == namespace and parse_host_name(entry["name"]) is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(ray.get_actor(entry["name"], namespace=namespace), no_restart=True)
 
 
 def run(settings: Settings, log_level: str) -> None:
