@@ -58,6 +58,7 @@ logger = logging.getLogger("lollms_server.personalities")
 CHILD_MODULE = "lollms_server.personalities.zoo.child"
 _MEDIA_TYPES = {"tti", "ttv", "ttm", "tts"}
 _STOP_SECONDS = 2.0
+_LINE_LIMIT = 64 << 20  # the longest message a processor may send (a generation with images)
 
 
 def child_environment() -> dict[str, str]:
@@ -106,7 +107,7 @@ class ProcessorPool:
             stdout=asyncio.subprocess.PIPE,
             cwd=self.folder,
             env=child_environment(),
-            limit=1 << 28,
+            limit=_LINE_LIMIT,
         )
 
     async def close(self) -> None:
