@@ -178,6 +178,8 @@ def start_llama_cpp_python(folder: Path, python: Path) -> Peer:
     command = [str(python), "-m", "llama_cpp.server", "--model", str(embedded_model())]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX)]
     command += ["--model_alias", MODEL, "--verbose", "False"]
+    # Its default cuts the running answer short when another request arrives: queue instead.
+    command += ["--interrupt_requests", "False"]
     log = folder / "llama-cpp-python.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)

@@ -66,10 +66,11 @@ def _head(results: dict[str, Any]) -> list[str]:
         f"its spread is over {NOISY_SPREAD:.0%} of its median, or other processes used more "
         f"than {NOISY_FOREIGN} of a core while it ran. Ratios compare medians of the same run.",
         "",
-        "> **This run is noisy.** The machine has "
-        f"{m['cpus']} cores and was shared with other engineers' work while it ran (load "
-        f"average {load}). Client, server, upstream and engines share those cores. Take the "
-        "ratios as indicative; regenerate on a quiet machine for firm figures.",
+        f"> **Read with care.** The machine has {m['cpus']} cores (load average {load}): the "
+        "load generator, the servers, the upstream and the engines share them, so wall-clock "
+        "figures (requests/s, tokens/s, time to first token, start-up) move with each other's "
+        "load; ⚠ marks the noisy ones. CPU time per request is the steadiest figure. "
+        "Regenerate on a machine with more cores for firm wall-clock ratios.",
         "",
         "## Machine",
         "",
@@ -275,7 +276,10 @@ def _local(loc: dict[str, Any], results: dict[str, Any]) -> list[str]:
         f"no HTTP). Rounds: {loc['rounds']}, the peers' order rotated each round. *tokens/s* is "
         "the aggregate: all streams' tokens over the time from sending the requests to the "
         "last token; *TTFT* is the median over the streams of the time to the first content "
-        "token.",
+        "token. llama-cpp-python's server answers one request at a time (it has no parallel "
+        "slots): concurrent requests wait for the one running (`--interrupt_requests False`; "
+        "its default cuts the running answer short), hence its times to first token at 4 and "
+        "8 streams.",
         "",
         "![Tokens/s by concurrent streams](img/local_tps.png)",
         "",
