@@ -307,6 +307,11 @@ def test_a_busy_model_grows_a_replica_and_requests_spread_over_the_copies(
         if a["name"].startswith("lollms_host:rep/")
     ]
     assert len(hosts) == 2, hosts
+    unload = {"model": "rep/r"}
+    response = httpx.post(f"{url}/api/v1/models/unload", json=unload, headers=AUTH, timeout=30)
+    assert response.status_code == 200, response.text
+    copies = [m for m in _status(url)["models"] if m["binding_name"] == "rep"]
+    assert not [m for m in copies if m["status"] != "unloaded"], copies  # every copy
 
 
 def test_streaming_batches_arrive_in_order(served: tuple[str, Served]) -> None:

@@ -406,9 +406,14 @@ class _SchedulerBody:
                 state = await self.scheduler.load_model(binding, model, pin=flag)
             elif op == "pin":
                 state = await self.scheduler.pin_model(binding, model, flag)
-            else:
-                refusal = await self.scheduler.unload_model(binding, model)
+            else:  # every copy of it (load and pin act on the first)
+                refusals = [
+                    await self.scheduler.unload_model(binding, replica_model(model, index))
+                    for index in range(binding.config.replicas)
+                ]
                 state = self.scheduler.state(binding, model)
+                later = [r for r in refusals[1:] if r and r != "is not loaded"]
+                refusal = refusals[0] or next(iter(later), None)
                 return {"refusal": refusal, **describe_state(state)}
         except LollmsError as exc:
             return {"error": wire.error_to_wire(exc)}
