@@ -172,7 +172,8 @@ def bench_engine(folder: Path, args: argparse.Namespace) -> None:
         return
     model = "llm/" + path.name.removesuffix(".gguf")
     setups: list[tuple[str, int | None]] = [("in process", None), ("Ray host", 1)]
-    servers = [start(folder, label, _engine_config(model), w) for label, w in setups]
+    config = _engine_config(model, args.threads)
+    servers = [start(folder, label, config, w) for label, w in setups]
     runs = Runs()
     try:
         for server in servers:  # warm-up: load, caches
@@ -185,7 +186,11 @@ def bench_engine(folder: Path, args: argparse.Namespace) -> None:
     finally:
         for server in servers:
             stop(server)
-    print(f"\n2. local engine: SmolLM2 on llama.cpp, {args.tokens} tokens, {args.streams} streams")
+    threads = f"{args.threads} thread(s)" if args.threads else "llama.cpp's default threads"
+    print(
+        f"\n2. local engine: SmolLM2 on llama.cpp ({threads}), {args.tokens} tokens, "
+        f"{args.streams} streams"
+    )
     for label, _ in setups:
         print(
             f"  {label:<12} {runs.text(f'{label}/rate', 'tokens/s')}"
@@ -199,8 +204,9 @@ def bench_engine(folder: Path, args: argparse.Namespace) -> None:
     )
 
 
-def _engine_config(model: str) -> str:
-    return '[bindings.llm]\ntype = "llamacpp"\nn_ctx = 2048\nn_parallel = 1\n'
+def _engine_config(model: str, threads: int | None) -> str:
+    text = '[bindings.llm]\ntype = "llamacpp"\nn_ctx = 2048\nn_parallel = 1\n'
+    return text + (f"n_threads = {threads}\n" if threads else "")
 
 
 def main() -> None:
@@ -211,6 +217,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--only", choices=["gateway", "engine"])
+    parser.add_argument(
+        "--threads", type=int, help="llama.cpp threads (n_threads) for both engine setups"
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
