@@ -6,6 +6,7 @@ request; what it generates still flows through the server's binding and usage.""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import textwrap
 from collections.abc import AsyncIterator
@@ -98,6 +99,49 @@ class Processor(APScript):
         Path("pid").write_text(str(os.getpid()))
         time.sleep(60)
 """
+LOUD = """
+import logging
+
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        for i in range(400):
+            logging.getLogger("chatty").warning("line %d", i)
+        return "said it all"
+"""
+SWARM = """
+import json
+import threading
+
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        errors = []
+
+        def ask():
+            try:
+                self.personality.model.generate("!@>user:\\nhi", 2)
+            except Exception as exc:
+                errors.append(str(exc))
+
+        threading.stack_size(256 << 10)  # 80 threads within processor_memory_mb
+        threads = [threading.Thread(target=ask) for _ in range(80)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return json.dumps(sorted(set(errors)))
+"""
 LIMITS = """
 [personalities]
 script_timeout = 8
@@ -105,6 +149,15 @@ processor_cpu_seconds = 2
 processor_memory_mb = 400
 processor_open_files = 64
 processor_file_mb = 1
+
+[resources]
+max_queue = 1000
+
+[bindings.slowgen]
+type = "scripted"
+reply = "a b"
+delay_s = 1.0
+max_concurrency = 100
 """
 
 
@@ -115,6 +168,8 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     zoo_personality(root, "greedy", GREEDY)
     zoo_personality(root, "spins", SPINS)
     zoo_personality(root, "sleeps", SLEEPS)
+    zoo_personality(root, "loud", LOUD)
+    zoo_personality(root, "swarm", SWARM)
     async with serving(server_config(root, textwrap.dedent(LIMITS)), tmp_path) as c:
         yield c
 
@@ -175,3 +230,25 @@ async def test_a_processor_does_not_outlive_its_request(
     assert response.status_code == 504  # script_timeout = 8
     pid = int((tmp_path / "personality_data" / "zoo" / "sleeps" / "pid").read_text())
     assert _gone(pid)
+
+
+async def test_a_processor_cannot_flood_the_log(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lollms_server")
+    response = await generate(client, prompt="hi", personality="loud")
+    assert response.status_code == 200, response.text
+    relayed = [r for r in caplog.records if r.name == "lollms_server.personalities.processor"]
+    assert 50 <= len(relayed) <= 300  # 100 a second pass; 400 in a burst do not
+    assert relayed[0].getMessage() == "line 0"
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert dropped and "log line(s) of its processor dropped" in dropped[-1]
+
+
+async def test_a_processor_has_a_bounded_number_of_calls_in_flight(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await generate(client, prompt="hi", personality="swarm", binding_name="slowgen")
+    assert response.status_code == 200, response.text
+    errors = json.loads(response.json()["output"][0]["data"])
+    assert any("more than 64 calls to the server at once" in e for e in errors), errors

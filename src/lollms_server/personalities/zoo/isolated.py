@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -58,6 +59,8 @@ logger = logging.getLogger("lollms_server.personalities")
 CHILD_MODULE = "lollms_server.personalities.zoo.child"
 _MEDIA_TYPES = {"tti", "ttv", "ttm", "tts"}
 _STOP_SECONDS = 2.0
+_MAX_CALLS = 64  # calls of one processor the server runs at once
+_MAX_LOG_LINES = 100  # log lines of one processor per second (the rest counted, dropped)
 _LINE_LIMIT = 64 << 20  # the longest message a processor may send (a generation with images)
 
 
@@ -161,6 +164,8 @@ class ProcessorProcess:
         self._emit: Emit | None = None
         self._usage: list[Usage] = []  # counted before a client was attached
         self._write = asyncio.Lock()
+        self._replies: set[asyncio.Task[None]] = set()  # refusals being sent
+        self._log_window, self._log_lines, self._log_dropped = 0.0, 0, 0
 
     # -- life --------------------------------------------------------------------------------
     async def start(self, init: dict[str, Any]) -> None:
@@ -192,6 +197,7 @@ class ProcessorProcess:
 
     async def stop(self) -> None:
         """Kill the process and wait for it."""
+        self._report_dropped()
         self.kill()
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -213,7 +219,9 @@ class ProcessorProcess:
     async def _send(self, message: dict[str, Any]) -> None:
         assert self.proc is not None and self.proc.stdin is not None
         async with self._write:
-            with contextlib.suppress(ConnectionError):  # a dead child: _read reports it
+            if self.proc.returncode is not None or self.proc.stdin.is_closing():
+                return  # a dead child: _read reports it
+            with contextlib.suppress(ConnectionError):
                 self.proc.stdin.write(wire.encode(message))
                 await self.proc.stdin.drain()
 
@@ -246,11 +254,37 @@ class ProcessorProcess:
             task = self._tasks.get(message["id"])
             if task is not None:
                 task.cancel()
+        elif len(self._tasks) >= _MAX_CALLS:  # its calls run as tasks here: bounded
+            error = WorkflowFailed(f"more than {_MAX_CALLS} calls to the server at once")
+            self._reply_soon({"id": int(message["id"]), "error": wire.error_to_wire(error)})
         else:
             rid = int(message["id"])
             self._tasks[rid] = asyncio.create_task(self._answer(rid, op, message))
 
+    def _reply_soon(self, message: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._send(message))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+    def _report_dropped(self) -> None:
+        if self._log_dropped:
+            logger.warning(
+                "personality '%s': %d log line(s) of its processor dropped (over %d a second)",
+                self.personality.id,
+                self._log_dropped,
+                _MAX_LOG_LINES,
+            )
+            self._log_dropped = 0
+
     def _log(self, message: Mapping[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self._log_window >= 1.0:
+            self._report_dropped()
+            self._log_window, self._log_lines = now, 0
+        self._log_lines += 1
+        if self._log_lines > _MAX_LOG_LINES:
+            self._log_dropped += 1
+            return
         name = str(message.get("name") or "")
         if not name.startswith("lollms_server."):
             name = "lollms_server.personalities.processor"
