@@ -5,6 +5,7 @@ request; what it generates still flows through the server's binding and usage.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import pytest
 from tests.api.test_zoo_processors import generate, server_config, serving, zoo_personality
 
 PROBE = """
+import asyncio
 import json
 import os
 import signal
@@ -115,6 +117,7 @@ class Processor(APScript):
         return "said it all"
 """
 SWARM = """
+import asyncio
 import json
 import threading
 
@@ -252,3 +255,30 @@ async def test_a_processor_has_a_bounded_number_of_calls_in_flight(
     assert response.status_code == 200, response.text
     errors = json.loads(response.json()["output"][0]["data"])
     assert any("more than 64 calls to the server at once" in e for e in errors), errors
+
+
+async def test_a_processor_that_dies_between_its_build_and_its_run_fails_at_once(
+    client: httpx.AsyncClient,
+) -> None:
+    from lollms_server.bindings.types import Message
+    from lollms_server.errors import WorkflowFailed
+    from lollms_server.generation.requests import GenerationRequest
+    from lollms_server.personalities.zoo.isolated import ProcessorProcess, ZooRunner
+
+    service = client._transport.app.state.generation  # type: ignore[attr-defined]
+    personality = service.personalities.get("zoo/probe")
+    request = GenerationRequest(binding_name="words", messages=(Message("user", "hi"),))
+    limits = service.settings.personalities.processor_limits()
+    process = ProcessorProcess(personality, request, service, limits, service._processor_pool())
+    runner = ZooRunner(process)
+    await runner.prepare()
+    assert process.proc is not None
+    process.proc.kill()  # dies after its build, before its run
+    await process.proc.wait()
+    await asyncio.sleep(0.1)  # its reader sees the end
+
+    async def emit(event: object) -> None:
+        return None
+
+    with pytest.raises(WorkflowFailed, match="stopped: it was killed"):
+        await asyncio.wait_for(runner(emit), 5)

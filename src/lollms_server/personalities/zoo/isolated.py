@@ -166,6 +166,7 @@ class ProcessorProcess:
         self._write = asyncio.Lock()
         self._replies: set[asyncio.Task[None]] = set()  # refusals being sent
         self._log_window, self._log_lines, self._log_dropped = 0.0, 0, 0
+        self._ended: dict[str, Any] | None = None  # the error of a process that ended
 
     # -- life --------------------------------------------------------------------------------
     async def start(self, init: dict[str, Any]) -> None:
@@ -210,6 +211,8 @@ class ProcessorProcess:
     async def _command(self, op: str, fields: dict[str, Any]) -> None:
         future = asyncio.get_running_loop().create_future()
         self._done[op] = future
+        if self._ended is not None:  # it died before this command
+            future.set_result(self._ended)
         await self._send({"op": op, **fields})
         reply = await future
         if "error" in reply:
@@ -235,12 +238,16 @@ class ProcessorProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         reason = _exit_reason(await self.proc.wait(), self.limits)
-        error = WorkflowFailed(
-            f"The processor of personality '{self.personality.id}' stopped: {reason}."
-        )
+        self._ended = {
+            "error": wire.error_to_wire(
+                WorkflowFailed(
+                    f"The processor of personality '{self.personality.id}' stopped: {reason}."
+                )
+            )
+        }
         for future in self._done.values():
             if not future.done():
-                future.set_result({"error": wire.error_to_wire(error)})
+                future.set_result(self._ended)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         op = message["op"]
