@@ -26,7 +26,7 @@ from tests.conftest import API_KEY
 JSON = {"Content-Type": "application/json"}
 
 
-def _refused(response: httpx.Response, param: str) -> None:
+def assert_refused(response: httpx.Response, param: str) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -39,7 +39,7 @@ def _refused(response: httpx.Response, param: str) -> None:
 )
 async def test_tokenizer_routes_refuse_a_lone_surrogate_naming_the_field(client, path) -> None:
     response = await client.post(path, content=b'{"text": "a \\ud800 b"}', headers=JSON)
-    _refused(response, "text")
+    assert_refused(response, "text")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ async def test_tokenizer_routes_refuse_a_lone_surrogate_naming_the_field(client,
 async def test_generation_refuses_a_lone_surrogate_naming_the_field(
     client, path: str, body: bytes, param: str
 ) -> None:
-    _refused(await client.post(path, content=body, headers=JSON), param)
+    assert_refused(await client.post(path, content=body, headers=JSON), param)
     assert client._transport.app.state.bindings.get("fake").requests == []  # never generated
 
 

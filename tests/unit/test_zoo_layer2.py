@@ -39,7 +39,7 @@ def _in_thread(rules: Policy, work: Callable[[], Any]) -> Any:
     return out[0]
 
 
-def _refused(result: Any, words: str) -> None:
+def assert_refused(result: Any, words: str) -> None:
     assert isinstance(result, PermissionError), result
     assert words in str(result), str(result)
 
@@ -75,7 +75,7 @@ def test_a_confined_thread_writes_only_in_its_working_folder(tmp_path: Path) -> 
         lambda: sqlite3.connect(outside / "data.db"),
     ]
     for attempt in attempts:
-        _refused(_in_thread(rules, attempt), "personality 'zoo/writer' may not write outside")
+        assert_refused(_in_thread(rules, attempt), "personality 'zoo/writer' may not write outside")
     assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
     assert (outside / "keep.txt").read_text() == "kept"
 
@@ -86,7 +86,7 @@ def test_a_link_inside_the_working_folder_does_not_lead_out(tmp_path: Path) -> N
     outside.mkdir()
     (home / "link").symlink_to(outside)
     result = _in_thread(Policy("p", (home,)), lambda: (home / "link" / "x").write_text("x"))
-    _refused(result, "may not write outside its working folder")
+    assert_refused(result, "may not write outside its working folder")
     assert not (outside / "x").exists()
 
 
@@ -132,7 +132,7 @@ def test_threads_a_processor_starts_stay_confined(tmp_path: Path) -> None:
         worker.join()
 
     _in_thread(Policy("zoo/spawner", (home,)), start)
-    _refused(seen[0], "personality 'zoo/spawner' may not write outside")
+    assert_refused(seen[0], "personality 'zoo/spawner' may not write outside")
     assert not (tmp_path / "from_a_thread.txt").exists()
 
 
@@ -154,9 +154,9 @@ def test_the_network_is_off_unless_allowed(tmp_path: Path) -> None:
                 return "connected"
 
         off = Policy("zoo/offline", (tmp_path,))
-        _refused(_in_thread(off, connect), "may not use the network (socket.getaddrinfo")
-        _refused(_in_thread(off, lambda: socket.socket().connect(address)), "(socket.connect")
-        _refused(_in_thread(off, lambda: socket.getaddrinfo("localhost", 80)), "network")
+        assert_refused(_in_thread(off, connect), "may not use the network (socket.getaddrinfo")
+        assert_refused(_in_thread(off, lambda: socket.socket().connect(address)), "(socket.connect")
+        assert_refused(_in_thread(off, lambda: socket.getaddrinfo("localhost", 80)), "network")
         assert "network: true" in str(_in_thread(off, connect))
         assert _in_thread(Policy("zoo/online", (tmp_path,), network=True), connect) == "connected"
     finally:
@@ -165,9 +165,9 @@ def test_the_network_is_off_unless_allowed(tmp_path: Path) -> None:
 
 def test_the_server_process_cannot_be_signalled_or_forked(tmp_path: Path) -> None:
     rules = Policy("zoo/rogue", (tmp_path,))
-    _refused(_in_thread(rules, lambda: os.kill(os.getpid(), signal.SIGTERM)), "signal")
-    _refused(_in_thread(rules, lambda: os.kill(0, signal.SIGTERM)), "signal")
-    _refused(_in_thread(rules, os.fork), "fork or replace")
+    assert_refused(_in_thread(rules, lambda: os.kill(os.getpid(), signal.SIGTERM)), "signal")
+    assert_refused(_in_thread(rules, lambda: os.kill(0, signal.SIGTERM)), "signal")
+    assert_refused(_in_thread(rules, os.fork), "fork or replace")
 
 
 def test_network_permission_is_read_from_the_personality_files(tmp_path: Path) -> None:

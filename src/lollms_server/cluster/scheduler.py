@@ -90,24 +90,13 @@ class ClusterScheduler(Scheduler):
             if f"{short}/{kind}" in self.budgets and self.budgets[f"{short}/{kind}"].total
         ]
 
-    async def acquire(
-        self,
-        binding: Binding,
-        model: str,
-        *,
-        queue_timeout: float | None = None,
-        keep_alive: float | None = None,
-    ) -> Lease:
-        """A slot on ``model``, or on the copy of it that :meth:`pick_replica` chooses."""
-        if binding.config.replicas > 1:
-            model = self.pick_replica(binding, model, binding.config.replicas)
-        return await super().acquire(
-            binding, model, queue_timeout=queue_timeout, keep_alive=keep_alive
-        )
-
-    def pick_replica(self, binding: Binding, model: str, count: int) -> str:
-        """The copy with a free slot and the least work; else a copy being loaded; else a
-        new copy, when one fits a node without evicting; else the least busy copy (queued)."""
+    def _copy(self, binding: Binding, model: str) -> str:
+        """With ``replicas`` > 1: the copy with a free slot and the least work; else a copy
+        being loaded; else a new copy, when one fits a node without evicting; else the least
+        busy copy (queued)."""
+        count = binding.config.replicas
+        if count < 2:
+            return model
         states = [self.state(binding, replica_model(model, index)) for index in range(count)]
 
         def work(state: ModelState) -> int:

@@ -203,7 +203,7 @@ class Scheduler:
         """Wait for a slot on ``model`` (loading it, evicting idle models as needed)."""
         if self._closed:
             raise BindingUnavailable("The server is shutting down.")
-        state = self.state(binding, model)
+        state = self.state(binding, self._copy(binding, model))
         self._refuse_if_never_fits(state)
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -308,6 +308,11 @@ class Scheduler:
             if s.device == device and s.pinned and s is not state and s.status != "unloaded"
         )
         return self.budgets[device].capacity - pinned
+
+    def _copy(self, binding: Binding, model: str) -> str:
+        """Which copy of ``model`` the next request waits for: here the model itself; a
+        cluster picks among its replicas (see ``lollms_server.cluster``)."""
+        return model
 
     def placements(self, kind: str) -> list[str]:
         """The budgets a model of device ``kind`` ("cpu", "gpu:0"...) may be loaded on: here

@@ -36,7 +36,7 @@ from lollms_server.personalities.zoo.fit import (
 if TYPE_CHECKING:
     from lollms_server.generation.port import GenerationPort
 
-__all__ = ["EXTENSIONS", "Bridge", "WorkflowStopped"]
+__all__ = ["EXTENSIONS", "Bridge"]
 
 T = TypeVar("T")
 EXTENSIONS = {
@@ -45,12 +45,6 @@ EXTENSIONS = {
     "image/webp": ".webp",
     "image/gif": ".gif",
 }
-
-
-class WorkflowStopped(BaseException):
-    """Raised inside the processor's thread once its request is over (client gone or time
-    limit): the processor stops at its next helper call. A BaseException, so that a
-    processor's ``except Exception`` cannot swallow it."""
 
 
 def _operation_kind(op: Any) -> str:
@@ -79,37 +73,17 @@ class Bridge:
         self.request = request
         self.personality = personality
         self._text = ""
-        self._stopped = threading.Event()
-        self._pending: set[concurrent.futures.Future[Any]] = set()
-        self._lock = threading.Lock()
         self.content_sent = False  # whether the answer's text was set (steps aside)
         self.context_size: int | None = None  # the model's, known once prepared
         self.tokens = Tokens(service, request.binding_name, request.model_name)
         self._usage: list[Usage] = []  # counted before a client was attached
 
     # -- plumbing --------------------------------------------------------------------------
-    def cancel(self) -> None:
-        """The request is over: wake the thread out of whatever it waits for."""
-        with self._lock:
-            self._stopped.set()
-            pending = list(self._pending)
-        for future in pending:
-            future.cancel()  # cancels the loop-side task too
-
     def _wait(self, coro: Awaitable[T]) -> T:
-        with self._lock:
-            if self._stopped.is_set():
-                getattr(coro, "close", lambda: None)()
-                raise WorkflowStopped("the request is over")
-            future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
-            self._pending.add(future)
-        try:
-            return future.result()
-        except concurrent.futures.CancelledError:
-            raise WorkflowStopped("the request is over") from None
-        finally:
-            with self._lock:
-                self._pending.discard(future)
+        """Run ``coro`` on the loop and wait for it (from the processor's thread; the
+        request's end kills the whole process, so nothing here needs stopping)."""
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return future.result()
 
     async def prepare(self) -> None:
         """Learn the model's context size (on the event loop, before the processor runs)."""
