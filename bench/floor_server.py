@@ -4,11 +4,16 @@ A pure ASGI app (no FastAPI, no scheduler, no service layers) on uvicorn with uv
 httptools, the llama.cpp engine (xllamacpp) in process: the request body becomes the engine's
 chat body, each token callback hands its chunk to the event loop through
 ``call_soon_threadsafe``, and each content chunk goes out as one SSE event in lollms_server's
-native format. Whatever ``relay.py --floor`` measures for this server is what relaying a token
-through asyncio costs on the machine at hand, before lollms_server adds anything.
+native format (any path but the one below). Whatever ``relay.py --floor`` measures for this
+server is what relaying a token through asyncio costs on the machine at hand, before
+lollms_server adds anything.
+
+``POST /v1/chat/completions`` is the same floor for OpenAI clients (bench/compare.py): the
+request body goes to the engine as it is, each engine chunk goes out as one SSE ``data:``
+line, then ``data: [DONE]``; a non-streamed request gets the engine's answer as JSON.
 
     .venv/bin/python bench/floor_server.py PORT KEY [--threads N] [--n-ctx 4096]
-                                           [--n-parallel 4]
+                                           [--n-parallel 4] [--alias NAME]
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ def event(payload: dict[str, Any]) -> bytes:
 
 
 class FloorApp:
-    def __init__(self, key: str, threads: int | None, n_ctx: int, n_parallel: int) -> None:
+    def __init__(
+        self, key: str, threads: int | None, n_ctx: int, n_parallel: int, alias: str = "floor"
+    ) -> None:
         import xllamacpp
 
         gguf = embedded_model_path()
@@ -42,7 +49,7 @@ class FloorApp:
         params.model.path = str(gguf)
         params.n_ctx, params.n_parallel, params.kv_unified = n_ctx, n_parallel, True
         params.verbosity = 0
-        params.model_alias = {"floor"}  # a set
+        params.model_alias = {alias}  # a set
         if threads:
             params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
         self.engine = xllamacpp.Server(params)
@@ -69,6 +76,9 @@ class FloorApp:
             if not message.get("more_body"):
                 break
         request = json.loads(body)
+        if scope["path"] == "/v1/chat/completions":
+            await self.openai(request, send)
+            return
         params = request.get("parameters", {})
         chat = {
             "stream": True,
@@ -81,7 +91,8 @@ class FloorApp:
             chat["ignore_eos"] = True
         await self.stream(chat, send)
 
-    async def stream(self, chat: dict[str, Any], send: Any) -> None:
+    def chunks(self, chat: dict[str, Any]) -> asyncio.Queue[Any]:
+        """The engine's chunks for ``chat``, then None, in a queue the event loop reads."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         put = queue.put_nowait
@@ -95,6 +106,30 @@ class FloorApp:
             loop.call_soon_threadsafe(put, None)
 
         loop.run_in_executor(self.pool, run)
+        return queue
+
+    async def openai(self, chat: dict[str, Any], send: Any) -> None:
+        if not chat.get("stream"):
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(
+                self.pool, self.engine.handle_chat_completions, chat
+            )
+            await self.reply(send, 200, _dumps(answer).encode())
+            return
+        queue = self.chunks(chat)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        while (chunk := await queue.get()) is not None:
+            await send({"type": "http.response.body", "more_body": True, "body": event(chunk)})
+        await send({"type": "http.response.body", "more_body": False, "body": b"data: [DONE]\n\n"})
+
+    async def stream(self, chat: dict[str, Any], send: Any) -> None:
+        queue = self.chunks(chat)
         await send(
             {
                 "type": "http.response.start",
@@ -141,8 +176,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--n-parallel", type=int, default=4)
+    parser.add_argument("--alias", default="floor", help="the model's name")
     args = parser.parse_args()
-    app = FloorApp(args.key, args.threads, args.n_ctx, args.n_parallel)
+    app = FloorApp(args.key, args.threads, args.n_ctx, args.n_parallel, args.alias)
     uvicorn.run(
         app,
         host="127.0.0.1",
