@@ -317,8 +317,9 @@ from pathlib import Path
 
 from lollms.personality import APScript
 from lollms.utilities import (
-    PackageManager, PromptReshaper, convert_language_name, discussion_path_to_url,
-    find_first_available_file_index, git_pull, output_file_path_to_url, show_yes_no_dialog,
+    File_Path_Generator, PackageManager, PromptReshaper, convert_language_name,
+    discussion_path_to_url, find_first_available_file_index, git_pull, output_file_path_to_url,
+    show_yes_no_dialog,
 )
 
 
@@ -331,6 +332,9 @@ class Processor(APScript):
         index = find_first_available_file_index(folder, "note_", ".txt")
         note = Path(folder) / f"note_{index}.txt"
         note.write_text("written by the processor")
+        fresh = File_Path_Generator.generate_unique_file_path(folder, "note", "txt")
+        Path(folder, "note_1.txt").write_text("taken")
+        fresher = File_Path_Generator.generate_unique_file_path(folder, "note", "txt")
         report = self.personality.lollms_paths.personal_outputs_path / "report.md"
         report.write_text("# report")
         try:
@@ -346,6 +350,7 @@ class Processor(APScript):
             "note": discussion_path_to_url(note),
             "report": output_file_path_to_url(report),
             "index": index,
+            "fresh": [Path(fresh).name, Path(fresher).name],
             "pulled": pulled,
             "reshaped": reshaped,
             "json_installed": PackageManager.check_package_installed("json"),
@@ -483,6 +488,43 @@ class Processor(APScript):
         self.set_message_content("\\n".join(errors))
 """
 
+CODER_REPLY = "```python\ndef double(x):\n    return 2 * x\n```"
+DOCUMENT_TASKS = """
+import json
+from pathlib import Path
+
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        long_text = " ".join(f"word{i}" for i in range(700))
+        module, code = self.build_and_execute_python_code(
+            "numbers", "double a number", "def double(x):", "import math")
+        printed = self.execute_python("print(6 * 7)\\nopen('made.txt', 'w').write('x')",
+                                      code_file_name="six.py")
+        outside = self.execute_python("open('/tmp/lollms-test-outside.txt', 'w')")
+        failed = self.execute_python("raise ValueError('bad value')")
+        self.save_text("saved text", "saved.txt")
+        self.play_mp3("assets/sound.mp3")
+        self.set_message_content(json.dumps({
+            "double": module.double(21),
+            "imports": code.startswith("import math"),
+            "printed": printed,
+            "made": Path(self.personality.lollms_paths.personal_outputs_path, "made.txt").exists(),
+            "outside": outside,
+            "failed": failed,
+            "saved": Path("saved.txt").read_text(),
+            "short": self.summarize_text("a short text"),
+            "summary": self.summerize_text(long_text, max_summary_size=50),
+            "extracted": self.smart_data_extraction(long_text, max_summary_size=50),
+            "translated": self.translate("hello", "french"),
+        }))
+"""
+
 
 @pytest.fixture
 async def layer(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.AsyncClient]:
@@ -492,6 +534,7 @@ async def layer(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.Asyn
     zoo_personality(personalities, "functions", FUNCTIONS)
     zoo_personality(personalities, "tti_services", TTI_SERVICES)
     zoo_personality(personalities, "missing", MISSING)
+    zoo_personality(personalities, "document_tasks", DOCUMENT_TASKS)
     own_personality(personalities, "own_painter", OWN_PAINTER)
     bindings = tmp_path / "bindings"
     bindings.mkdir()
@@ -505,7 +548,11 @@ async def layer(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.Asyn
         [bindings.caller]
         type = "scripted"
         reply = {CALLS}
-        """.replace("{CALLS}", json.dumps(CALLS)),
+
+        [bindings.coder]
+        type = "scripted"
+        reply = {CODER}
+        """.replace("{CALLS}", json.dumps(CALLS)).replace("{CODER}", json.dumps(CODER_REPLY)),
     ).replace('ttt_binding = "fake"', 'ttt_binding = "fake"\ntti_binding = "painter"')
     config = config.replace("[paths]\n", f'[paths]\nbindings = "{bindings}"\n')
     path = tmp_path / "config.toml"
@@ -545,10 +592,30 @@ async def test_utilities_files_urls_packages_and_refusals(
     data = tmp_path / "personality_data" / "zoo" / "utilities"
     assert (data / "outputs" / "report.md").read_text() == "# report"
     assert answer["index"] == 0
+    assert answer["fresh"] == ["note_1.txt", "note_2.txt"]  # note_0.txt was written first
     assert "git_pull of utilities was refused" in answer["pulled"]
     assert answer["reshaped"] == "Q: why? H: four five six"  # the history keeps its end
     assert (answer["json_installed"], answer["missing_installed"]) == (True, False)
     assert (answer["language"], answer["dialog"]) == ("fr", False)
+
+
+async def test_document_and_code_helpers(layer: httpx.AsyncClient) -> None:
+    """lollms' summarize/extract/translate helpers, save_text, and Python the model wrote,
+    run inside the processor's confinement."""
+    body = await _answer(layer, "document_tasks", binding_name="coder")
+    answer = json.loads(body["output"][0]["data"])
+    assert answer["double"] == 42 and answer["imports"]
+    assert answer["printed"] == "42\n" and answer["made"]
+    assert answer["outside"].startswith("Error executing Python code")
+    assert "may not write outside its working folder" in answer["outside"]
+    assert not Path("/tmp/lollms-test-outside.txt").exists()
+    assert "ValueError: bad value" in answer["failed"]
+    assert answer["saved"] == "saved text"
+    assert answer["short"] == "a short text"  # it fits already: no generation
+    # 700 words do not fit in 50 tokens: summarized (the scripted model answers its reply)
+    assert answer["summary"] == answer["extracted"] == answer["translated"] == CODER_REPLY
+    steps = [s["text"] for s in body["steps"] if s["kind"] == "step_start"]
+    assert "Compressing chunk... [depth 1]" in steps and "Rewriting..." in steps
 
 
 async def test_model_types_paths_and_context_details(layer: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from lollms_server.personalities.zoo import calls
 from lollms_server.personalities.zoo.engine import ModelView
 from lollms_server.personalities.zoo.lollms._missing import missing_name
+from lollms_server.personalities.zoo.lollms._tasks import DocumentTasks
 from lollms_server.personalities.zoo.lollms.config import TypedConfig
 from lollms_server.personalities.zoo.lollms.helpers import ASCIIColors
 from lollms_server.personalities.zoo.lollms.paths import LollmsPaths
@@ -284,7 +285,7 @@ def _positional_room(function: Callable[..., Any], most: int) -> int:
     return min(most, sum(kind in positional for kind in kinds))
 
 
-class APScript:
+class APScript(DocumentTasks):
     """Base class of zoo processors."""
 
     def __init__(
@@ -378,7 +379,7 @@ class APScript:
                         "Fuse the current chunk into the previous analysis.",
                     ]
                 )
-            summary = self.summarize_text(
+            summary = self._summarize_once(
                 chunk, summary_instruction, doc_name, answer_start, max_generation_size
             )
             if chunk_summary_post_processing is not None:
@@ -388,6 +389,8 @@ class APScript:
         if summary_mode == SUMMARY_MODE.SUMMARY_MODE_SEQUENCIAL:
             return summary
         return "\n".join(summaries)
+
+    summerize_chunks = summarize_chunks  # lollms' older spelling
 
     def sequential_summarize(
         self,
@@ -405,7 +408,7 @@ class APScript:
         chunks = [text[i : i + chunk_size] for i in range(0, len(text), chunk_size)] or [""]
         for index, chunk in enumerate(chunks):
             self.step_start(f"Processing {chunk_name} {index + 1} of {len(chunks)}")
-            memory = self.summarize_text(
+            memory = self._summarize_once(
                 f"{memory}\n{chunk}".strip(),
                 chunk_processing_prompt,
                 chunk_name,
@@ -414,7 +417,7 @@ class APScript:
             )
             self.step_end(f"Processing {chunk_name} {index + 1} of {len(chunks)}")
         if final_memory_processing_prompt:
-            memory = self.summarize_text(
+            memory = self._summarize_once(
                 memory, final_memory_processing_prompt, "memory", "", max_generation_size
             )
         return memory
@@ -727,15 +730,15 @@ class APScript:
     ) -> str:
         return self.generate(prompt, max_size, callback=callback)
 
-    def summarize_text(
+    def _summarize_once(
         self,
         text: str,
         summary_instruction: str = "summarize",
         doc_name: str = "chunk",
         answer_start: str = "",
         max_generation_size: int = 3000,
-        **params: Any,
     ) -> str:
+        """One generation: ``text`` with ``summary_instruction``."""
         prompt = "\n".join(
             [
                 f"{self.system_full_header}{summary_instruction}",

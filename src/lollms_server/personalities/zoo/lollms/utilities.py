@@ -39,6 +39,7 @@ from lollms_server.personalities.zoo.sandbox import refuse_install
 
 __all__ = [
     "ASCIIColors",
+    "File_Path_Generator",
     "PackageManager",
     "PromptReshaper",
     "add_period",
@@ -105,6 +106,20 @@ def find_first_available_file_index(
     while str(index) in taken:
         index += 1
     return index
+
+
+class File_Path_Generator:  # noqa: N801 - lollms' name
+    """lollms' generator of fresh file names in a folder."""
+
+    @staticmethod
+    def generate_unique_file_path(
+        folder_path: str | Path, file_base_name: str, file_extension: str
+    ) -> Path:
+        """``<folder>/<base>_<i>.<extension>`` for the smallest ``i`` not taken."""
+        folder = _place(folder_path)
+        extension = "." + file_extension.lstrip(".")
+        index = find_first_available_file_index(folder, f"{file_base_name}_", extension)
+        return folder / f"{file_base_name}_{index}{extension}"
 
 
 def encode_image(image_path: str | Path, max_image_width: int = -1) -> str:
