@@ -476,6 +476,7 @@ def local_runs(peers: list[Peer], args: argparse.Namespace) -> dict[str, Any]:
     for peer in peers:
         peer.peak = peak_mb(peer.proc.pid)
     return {
+        "first_token": first_token_runs(peers, args.ttft_samples),
         "runs": figures,
         "startup_s": {p.label: p.startup for p in peers},
         "ready_s": {p.label: p.ready for p in peers},
@@ -484,6 +485,22 @@ def local_runs(peers: list[Peer], args: argparse.Namespace) -> dict[str, Any]:
         "tokens": args.tokens,
         "rounds": args.rounds,
     }
+
+
+def first_token_runs(peers: list[Peer], samples: int) -> dict[str, list[float]]:
+    """Time to the first token (ms) of ``samples`` single requests per peer, one token each,
+    the peers alternating request by request: the first-token figure with enough samples
+    for a median that one scheduling hiccup does not move."""
+    body = chat_body(1)
+    found: dict[str, list[float]] = {peer.label: [] for peer in peers}
+    for i in range(samples):
+        shift = i % len(peers)
+        for peer in peers[shift:] + peers[:shift]:
+            time.sleep(0.05)
+            found[peer.label].append(run_streams(peer, 1, body)[0]["ttft"] * 1000)
+    for label, values in found.items():
+        print(f"first token {label:<28} {median(values):6.1f} ms (median of {samples})")
+    return found
 
 
 def local(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -593,6 +610,9 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="an older bindings/openai.py (gateway.py)")
     parser.add_argument("--gateway-seconds", type=float, default=4.0)
     parser.add_argument("--tokens", type=int, default=96, help="tokens per stream")
+    parser.add_argument(
+        "--ttft-samples", type=int, default=40, help="single one-token requests per peer"
+    )
     parser.add_argument("--skip-gateway", action="store_true")
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "compare.json")
