@@ -461,6 +461,41 @@ CALLS = "\n".join(  # what the model answers: two function calls, as lollms asks
         "```",
     ]
 )
+OLD_STYLE_CALLS = """
+import json
+
+from lollms.functions.calculator import calculate, calculate_function
+from lollms.functions.roll_a_dice import roll_a_dice_function
+from lollms.personality import APScript
+
+
+class Processor(APScript):
+    def __init__(self, personality, callback=None):
+        super().__init__(personality, None, callback=callback)
+
+    def run_workflow(self, prompt, previous_discussion_text, callback, context_details, client):
+        # older lollms: a prompt text instead of the context details
+        prompt = self.build_prompt_from_context_details(context_details)
+        out = self.interact_with_function_call(
+            prompt, [roll_a_dice_function(), calculate_function(self, client)],
+            prompt_after_execution=False)
+        self.set_message_content(json.dumps({
+            "results": out.split("```")[-1].strip().splitlines(),
+            "members": [p.name for p in self.personality.app.mounted_personalities],
+            "refused": calculate("__import__('os').getcwd()"),
+            "bounded": calculate("9 ** 9 ** 9"),
+        }))
+"""
+DICE_CALLS = "\n".join(  # the model asks for a computation and a die
+    [
+        "```function",
+        '{"function_name": "calculate", "function_parameters": {"expression": "6 * 7"}}',
+        "```",
+        "```function",
+        '{"function_name": "roll_a_dice", "function_parameters": {}}',
+        "```",
+    ]
+)
 MISSING = """
 from lollms.personality import APScript
 
@@ -535,6 +570,7 @@ async def layer(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.Asyn
     zoo_personality(personalities, "tti_services", TTI_SERVICES)
     zoo_personality(personalities, "missing", MISSING)
     zoo_personality(personalities, "document_tasks", DOCUMENT_TASKS)
+    zoo_personality(personalities, "old_style_calls", OLD_STYLE_CALLS)
     own_personality(personalities, "own_painter", OWN_PAINTER)
     bindings = tmp_path / "bindings"
     bindings.mkdir()
@@ -552,7 +588,13 @@ async def layer(tmp_path: Path, personalities: Path) -> AsyncIterator[httpx.Asyn
         [bindings.coder]
         type = "scripted"
         reply = {CODER}
-        """.replace("{CALLS}", json.dumps(CALLS)).replace("{CODER}", json.dumps(CODER_REPLY)),
+
+        [bindings.dicer]
+        type = "scripted"
+        reply = {DICE}
+        """.replace("{CALLS}", json.dumps(CALLS))
+        .replace("{CODER}", json.dumps(CODER_REPLY))
+        .replace("{DICE}", json.dumps(DICE_CALLS)),
     ).replace('ttt_binding = "fake"', 'ttt_binding = "fake"\ntti_binding = "painter"')
     config = config.replace("[paths]\n", f'[paths]\nbindings = "{bindings}"\n')
     path = tmp_path / "config.toml"
@@ -597,6 +639,18 @@ async def test_utilities_files_urls_packages_and_refusals(
     assert answer["reshaped"] == "Q: why? H: four five six"  # the history keeps its end
     assert (answer["json_installed"], answer["missing_installed"]) == (True, False)
     assert (answer["language"], answer["dialog"]) == ("fr", False)
+
+
+async def test_calculator_dice_and_old_style_function_calls(layer: httpx.AsyncClient) -> None:
+    """interact_with_function_call given a prompt text (older lollms), with the calculator
+    and the die lollms offers; the calculator evaluates arithmetic only, within bounds."""
+    body = await _answer(layer, "old_style_calls", binding_name="dicer")
+    answer = json.loads(body["output"][0]["data"])
+    computed, die = answer["results"]
+    assert computed == "42" and 1 <= int(die) <= 6
+    assert answer["members"] == ["old_style_calls"]
+    assert "is not arithmetic" in answer["refused"]
+    assert "exponents are at most" in answer["bounded"]
 
 
 async def test_document_and_code_helpers(layer: httpx.AsyncClient) -> None:
@@ -768,7 +822,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lollms.functions.calculator import calculate_function
+from lollms.functions.timers import set_timer_with_alert_function
 from lollms.personality import APScript
 
 AT_IMPORT = []
@@ -798,7 +852,7 @@ class Processor(APScript):
         probe = "import os; print(os.environ.get('ZOO_TEST_API_KEY'))"
         child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         outcome["secret"] = [os.environ.get("ZOO_TEST_API_KEY"), child.stdout.strip()]
-        outcome["function"] = calculate_function(self, client)["function"]()
+        outcome["function"] = set_timer_with_alert_function(self, client)["function"]()
         self.set_message_content(json.dumps(outcome))
 """
 
@@ -878,7 +932,7 @@ async def test_a_processor_is_confined_to_its_folder_without_network_or_secrets(
     assert answer["server_cwd"] == 1 and (home / "stray.txt").exists()
     assert not (Path.cwd() / "stray.txt").exists()
     assert answer["secret"] == [None, "None"]
-    assert "calculate (lollms.functions.calculator) is not available" in answer["function"]
+    assert "set_timer_with_alert (lollms.functions.timers) is not available" in answer["function"]
     response = await generate(client, prompt=str(outside), personality="online")
     assert response.status_code == 200, response.text
     online = json.loads(response.json()["output"][0]["data"])

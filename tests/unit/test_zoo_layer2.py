@@ -239,10 +239,12 @@ def test_lollms_functions_the_server_lacks_are_stand_ins() -> None:
     assert definition["function_parameters"] == []
     said = definition["function"](query="cats")
     assert "search_youtube (lollms.functions.youtube.search) is not available" in said
-    calculator = _import("lollms.functions.calculator", "calculate_function")
-    assert calculator.calculate_function(None, None)["function_name"] == "calculate"
+    timers = _import("lollms.functions.timers", "set_timer_with_alert_function")
+    assert (
+        timers.set_timer_with_alert_function(None, None)["function_name"] == "set_timer_with_alert"
+    )
     for name, item in [
-        ("lollms.functions.calculator", "calculate"),  # not a *_function builder
+        ("lollms.functions.timers", "set_timer"),  # not a *_function builder
         ("lollms.functions.generate_image", "nope"),  # a module the layer has
         ("lollms.functions_typo", "x"),
     ]:

@@ -1,38 +1,12 @@
-"""Example functions: arithmetic and unit conversion (no network, no eval)."""
+"""Example functions: arithmetic (the server's bounded evaluator, no eval) and unit
+conversion (no network)."""
 
 from __future__ import annotations
 
-import ast
-import operator
 from typing import Literal
 
 from lollms_server.functions import function
-
-_OPERATORS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
-    ast.Mod: operator.mod,
-    ast.FloorDiv: operator.floordiv,
-    ast.USub: operator.neg,
-    ast.UAdd: operator.pos,
-}
-
-
-def _evaluate(node: ast.AST) -> float:
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        if isinstance(node.op, ast.Pow) and abs(_evaluate(node.right)) > 100:
-            raise ValueError("exponent too large")
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.operand))
-    raise ValueError(f"unsupported expression element: {type(node).__name__}")
+from lollms_server.functions.arithmetic import evaluate
 
 
 @function
@@ -40,9 +14,10 @@ def calculate(expression: str) -> float:
     """Evaluate an arithmetic expression.
 
     Args:
-        expression: Numbers with + - * / // % ** and parentheses, e.g. "(2 + 3) * 4".
+        expression: Numbers with + - * / // % ** and parentheses, and the functions of
+            Python's math module, e.g. "(2 + 3) * sqrt(16)".
     """
-    return _evaluate(ast.parse(expression, mode="eval"))
+    return evaluate(expression)
 
 
 _TO_METRES = {

@@ -106,6 +106,28 @@ def _result_text(result: Any) -> str:
     return "" if result is None else str(result)
 
 
+def _prompter(
+    script: Any, context_details: Any, functions: Sequence[Mapping[str, Any]]
+) -> Callable[[str], str]:
+    """The prompt for a round, given the calls and results so far. ``context_details`` is
+    lollms 11's (a dict or LollmsContextDetails: the functions join its system part), or
+    older lollms' prompt text (the functions are described before it)."""
+    if isinstance(context_details, str):
+        head = f"{function_prompt(functions)}\n{context_details}"
+        return lambda rounds: head + rounds
+    details = copy.copy(context_details)
+    details["conditionning"] = "\n\n".join(
+        p for p in (details.get("conditionning"), function_prompt(functions)) if p
+    )
+    history = details.get("discussion_messages") or ""
+
+    def prompt(rounds: str) -> str:
+        details["discussion_messages"] = history + rounds
+        return str(script.build_prompt_from_context_details(details))
+
+    return prompt
+
+
 def interact(
     script: Any,
     context_details: Any,
@@ -116,14 +138,9 @@ def interact(
 ) -> str:
     """lollms' ``interact_with_function_call``: generate, run the calls, feed the results
     back (when ``prompt_after_execution``), until an answer without calls."""
-    details = copy.copy(context_details)  # a dict (lollms 11) or LollmsContextDetails
-    details["conditionning"] = "\n\n".join(
-        p for p in (details.get("conditionning"), function_prompt(functions)) if p
-    )
-    history = details.get("discussion_messages") or ""
-    output = str(
-        script.fast_gen(script.build_prompt_from_context_details(details), callback=callback)
-    )
+    prompt = _prompter(script, context_details, functions)
+    rounds = ""
+    output = str(script.fast_gen(prompt(rounds), callback=callback))
     calls = extract_function_calls(output)
     answer = output
     for _ in range(max_rounds):
@@ -132,11 +149,8 @@ def interact(
         results = "\n".join(_result_text(r) for r in execute_function_calls(calls, functions))
         if not prompt_after_execution:
             return f"{output}\n{results}"
-        history += f"\n{output}\n!@>function calls results:\n{results}\n"
-        details["discussion_messages"] = history
-        output = script.fast_gen(
-            script.build_prompt_from_context_details(details), callback=callback
-        )
+        rounds += f"\n{output}\n!@>function calls results:\n{results}\n"
+        output = str(script.fast_gen(prompt(rounds), callback=callback))
         calls = extract_function_calls(output)
         answer = f"{results}\n{output}"
     return answer

@@ -130,7 +130,8 @@ class _Config:
 
 class _App:
     """``personality.app``: notifications become info events; ``tti`` paints with the
-    server's image binding; speech, music and video services are not offered."""
+    server's image binding; speech, music and video services are not offered; the mounted
+    personalities are the one answering."""
 
     def __init__(self, personality: AIPersonality) -> None:
         self._personality = personality
@@ -141,6 +142,8 @@ class _App:
         self.ttv = _Unavailable("ttv")
         self.config = personality.config
         self.lollms_paths = personality.lollms_paths
+        # lollms' mounted personalities: on a server, the one answering the request
+        self.mounted_personalities = [personality]
 
     def notify(self, content: Any, *args: Any, **kwargs: Any) -> None:
         self._personality._bridge.step("info", str(content))
