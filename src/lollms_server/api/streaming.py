@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -24,18 +23,17 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from lollms_server.api.errors import error_payload
-from lollms_server.api.responses import utf8
+from lollms_server.api.responses import json_bytes
 
 __all__ = ["NDJSONResponse", "SSEResponse", "encode_event", "sse_response"]
 
 logger = logging.getLogger(__name__)
 PING_SECONDS = 15.0
 _PING = b": ping\n\n"
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def encode_event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + utf8(_dumps(payload)) + b"\n\n"
+    return b"data: " + json_bytes(payload) + b"\n\n"
 
 
 class SSEResponse(Response):
@@ -182,7 +180,7 @@ class NDJSONResponse(SSEResponse):
         )
 
     def frame(self, payload: dict[str, Any]) -> bytes:
-        return utf8(_dumps(payload)) + b"\n"
+        return json_bytes(payload) + b"\n"
 
 
 def _native_error(body: dict[str, Any]) -> dict[str, Any]:
