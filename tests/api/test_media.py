@@ -30,7 +30,8 @@ from tests.diffusers_support import (
 from tests.live import serve_in_thread
 from tests.transformers_support import build_tiny_whisper
 
-pytestmark = [*needs_diffusers, *needs_piper, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [*needs_diffusers, *needs_piper]
+module_loop = pytest.mark.asyncio(loop_scope="module")  # the async tests share the module's app
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,7 @@ async def _generate(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     return result
 
 
+@module_loop
 async def test_text_to_image(client: httpx.AsyncClient) -> None:
     params = {"width": 64, "height": 48, "steps": 2, "n": 2, "seed": 7}
     body = await _generate(client, prompt="a cat", generation_type="tti", parameters=params)
@@ -120,6 +122,7 @@ async def test_text_to_image(client: httpx.AsyncClient) -> None:
     assert base64.b64decode(jpeg["output"][0]["data"])[:3] == b"\xff\xd8\xff"
 
 
+@module_loop
 async def test_image_to_image_and_progress_stream(client: httpx.AsyncClient) -> None:
     source = (
         await _generate(
@@ -156,6 +159,7 @@ async def test_image_to_image_and_progress_stream(client: httpx.AsyncClient) -> 
     assert events[-1]["type"] == "final" and events[-1]["output"][0]["type"] == "image"
 
 
+@module_loop
 async def test_text_to_video_is_an_mp4(client: httpx.AsyncClient) -> None:
     import av
 
@@ -182,6 +186,7 @@ async def test_text_to_video_is_an_mp4(client: httpx.AsyncClient) -> None:
     }
 
 
+@module_loop
 async def test_text_to_music_is_a_wav(client: httpx.AsyncClient) -> None:
     body = await _generate(
         client, prompt="calm piano", generation_type="ttm", parameters={"duration": 1.5, "seed": 1}
@@ -191,6 +196,7 @@ async def test_text_to_music_is_a_wav(client: httpx.AsyncClient) -> None:
     assert _wav(base64.b64decode(audio["data"])) == (16000, 1.5)
 
 
+@module_loop
 async def test_speech_with_the_joe_voice(client: httpx.AsyncClient) -> None:
     text = "Hello from lollms server. This is a test of the joe voice."
     # No model: [defaults] tts (lollms_client's tts_generate sends none).
@@ -204,6 +210,7 @@ async def test_speech_with_the_joe_voice(client: httpx.AsyncClient) -> None:
     assert fast_seconds < 0.75 * seconds
 
 
+@module_loop
 async def test_openai_sdk_images_and_speech(media_app: tuple[FastAPI, str]) -> None:
     sdk = openai.AsyncOpenAI(base_url=media_app[1] + "/v1", api_key=API_KEY, max_retries=0)
     result = await sdk.images.generate(
@@ -288,6 +295,7 @@ def test_lollms_client_tti_binding(media_app: tuple[FastAPI, str]) -> None:
         ),
     ],
 )
+@module_loop
 async def test_bad_media_requests_are_clear_400s(
     client: httpx.AsyncClient, body: dict[str, Any], needle: str
 ) -> None:
@@ -296,6 +304,7 @@ async def test_bad_media_requests_are_clear_400s(
     assert needle in response.json()["error"]["message"]
 
 
+@module_loop
 async def test_models_list_their_modality(client: httpx.AsyncClient) -> None:
     models = (await client.get("/api/v1/list_models")).json()["models"]
     assert {m["name"]: m["modalities"] for m in models["media"]} == {"sd": ["tti"], "wan": ["ttv"]}
@@ -305,6 +314,7 @@ async def test_models_list_their_modality(client: httpx.AsyncClient) -> None:
     assert joe["name"] == "en_US-joe-medium" and joe["details"]["sample_rate"] == 22050
 
 
+@module_loop
 async def test_openai_binding_relays_images_and_speech(
     media_app: tuple[FastAPI, str], tmp_path: Path
 ) -> None:
@@ -468,6 +478,7 @@ def _flac(wav_bytes: bytes) -> bytes:
     return out.getvalue()
 
 
+@module_loop
 async def test_speech_to_text(media_app: tuple[FastAPI, str]) -> None:
     url = media_app[1]
     speech = _joe_wav(url, "Hello from lollms server, this is a transcription test.")
