@@ -109,6 +109,7 @@ def build_tiny_sd(folder: Path) -> Path:
         beta_schedule="scaled_linear",
         clip_sample=False,
         set_alpha_to_one=False,
+        steps_offset=1,  # as Stable Diffusion's own scheduler config
     )
     pipe = StableDiffusionPipeline(
         unet=unet,

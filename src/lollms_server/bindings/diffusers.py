@@ -265,8 +265,8 @@ class DiffusersBinding(Binding[DiffusersConfig]):
         factory: Any = AutoPipelineForText2Image if kind == "tti" else DiffusionPipeline
         pipe = factory.from_pretrained(
             source,
-            torch_dtype=getattr(torch, self._dtype_name()),
             local_files_only=not self.config.allow_download,
+            **{_dtype_keyword(): getattr(torch, self._dtype_name())},
         )
         if self.config.offload == "model":
             pipe.enable_model_cpu_offload(device=self.config.device)
@@ -567,3 +567,12 @@ def _wrap(exc: BaseException) -> BaseException:
         return exc
     logger.error("diffusers pipeline failed: %r", exc)
     return GenerationFailed(f"diffusers pipeline failed: {type(exc).__name__}: {exc}")
+
+
+def _dtype_keyword() -> str:
+    """``from_pretrained``'s dtype argument: ``dtype`` since diffusers 0.40 (``torch_dtype``
+    still works there, with a deprecation warning), ``torch_dtype`` before."""
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("diffusers").split(".")[:2])
+    return "dtype" if (major, minor) >= (0, 40) else "torch_dtype"

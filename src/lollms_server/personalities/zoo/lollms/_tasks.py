@@ -97,11 +97,11 @@ class DocumentTasks:
                 chunk_summary_post_processing=post_processing,
                 summary_mode=summary_mode,
             )
-            shorter, count = count - (count := len(self.personality.model.tokenize(text))), count
+            before, count = count, len(self.personality.model.tokenize(text))
             self.step(f"Current text size: {count}, max summary size: {max_summary_size}")
             self.step_end(label)
             depth += 1
-            if shorter <= 10 or len(chunks) == 1:
+            if before - count <= 10 or len(chunks) == 1:
                 break
         return text
 
