@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 
-from lollms_server.api.auth import authenticate
+from lollms_server.api.auth import authenticate, header_key
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
 from lollms_server.generation.service import GenerationService
@@ -20,20 +19,12 @@ __all__ = [
     "require_api_key",
 ]
 
-# Declared as security schemes so the OpenAPI docs page offers "Authorize" with either form.
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <key>")
 
-
-async def require_api_key(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    header_key: Annotated[str | None, Security(_header)],
-) -> str:
-    """Return the name of the caller's key; 401 when it is missing or wrong."""
-    # The Security parameters declare both schemes for the OpenAPI page ("Authorize").
-    presented = bearer.credentials if bearer is not None else header_key
-    return authenticate(request, presented)
+async def require_api_key(request: Request) -> str:
+    """Return the name of the caller's key; 401 when it is missing or wrong. One plain
+    dependency on the hot path: the two ways to send the key are declared in the OpenAPI
+    document by api/openapi.py, not by FastAPI security dependencies solved per request."""
+    return authenticate(request, header_key(request))
 
 
 # The accessors are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in its thread

@@ -53,6 +53,20 @@ __all__ = [
 
 # The routes that need no key (README: "every route but /health").
 OPEN_PATHS = frozenset({"/health"})
+# The two ways to send the key (api/auth.py), for the docs page's "Authorize".
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "HTTPBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Authorization: Bearer <key>",
+    },
+    "APIKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "X-API-Key: <key>",
+    },
+}
 ERROR = "ErrorEnvelope"
 OLLAMA_ERROR = "OllamaError"
 
@@ -158,6 +172,7 @@ def correct_document(app: FastAPI, document: dict[str, Any]) -> None:
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(_error_schemas())
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     security = _security(components)
     for route, method, operation in _operations(app, document):
         _fix_operation(route, method, operation, security)
