@@ -517,8 +517,9 @@ class Processor(APScript):
             except AttributeError as exc:
                 errors.append(str(exc))
         try:
-            from lollms.functions.no_such_module import thing
-        except ImportError as exc:
+            from lollms.functions.no_such_module import thing  # imports: a stand-in
+            thing()
+        except NotImplementedError as exc:
             errors.append(str(exc))
         self.set_message_content("\\n".join(errors))
 """
@@ -724,8 +725,7 @@ async def test_missing_names_say_what_is_missing(layer: httpx.AsyncClient) -> No
         "APScript.no_such_helper is not provided by lollms_server's zoo compatibility layer",
         "tts is not available to personalities on lollms_server (personality.app.tts.tts_audio)",
         "'lollms.utilities.nope' is not provided by lollms_server's zoo compatibility layer",
-        "'lollms.functions.no_such_module.thing' is not provided by lollms_server's zoo "
-        "compatibility layer",
+        "lollms.functions.no_such_module.thing is not available on this server (lollms_server)",
     ]
 
 

@@ -243,13 +243,21 @@ def test_lollms_functions_the_server_lacks_are_stand_ins() -> None:
     assert (
         timers.set_timer_with_alert_function(None, None)["function_name"] == "set_timer_with_alert"
     )
+    # a plain name imports (a processor that never calls it runs) and names itself if called
+    analyze = _import(
+        "lollms.functions.analyze_code.create_project_database", "create_project_database"
+    )
+    with pytest.raises(NotImplementedError, match="create_project_database is not available"):
+        analyze.create_project_database("project")
     for name, item in [
-        ("lollms.functions.timers", "set_timer"),  # not a *_function builder
+        ("lollms.functions.timers", "_private"),
         ("lollms.functions.generate_image", "nope"),  # a module the layer has
         ("lollms.functions_typo", "x"),
     ]:
         with pytest.raises(ImportError, match="is not provided by lollms_server's zoo"):
             _import(name, item)
+    utilities = _import("lollms.utilities", "file_path_to_url")
+    assert callable(utilities.file_path_to_url)
 
 
 def test_image_prompt_helpers() -> None:

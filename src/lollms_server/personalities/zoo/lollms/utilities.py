@@ -48,6 +48,7 @@ __all__ = [
     "detect_antiprompt",
     "discussion_path_to_url",
     "encode_image",
+    "file_path_to_url",
     "find_first_available_file_index",
     "gc",
     "git_pull",
@@ -89,6 +90,11 @@ def output_file_path_to_url(file_path: str | Path) -> str:
 def personality_path_to_url(file_path: str | Path) -> str:
     """The URL of a file the processor wrote in its working folder (files of the
     personality's own folder are not served)."""
+    return file_url(_place(file_path))
+
+
+def file_path_to_url(file_path: str | Path) -> str:
+    """The URL of a file the processor wrote (lollms' generic form of the three above)."""
     return file_url(_place(file_path))
 
 

@@ -1,11 +1,12 @@
 """``lollms.functions``: functions a processor offers the model (``function_definitions``).
 
 Provided: ``generate_image`` (through the server's image binding), ``take_a_photo`` and
-``select_image_file`` (a clear "not available on a server" result), ``prompting``'s image
-prompt helpers. Any other ``lollms.functions.<module>`` imports, and its ``<name>_function``
-builders give a definition whose call answers that the function is not available on this
-server (the model reads it; the rest of the processor runs). Other names of such modules are
-missing, and importing one names it."""
+``select_image_file`` (a clear "not available on a server" result), ``calculator``,
+``roll_a_dice``, ``prompting``'s image prompt helpers. Any other ``lollms.functions.<module>``
+imports, and its ``<name>_function`` builders give a definition whose call answers that the
+function is not available on this server (the model reads it; the rest of the processor
+runs). Its other names import too, and raise NotImplementedError naming themselves when
+called."""
 
 from __future__ import annotations
 
@@ -39,14 +40,23 @@ def _definition(name: str, module: str, *args: Any, **kwargs: Any) -> dict[str, 
     }
 
 
+def _unavailable(name: str, module: str, *args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"{module}.{name} is not available on this server (lollms_server)")
+
+
 class UnavailableFunctions(ModuleType):
     """A ``lollms.functions`` module lollms_server does not provide: its ``*_function``
-    builders describe functions that answer "not available"; other names are missing."""
+    builders describe functions that answer "not available"; its other public names import
+    (a processor that never calls them runs) and raise NotImplementedError, naming
+    themselves, when called."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.endswith("_function") and not name.startswith("_"):
-            return partial(_definition, name.removesuffix("_function"), public_name(self.__name__))
-        return missing_name(self.__name__)(name)
+        if name.startswith("_"):
+            return missing_name(self.__name__)(name)
+        module = public_name(self.__name__)
+        if name.endswith("_function"):
+            return partial(_definition, name.removesuffix("_function"), module)
+        return partial(_unavailable, name, module)
 
 
 def unavailable_functions(name: str) -> UnavailableFunctions:
