@@ -260,6 +260,16 @@ def test_lollms_functions_the_server_lacks_are_stand_ins() -> None:
     assert callable(utilities.file_path_to_url)
 
 
+def test_next_available_image_name(tmp_path: Path) -> None:
+    utilities = _import("lollms.utilities", "find_next_available_filename")
+    assert utilities.find_next_available_filename(tmp_path, "img").name == "img_1.png"
+    (tmp_path / "img_1.png").write_bytes(b"")
+    (tmp_path / "img_3.png").write_bytes(b"")
+    assert utilities.find_next_available_filename(tmp_path, "img").name == "img_2.png"
+    with pytest.raises(FileNotFoundError):
+        utilities.find_next_available_filename(tmp_path / "nowhere", "img")
+
+
 def test_image_prompt_helpers() -> None:
     prompts = _import("lollms.functions.prompting.image_gen_prompts", "get_image_gen_prompt")
     name, text = prompts.get_random_image_gen_prompt()

@@ -50,6 +50,7 @@ __all__ = [
     "encode_image",
     "file_path_to_url",
     "find_first_available_file_index",
+    "find_next_available_filename",
     "gc",
     "git_pull",
     "is_asyncio_loop_running",
@@ -112,6 +113,18 @@ def find_first_available_file_index(
     while str(index) in taken:
         index += 1
     return index
+
+
+def find_next_available_filename(folder_path: str | Path, prefix: str) -> Path:
+    """``<folder>/<prefix>_<i>.png`` for the smallest ``i`` from 1 not taken (lollms names
+    images this way); FileNotFoundError when the folder does not exist."""
+    folder = _place(folder_path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"The folder '{folder}' does not exist.")
+    index = 1
+    while (folder / f"{prefix}_{index}.png").exists():
+        index += 1
+    return folder / f"{prefix}_{index}.png"
 
 
 class File_Path_Generator:  # noqa: N801 - lollms' name
