@@ -175,6 +175,9 @@ async def run_one(client: httpx.AsyncClient, pid: str, prompt: str, max_tokens: 
     )
 
 
+_UNMET = ("package missing", "install refused")  # groups of processors lacking a package
+
+
 def report(outcomes: list[Outcome], listed: list[dict[str, Any]], model: str) -> None:
     """Print the counts and the failure groups."""
     scripted = [p for p in listed if p.get("script_kind") == "zoo"]
@@ -193,6 +196,11 @@ def report(outcomes: list[Outcome], listed: list[dict[str, Any]], model: str) ->
     for outcome in outcomes:
         if outcome.status != 200:
             failures[outcome.group].append(outcome)
+    unmet = sum(len(v) for k, v in failures.items() if k.startswith(_UNMET))
+    print(
+        f"  of the {len(outcomes) - unmet} whose imported packages are installed: "
+        f"{len(done)} ran to completion"
+    )
     if failures:
         print(f"  failed: {sum(len(v) for v in failures.values())}, by reason:")
     for group, items in sorted(failures.items(), key=lambda kv: (-len(kv[1]), kv[0])):
