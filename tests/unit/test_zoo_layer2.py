@@ -260,6 +260,16 @@ def test_lollms_functions_the_server_lacks_are_stand_ins() -> None:
     assert callable(utilities.file_path_to_url)
 
 
+def test_example_system_prompts_and_the_web_stand_in() -> None:
+    prompts = _import("lollms.functions.prompting.system_prompts", "get_system_prompt")
+    best = prompts.get_system_prompt("a pirate captain", 2).split("\n\n")
+    assert len(best) == 2 and best[0].startswith("### Sarcastic pirate")
+    assert prompts.get_random_system_prompt().startswith("### ")
+    internet = _import("lollms.internet", "internet_search")
+    with pytest.raises(NotImplementedError, match="internet_search is not available"):
+        internet.internet_search("cats", 3)
+
+
 def test_next_available_image_name(tmp_path: Path) -> None:
     utilities = _import("lollms.utilities", "find_next_available_filename")
     assert utilities.find_next_available_filename(tmp_path, "img").name == "img_1.png"

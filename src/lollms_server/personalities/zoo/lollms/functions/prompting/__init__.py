@@ -1,4 +1,5 @@
-"""``lollms.functions.prompting``: prompt helpers for image generation."""
+"""``lollms.functions.prompting``: prompt helpers (image generation prompts, example system
+prompts)."""
 
 from lollms_server.personalities.zoo.lollms._missing import missing_name
 
