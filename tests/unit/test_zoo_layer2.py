@@ -270,6 +270,19 @@ def test_example_system_prompts_and_the_web_stand_in() -> None:
         internet.internet_search("cats", 3)
 
 
+def test_discussion_metadata_app_urls_and_custom_personalities(tmp_path: Path) -> None:
+    session = _import("lollms.client_session", "Discussion")
+    discussion = session.Discussion(tmp_path / "discussion")
+    assert discussion.get_metadata() == {}
+    discussion.set_metadata({"sd_title": "fox", "steps": 4})
+    again = session.Discussion(tmp_path / "discussion")  # kept in the discussion's folder
+    assert again.get_metadata() == {"sd_title": "fox", "steps": 4}
+    paths = _import("lollms.paths", "LollmsPaths").LollmsPaths(tmp_path / "home")
+    assert paths.custom_personalities_path == tmp_path / "home" / "custom_personalities"
+    assert paths.custom_personalities_path.is_dir()
+    assert callable(_import("lollms.utilities", "app_path_to_url").app_path_to_url)
+
+
 def test_next_available_image_name(tmp_path: Path) -> None:
     utilities = _import("lollms.utilities", "find_next_available_filename")
     assert utilities.find_next_available_filename(tmp_path, "img").name == "img_1.png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ class DiscussionMessage:
 
     def __repr__(self) -> str:
         return f"DiscussionMessage({self.id}, {self.sender!r}, {self.content[:20]!r})"
+
+
+_METADATA = "metadata.json"
 
 
 class Discussion:
@@ -63,6 +67,20 @@ class Discussion:
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(f"lollms_server's Discussion has no '{name}'")
+
+    def get_metadata(self) -> dict[str, Any]:
+        """What the processor stored with :meth:`set_metadata` ({} at first)."""
+        path = self.discussion_folder / _METADATA
+        if not path.is_file():
+            return {}
+        value = json.loads(path.read_text(encoding="utf-8"))
+        return value if isinstance(value, dict) else {}
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        """Keep ``metadata`` (JSON) with the discussion, in its folder."""
+        self.discussion_folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(metadata, default=str)
+        (self.discussion_folder / _METADATA).write_text(text, encoding="utf-8")
 
     def get_messages(self) -> list[DiscussionMessage]:
         """The conversation, oldest first."""

@@ -25,6 +25,7 @@ _PERSONAL = {
     "personal_user_infos_path": "user_infos",
     "personal_outputs_path": "outputs",
     "personal_tools_path": "tools",
+    "custom_personalities_path": "custom_personalities",
 }
 
 

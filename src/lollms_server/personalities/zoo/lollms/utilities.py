@@ -43,6 +43,7 @@ __all__ = [
     "PackageManager",
     "PromptReshaper",
     "add_period",
+    "app_path_to_url",
     "check_and_install_torch",
     "convert_language_name",
     "detect_antiprompt",
@@ -91,6 +92,11 @@ def output_file_path_to_url(file_path: str | Path) -> str:
 def personality_path_to_url(file_path: str | Path) -> str:
     """The URL of a file the processor wrote in its working folder (files of the
     personality's own folder are not served)."""
+    return file_url(_place(file_path))
+
+
+def app_path_to_url(file_path: str | Path) -> str:
+    """The URL of an app (a web page) the processor wrote in its working folder."""
     return file_url(_place(file_path))
 
 
