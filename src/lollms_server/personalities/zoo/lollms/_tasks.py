@@ -66,45 +66,6 @@ class DocumentTasks:
         size = int(int(model.config["ctx_size"]) * 0.6)
         return token_chunks(text, size, model.tokenize, model.detokenize)
 
-    def _shrink(
-        self,
-        text: str,
-        instruction: str,
-        doc_name: str,
-        answer_start: str,
-        max_generation_size: int,
-        max_summary_size: int,
-        callback: Callable[..., Any] | None,
-        post_processing: Callable[[str], str] | None,
-        summary_mode: SUMMARY_MODE,
-    ) -> str:
-        """Summarize ``text`` chunk by chunk, again and again, until it is at most
-        ``max_summary_size`` tokens or a round no longer shortens it (lollms: by more than
-        10 tokens); a text that fits already comes back as it is."""
-        count = len(self.personality.model.tokenize(text))
-        depth = 0
-        while count > max_summary_size and depth < MAX_DEPTH:
-            label = f"Compressing {doc_name}... [depth {depth + 1}]"
-            self.step_start(label)
-            chunks = self._chunks_of(text)
-            text = self.summarize_chunks(
-                chunks,
-                instruction,
-                doc_name,
-                answer_start,
-                max_generation_size,
-                callback,
-                chunk_summary_post_processing=post_processing,
-                summary_mode=summary_mode,
-            )
-            before, count = count, len(self.personality.model.tokenize(text))
-            self.step(f"Current text size: {count}, max summary size: {max_summary_size}")
-            self.step_end(label)
-            depth += 1
-            if before - count <= 10 or len(chunks) == 1:
-                break
-        return text
-
     def summarize_text(
         self,
         text: str,
@@ -117,18 +78,32 @@ class DocumentTasks:
         chunk_summary_post_processing: Callable[[str], str] | None = None,
         summary_mode: SUMMARY_MODE = SUMMARY_MODE.SUMMARY_MODE_SEQUENCIAL,
     ) -> str:
-        """``text`` summarized until it is at most ``max_summary_size`` tokens (lollms)."""
-        return self._shrink(
-            text,
-            summary_instruction,
-            doc_name,
-            answer_start,
-            max_generation_size,
-            max_summary_size,
-            callback,
-            chunk_summary_post_processing,
-            summary_mode,
-        )
+        """``text`` summarized chunk by chunk, again and again, until it is at most
+        ``max_summary_size`` tokens or a round no longer shortens it (lollms: by more than
+        10 tokens); a text that fits already comes back as it is."""
+        count = len(self.personality.model.tokenize(text))
+        depth = 0
+        while count > max_summary_size and depth < MAX_DEPTH:
+            label = f"Compressing {doc_name}... [depth {depth + 1}]"
+            self.step_start(label)
+            chunks = self._chunks_of(text)
+            text = self.summarize_chunks(
+                chunks,
+                summary_instruction,
+                doc_name,
+                answer_start,
+                max_generation_size,
+                callback,
+                chunk_summary_post_processing=chunk_summary_post_processing,
+                summary_mode=summary_mode,
+            )
+            before, count = count, len(self.personality.model.tokenize(text))
+            self.step(f"Current text size: {count}, max summary size: {max_summary_size}")
+            self.step_end(label)
+            depth += 1
+            if before - count <= 10 or len(chunks) == 1:
+                break
+        return text
 
     summerize_text = summarize_text  # lollms' older spelling, still called by the zoo
 
@@ -147,7 +122,7 @@ class DocumentTasks:
     ) -> str:
         """The data ``data_extraction_instruction`` asks for, shrunk to fit, then rewritten
         once with ``final_task_instruction``."""
-        text = self._shrink(
+        text = self.summarize_text(
             text,
             data_extraction_instruction,
             doc_name,
