@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
+from statistics import median, quantiles
 
 import httpx
 
@@ -46,6 +46,9 @@ class Server:
     url: str
     key: str
     proc: subprocess.Popen[bytes]
+    # One client (one kept-alive connection) per server: a client per request would add
+    # httpx's own set-up (tens of ms) to every first-token figure.
+    client: httpx.Client = field(default_factory=httpx.Client)
 
     @property
     def gateway(self) -> gateway.Gateway:
@@ -78,6 +81,7 @@ def start(folder: Path, label: str, body: str, workers: int | None) -> Server:
 
 
 def stop(server: Server) -> None:
+    server.client.close()
     gateway.stop(server.proc)
 
 
@@ -143,14 +147,14 @@ def _stream_once(server: Server, model: str, tokens: int) -> tuple[float, float,
         "stream": True,
         "max_tokens": tokens,
         "temperature": 0,
-        "ignore_eos": True,
+        "ignore_eos": tokens > 1,
         "messages": [{"role": "user", "content": "Tell me a long story about a cat."}],
     }
     headers = {"Authorization": f"Bearer {server.key}"}
     started = time.perf_counter()
     first = 0.0
     count = 0
-    with httpx.stream(
+    with server.client.stream(
         "POST", f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=300
     ) as response:
         for line in response.iter_lines():
@@ -183,6 +187,10 @@ def bench_engine(folder: Path, args: argparse.Namespace) -> None:
                 ttft, rate, _ = _stream_once(server, model, args.tokens)
                 runs.add(f"{server.label}/ttft", ttft * 1000)
                 runs.add(f"{server.label}/rate", rate)
+        for i in range(args.ttft_samples):  # one-token answers, alternating who goes first
+            for server in servers[i % 2 :] + servers[: i % 2]:
+                time.sleep(0.05)
+                runs.add(f"{server.label}/one", _stream_once(server, model, 1)[0] * 1000)
     finally:
         for server in servers:
             stop(server)
@@ -197,10 +205,28 @@ def bench_engine(folder: Path, args: argparse.Namespace) -> None:
             f"  first token {runs.text(f'{label}/ttft', 'ms')}"
         )
     rate = {label: median(runs.values[f"{label}/rate"]) for label, _ in setups}
-    ttft = {label: median(runs.values[f"{label}/ttft"]) for label, _ in setups}
+    print(f"  Ray / in process: x{rate['Ray host'] / rate['in process']:.3f} tokens/s")
+    if args.ttft_samples:
+        _print_first_token(runs, args.ttft_samples)
+
+
+def _print_first_token(runs: Runs, samples: int) -> None:
+    """The first token of one-token answers: each set-up's median and quartiles, and the
+    Ray path's added time (difference of the medians, and the quartiles of the paired
+    differences: the runs alternate, so pairs share the machine's state)."""
+    print(f"  first token of one-token answers, {samples} each, alternating:")
+    quartiles = {}
+    for label in ("in process", "Ray host"):
+        values = runs.values[f"{label}/one"]
+        quartiles[label] = quantiles(values, n=4)
+        q1, q2, q3 = quartiles[label]
+        print(f"    {label:<12} median {q2:.1f} ms (quartiles {q1:.1f}-{q3:.1f})")
+    pairs = [r - p for r, p in zip(runs.values["Ray host/one"], runs.values["in process/one"])]
+    d1, d2, d3 = quantiles(pairs, n=4)
+    added = quartiles["Ray host"][1] - quartiles["in process"][1]
     print(
-        f"  Ray / in process: x{rate['Ray host'] / rate['in process']:.3f} tokens/s, "
-        f"{ttft['Ray host'] - ttft['in process']:+.1f} ms to the first token"
+        f"  Ray path adds {added:+.1f} ms to the first token "
+        f"(paired differences: median {d2:+.1f}, quartiles {d1:+.1f}..{d3:+.1f})"
     )
 
 
@@ -216,6 +242,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--streams", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument(
+        "--ttft-samples", type=int, default=40, help="one-token answers per set-up"
+    )
     parser.add_argument("--only", choices=["gateway", "engine"])
     parser.add_argument(
         "--threads", type=int, help="llama.cpp threads (n_threads) for both engine setups"

@@ -86,7 +86,7 @@ class RemoteScheduler(Scheduler):
             raise
         if "error" in reply:
             raise wire.error_from_wire(reply["error"])
-        binding.attach(model, reply["host"])
+        binding.attach(model, reply["host"], reply.get("channel"), reply.get("secret", ""))
         state = self._mirror(binding, model, reply)
         state.active += 1
         copy = str(reply.get("model") or model)

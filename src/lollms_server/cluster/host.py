@@ -36,9 +36,10 @@ from lollms_server.bindings.base import Binding, BindingConfig
 from lollms_server.bindings.events import Event
 from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.hosted.binding import HostedBinding
-from lollms_server.bindings.hosted.child import build_binding, run_operation
+from lollms_server.bindings.hosted.child import HostSession, build_binding, run_operation
 from lollms_server.bindings.hosted.process import HostProcess
 from lollms_server.bindings.types import BindingContext, BindingRequest, ModelInfo
+from lollms_server.cluster.channel import ChannelClient, serve_channel
 
 __all__ = [
     "ModelHostActor",
@@ -55,6 +56,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DEFAULT_BATCH = 32
+CHANNEL_OPS = frozenset({"generate", "cancel"})  # what an API worker may ask a host directly
 
 
 _serial = itertools.count(1)
@@ -98,7 +100,10 @@ class _ModelHost:
         self.loaded: str | None = None  # the model, once loaded
         self.measured: int | None = None  # its memory, as the binding measured it
         self.pinned = False  # kept here, so that a restarted scheduler knows it
-        self.running = 0  # generations in progress
+        self.running = 0  # generations in progress (over Ray or the channel)
+        self.secret = ""  # what API workers present to use the channel
+        self.address: str | None = None  # the channel's host:port, once open
+        self.channel: asyncio.Server | None = None
 
     def describe(self) -> dict[str, Any]:
         """Where this host runs (pid, Ray node) and what a restarted scheduler needs to
@@ -110,7 +115,23 @@ class _ModelHost:
             "measured": self.measured,
             "pinned": self.pinned,
             "running": self.running,
+            "channel": self.address,
         }
+
+    async def open_channel(self, secret: str) -> str:
+        """Serve generations to the API workers that present ``secret`` over a direct
+        connection (``channel.py``); its address. Called again (by a restarted scheduler),
+        the new secret holds for new connections."""
+        self.secret = secret
+        if self.address is None:
+            self.channel, self.address = await serve_channel(lambda: self.secret, self._session)
+        return self.address
+
+    def _session(self, write: Callable[[bytes], object]) -> HostSession:
+        return HostSession(write, self.binding, ops=CHANNEL_OPS, activity=self._activity)
+
+    def _activity(self, delta: int) -> None:
+        self.running += delta
 
     def mark(self, pinned: bool) -> None:
         """Remember the scheduler's pin (the scheduler may restart; this host stays)."""
@@ -169,6 +190,8 @@ class _ModelHost:
 
     async def close(self) -> None:
         """Release the binding (before the actor is killed)."""
+        if self.channel is not None:
+            self.channel.close()
         await self.binding.close()
 
 
@@ -186,20 +209,33 @@ class RayHost(HostProcess):
         name: str = "",
         node_id: str | None = None,
         batch: int = _DEFAULT_BATCH,
+        secret: str = "",
     ) -> None:
         super().__init__(label, on_death)
         self.name = name
         self.node_id = node_id
         self.batch = batch
+        self.secret = secret  # the channel's (empty: generations go over Ray)
+        self.address: str | None = None  # the host's channel
         self.actor: Any = None
         self.actor_pid: int | None = None
+        self.channel: ChannelClient | None = None
+        self._opening = asyncio.Lock()
         self._watch: asyncio.Task[None] | None = None
 
     @classmethod
-    def attach(cls, label: str, actor: Any, batch: int = _DEFAULT_BATCH) -> RayHost:
-        """A handle on a host another process started (API workers use these)."""
-        host = cls(label, batch=batch)
-        host.actor = actor
+    def attach(
+        cls,
+        label: str,
+        actor: Any,
+        batch: int = _DEFAULT_BATCH,
+        address: str | None = None,
+        secret: str = "",
+    ) -> RayHost:
+        """A handle on a host another process started (API workers use these); with an
+        ``address``, generations go over the host's channel."""
+        host = cls(label, batch=batch, secret=secret)
+        host.actor, host.address = actor, address
         return host
 
     @classmethod
@@ -239,6 +275,16 @@ class RayHost(HostProcess):
             raise self.crashed() from None
         self.actor_pid, self.node_id = where["pid"], where["node_id"]
         self._watch = asyncio.create_task(self._watch_death())
+        await self.open_channel()
+
+    async def open_channel(self) -> None:
+        """Have the actor serve its channel (the owner's side: API workers connect)."""
+        if self.secret:
+            try:
+                self.address = await self.actor.open_channel.remote(self.secret)
+            except RayError as exc:
+                self.dead = self.dead or _reason(exc)
+                raise self.crashed() from None
 
     async def _watch_death(self) -> None:
         try:
@@ -262,10 +308,57 @@ class RayHost(HostProcess):
         return reply["result"]
 
     async def stream(self, request: BindingRequest, grace: float) -> AsyncIterator[Event]:
-        """The events of one generation; closing early cancels it in the actor, and kills the
-        actor when the generation has not stopped ``grace`` seconds later."""
+        """The events of one generation, over the host's channel (over Ray when it has none
+        or cannot be reached); closing early cancels it in the actor, and kills the actor
+        when the generation has not stopped ``grace`` seconds later."""
         if self.dead is not None or self.actor is None:
             raise self.crashed()
+        channel = await self._channel()
+        if channel is None:
+            async for event in self._ray_stream(request, grace):
+                yield event
+            return
+        try:
+            async for event in channel.stream(request, grace):
+                yield event
+        finally:
+            if channel.dead is not None:  # the next lease gets a fresh handle
+                self.dead = self.dead or channel.dead
+
+    async def _channel(self) -> ChannelClient | None:
+        """The open connection to the host's channel (None: it has none, or it cannot be
+        reached from here, which is logged once per handle)."""
+        if self.address is None:
+            return None
+        async with self._opening:
+            if self.channel is None or self.channel.dead is not None:
+                channel = ChannelClient(self.label, self.address, self.secret, self._kill)
+                try:
+                    await channel.open()
+                except (OSError, asyncio.TimeoutError) as exc:
+                    logger.warning(
+                        "Model host %s: its channel %s is unreachable (%s); streaming over Ray",
+                        self.label,
+                        self.address,
+                        exc,
+                    )
+                    self.address = None
+                    return None
+                self.channel = channel
+                if self._watch is None:
+                    self._watch = asyncio.create_task(self._watch_death())
+        return self.channel
+
+    def _kill(self) -> None:
+        with contextlib.suppress(Exception):
+            ray.kill(self.actor, no_restart=True)
+
+    def _died(self, reason: str) -> None:
+        super()._died(reason)
+        if self.channel is not None:
+            self.channel.lost(reason)
+
+    async def _ray_stream(self, request: BindingRequest, grace: float) -> AsyncIterator[Event]:
         refs = self.actor.generate.options(num_returns="streaming").remote(
             wire.request_to_wire(request), self.batch
         )
@@ -305,6 +398,8 @@ class RayHost(HostProcess):
         self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
+        if self.channel is not None:
+            self.channel.close()
         if self.actor is None or self.dead is not None:
             return
         with contextlib.suppress(Exception):
@@ -338,6 +433,7 @@ class RayHostedBinding(HostedBinding):
         self.attached: dict[str, RayHost] = {}  # model -> a host started elsewhere
         self._handles: dict[str, RayHost] = {}  # actor id -> its handle here
         self.batch = _DEFAULT_BATCH
+        self.secret = ""  # the hosts' channel secret (set by the scheduler actor)
 
     def _new_host(self, model: str) -> HostProcess:
         return RayHost(
@@ -346,15 +442,18 @@ class RayHostedBinding(HostedBinding):
             name=host_name(self.instance_name, model),
             node_id=self.placement.get(model),
             batch=self.batch,
+            secret=self.secret,
         )
 
-    def attach(self, model: str, actor: Any) -> None:
-        """Use ``actor`` (from a lease) as the host of ``model`` for the request running in
-        this context (and, by default, for this worker)."""
+    def attach(self, model: str, actor: Any, address: str | None = None, secret: str = "") -> None:
+        """Use ``actor`` (from a lease; ``address`` and ``secret``: its channel) as the host
+        of ``model`` for the request running in this context (and, by default, for this
+        worker)."""
         key = actor._actor_id.hex()
         host = self._handles.get(key)
         if host is None or host.dead:
-            host = RayHost.attach(f"{self.instance_name}/{model}", actor, self.batch)
+            label = f"{self.instance_name}/{model}"
+            host = RayHost.attach(label, actor, self.batch, address, secret)
             self._handles = {k: h for k, h in self._handles.items() if h.dead is None}
             self._handles[key] = host
         self.attached[model] = host
@@ -386,6 +485,8 @@ class RayHostedBinding(HostedBinding):
         """Take over the running host of ``model`` (after a restart of the scheduler)."""
         label = f"{self.instance_name}/{model}"
         host = RayHost.adopt(label, actor, where, self._on_death(model), self.batch)
+        host.secret = self.secret
+        await host.open_channel()
         info = await host.call("model_info", model=self._engine_model(model))
         self._info[model] = ModelInfo.model_validate(info)
         if isinstance(where.get("measured"), int) and where["measured"] > 0:
@@ -408,6 +509,11 @@ class RayHostedBinding(HostedBinding):
         """The actor handle of ``model``'s host (None when not loaded here)."""
         host = self.hosts.get(model)
         return host.actor if isinstance(host, RayHost) else None
+
+    def channel_of(self, model: str) -> str | None:
+        """The channel address of ``model``'s host (None: not loaded here, or no channel)."""
+        host = self.hosts.get(model)
+        return host.address if isinstance(host, RayHost) else None
 
 
 def cluster_class(cls: type[Binding]) -> type[Binding]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import Counter
 from typing import Any
@@ -220,9 +221,11 @@ class _SchedulerBody:
         self.bindings = BindingManager.from_settings(
             settings, build_registry(settings), self.scheduler.model_lost, wrap=cluster_class
         )
+        self.secret = secrets.token_urlsafe(32)  # the hosts' channels (given with leases)
         for record in self.bindings.records():
             if isinstance(record.binding, RayHostedBinding):
                 record.binding.batch = settings.cluster.batch_events
+                record.binding.secret = self.secret
         self.leases: dict[str, tuple[Lease, str]] = {}  # ticket -> lease, worker
         self.abandoned: set[str] = set()  # tickets released before their grant
         self.granted: Counter[str] = Counter()  # leases granted per API worker
@@ -337,16 +340,24 @@ class _SchedulerBody:
             )
         except LollmsError as exc:
             return {"error": wire.error_to_wire(exc)}
-        actor = (  # the host of the copy the lease is for
-            binding.actor_of(lease.state.model) if isinstance(binding, RayHostedBinding) else None
-        )
-        if actor is None or ticket in self.abandoned:  # host lost meanwhile, or client left
+        hosted = binding if isinstance(binding, RayHostedBinding) else None
+        actor = hosted.actor_of(lease.state.model) if hosted else None  # the copy's host
+        if (
+            hosted is None or actor is None or ticket in self.abandoned
+        ):  # host lost meanwhile, or client left
             self.abandoned.discard(ticket)
             lease.release()
             return {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
         self.leases[ticket] = (lease, worker)
         self.granted[worker] += 1
-        return {"waited": lease.waited, "host": actor, **describe_state(lease.state)}
+        channel = hosted.channel_of(lease.state.model)
+        return {
+            "waited": lease.waited,
+            "host": actor,
+            "channel": channel,
+            "secret": self.secret if channel else "",
+            **describe_state(lease.state),
+        }
 
     async def release(self, ticket: str, instance: str = "", model: str = "") -> None:
         """End a lease; a ticket not granted yet is remembered, and released when it is. A

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +23,32 @@ from lollms_server.bindings.types import BindingContext
 from lollms_server.plugins import import_file
 
 
-class _Host:
-    def __init__(self, out_fd: int) -> None:
-        self.out_fd = out_fd
-        self.binding: Binding | None = None
+class HostSession:
+    """The requests of one line stream (the pipe of a child process, or a socket of a Ray
+    host's channel) run on one binding: replies and events written back with their ids."""
+
+    def __init__(
+        self,
+        write: Callable[[bytes], object],
+        binding: Binding | None = None,
+        *,
+        ops: frozenset[str] | None = None,
+        activity: Callable[[int], None] | None = None,
+    ) -> None:
+        self.write = write
+        self.binding = binding
+        self.ops = ops  # the operations this stream may ask for (None: all)
+        self.activity = activity  # told +1/-1 as generations start and end
         self.tasks: dict[int, asyncio.Task[None]] = {}
 
     def send(self, message: dict[str, Any]) -> None:
-        data = wire.encode(message)
-        while data:
-            written = os.write(self.out_fd, data)
-            data = data[written:]
+        self.write(wire.encode(message))
 
     async def call(self, msg: dict[str, Any]) -> None:
         """Run one request and send its one reply (or its error)."""
         op, rid = msg["op"], msg["id"]
         try:
-            if op == "init":
+            if op == "init" and self.binding is None:
                 self.binding = build_binding(msg)
                 result: Any = os.getpid()
             elif self.binding is None:
@@ -51,6 +61,8 @@ class _Host:
 
     async def generate(self, rid: int, request: dict[str, Any]) -> None:
         assert self.binding is not None
+        if self.activity is not None:
+            self.activity(1)
         stream = self.binding.generate(wire.request_from_wire(request))
         try:
             async for event in stream:
@@ -64,25 +76,51 @@ class _Host:
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
             self.tasks.pop(rid, None)
+            if self.activity is not None:
+                self.activity(-1)
 
-    async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 30)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while line := await reader.readline():
-            msg = wire.decode(line)
-            if msg["op"] == "generate":
-                self.tasks[msg["id"]] = asyncio.create_task(self.generate(msg["id"], msg["req"]))
-            elif msg["op"] == "cancel":
-                task = self.tasks.get(msg["id"])
-                if task is not None:
-                    task.cancel()
-            else:
-                asyncio.create_task(self.call(msg))  # noqa: RUF006 - replies on its own
-        for task in list(self.tasks.values()):
-            task.cancel()
-        if self.binding is not None:
-            await self.binding.close()
+    def dispatch(self, msg: dict[str, Any]) -> None:
+        """Start one request (a generation runs as its own task, cancellable by id)."""
+        op = msg.get("op")
+        if self.ops is not None and op not in self.ops:
+            error = RuntimeError(f"operation '{op}' is not served here")
+            self.send({"id": msg.get("id", -1), "error": wire.error_to_wire(error)})
+        elif op == "generate":
+            self.tasks[msg["id"]] = asyncio.create_task(self.generate(msg["id"], msg["req"]))
+        elif op == "cancel":
+            task = self.tasks.get(msg["id"])
+            if task is not None:
+                task.cancel()
+        else:
+            asyncio.create_task(self.call(msg))  # noqa: RUF006 - replies on its own
+
+    async def run(self, reader: asyncio.StreamReader) -> None:
+        """Serve the stream until it ends; then cancel the generations it started."""
+        try:
+            while line := await reader.readline():
+                self.dispatch(wire.decode(line))
+        finally:
+            for task in list(self.tasks.values()):
+                task.cancel()
+
+
+def _pipe_writer(fd: int) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
+        while data:
+            written = os.write(fd, data)
+            data = data[written:]
+
+    return write
+
+
+async def _serve_pipe(out_fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 30)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    session = HostSession(_pipe_writer(out_fd))
+    await session.run(reader)
+    if session.binding is not None:
+        await session.binding.close()
 
 
 def build_binding(msg: dict[str, Any]) -> Binding:
@@ -120,7 +158,7 @@ async def run_operation(binding: Binding, op: str, msg: dict[str, Any]) -> Any:
 def main() -> None:
     out_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints (Python or C) must not corrupt the protocol pipe
-    asyncio.run(_Host(out_fd).serve())
+    asyncio.run(_serve_pipe(out_fd))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ unloaded without waiting for the next request.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import itertools
@@ -22,57 +23,43 @@ from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.types import BindingRequest
 from lollms_server.errors import ModelHostCrashed
 
-__all__ = ["STOP_SECONDS", "HostProcess"]
+__all__ = ["STOP_SECONDS", "HostProcess", "LineClient"]
 
 logger = logging.getLogger(__name__)
 STOP_SECONDS = 10.0
 CHILD_MODULE = "lollms_server.bindings.hosted.child"
 
 
-class HostProcess:
-    """One child process running one binding instance for one model."""
+class LineClient(abc.ABC):
+    """Requests multiplexed over one line stream to a model host (``child.HostSession`` on
+    the other end): replies and events come back tagged with the id of the request they
+    answer, and one reader routes them to per-request queues. When the stream ends, every
+    pending request fails at once and ``on_death`` tells the owner."""
 
     def __init__(self, label: str, on_death: Callable[[str], None] | None = None) -> None:
         self.label = label
-        self.proc: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
         self.pending: dict[int, asyncio.Queue[dict[str, Any]]] = {}
         self.ids = itertools.count(1)
         self.dead: str | None = None
         self._stopping = False
         self._on_death = on_death
-        self._reader: asyncio.Task[None] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        """The child's process id (None before start)."""
-        return self.proc.pid if self.proc else None
-
-    async def start(self, init: dict[str, Any]) -> None:
-        """Start the child and build the binding instance in it."""
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            CHILD_MODULE,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 30,
-        )
-        self._reader = asyncio.create_task(self._read())
-        await self.call("init", **init)
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+    async def _read_lines(self, reader: asyncio.StreamReader) -> None:
+        """Route every message to its request until the stream ends (or is garbled)."""
         try:
-            while line := await self.proc.stdout.readline():
+            while line := await reader.readline():
                 message = wire.decode(line)
                 queue = self.pending.get(message.get("id", -1))
                 if queue is not None:
                     queue.put_nowait(message)
-        except Exception as exc:  # a garbled pipe is as fatal as a dead process
+        except Exception as exc:  # a garbled stream is as fatal as a dead host
             logger.error("Model host %s sent an unreadable message: %s", self.label, exc)
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-        self._died(_exit_reason(await self.proc.wait()))
+            self._kill()
+
+    @abc.abstractmethod
+    def _kill(self) -> None:
+        """End the host the hard way (a garbled stream, a cancel it ignored)."""
 
     def _died(self, reason: str) -> None:
         self.dead = reason
@@ -82,11 +69,11 @@ class HostProcess:
             self._on_death(reason)
 
     async def _send(self, message: dict[str, Any]) -> None:
-        if self.dead is not None or self.proc is None or self.proc.stdin is None:
+        if self.dead is not None or self.writer is None:
             raise self.crashed()
-        self.proc.stdin.write(wire.encode(message))
+        self.writer.write(wire.encode(message))
         try:
-            await self.proc.stdin.drain()
+            await self.writer.drain()
         except (BrokenPipeError, ConnectionResetError):
             raise self.crashed() from None
 
@@ -153,9 +140,45 @@ class HostProcess:
                 self.label,
                 grace,
             )
-            with contextlib.suppress(ProcessLookupError):
-                if self.proc is not None:
-                    self.proc.kill()
+            self._kill()
+
+
+class HostProcess(LineClient):
+    """One child process running one binding instance for one model."""
+
+    def __init__(self, label: str, on_death: Callable[[str], None] | None = None) -> None:
+        super().__init__(label, on_death)
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before start)."""
+        return self.proc.pid if self.proc else None
+
+    async def start(self, init: dict[str, Any]) -> None:
+        """Start the child and build the binding instance in it."""
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            CHILD_MODULE,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 30,
+        )
+        self.writer = self.proc.stdin
+        self._reader = asyncio.create_task(self._read())
+        await self.call("init", **init)
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        await self._read_lines(self.proc.stdout)
+        self._died(_exit_reason(await self.proc.wait()))
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.proc is not None:
+                self.proc.kill()
 
     async def stop(self) -> None:
         """End the child: close its stdin, kill it after the grace period."""

@@ -1,0 +1,108 @@
+"""Direct connections for the cluster's hot path, beside Ray's control plane.
+
+On a small machine one Ray actor call costs about 2 ms and the first item of a Ray streaming
+generator about 2.5 ms (``bench/cluster.py`` prints where the first token's time goes), so the
+events of a generation go from a model host to an API worker over a plain TCP connection
+instead: the line protocol of ``bindings/hosted`` (requests multiplexed by id, one JSON
+object per line), served by a ``HostSession`` in the host actor. Ray still places, starts,
+watches and kills the actors; a channel's address and secret travel only over Ray.
+
+Security: a channel listens on the node's Ray address (loopback for ``address = "local"``),
+on a port the system picks; the first line of every connection must be the channel's secret
+(compared in constant time), or the connection is closed before anything else is read.
+Operators firewall these ports like Ray's own (README, "Scaling out").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import ray
+
+from lollms_server.bindings.hosted.process import LineClient
+
+__all__ = ["ChannelClient", "Session", "serve_channel"]
+
+logger = logging.getLogger(__name__)
+
+_LINE_LIMIT = 1 << 30  # one message (a request with images, a media event) at most
+_HELLO_SECONDS = 5.0  # a connection that does not present the secret by then is closed
+_CONNECT_SECONDS = 5.0
+
+
+class Session(Protocol):
+    """What serves one authenticated connection (``child.HostSession``)."""
+
+    async def run(self, reader: asyncio.StreamReader) -> None: ...
+
+
+async def serve_channel(
+    secret: Callable[[], str], session: Callable[[Callable[[bytes], object]], Session]
+) -> tuple[asyncio.Server, str]:
+    """Listen on this node's Ray address; each connection that presents ``secret()`` (read
+    when it connects: the owner may change it) is served by ``session(write)``. Returns the
+    server and its ``host:port``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        expected = secret().encode() + b"\n"
+        try:
+            hello = await asyncio.wait_for(reader.readexactly(len(expected)), _HELLO_SECONDS)
+            if hmac.compare_digest(hello, expected):
+                await session(writer.write).run(reader)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+    server = await asyncio.start_server(handle, host, 0, limit=_LINE_LIMIT)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"{host}:{port}"
+
+
+class ChannelClient(LineClient):
+    """An API worker's connection to a model host's channel; ``kill`` ends the host when a
+    cancelled generation does not stop (through Ray: the channel cannot kill)."""
+
+    def __init__(self, label: str, address: str, secret: str, kill: Callable[[], None]) -> None:
+        super().__init__(label)
+        self.address = address
+        self._secret = secret
+        self._kill_host = kill
+        self._reader: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Connect and present the secret (OSError, TimeoutError: the host is unreachable)."""
+        host, _, port = self.address.rpartition(":")
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port), limit=_LINE_LIMIT), _CONNECT_SECONDS
+        )
+        writer.write(self._secret.encode() + b"\n")
+        self.writer = writer
+        self._reader = asyncio.create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        await self._read_lines(reader)
+        self._died("its connection closed")
+
+    def lost(self, reason: str) -> None:
+        """The host died (Ray says so): fail what is pending and close the connection."""
+        if self.dead is None:
+            self._died(reason)
+        self.close()
+
+    def _kill(self) -> None:
+        self._kill_host()
+
+    def close(self) -> None:
+        """Close the connection (pending requests fail as the reader ends)."""
+        self._stopping = True
+        if self.writer is not None:
+            self.writer.close()
