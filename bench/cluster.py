@@ -221,7 +221,8 @@ def _print_first_token(runs: Runs, samples: int) -> None:
         quartiles[label] = quantiles(values, n=4)
         q1, q2, q3 = quartiles[label]
         print(f"    {label:<12} median {q2:.1f} ms (quartiles {q1:.1f}-{q3:.1f})")
-    pairs = [r - p for r, p in zip(runs.values["Ray host/one"], runs.values["in process/one"])]
+    ray_path, local = runs.values["Ray host/one"], runs.values["in process/one"]
+    pairs = [r - p for r, p in zip(ray_path, local, strict=True)]
     d1, d2, d3 = quantiles(pairs, n=4)
     added = quartiles["Ray host"][1] - quartiles["in process"][1]
     print(
