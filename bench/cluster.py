@@ -243,9 +243,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--streams", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument(
-        "--ttft-samples", type=int, default=40, help="one-token answers per set-up"
-    )
+    parser.add_argument("--ttft-samples", type=int, default=40, help="one-token answers per set-up")
     parser.add_argument("--only", choices=["gateway", "engine"])
     parser.add_argument(
         "--threads", type=int, help="llama.cpp threads (n_threads) for both engine setups"
