@@ -19,14 +19,15 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import ray
 
+from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.hosted.process import LineClient
 
-__all__ = ["ChannelClient", "Session", "serve_channel"]
+__all__ = ["CallSession", "ChannelClient", "Session", "serve_channel"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,62 @@ async def serve_channel(
     return server, f"{host}:{port}"
 
 
+class CallSession:
+    """Calls served over a channel: ``calls`` answer (``{"id", "result"}`` or ``{"id",
+    "error"}``) and may be cancelled by id; ``casts`` answer nothing (a release). Arguments
+    come as the message's ``args`` object."""
+
+    def __init__(
+        self,
+        write: Callable[[bytes], object],
+        calls: dict[str, Callable[..., Coroutine[Any, Any, Any]]],
+        casts: dict[str, Callable[..., Coroutine[Any, Any, Any]]],
+    ) -> None:
+        self.write = write
+        self.calls = calls
+        self.casts = casts
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self._casting: set[asyncio.Task[Any]] = set()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.write(wire.encode(message))
+
+    async def _call(self, rid: int, op: str, args: dict[str, Any]) -> None:
+        try:
+            self.send({"id": rid, "result": await self.calls[op](**args)})
+        except asyncio.CancelledError:
+            pass  # the caller left: it expects no answer
+        except Exception as exc:
+            self.send({"id": rid, "error": wire.error_to_wire(exc)})
+        finally:
+            self.tasks.pop(rid, None)
+
+    def dispatch(self, msg: dict[str, Any]) -> None:
+        op, rid, args = msg.get("op"), msg.get("id", -1), msg.get("args") or {}
+        if op in self.calls:
+            self.tasks[rid] = asyncio.create_task(self._call(rid, op, args))
+        elif op in self.casts:
+            cast = asyncio.create_task(self.casts[op](**args))
+            self._casting.add(cast)
+            cast.add_done_callback(self._casting.discard)
+        elif op == "cancel":
+            task = self.tasks.get(rid)
+            if task is not None:
+                task.cancel()
+        else:
+            error = RuntimeError(f"operation '{op}' is not served here")
+            self.send({"id": rid, "error": wire.error_to_wire(error)})
+
+    async def run(self, reader: asyncio.StreamReader) -> None:
+        """Serve the stream until it ends; then cancel the calls still running."""
+        try:
+            while line := await reader.readline():
+                self.dispatch(wire.decode(line))
+        finally:
+            for task in list(self.tasks.values()):
+                task.cancel()
+
+
 class ChannelClient(LineClient):
     """An API worker's connection to a model host's channel; ``kill`` ends the host when a
     cancelled generation does not stop (through Ray: the channel cannot kill)."""
@@ -91,6 +148,16 @@ class ChannelClient(LineClient):
     async def _read(self, reader: asyncio.StreamReader) -> None:
         await self._read_lines(reader)
         self._died("its connection closed")
+        self.close()
+
+    def cast(self, op: str, **args: Any) -> None:
+        """Send a message that has no answer (nothing when the connection is closed)."""
+        if self.dead is None and self.writer is not None:
+            self.writer.write(wire.encode({"op": op, "id": 0, "args": args}))
+
+    async def request(self, op: str, **args: Any) -> Any:
+        """One call of a ``CallSession``; cancelled, it cancels the call over there."""
+        return await self.call(op, args=args)
 
     def lost(self, reason: str) -> None:
         """The host died (Ray says so): fail what is pending and close the connection."""

@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import RayError
 
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.manager import BindingManager
 from lollms_server.bindings.registry import BindingRegistry
+from lollms_server.cluster.channel import ChannelClient
 from lollms_server.cluster.host import RayHostedBinding, cluster_class
 from lollms_server.cluster.runtime import SCHEDULER_NAME, connect
 from lollms_server.config import Settings
+from lollms_server.errors import ModelHostCrashed
 from lollms_server.resources.metrics import Metrics
 from lollms_server.resources.scheduler import Lease, ModelState, Scheduler
 
@@ -33,6 +36,11 @@ __all__ = ["RemoteLease", "RemoteScheduler", "cluster_parts"]
 logger = logging.getLogger(__name__)
 
 _SNAPSHOT_EVERY = 1.0  # seconds between status snapshots (for /api/ps and the like)
+_CHANNEL_RETRY = 5.0  # seconds before a worker tries the scheduler's channel again
+
+
+def _no_kill() -> None:
+    """The scheduler's channel carries no generation to stop."""
 
 
 @dataclass(eq=False)
@@ -57,6 +65,9 @@ class RemoteScheduler(Scheduler):
         self._poller: asyncio.Task[None] | None = None
         self._pending: set[Any] = set()  # release calls in flight (kept referenced)
         self._mirrors: dict[tuple[str, str], ModelState] = {}  # Ray-hosted models seen
+        self.channel: ChannelClient | None = None  # to the scheduler actor (leases)
+        self._opening = asyncio.Lock()
+        self._channel_retry = 0.0  # loop time before which a broken channel is not retried
 
     # -- leases -----------------------------------------------------------------------------
     async def acquire(
@@ -75,18 +86,22 @@ class RemoteScheduler(Scheduler):
             )
         self._ensure_poller()
         ticket = uuid.uuid4().hex
-        ref = self.actor.acquire.remote(
-            binding.instance_name, model, queue_timeout, keep_alive, self.worker, ticket
-        )
+        args = {
+            "instance": binding.instance_name,
+            "model": model,
+            "queue_timeout": queue_timeout,
+            "keep_alive": keep_alive,
+            "worker": self.worker,
+            "ticket": ticket,
+        }
         try:
-            reply = await ref
+            reply = await self._lease(args)
         except asyncio.CancelledError:  # the client left while waiting: give the slot back
-            ray.cancel(ref)
             self._send_release(ticket)
             raise
         if "error" in reply:
             raise wire.error_from_wire(reply["error"])
-        binding.attach(model, reply["host"], reply.get("channel"), reply.get("secret", ""))
+        await binding.attach(model, reply["host"], reply.get("channel"), reply.get("secret", ""))
         state = self._mirror(binding, model, reply)
         state.active += 1
         copy = str(reply.get("model") or model)
@@ -99,7 +114,49 @@ class RemoteScheduler(Scheduler):
         lease.state.active = max(0, lease.state.active - 1)
         self._send_release(lease.ticket, lease.state.binding.instance_name, lease.copy)
 
+    async def _lease(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The scheduler actor's answer to ``acquire``: over its channel, or over Ray when
+        the channel is not reachable (or broke: the actor restarted, and Ray retries the
+        call on the new one)."""
+        channel = await self._channel()
+        if channel is not None:
+            with contextlib.suppress(ModelHostCrashed):  # the connection broke
+                reply: dict[str, Any] = await channel.request("acquire", **args)
+                return reply
+        ref = self.actor.acquire.remote(**args)
+        try:
+            reply = await ref
+        except asyncio.CancelledError:
+            ray.cancel(ref)
+            raise
+        return reply
+
+    async def _channel(self) -> ChannelClient | None:
+        """The connection to the scheduler actor's channel (None: none reachable now; tried
+        again ``_CHANNEL_RETRY`` seconds later)."""
+        if self.channel is not None and self.channel.dead is None:
+            return self.channel
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._channel_retry:
+            return None
+        async with self._opening:
+            if self.channel is not None and self.channel.dead is None:
+                return self.channel
+            self._channel_retry = loop.time() + _CHANNEL_RETRY
+            try:
+                info = await self.actor.channel_info.remote()
+                channel = ChannelClient("scheduler", info["address"], info["secret"], _no_kill)
+                await channel.open()
+            except (RayError, OSError, asyncio.TimeoutError) as exc:
+                logger.warning("The scheduler's channel is unreachable (%s): leases over Ray", exc)
+                return None
+            self.channel = channel
+        return self.channel
+
     def _send_release(self, ticket: str, instance: str = "", model: str = "") -> None:
+        if self.channel is not None and self.channel.dead is None:
+            self.channel.cast("release", ticket=ticket, instance=instance, model=model)
+            return
         ref = self.actor.release.remote(ticket, instance, model)
         self._pending.add(ref)  # fire and forget, but referenced until done
         ref.future().add_done_callback(lambda _: self._pending.discard(ref))
@@ -209,6 +266,8 @@ class RemoteScheduler(Scheduler):
         """Stop polling and shut the local part down; the cluster's models stay."""
         if self._poller is not None:
             self._poller.cancel()
+        if self.channel is not None:
+            self.channel.close()
         await super().shutdown(grace)
 
 

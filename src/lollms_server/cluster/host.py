@@ -108,9 +108,11 @@ class _ModelHost:
     def describe(self) -> dict[str, Any]:
         """Where this host runs (pid, Ray node) and what a restarted scheduler needs to
         adopt it: its model, measured memory, pin and running generations."""
+        context = ray.get_runtime_context()
         return {
             "pid": os.getpid(),
-            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_id": context.get_node_id(),
+            "name": context.get_actor_name(),
             "model": self.loaded,
             "measured": self.measured,
             "pinned": self.pinned,
@@ -248,7 +250,8 @@ class RayHost(HostProcess):
         batch: int = _DEFAULT_BATCH,
     ) -> RayHost:
         """Own again a host a previous scheduler started (``where``: its ``describe``)."""
-        host = cls(label, on_death, node_id=where["node_id"], batch=batch)
+        host = cls(label, on_death, name=where.get("name") or "", node_id=where["node_id"])
+        host.batch = batch
         host.actor, host.actor_pid = actor, where["pid"]
         host._watch = asyncio.create_task(host._watch_death())
         return host
@@ -431,7 +434,7 @@ class RayHostedBinding(HostedBinding):
         super().__init__(config, context)
         self.placement: dict[str, str] = {}  # model -> node id, chosen by the scheduler
         self.attached: dict[str, RayHost] = {}  # model -> a host started elsewhere
-        self._handles: dict[str, RayHost] = {}  # actor id -> its handle here
+        self._handles: dict[str, RayHost] = {}  # actor name -> its handle here
         self.batch = _DEFAULT_BATCH
         self.secret = ""  # the hosts' channel secret (set by the scheduler actor)
 
@@ -445,13 +448,16 @@ class RayHostedBinding(HostedBinding):
             secret=self.secret,
         )
 
-    def attach(self, model: str, actor: Any, address: str | None = None, secret: str = "") -> None:
-        """Use ``actor`` (from a lease; ``address`` and ``secret``: its channel) as the host
-        of ``model`` for the request running in this context (and, by default, for this
-        worker)."""
-        key = actor._actor_id.hex()
+    async def attach(
+        self, model: str, name: str, address: str | None = None, secret: str = ""
+    ) -> None:
+        """Use the host actor ``name`` (from a lease; ``address`` and ``secret``: its
+        channel) for ``model`` in the request running in this context (and, by default, in
+        this worker). Its Ray handle is looked up once per host."""
+        key = name
         host = self._handles.get(key)
         if host is None or host.dead:
+            actor = await asyncio.to_thread(ray.get_actor, name)
             label = f"{self.instance_name}/{model}"
             host = RayHost.attach(label, actor, self.batch, address, secret)
             self._handles = {k: h for k, h in self._handles.items() if h.dead is None}
@@ -509,6 +515,11 @@ class RayHostedBinding(HostedBinding):
         """The actor handle of ``model``'s host (None when not loaded here)."""
         host = self.hosts.get(model)
         return host.actor if isinstance(host, RayHost) else None
+
+    def name_of(self, model: str) -> str | None:
+        """The actor name of ``model``'s host (None when not loaded here)."""
+        host = self.hosts.get(model)
+        return (host.name or None) if isinstance(host, RayHost) else None
 
     def channel_of(self, model: str) -> str | None:
         """The channel address of ``model``'s host (None: not loaded here, or no channel)."""

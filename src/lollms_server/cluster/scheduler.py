@@ -21,6 +21,7 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -28,6 +29,7 @@ import ray
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.hosted import wire
 from lollms_server.bindings.manager import BindingManager
+from lollms_server.cluster.channel import CallSession, serve_channel
 from lollms_server.cluster.host import (
     RayHostedBinding,
     base_model,
@@ -196,6 +198,9 @@ class ClusterScheduler(Scheduler):
         return out
 
 
+_HOST_LOST: dict[str, Any] = {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
+
+
 def describe_state(state: ModelState) -> dict[str, Any]:
     """What a worker needs to mirror a model's state."""
     return {
@@ -234,6 +239,8 @@ class _SchedulerBody:
         self.adopted: Counter[tuple[str, str]] = Counter()
         self._refresher: asyncio.Task[None] | None = None
         self._started: asyncio.Task[None] | None = None
+        self.channel: asyncio.Server | None = None
+        self.address = ""  # the channel's host:port, once started
 
     async def start(self) -> None:
         """Read the nodes, keep reading them, adopt the hosts a previous scheduler left
@@ -243,7 +250,16 @@ class _SchedulerBody:
             self._started = asyncio.create_task(self._start())
         await asyncio.shield(self._started)
 
+    async def channel_info(self) -> dict[str, Any]:
+        """Where API workers ask for leases without a Ray call (see ``channel.py``)."""
+        await self.start()
+        return {"address": self.address, "secret": self.secret}
+
+    def _session(self, write: Callable[[bytes], object]) -> CallSession:
+        return CallSession(write, {"acquire": self.acquire}, {"release": self.release})
+
     async def _start(self) -> None:
+        self.channel, self.address = await serve_channel(lambda: self.secret, self._session)
         self.scheduler.refresh_nodes()
         self._refresher = asyncio.create_task(self._refresh())
         await self._adopt_hosts()
@@ -333,6 +349,9 @@ class _SchedulerBody:
         """A lease on ``instance/model`` for ``worker``, known by the worker's ``ticket``
         (so that a worker whose client left can release it before knowing it was granted)."""
         await self.start()
+        held = self.leases.get(ticket)
+        if held is not None:  # asked again: a worker whose channel broke retries over Ray
+            return self._grant(held[0])
         try:
             binding = self.bindings.get(instance)
             lease = await self.scheduler.acquire(
@@ -340,20 +359,26 @@ class _SchedulerBody:
             )
         except LollmsError as exc:
             return {"error": wire.error_to_wire(exc)}
-        hosted = binding if isinstance(binding, RayHostedBinding) else None
-        actor = hosted.actor_of(lease.state.model) if hosted else None  # the copy's host
-        if (
-            hosted is None or actor is None or ticket in self.abandoned
-        ):  # host lost meanwhile, or client left
+        reply = self._grant(lease)
+        if "error" in reply or ticket in self.abandoned:  # host lost meanwhile, client left
             self.abandoned.discard(ticket)
             lease.release()
-            return {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
+            return reply if "error" in reply else _HOST_LOST
         self.leases[ticket] = (lease, worker)
         self.granted[worker] += 1
+        return reply
+
+    def _grant(self, lease: Lease) -> dict[str, Any]:
+        """What the worker needs to use ``lease``: its host's actor name and channel."""
+        binding = lease.state.binding
+        hosted = binding if isinstance(binding, RayHostedBinding) else None
+        host = hosted.name_of(lease.state.model) if hosted else None  # the copy's host
+        if hosted is None or host is None:
+            return _HOST_LOST
         channel = hosted.channel_of(lease.state.model)
         return {
             "waited": lease.waited,
-            "host": actor,
+            "host": host,
             "channel": channel,
             "secret": self.secret if channel else "",
             **describe_state(lease.state),
@@ -423,6 +448,8 @@ class _SchedulerBody:
         """Unload every model (hosts end) and stop reading the nodes."""
         if self._refresher is not None:
             self._refresher.cancel()
+        if self.channel is not None:
+            self.channel.close()
         with contextlib.suppress(Exception):
             await self.scheduler.shutdown()
         await self.bindings.close()

@@ -92,6 +92,10 @@ class LineClient(abc.ABC):
         try:
             await self._send({"op": op, "id": rid, **fields})
             reply = await queue.get()
+        except asyncio.CancelledError:  # the caller left: the other side may stop the work
+            if self.dead is None and self.writer is not None:
+                self.writer.write(wire.encode({"op": "cancel", "id": rid}))
+            raise
         finally:
             self.pending.pop(rid, None)
         if "dead" in reply:
