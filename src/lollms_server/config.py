@@ -421,7 +421,11 @@ class ClusterSettings(_Section):
         "(ray start --resources='{\"gpu_memory\": 24e9}'); nodes without it have no GPU budget.",
     )
     batch_events: int = Field(
-        32, ge=1, le=1024, description="Most events a model host sends per stream message."
+        32,
+        ge=1,
+        le=1024,
+        description="Most events a model host sends per Ray message (streams fall back to "
+        "Ray when a host's channel cannot be reached).",
     )
     worker_resources: dict[str, float] = Field(
         default_factory=dict,

@@ -456,6 +456,87 @@ def test_a_restarted_scheduler_adopts_the_running_hosts_keeps_pins_and_leaks_no_
     assert httpx.post(f"{url}/api/v1/models/pin", json=unpin, headers=AUTH).status_code == 200
 
 
+def _host_actor(prefix: str) -> Any:
+    names = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith(prefix)
+    ]
+    assert len(names) == 1, names
+    return ray.get_actor(names[0], namespace=NAMESPACE)
+
+
+def _exchange(address: str, hello: bytes, message: dict[str, Any]) -> bytes:
+    """What a channel answers (up to its first line) to ``hello`` and then ``message``."""
+    host, _, port = address.rpartition(":")
+    data = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(hello + json.dumps(message).encode() + b"\n")
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:  # closed by the channel
+                break
+            data += chunk
+    return data
+
+
+def test_leases_and_streams_take_the_direct_channels(served: tuple[str, Served]) -> None:
+    url, _ = served
+    for _ in range(16):  # new connections: both workers serve some
+        assert _chat(url, "small", stream=True).status_code == 200
+    channels = _status(url)["worker"]["channels"]
+    assert channels["scheduler"] == "direct"
+    assert channels["hosts_direct"] >= 1
+    assert channels["hosts_ray"] == 0
+
+
+def test_channels_listen_on_the_node_address_check_the_secret_and_serve_only_their_calls(
+    served: tuple[str, Served],
+) -> None:
+    url, handle = served
+    assert _chat(url, "small").status_code == 200
+    info = ray.get(handle.scheduler.channel_info.remote())
+    here = ray.util.get_node_ip_address()  # the driver runs on the head, like the scheduler
+    assert info["address"].rpartition(":")[0] == here
+    wrong = b"x" * len(info["secret"]) + b"\n"
+    right = info["secret"].encode() + b"\n"
+    assert _exchange(info["address"], wrong, {"op": "status", "id": 1}) == b""  # just closed
+    reply = json.loads(_exchange(info["address"], right, {"op": "status", "id": 1}))
+    assert reply["error"]["message"] == "RuntimeError: operation 'status' is not served here"
+
+    where = ray.get(_host_actor("lollms_host:gpu/small#").describe.remote())
+    node = next(n for n in ray.nodes() if n["NodeID"] == where["node_id"])
+    assert where["channel"].rpartition(":")[0] == node["NodeManagerAddress"]
+    unload = {"op": "unload", "id": 1, "model": "small"}
+    assert _exchange(where["channel"], wrong, unload) == b""
+    reply = json.loads(_exchange(where["channel"], right, unload))
+    assert reply["error"]["message"] == "RuntimeError: operation 'unload' is not served here"
+    assert _where(_status(url), "small") is not None  # still loaded
+
+
+def test_a_host_whose_channel_cannot_be_reached_streams_over_ray(
+    served: tuple[str, Served],
+) -> None:
+    import asyncio
+
+    from lollms_server.bindings.events import TextDelta
+    from lollms_server.bindings.types import BindingRequest, Message
+    from lollms_server.cluster.host import RayHost
+
+    url, _ = served
+    assert _chat(url, "small").status_code == 200
+    actor = _host_actor("lollms_host:gpu/small#")
+    host = RayHost.attach("gpu/small", actor, 4, f"127.0.0.1:{_free_port()}", "a-secret")
+    request = BindingRequest(model="small", messages=(Message(role="user", content="hi"),))
+
+    async def run() -> str:
+        events = [event async for event in host.stream(request, 5.0)]
+        return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+    assert asyncio.run(run()) == "one two three four five six seven eight"
+    assert host.address is None  # it fell back to Ray, for good
+
+
 def test_a_node_lost_mid_stream_fails_its_stream_within_a_second_and_the_model_moves(
     served: tuple[str, Served], cluster: Cluster
 ) -> None:

@@ -233,7 +233,27 @@ class RemoteScheduler(Scheduler):
         return {
             **self.snapshot,
             "models": [*self.snapshot.get("models", []), *here],
-            "worker": {"devices": local["devices"], "queue": local["queue"]},
+            "worker": {
+                "devices": local["devices"],
+                "queue": local["queue"],
+                "channels": self._channels(),
+            },
+        }
+
+    def _channels(self) -> dict[str, Any]:
+        """How this worker reaches the cluster: leases over the scheduler's channel
+        ("direct") or Ray, and how many model hosts it streams from each way."""
+        hosts = [
+            host
+            for binding in {state.binding for state in self._mirrors.values()}
+            if isinstance(binding, RayHostedBinding)
+            for host in binding.handles()
+        ]
+        direct = self.channel is not None and self.channel.dead is None
+        return {
+            "scheduler": "direct" if direct else "ray",
+            "hosts_direct": sum(1 for h in hosts if h.channel is not None and h.address),
+            "hosts_ray": sum(1 for h in hosts if not h.address),
         }
 
     def _hosted_names(self) -> set[str]:

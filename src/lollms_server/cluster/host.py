@@ -6,9 +6,11 @@ errors), on the node the cluster scheduler picked. ``RayHost`` is its handle wit
 ``HostProcess`` interface, so ``HostedBinding`` drives both the same way; ``RayHostedBinding``
 is ``HostedBinding`` with Ray hosts.
 
-Streams: the actor's ``generate`` is a Ray streaming generator whose items are batches of
-events (whatever the engine produced while the previous batch was in flight, at most
-``[cluster] batch_events``), so a fast engine costs one Ray message per batch, not per token.
+Streams: an API worker reads a generation's events from the host's channel (``channel.py``:
+a TCP connection served by ``HostSession``, as the pipe of a local model host is). When the
+channel cannot be reached, the actor's ``generate`` serves them instead: a Ray streaming
+generator whose items are batches of events (whatever the engine produced while the previous
+batch was in flight, at most ``[cluster] batch_events``).
 
 Death: the owner (the scheduler actor) keeps one call pending on each host
 (``wait_forever``); when the actor or its node dies that call fails, the host is marked dead
@@ -462,8 +464,14 @@ class RayHostedBinding(HostedBinding):
             host = RayHost.attach(label, actor, self.batch, address, secret)
             self._handles = {k: h for k, h in self._handles.items() if h.dead is None}
             self._handles[key] = host
+        elif secret:
+            host.secret = secret  # the current scheduler's (it may have restarted)
         self.attached[model] = host
         _LEASED.set(host)
+
+    def handles(self) -> list[RayHost]:
+        """The live handles this worker holds on hosts started elsewhere."""
+        return [host for host in self._handles.values() if host.dead is None]
 
     def _host(self, model: str) -> HostProcess:
         leased = _LEASED.get()
