@@ -187,10 +187,12 @@ def create_app(settings: Settings, registry: BindingRegistry | None = None) -> F
     )
 
     install_error_handlers(app)
+    # Routers are matched in this order, route by route: the OpenAI routes, which most
+    # clients call, first (no path of the next three overlaps theirs).
+    app.include_router(openai_router)
     app.include_router(native_router)
     app.include_router(personalities_router)
     app.include_router(models_admin_router)
-    app.include_router(openai_router)
     app.include_router(openai_media_router)
     app.include_router(openai_responses_router)
     app.include_router(ollama_router)

@@ -166,6 +166,7 @@ class _Engine:
     http: httpx.AsyncClient
     props: dict[str, Any] = field(default_factory=dict)
     active: int = 0
+    info: ModelInfo | None = None  # what model_info answers while loaded (fixed by then)
 
 
 class LlamaCppBinding(Binding[LlamaCppConfig]):
@@ -233,7 +234,11 @@ class LlamaCppBinding(Binding[LlamaCppConfig]):
 
     async def model_info(self, model: str) -> ModelInfo:
         engine = self._engines.get(model)  # loaded: no folder scan on the request path
-        return self._info(model, engine.path if engine else self._path(model))
+        if engine is None:
+            return self._info(model, self._path(model))
+        if engine.info is None:  # once per load: every request asks
+            engine.info = self._info(model, engine.path)
+        return engine.info
 
     def memory_estimate(self, model: str) -> int | None:
         """GGUF file size plus the f16 KV cache for ``n_ctx`` tokens (from the GGUF header)."""
