@@ -384,6 +384,7 @@ class Processor(APScript):
                           context_details.positive_boost, context_details.negative_boost])
         summary = self.summarize_chunks(["first chunk", "second chunk"], "summarize",
                                         summary_mode=SUMMARY_MODE.SUMMARY_MODE_HIERARCHICAL)
+        zoo = self.personality.lollms_paths.personalities_zoo_path
         self.set_message_content(json.dumps({
             "ctx": self.ctx,
             "ctx_details": context_details.ctx_size,
@@ -399,6 +400,8 @@ class Processor(APScript):
             "paths": isinstance(self.personality.lollms_paths, LollmsPaths),
             "tag": craft_a_tag_to_specific_text("a b c", "b", "<see>"),
             "block": self.build_a_document_block("Doc <1>", "https://example.org", "body & more"),
+            "zoo": sorted(p.name for p in zoo.iterdir()),
+            "answered": self.answer(context_details, "!@>extra:\\nan extra entry", send_full=False),
         }))
 """
 FUNCTIONS = """
@@ -691,6 +694,14 @@ async def test_model_types_paths_and_context_details(layer: httpx.AsyncClient) -
     assert {"kind": "info", "text": "informed", "ok": None, "data": {}} in body["steps"]
     summarize = binding_of(layer, "small").requests
     assert any("second chunk" in m.content for r in summarize for m in r.messages)
+    # the zoo's categories (the folders beside this personality's own), plus "personal",
+    # as empty folders of its working folder
+    assert answer["zoo"] == ["own", "personal", "zoo"]
+    assert isinstance(answer["answered"], str)
+    answered = [r for r in summarize if any("an extra entry" in m.content for m in r.messages)]
+    assert answered  # answer's prompt: the discussion, the custom entry, the conditioning
+    assert "hello" in answered[0].messages[-1].content
+    assert any("Be helpful." in m.content for m in answered[0].messages)
 
 
 async def test_function_calls_and_images_through_the_server(layer: httpx.AsyncClient) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from lollms_server.personalities.zoo.lollms._missing import missing_name
 
-__all__ = ["LollmsPaths"]
+__all__ = ["LollmsPaths", "zoo_categories"]
 
 _PERSONAL = {
     "personal_configuration_path": "configs",
@@ -30,15 +30,26 @@ _PERSONAL = {
 
 
 class LollmsPaths:
-    """Folders a processor may write to; each is created when first read."""
+    """Folders a processor may write to; each is created when first read.
 
-    def __init__(self, home: Path, outputs: Path | None = None) -> None:
+    ``personalities_zoo_path`` is a folder of the working folder too: it holds one empty
+    folder per category of the zoo the personality comes from (``categories``; the makers of
+    new personalities offer them to the model) and ``personal``, where they write theirs."""
+
+    def __init__(
+        self, home: Path, outputs: Path | None = None, categories: tuple[str, ...] = ()
+    ) -> None:
         self.personal_path = home
         self._outputs = outputs or home / "outputs"
+        self._categories = categories
 
     def __getattr__(self, name: str) -> Any:
-        if name == "personal_outputs_path":
-            path: Path = self.__dict__["_outputs"]
+        if name == "personalities_zoo_path":
+            path: Path = self.__dict__["personal_path"] / "personalities_zoo"
+            for category in (*self.__dict__["_categories"], "personal"):
+                (path / category).mkdir(parents=True, exist_ok=True)
+        elif name == "personal_outputs_path":
+            path = self.__dict__["_outputs"]
         elif name in _PERSONAL:
             path = self.__dict__["personal_path"] / _PERSONAL[name]
         else:
@@ -50,6 +61,19 @@ class LollmsPaths:
 
     def __str__(self) -> str:
         return f"LollmsPaths({self.personal_path})"
+
+
+def zoo_categories(folder: Path, personality_id: str) -> tuple[str, ...]:
+    """The categories of the zoo a personality is in (``<root>/<category>/<name>``): the
+    folders beside its category's folder, read only when that one is inside the configured
+    root (an id of two parts or more)."""
+    if len(Path(personality_id).parts) < 2:
+        return ()
+    try:
+        found = [d.name for d in folder.parent.parent.iterdir() if d.is_dir()]
+    except OSError:
+        return ()
+    return tuple(sorted(name for name in found if not name.startswith((".", "_"))))
 
 
 __getattr__ = missing_name(__name__)

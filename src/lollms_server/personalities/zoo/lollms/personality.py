@@ -22,7 +22,7 @@ from lollms_server.personalities.zoo.lollms._missing import missing_name
 from lollms_server.personalities.zoo.lollms._tasks import DocumentTasks
 from lollms_server.personalities.zoo.lollms.config import TypedConfig
 from lollms_server.personalities.zoo.lollms.helpers import ASCIIColors
-from lollms_server.personalities.zoo.lollms.paths import LollmsPaths
+from lollms_server.personalities.zoo.lollms.paths import LollmsPaths, zoo_categories
 from lollms_server.personalities.zoo.lollms.tti import LollmsTTI
 from lollms_server.personalities.zoo.lollms.types import MSG_OPERATION_TYPE, MSG_TYPE, SUMMARY_MODE
 from lollms_server.personalities.zoo.lollms.utilities import PromptReshaper
@@ -66,6 +66,13 @@ class LoLLMsAction:
 
     def __str__(self) -> str:
         return f"LoLLMsAction(name={self.name}, parameters={self.parameters})"
+
+
+def _context_getter(context_details: Any) -> Callable[..., Any]:
+    """``get(key, default)`` on lollms' context details, a dict or an object."""
+    if hasattr(context_details, "get"):
+        return context_details.get  # type: ignore[no-any-return]
+    return lambda key, default=None: getattr(context_details, key, default)
 
 
 def craft_a_tag_to_specific_text(ascii_text: str, text: str, caption: str) -> str:
@@ -171,7 +178,8 @@ class AIPersonality:
         self.personality_package_path = personality.folder
         self.personality_folder_name = personality.folder_name
         self.personality_output_folder = workspace.outputs
-        self.lollms_paths = LollmsPaths(workspace.home, workspace.outputs)
+        categories = zoo_categories(personality.folder, personality.id)
+        self.lollms_paths = LollmsPaths(workspace.home, workspace.outputs, categories)
         self.config = _Config(ctx_size, min(ctx_size // 4, 512))
         self.app = _App(self)
         self.callback: Callable[..., Any] | None = None
@@ -773,14 +781,29 @@ class APScript(DocumentTasks):
                 parts[sacrifice_id] = model.detokenize(tokens[len(tokens) - room :]) if room else ""
         return self.config.separator_template.join(p for p in parts if p)
 
+    def answer(
+        self,
+        context_details: Any,
+        custom_entries: str = "",
+        send_full: bool = True,
+        callback: Callable[..., Any] | None = None,
+    ) -> str:
+        """lollms' plain answer to the discussion: the prompt built from ``context_details``
+        (plus ``custom_entries``) generated; when the user asked to continue, what came
+        before (``previous_chunk``) leads it; shown as the message when ``send_full``."""
+        get = _context_getter(context_details)
+        prompt = self.build_prompt_from_context_details(context_details, custom_entries)
+        out = self.fast_gen(prompt, callback=callback)
+        if get("is_continue"):
+            out = str(get("previous_chunk") or "") + out
+        if send_full:
+            self.set_message_content(out)
+        return out
+
     def build_prompt_from_context_details(
         self, context_details: Any, custom_entries: str = "", suppress: Any = ()
     ) -> str:
-        get = (
-            context_details.get
-            if hasattr(context_details, "get")
-            else (lambda key, default=None: getattr(context_details, key, default))
-        )
+        get = _context_getter(context_details)
         parts = [f"!@>system:\n{get('conditionning') or ''}".rstrip()]
         for key in ("documentation", "user_description", "extra"):
             if get(key) and key not in suppress:
