@@ -400,6 +400,7 @@ class Processor(APScript):
             "paths": isinstance(self.personality.lollms_paths, LollmsPaths),
             "tag": craft_a_tag_to_specific_text("a b c", "b", "<see>"),
             "block": self.build_a_document_block("Doc <1>", "https://example.org", "body & more"),
+            "listed": self.build_a_document_block("prompts", "", ["a<b", "c"]),
             "zoo": sorted(p.name for p in zoo.iterdir()),
             "answered": self.answer(context_details, "!@>extra:\\nan extra entry", send_full=False),
         }))
@@ -691,6 +692,7 @@ async def test_model_types_paths_and_context_details(layer: httpx.AsyncClient) -
     )
     assert "Doc &lt;1&gt;" in answer["block"] and "body &amp; more" in answer["block"]
     assert 'href="https://example.org"' in answer["block"]
+    assert "<pre>[&#x27;a&lt;b&#x27;, &#x27;c&#x27;]</pre>" in answer["listed"]  # a list, as text
     assert {"kind": "info", "text": "informed", "ok": None, "data": {}} in body["steps"]
     summarize = binding_of(layer, "small").requests
     assert any("second chunk" in m.content for r in summarize for m in r.messages)

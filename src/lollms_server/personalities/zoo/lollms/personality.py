@@ -817,15 +817,18 @@ class APScript(DocumentTasks):
 
     # -- HTML blocks ------------------------------------------------------------------------
     def build_a_document_block(
-        self, title: str = "Title", link: str = "", content: str = ""
+        self, title: Any = "Title", link: Any = "", content: Any = ""
     ) -> str:
-        """A block showing a document (a linked title and its text), escaped."""
-        heading = html.escape(title)
+        """A block showing a document (a linked title and its text), escaped; like lollms'
+        f-string, any value shows as its text (processors pass lists)."""
+        heading = html.escape(str(title))
         if link:
-            heading = f'<a href="{html.escape(link, quote=True)}" target="_blank">{heading}</a>'
+            heading = (
+                f'<a href="{html.escape(str(link), quote=True)}" target="_blank">{heading}</a>'
+            )
         return (
             f'<div class="lollms-document"><h3>{heading}</h3>'
-            f"<pre>{html.escape(content)}</pre></div>"
+            f"<pre>{html.escape(str(content))}</pre></div>"
         )
 
     # -- function calls ------------------------------------------------------------------
