@@ -467,17 +467,23 @@ def _host_actor(prefix: str) -> Any:
 
 
 def _exchange(address: str, hello: bytes, message: dict[str, Any]) -> bytes:
-    """What a channel answers (up to its first line) to ``hello`` and then ``message``."""
+    """What a channel answers (its welcome and first reply) to ``hello`` and ``message``."""
     host, _, port = address.rpartition(":")
     data = b""
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(hello + json.dumps(message).encode() + b"\n")
-        while not data.endswith(b"\n"):
+        while data.count(b"\n") < 2:
             chunk = sock.recv(65536)
             if not chunk:  # closed by the channel
                 break
             data += chunk
     return data
+
+
+def _welcomed(data: bytes) -> dict[str, Any]:
+    welcome, reply = data.split(b"\n")[:2]
+    assert welcome == b"ok"
+    return dict(json.loads(reply))
 
 
 def test_leases_and_streams_take_the_direct_channels(served: tuple[str, Served]) -> None:
@@ -501,7 +507,7 @@ def test_channels_listen_on_the_node_address_check_the_secret_and_serve_only_the
     wrong = b"x" * len(info["secret"]) + b"\n"
     right = info["secret"].encode() + b"\n"
     assert _exchange(info["address"], wrong, {"op": "status", "id": 1}) == b""  # just closed
-    reply = json.loads(_exchange(info["address"], right, {"op": "status", "id": 1}))
+    reply = _welcomed(_exchange(info["address"], right, {"op": "status", "id": 1}))
     assert reply["error"]["message"] == "RuntimeError: operation 'status' is not served here"
 
     where = ray.get(_host_actor("lollms_host:gpu/small#").describe.remote())
@@ -509,13 +515,14 @@ def test_channels_listen_on_the_node_address_check_the_secret_and_serve_only_the
     assert where["channel"].rpartition(":")[0] == node["NodeManagerAddress"]
     unload = {"op": "unload", "id": 1, "model": "small"}
     assert _exchange(where["channel"], wrong, unload) == b""
-    reply = json.loads(_exchange(where["channel"], right, unload))
+    reply = _welcomed(_exchange(where["channel"], right, unload))
     assert reply["error"]["message"] == "RuntimeError: operation 'unload' is not served here"
     assert _where(_status(url), "small") is not None  # still loaded
 
 
-def test_a_host_whose_channel_cannot_be_reached_streams_over_ray(
-    served: tuple[str, Served],
+@pytest.mark.parametrize("case", ["closed port", "wrong secret"])
+def test_a_host_whose_channel_cannot_be_used_streams_over_ray(
+    served: tuple[str, Served], case: str
 ) -> None:
     import asyncio
 
@@ -526,7 +533,10 @@ def test_a_host_whose_channel_cannot_be_reached_streams_over_ray(
     url, _ = served
     assert _chat(url, "small").status_code == 200
     actor = _host_actor("lollms_host:gpu/small#")
-    host = RayHost.attach("gpu/small", actor, 4, f"127.0.0.1:{_free_port()}", "a-secret")
+    address = ray.get(actor.describe.remote())["channel"]
+    if case == "closed port":
+        address = f"127.0.0.1:{_free_port()}"
+    host = RayHost.attach("gpu/small", actor, 4, address, "not-the-secret")
     request = BindingRequest(model="small", messages=(Message(role="user", content="hi"),))
 
     async def run() -> str:

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 _LINE_LIMIT = 1 << 30  # one message (a request with images, a media event) at most
 _HELLO_SECONDS = 5.0  # a connection that does not present the secret by then is closed
-_CONNECT_SECONDS = 5.0
+_CONNECT_SECONDS = 2.0  # to connect and be welcomed (a firewall that drops: this long)
+_WELCOME = b"ok\n"  # the answer to the right secret (a wrong one: the connection closes)
 
 
 class Session(Protocol):
@@ -53,10 +54,15 @@ async def serve_channel(
         expected = secret().encode() + b"\n"
         try:
             hello = await asyncio.wait_for(reader.readexactly(len(expected)), _HELLO_SECONDS)
-            if hmac.compare_digest(hello, expected):
-                await session(writer.write).run(reader)
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            if not hmac.compare_digest(hello, expected):
+                logger.warning("A channel connection did not present the secret: closed")
+                return
+            writer.write(_WELCOME)
+            await session(writer.write).run(reader)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
             pass
+        except Exception as exc:  # a malformed message: this connection ends, nothing else
+            logger.warning("A channel connection sent a malformed message: %s", exc)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -142,6 +148,14 @@ class ChannelClient(LineClient):
             asyncio.open_connection(host, int(port), limit=_LINE_LIMIT), _CONNECT_SECONDS
         )
         writer.write(self._secret.encode() + b"\n")
+        try:
+            welcome = await asyncio.wait_for(reader.readline(), _CONNECT_SECONDS)
+        except BaseException:
+            writer.close()
+            raise
+        if welcome != _WELCOME:
+            writer.close()
+            raise ConnectionRefusedError("the channel refused the secret")
         self.writer = writer
         self._reader = asyncio.create_task(self._read(reader))
 

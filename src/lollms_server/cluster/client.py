@@ -36,7 +36,8 @@ __all__ = ["RemoteLease", "RemoteScheduler", "cluster_parts"]
 logger = logging.getLogger(__name__)
 
 _SNAPSHOT_EVERY = 1.0  # seconds between status snapshots (for /api/ps and the like)
-_CHANNEL_RETRY = 5.0  # seconds before a worker tries the scheduler's channel again
+_CHANNEL_RETRY = 2.5  # seconds before a worker first tries a failed scheduler channel again
+_CHANNEL_RETRY_MAX = 300.0
 
 
 def _no_kill() -> None:
@@ -68,6 +69,7 @@ class RemoteScheduler(Scheduler):
         self.channel: ChannelClient | None = None  # to the scheduler actor (leases)
         self._opening = asyncio.Lock()
         self._channel_retry = 0.0  # loop time before which a broken channel is not retried
+        self._channel_wait = _CHANNEL_RETRY  # seconds to the next try after a failure
 
     # -- leases -----------------------------------------------------------------------------
     async def acquire(
@@ -101,10 +103,16 @@ class RemoteScheduler(Scheduler):
             raise
         if "error" in reply:
             raise wire.error_from_wire(reply["error"])
-        await binding.attach(model, reply["host"], reply.get("channel"), reply.get("secret", ""))
+        copy = str(reply.get("model") or model)
+        try:
+            await binding.attach(
+                model, reply["host"], reply.get("channel"), reply.get("secret", "")
+            )
+        except BaseException:  # the client left, or the host is gone: give the slot back
+            self._send_release(ticket, binding.instance_name, copy)
+            raise
         state = self._mirror(binding, model, reply)
         state.active += 1
-        copy = str(reply.get("model") or model)
         return RemoteLease(self, state, reply["waited"], ticket=ticket, copy=copy)
 
     def _release(self, lease: Lease) -> None:
@@ -133,7 +141,8 @@ class RemoteScheduler(Scheduler):
 
     async def _channel(self) -> ChannelClient | None:
         """The connection to the scheduler actor's channel (None: none reachable now; tried
-        again ``_CHANNEL_RETRY`` seconds later)."""
+        again later, waiting twice as long after each failure, up to ``_CHANNEL_RETRY_MAX``
+        seconds)."""
         if self.channel is not None and self.channel.dead is None:
             return self.channel
         loop = asyncio.get_running_loop()
@@ -142,15 +151,18 @@ class RemoteScheduler(Scheduler):
         async with self._opening:
             if self.channel is not None and self.channel.dead is None:
                 return self.channel
-            self._channel_retry = loop.time() + _CHANNEL_RETRY
             try:
                 info = await self.actor.channel_info.remote()
+                if not info["address"]:
+                    raise ConnectionRefusedError("the scheduler has no channel")
                 channel = ChannelClient("scheduler", info["address"], info["secret"], _no_kill)
                 await channel.open()
             except (RayError, OSError, asyncio.TimeoutError) as exc:
+                self._channel_wait = min(self._channel_wait * 2, _CHANNEL_RETRY_MAX)
+                self._channel_retry = loop.time() + self._channel_wait
                 logger.warning("The scheduler's channel is unreachable (%s): leases over Ray", exc)
                 return None
-            self.channel = channel
+            self.channel, self._channel_wait = channel, _CHANNEL_RETRY
         return self.channel
 
     def _send_release(self, ticket: str, instance: str = "", model: str = "") -> None:

@@ -26,12 +26,12 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from lollms_server.bindings.base import Binding, BindingConfig
@@ -284,12 +284,15 @@ class RayHost(HostProcess):
 
     async def open_channel(self) -> None:
         """Have the actor serve its channel (the owner's side: API workers connect)."""
-        if self.secret:
-            try:
-                self.address = await self.actor.open_channel.remote(self.secret)
-            except RayError as exc:
-                self.dead = self.dead or _reason(exc)
-                raise self.crashed() from None
+        if not self.secret:
+            return
+        try:
+            self.address = await self.actor.open_channel.remote(self.secret)
+        except RayActorError as exc:
+            self.dead = self.dead or _reason(exc)
+            raise self.crashed() from None
+        except RayError as exc:  # it could not listen: its streams go over Ray
+            logger.warning("Model host %s has no channel: %s", self.label, _reason(exc))
 
     async def _watch_death(self) -> None:
         try:
@@ -312,7 +315,7 @@ class RayHost(HostProcess):
             raise wire.error_from_wire(reply["error"])
         return reply["result"]
 
-    async def stream(self, request: BindingRequest, grace: float) -> AsyncIterator[Event]:
+    async def stream(self, request: BindingRequest, grace: float) -> AsyncGenerator[Event, None]:
         """The events of one generation, over the host's channel (over Ray when it has none
         or cannot be reached); closing early cancels it in the actor, and kills the actor
         when the generation has not stopped ``grace`` seconds later."""
@@ -320,12 +323,14 @@ class RayHost(HostProcess):
             raise self.crashed()
         channel = await self._channel()
         if channel is None:
-            async for event in self._ray_stream(request, grace):
-                yield event
+            async with contextlib.aclosing(self._ray_stream(request, grace)) as events:
+                async for event in events:  # closed early: the cancel is awaited here
+                    yield event
             return
         try:
-            async for event in channel.stream(request, grace):
-                yield event
+            async with contextlib.aclosing(channel.stream(request, grace)) as events:
+                async for event in events:
+                    yield event
         finally:
             if channel.dead is not None:  # the next lease gets a fresh handle
                 self.dead = self.dead or channel.dead
@@ -336,6 +341,8 @@ class RayHost(HostProcess):
         if self.address is None:
             return None
         async with self._opening:
+            if self.address is None:  # another stream found it unreachable meanwhile
+                return None
             if self.channel is None or self.channel.dead is not None:
                 channel = ChannelClient(self.label, self.address, self.secret, self._kill)
                 try:
@@ -363,7 +370,9 @@ class RayHost(HostProcess):
         if self.channel is not None:
             self.channel.lost(reason)
 
-    async def _ray_stream(self, request: BindingRequest, grace: float) -> AsyncIterator[Event]:
+    async def _ray_stream(
+        self, request: BindingRequest, grace: float
+    ) -> AsyncGenerator[Event, None]:
         refs = self.actor.generate.options(num_returns="streaming").remote(
             wire.request_to_wire(request), self.batch
         )
@@ -459,7 +468,12 @@ class RayHostedBinding(HostedBinding):
         key = name
         host = self._handles.get(key)
         if host is None or host.dead:
-            actor = await asyncio.to_thread(ray.get_actor, name)
+            try:
+                actor = await asyncio.to_thread(ray.get_actor, name)
+            except ValueError:  # gone since the grant
+                raise RayHost(f"{self.instance_name}/{model}").crashed() from None
+            host = self._handles.get(key)  # another request may have looked it up meanwhile
+        if host is None or host.dead:
             label = f"{self.instance_name}/{model}"
             host = RayHost.attach(label, actor, self.batch, address, secret)
             self._handles = {k: h for k, h in self._handles.items() if h.dead is None}

@@ -198,7 +198,8 @@ class ClusterScheduler(Scheduler):
         return out
 
 
-_HOST_LOST: dict[str, Any] = {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
+def _host_lost() -> dict[str, Any]:
+    return {"error": {"class": "ModelHostCrashed", "message": "model host lost"}}
 
 
 def describe_state(state: ModelState) -> dict[str, Any]:
@@ -251,15 +252,19 @@ class _SchedulerBody:
         await asyncio.shield(self._started)
 
     async def channel_info(self) -> dict[str, Any]:
-        """Where API workers ask for leases without a Ray call (see ``channel.py``)."""
+        """Where API workers ask for leases without a Ray call (see ``channel.py``); no
+        address when it could not listen."""
         await self.start()
-        return {"address": self.address, "secret": self.secret}
+        return {"address": self.address or None, "secret": self.secret}
 
     def _session(self, write: Callable[[bytes], object]) -> CallSession:
         return CallSession(write, {"acquire": self.acquire}, {"release": self.release})
 
     async def _start(self) -> None:
-        self.channel, self.address = await serve_channel(lambda: self.secret, self._session)
+        try:
+            self.channel, self.address = await serve_channel(lambda: self.secret, self._session)
+        except OSError as exc:  # leases go over Ray calls only
+            logger.warning("The scheduler could not open its channel: %s", exc)
         self.scheduler.refresh_nodes()
         self._refresher = asyncio.create_task(self._refresh())
         await self._adopt_hosts()
@@ -349,9 +354,8 @@ class _SchedulerBody:
         """A lease on ``instance/model`` for ``worker``, known by the worker's ``ticket``
         (so that a worker whose client left can release it before knowing it was granted)."""
         await self.start()
-        held = self.leases.get(ticket)
-        if held is not None:  # asked again: a worker whose channel broke retries over Ray
-            return self._grant(held[0])
+        if ticket in self.leases:  # asked again: a worker whose channel broke retries over Ray
+            return self._regrant(ticket)
         try:
             binding = self.bindings.get(instance)
             lease = await self.scheduler.acquire(
@@ -359,13 +363,23 @@ class _SchedulerBody:
             )
         except LollmsError as exc:
             return {"error": wire.error_to_wire(exc)}
+        if ticket in self.leases:  # the other ask was granted first: one lease per ticket
+            lease.release()
+            return self._regrant(ticket)
         reply = self._grant(lease)
         if "error" in reply or ticket in self.abandoned:  # host lost meanwhile, client left
             self.abandoned.discard(ticket)
             lease.release()
-            return reply if "error" in reply else _HOST_LOST
+            return reply if "error" in reply else _host_lost()
         self.leases[ticket] = (lease, worker)
         self.granted[worker] += 1
+        return reply
+
+    def _regrant(self, ticket: str) -> dict[str, Any]:
+        """The grant of a ticket already held (ended when its host is gone meanwhile)."""
+        reply = self._grant(self.leases[ticket][0])
+        if "error" in reply:
+            self.leases.pop(ticket)[0].release()
         return reply
 
     def _grant(self, lease: Lease) -> dict[str, Any]:
@@ -374,7 +388,7 @@ class _SchedulerBody:
         hosted = binding if isinstance(binding, RayHostedBinding) else None
         host = hosted.name_of(lease.state.model) if hosted else None  # the copy's host
         if hosted is None or host is None:
-            return _HOST_LOST
+            return _host_lost()
         channel = hosted.channel_of(lease.state.model)
         return {
             "waited": lease.waited,

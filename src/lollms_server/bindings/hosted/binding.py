@@ -149,7 +149,7 @@ class HostedBinding(Binding):
             async for event in stream:
                 yield event
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]  # sends the cancel at once
+            await stream.aclose()  # sends the cancel at once
 
     async def embed(self, model: str, texts: list[str]) -> EmbeddingResult:
         """Vectors computed in the host."""

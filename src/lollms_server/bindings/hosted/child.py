@@ -60,21 +60,24 @@ class HostSession:
             self.send({"id": rid, "error": wire.error_to_wire(exc)})
 
     async def generate(self, rid: int, request: dict[str, Any]) -> None:
-        assert self.binding is not None
         if self.activity is not None:
             self.activity(1)
-        stream = self.binding.generate(wire.request_from_wire(request))
+        stream: Any = None
         try:
+            if self.binding is None:
+                raise RuntimeError("model host used before init")
+            stream = self.binding.generate(wire.request_from_wire(request))
             async for event in stream:
                 self.send({"id": rid, "ev": wire.event_to_wire(event)})
             self.send({"id": rid, "done": True})
         except asyncio.CancelledError:
             self.send({"id": rid, "done": True, "cancelled": True})
-        except Exception as exc:
+        except Exception as exc:  # a bad request too: the caller always gets an answer
             self.send({"id": rid, "error": wire.error_to_wire(exc)})
         finally:
-            with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
             self.tasks.pop(rid, None)
             if self.activity is not None:
                 self.activity(-1)

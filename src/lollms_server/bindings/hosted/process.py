@@ -15,7 +15,7 @@ import itertools
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from lollms_server.bindings.events import Event
@@ -53,6 +53,8 @@ class LineClient(abc.ABC):
                 queue = self.pending.get(message.get("id", -1))
                 if queue is not None:
                     queue.put_nowait(message)
+        except OSError:  # the connection broke: it ended, the host may well be alive
+            return
         except Exception as exc:  # a garbled stream is as fatal as a dead host
             logger.error("Model host %s sent an unreadable message: %s", self.label, exc)
             self._kill()
@@ -104,7 +106,7 @@ class LineClient(abc.ABC):
             raise wire.error_from_wire(reply["error"])
         return reply.get("result")
 
-    async def stream(self, request: BindingRequest, grace: float) -> AsyncIterator[Event]:
+    async def stream(self, request: BindingRequest, grace: float) -> AsyncGenerator[Event, None]:
         """The events of one generation; closing it early cancels the work in the host, and
         kills the host if the work has not stopped ``grace`` seconds later."""
         rid = next(self.ids)

@@ -345,6 +345,7 @@ def _failure(exc: BaseException, processor: _Processor | None) -> LollmsError:
 def _start(channel: _Channel, init: dict[str, Any]) -> _Processor:
     """Lower the limits, forward the log, hold the process to the policy: then build."""
     from lollms_server.personalities.zoo.confine import Policy, hold_process
+    from lollms_server.personalities.zoo.sandbox import install_refusal
 
     home = Path(init["home"])
     os.chdir(home)  # relative paths lead to the working folder, whoever opens them
@@ -355,7 +356,7 @@ def _start(channel: _Channel, init: dict[str, Any]) -> _Processor:
     root.handlers = [_Forward(channel)]
     root.setLevel(logging.INFO)
     processor = _Processor(channel, init)
-    rules = Policy(processor.personality.id, (home,), bool(init.get("network")))
+    rules = Policy(processor.personality.id, (home,), bool(init.get("network")), install_refusal)
     hold_process(rules, int(init["server_pid"]))
     return processor
 

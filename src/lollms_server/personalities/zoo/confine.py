@@ -55,6 +55,9 @@ class Policy:
     personality: str
     writable: tuple[Path, ...]
     network: bool = False
+    # Why a program launch is refused (a package install: its refusal, logged), else None;
+    # checked on every launch in the process, whatever code asks (a library's pipmaster).
+    launch_refusal: Callable[[Any], str | None] | None = None
 
 
 def policy() -> Policy | None:
@@ -197,6 +200,23 @@ def _process(rules: Policy, event: str, args: tuple[Any, ...]) -> None:
     _refuse(rules, f"fork or replace the server's process ({event})")
 
 
+def _launch(rules: Policy, event: str, args: tuple[Any, ...]) -> None:
+    """A program started (``subprocess``, ``os.system``, ``os.posix_spawn``, ``os.spawn*``):
+    refused when it installs packages."""
+    command = _LAUNCHED[event](args)
+    why = rules.launch_refusal(command) if rules.launch_refusal is not None else None
+    if why is not None:
+        raise PermissionError(why)
+
+
+_LAUNCHED: dict[str, Callable[[tuple[Any, ...]], Any]] = {
+    "subprocess.Popen": lambda args: args[1],  # (executable, args, cwd, env)
+    "os.system": lambda args: args[0],  # (command,)
+    "os.posix_spawn": lambda args: args[1],  # (path, argv, env)
+    "os.spawn": lambda args: args[2],  # (mode, path, args, env)
+}
+
+
 _ADDRESSED = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"}
 _Check = Callable[[Policy, str, tuple[Any, ...]], None]
 _CHECKS: dict[str, _Check] = {
@@ -246,4 +266,5 @@ _CHECKS: dict[str, _Check] = {
     "os.fork": _process,
     "os.forkpty": _process,
     "os.exec": _process,
+    **dict.fromkeys(_LAUNCHED, _launch),
 }

@@ -184,7 +184,9 @@ def installer_command(command: Any) -> tuple[str, list[str]] | None:
     return None
 
 
-def _refusal(command: Any) -> str | None:
+def install_refusal(command: Any) -> str | None:
+    """The refusal (logged, shown, remembered) of ``command`` when it runs a package
+    manager's install; None for any other command."""
     found = installer_command(command)
     if found is None:
         return None
@@ -290,7 +292,7 @@ def _output(kwargs: dict[str, Any], text: str) -> str | bytes:
 # -- subprocess -----------------------------------------------------------------------------
 def _run(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     command = _command(args, kwargs)
-    message = _refusal(command)
+    message = install_refusal(command)
     if message is None:
         return subprocess.run(*args, **_in_folder(kwargs))  # noqa: S603 (the processor's)
     empty, error = _output(kwargs, ""), _output(kwargs, message)
@@ -300,21 +302,21 @@ def _run(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
 
 
 def _call(*args: Any, **kwargs: Any) -> int:
-    if _refusal(_command(args, kwargs)) is not None:
+    if install_refusal(_command(args, kwargs)) is not None:
         return 1
     return subprocess.call(*args, **_in_folder(kwargs))  # noqa: S603 (the processor's)
 
 
 def _check_call(*args: Any, **kwargs: Any) -> int:
     command = _command(args, kwargs)
-    if _refusal(command) is not None:
+    if install_refusal(command) is not None:
         raise subprocess.CalledProcessError(1, command)
     return subprocess.check_call(*args, **_in_folder(kwargs))  # noqa: S603 (processor's)
 
 
 def _check_output(*args: Any, **kwargs: Any) -> Any:
     command = _command(args, kwargs)
-    message = _refusal(command)
+    message = install_refusal(command)
     if message is not None:
         raise subprocess.CalledProcessError(
             1, command, output=_output(kwargs, ""), stderr=_output(kwargs, message)
@@ -323,14 +325,14 @@ def _check_output(*args: Any, **kwargs: Any) -> Any:
 
 
 def _popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
-    message = _refusal(_command(args, kwargs))
+    message = install_refusal(_command(args, kwargs))
     if message is not None:
         raise InstallRefused(message)
     return subprocess.Popen(*args, **_in_folder(kwargs))  # noqa: S603 (the processor's)
 
 
 def _getstatusoutput(cmd: str, *args: Any, **kwargs: Any) -> tuple[int, str]:
-    message = _refusal(cmd)
+    message = install_refusal(cmd)
     if message is not None:
         return 1, message
     done = subprocess.run(  # noqa: S602 (the processor's own shell command)
@@ -345,7 +347,7 @@ def _getoutput(cmd: str, *args: Any, **kwargs: Any) -> str:
 
 # -- os -------------------------------------------------------------------------------------
 def _system(command: str) -> int:
-    if _refusal(command) is not None:
+    if install_refusal(command) is not None:
         return 1 << 8  # a wait status: exit code 1
     code = subprocess.call(  # noqa: S602 (the processor's own command)
         command, shell=True, cwd=str(working_folder()), env=dict(ENVIRON)
@@ -354,7 +356,7 @@ def _system(command: str) -> int:
 
 
 def _popen_shell(command: str, mode: str = "r", buffering: int = -1) -> Any:
-    message = _refusal(command)
+    message = install_refusal(command)
     if message is not None:
         raise InstallRefused(message)
     if mode not in ("r", "w"):
