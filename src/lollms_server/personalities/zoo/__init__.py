@@ -37,7 +37,12 @@ from lollms_server.personalities.scripted import describe_failure
 from lollms_server.personalities.zoo.bridge import Bridge
 from lollms_server.personalities.zoo.confine import Policy, confined, network_allowed
 from lollms_server.personalities.zoo.runtime import Workspace, working_folder
-from lollms_server.personalities.zoo.sandbox import guarded_module, guarded_open, refused_note
+from lollms_server.personalities.zoo.sandbox import (
+    guarded_module,
+    guarded_open,
+    install_refusal,
+    refused_note,
+)
 
 if TYPE_CHECKING:
     from lollms_server.generation.requests import GenerationRequest
@@ -135,7 +140,7 @@ def import_processor(path: Path) -> ModuleType:
     """Import a zoo ``processor.py`` with ``lollms`` resolved to the compatibility layer."""
     name = f"lollms_server_zoo_processors.p{uuid.uuid4().hex}"
     folder = path.parent.parent
-    rules = Policy(folder.name, (working_folder(),), network_allowed(folder))
+    rules = Policy(folder.name, (working_folder(),), network_allowed(folder), install_refusal)
     with confined(rules):  # its top-level code: writes in a private folder only
         module = plugins.import_file(name, path, prepare=_with_shim_import)
     if not inspect.isclass(getattr(module, "Processor", None)):

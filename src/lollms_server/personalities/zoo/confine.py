@@ -28,6 +28,7 @@ folder, environment and resource limits).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import threading
@@ -70,8 +71,10 @@ def confined(rules: Policy) -> Iterator[Policy]:
     """Hold the calling thread to ``rules`` for the duration."""
     _install()
     previous = policy()
-    _local.policy = Policy(
-        rules.personality, tuple(p.resolve() for p in rules.writable), rules.network
+    # A thread's rules keep the launch check of the rules around them (the process's).
+    refusal = rules.launch_refusal or (previous.launch_refusal if previous else None)
+    _local.policy = dataclasses.replace(
+        rules, writable=tuple(p.resolve() for p in rules.writable), launch_refusal=refusal
     )
     try:
         yield rules
