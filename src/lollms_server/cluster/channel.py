@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import ray
 
 from lollms_server.bindings.hosted import wire
+from lollms_server.bindings.hosted.child import LineSession
 from lollms_server.bindings.hosted.process import LineClient
 
 __all__ = ["CallSession", "ChannelClient", "Session", "serve_channel"]
@@ -74,7 +75,7 @@ async def serve_channel(
     return server, f"{host}:{port}"
 
 
-class CallSession:
+class CallSession(LineSession):
     """Calls served over a channel: ``calls`` answer (``{"id", "result"}`` or ``{"id",
     "error"}``) and may be cancelled by id; ``casts`` answer nothing (a release). Arguments
     come as the message's ``args`` object."""
@@ -85,14 +86,10 @@ class CallSession:
         calls: dict[str, Callable[..., Coroutine[Any, Any, Any]]],
         casts: dict[str, Callable[..., Coroutine[Any, Any, Any]]],
     ) -> None:
-        self.write = write
+        super().__init__(write)
         self.calls = calls
         self.casts = casts
-        self.tasks: dict[int, asyncio.Task[None]] = {}
         self._casting: set[asyncio.Task[Any]] = set()
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.write(wire.encode(message))
 
     async def _call(self, rid: int, op: str, args: dict[str, Any]) -> None:
         try:
@@ -119,15 +116,6 @@ class CallSession:
         else:
             error = RuntimeError(f"operation '{op}' is not served here")
             self.send({"id": rid, "error": wire.error_to_wire(error)})
-
-    async def run(self, reader: asyncio.StreamReader) -> None:
-        """Serve the stream until it ends; then cancel the calls still running."""
-        try:
-            while line := await reader.readline():
-                self.dispatch(wire.decode(line))
-        finally:
-            for task in list(self.tasks.values()):
-                task.cancel()
 
 
 class ChannelClient(LineClient):

@@ -8,6 +8,7 @@ nothing but the protocol ever reaches the server's pipe. It exits when stdin clo
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import importlib
@@ -23,7 +24,33 @@ from lollms_server.bindings.types import BindingContext
 from lollms_server.plugins import import_file
 
 
-class HostSession:
+class LineSession(abc.ABC):
+    """Requests read from one line stream (one JSON object per line), each started by
+    ``dispatch``; answers written back with their ids. Those still running when the stream
+    ends are cancelled."""
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self.write = write
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.write(wire.encode(message))
+
+    @abc.abstractmethod
+    def dispatch(self, msg: dict[str, Any]) -> None:
+        """Start one request."""
+
+    async def run(self, reader: asyncio.StreamReader) -> None:
+        """Serve the stream until it ends; then cancel what it started."""
+        try:
+            while line := await reader.readline():
+                self.dispatch(wire.decode(line))
+        finally:
+            for task in list(self.tasks.values()):
+                task.cancel()
+
+
+class HostSession(LineSession):
     """The requests of one line stream (the pipe of a child process, or a socket of a Ray
     host's channel) run on one binding: replies and events written back with their ids."""
 
@@ -35,14 +62,10 @@ class HostSession:
         ops: frozenset[str] | None = None,
         activity: Callable[[int], None] | None = None,
     ) -> None:
-        self.write = write
+        super().__init__(write)
         self.binding = binding
         self.ops = ops  # the operations this stream may ask for (None: all)
         self.activity = activity  # told +1/-1 as generations start and end
-        self.tasks: dict[int, asyncio.Task[None]] = {}
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.write(wire.encode(message))
 
     async def call(self, msg: dict[str, Any]) -> None:
         """Run one request and send its one reply (or its error)."""
@@ -96,15 +119,6 @@ class HostSession:
                 task.cancel()
         else:
             asyncio.create_task(self.call(msg))  # noqa: RUF006 - replies on its own
-
-    async def run(self, reader: asyncio.StreamReader) -> None:
-        """Serve the stream until it ends; then cancel the generations it started."""
-        try:
-            while line := await reader.readline():
-                self.dispatch(wire.decode(line))
-        finally:
-            for task in list(self.tasks.values()):
-                task.cancel()
 
 
 def _pipe_writer(fd: int) -> Callable[[bytes], None]:
