@@ -77,10 +77,14 @@ async def start_stream(
 ) -> Run:
     """:func:`start_run` for a streamed answer: the engine's immediate refusal (within
     ``FIRST_EVENT_WAIT``, or the binding's ``first_event_wait``) is raised here, an HTTP
-    error, not an error event in a 200."""
-    run = await start_run(request, service, body)
+    error, not an error event in a 200. One watch of the client covers both steps."""
+    return await cancel_on_disconnect(request, _primed(service, body))
+
+
+async def _primed(service: GenerationService, body: GenerationRequest) -> Run:
+    run = await service.start(body)
     if isinstance(run, GenerationRun):
-        await cancel_on_disconnect(request, run.prime(_first_event_wait(run)))
+        await run.prime(_first_event_wait(run))  # closes the run if it fails or is cancelled
     return run
 
 

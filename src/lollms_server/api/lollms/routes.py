@@ -11,13 +11,16 @@ from pydantic import BaseModel, ConfigDict
 
 from lollms_server.api.deps import Bindings, Generation, require_api_key
 from lollms_server.api.kit.models import gather_models
+from lollms_server.api.lean import LeanRoute
 from lollms_server.errors import BadRequest
 
 __all__ = ["router"]
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-client"])
+router = APIRouter(
+    dependencies=[Depends(require_api_key)], tags=["lollms-client"], route_class=LeanRoute
+)
 _BINDING_TYPES = {
     "llm": "ttt",
     "tti": "tti",

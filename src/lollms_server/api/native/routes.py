@@ -17,6 +17,7 @@ from lollms_server.api.disconnect import (
     start_stream,
 )
 from lollms_server.api.kit.models import gather_models
+from lollms_server.api.lean import LeanRoute
 from lollms_server.api.native import translate
 from lollms_server.api.native.schemas import (
     CountTokensResponse,
@@ -34,7 +35,12 @@ from lollms_server.bindings.types import ModelInfo
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], tags=["native"])
+router = APIRouter(
+    prefix="/api/v1",
+    dependencies=[Depends(require_api_key)],
+    tags=["native"],
+    route_class=LeanRoute,
+)
 
 
 @router.get("/list_bindings")

@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 
 from lollms_server import __version__
 from lollms_server.api.deps import Bindings, Generation, require_api_key
@@ -26,6 +25,7 @@ from lollms_server.api.disconnect import (
 from lollms_server.api.errors import error_headers, error_payload, validation_error_response
 from lollms_server.api.kit.embed import embed_texts
 from lollms_server.api.kit.models import created_at, gather_models
+from lollms_server.api.lean import LeanRoute
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
     ChatRequest,
@@ -46,7 +46,7 @@ from lollms_server.resources.scheduler import ModelState
 __all__ = ["router"]
 
 
-class _OllamaRoute(APIRoute):
+class _OllamaRoute(LeanRoute):
     """Errors in Ollama's own shape, ``{"error": "message"}``, with the same status codes."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.api.kit.audio import AUDIO_TYPES, encode_audio, require_av
+from lollms_server.api.lean import LeanRoute
 from lollms_server.api.responses import JSONResponse
 from lollms_server.bindings.base import Binding
 from lollms_server.bindings.media import parse_media
@@ -24,7 +25,9 @@ from lollms_server.generation.service import CollectedOutput, GenerationRequest,
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"])
+router = APIRouter(
+    prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"], route_class=LeanRoute
+)
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
 

@@ -22,6 +22,7 @@ from lollms_server.api.disconnect import (
 from lollms_server.api.kit.embed import embed_texts
 from lollms_server.api.kit.encode import Encoder
 from lollms_server.api.kit.models import STARTED, facts, gather_models, generation_type
+from lollms_server.api.lean import LeanRoute
 from lollms_server.api.openai import translate
 from lollms_server.api.openai.choices import MergedChoices, collect_choices
 from lollms_server.api.openai.schemas import ChatCompletionRequest, CompletionRequest
@@ -35,7 +36,9 @@ from lollms_server.generation.service import GenerationRequest, GenerationServic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"])
+router = APIRouter(
+    prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"], route_class=LeanRoute
+)
 _DONE = b"data: [DONE]\n\n"
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from lollms_server.api.deps import ApiKey, Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, first_ready, start_run, start_stream
 from lollms_server.api.kit.encode import encode
+from lollms_server.api.lean import LeanRoute
 from lollms_server.api.openai_responses import translate
 from lollms_server.api.openai_responses.schemas import ResponseRequest
 from lollms_server.api.openai_responses.store import ResponseStore, Stored
@@ -21,7 +22,9 @@ from lollms_server.generation.fold import CollectedOutput
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"])
+router = APIRouter(
+    prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"], route_class=LeanRoute
+)
 _ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
 _UNKNOWN: dict[int | str, dict[str, Any]] = {
     404: {"description": "No stored response with this id for this API key.", "content": _ENVELOPE}

@@ -19,6 +19,7 @@ from lollms_server.api.deps import Generation, require_api_key
 from lollms_server.api.disconnect import collect_run, start_run
 from lollms_server.api.kit.encode import Encoder, Record, encode
 from lollms_server.api.kit.media import decode_media
+from lollms_server.api.lean import LeanRoute
 from lollms_server.api.responses import utf8
 from lollms_server.bindings.events import TextDelta
 from lollms_server.bindings.types import Message, SamplingParams
@@ -32,7 +33,9 @@ __all__ = ["generate_router", "text2audio_router"]
 
 logger = logging.getLogger(__name__)
 
-generate_router = APIRouter(dependencies=[Depends(require_api_key)], tags=["lollms-webui"])
+generate_router = APIRouter(
+    dependencies=[Depends(require_api_key)], tags=["lollms-webui"], route_class=LeanRoute
+)
 
 
 class LollmsGenerateBody(BaseModel):
