@@ -865,6 +865,7 @@ class Processor(APScript):
         probe = "import os; print(os.environ.get('ZOO_TEST_API_KEY'))"
         child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         outcome["secret"] = [os.environ.get("ZOO_TEST_API_KEY"), child.stdout.strip()]
+        outcome["drivers"] = [os.environ.get(k) for k in ("SDL_AUDIODRIVER", "MPLBACKEND")]
         outcome["function"] = set_timer_with_alert_function(self, client)["function"]()
         self.set_message_content(json.dumps(outcome))
 """
@@ -945,6 +946,7 @@ async def test_a_processor_is_confined_to_its_folder_without_network_or_secrets(
     assert answer["server_cwd"] == 1 and (home / "stray.txt").exists()
     assert not (Path.cwd() / "stray.txt").exists()
     assert answer["secret"] == [None, "None"]
+    assert answer["drivers"] == ["dummy", "Agg"]  # headless: pygame's mixer opens, no card
     assert "set_timer_with_alert (lollms.functions.timers) is not available" in answer["function"]
     response = await generate(client, prompt=str(outside), personality="online")
     assert response.status_code == 200, response.text

@@ -64,9 +64,17 @@ _MAX_LOG_LINES = 100  # log lines of one processor per second (the rest counted,
 _LINE_LIMIT = 64 << 20  # the longest message a processor may send (a generation with images)
 
 
+# A server has no screen and no sound card: libraries that open one (pygame's mixer at
+# import, matplotlib's default backend) get their headless drivers, not an error. Sound a
+# processor plays goes nowhere; what it draws can still be saved to a file.
+HEADLESS = {"SDL_AUDIODRIVER": "dummy", "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg"}
+
+
 def child_environment() -> dict[str, str]:
-    """The server's environment less its secrets (the child sets its home at ``init``)."""
-    return {k: v for k, v in os.environ.items() if not is_secret(k, v)}
+    """The server's environment less its secrets (the child sets its home at ``init``),
+    with the headless drivers unless the operator chose others."""
+    kept = {k: v for k, v in os.environ.items() if not is_secret(k, v)}
+    return {**HEADLESS, **kept}
 
 
 class ProcessorPool:
