@@ -611,7 +611,7 @@ def main() -> None:
     parser.add_argument("--gateway-seconds", type=float, default=4.0)
     parser.add_argument("--tokens", type=int, default=96, help="tokens per stream")
     parser.add_argument(
-        "--ttft-samples", type=int, default=40, help="single one-token requests per peer"
+        "--ttft-samples", type=int, default=200, help="single one-token requests per peer"
     )
     parser.add_argument("--skip-gateway", action="store_true")
     parser.add_argument("--skip-local", action="store_true")

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -67,7 +68,13 @@ class _Plan:
             if name is not None:
                 values[name] = value
         try:
-            values[self.body_name] = self.model.model_validate_json(await request.body())
+            raw = await request.body()
+        except HTTPException:  # too large, a lone surrogate: the edge's own answers
+            raise
+        except Exception as exc:  # the client left while sending it: as FastAPI answers
+            raise HTTPException(400, "There was an error parsing the body") from exc
+        try:
+            values[self.body_name] = self.model.model_validate_json(raw)
         except ValidationError:  # FastAPI's handler words the answer, as for every route
             return await fallback(request)
         if self.request_name is not None:
