@@ -178,3 +178,26 @@ async def test_ollama_routes_answer_401_with_the_challenge(make_client) -> None:
     assert response.status_code == 401
     assert isinstance(response.json()["error"], str)  # Ollama's own error shape
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+_MODEL = "fake/scripted-model"
+_MESSAGES = [{"role": "user", "content": "x"}]
+VALID_BODIES = [  # the routes whose handler calls the endpoint directly (api/lean.py)
+    ("/v1/chat/completions", {"model": _MODEL, "messages": _MESSAGES}),
+    ("/v1/completions", {"model": _MODEL, "prompt": "x"}),
+    ("/v1/responses", {"model": _MODEL, "input": "x"}),
+    ("/api/v1/generate", {"prompt": "x"}),
+    ("/api/generate", {"model": _MODEL, "prompt": "x", "stream": False}),
+    ("/api/chat", {"model": _MODEL, "messages": _MESSAGES, "stream": False}),
+    ("/lollms_generate", {"prompt": "x"}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), VALID_BODIES)
+async def test_a_valid_body_without_a_key_is_refused(make_client, path: str, body: dict) -> None:
+    """The lean routes check the key before anything else, a valid body included."""
+    async with make_client(auth=False) as client:
+        refused = await client.post(path, json=body)
+        answered = await client.post(path, json=body, headers={"X-API-Key": API_KEY})
+    assert refused.status_code == 401, refused.text
+    assert answered.status_code == 200, answered.text  # the body was valid: the lean path

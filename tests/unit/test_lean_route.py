@@ -147,3 +147,49 @@ def test_request_only_refuses_a_plain_function() -> None:
 
     with pytest.raises(TypeError, match="must be async"):
         request_only(plain)
+
+
+@pytest.mark.parametrize("where", ["include_router", "app"])
+async def test_dependencies_added_where_the_router_is_included_still_run(where: str) -> None:
+    """FastAPI 0.16x serves an included route through a context holding the app's and
+    include_router's dependencies: the lean path runs them too."""
+    router = APIRouter(route_class=LeanRoute)
+
+    @router.post("/open")
+    async def open_route(body: Body) -> Response:
+        return JSONResponse({"prompt": body.prompt})
+
+    if where == "app":
+        app = FastAPI(dependencies=[Depends(check_key)])
+        app.include_router(router)
+    else:
+        app = FastAPI()
+        app.include_router(router, dependencies=[Depends(check_key)])
+
+    @app.exception_handler(PermissionError)
+    async def denied(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=401)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        refused = await client.post("/open", json={"prompt": "hi"})
+        allowed = await client.post("/open", json={"prompt": "hi"}, headers={"x-api-key": KEY})
+    assert refused.status_code == 401
+    assert allowed.status_code == 200
+
+
+async def test_a_dependency_asked_twice_runs_once() -> None:
+    router = APIRouter(dependencies=[Depends(check_key)], route_class=LeanRoute)
+
+    @router.post("/twice")
+    async def twice(body: Body, key: Annotated[str, Depends(check_key)]) -> Response:
+        return JSONResponse({"key": key})
+
+    app = FastAPI()
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        seen.clear()
+        response = await client.post("/twice", json={"prompt": "hi"}, headers={"x-api-key": KEY})
+    assert response.json() == {"key": "caller"}
+    assert seen == ["key"]

@@ -84,7 +84,12 @@ async def start_stream(
 async def _primed(service: GenerationService, body: GenerationRequest) -> Run:
     run = await service.start(body)
     if isinstance(run, GenerationRun):
-        await run.prime(_first_event_wait(run))  # closes the run if it fails or is cancelled
+        try:
+            wait = _first_event_wait(run)  # a binding's own hook: it may raise
+        except BaseException:
+            await run.aclose()
+            raise
+        await run.prime(wait)  # closes the run if it fails or is cancelled
     return run
 
 
