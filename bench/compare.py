@@ -606,7 +606,7 @@ def main() -> None:
     parser.add_argument(
         "--llama-cpp-python-missing", default="", help="why llama-cpp-python is not measured"
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--before", type=Path, help="an older bindings/openai.py (gateway.py)")
     parser.add_argument("--gateway-seconds", type=float, default=4.0)
     parser.add_argument("--tokens", type=int, default=96, help="tokens per stream")
