@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,7 +24,7 @@ from lollms_server.api.disconnect import (
 from lollms_server.api.errors import error_headers, error_payload, validation_error_response
 from lollms_server.api.kit.embed import embed_texts
 from lollms_server.api.kit.models import created_at, gather_models
-from lollms_server.api.lean import LeanRoute
+from lollms_server.api.lean import Handler, LeanRoute
 from lollms_server.api.ollama import translate
 from lollms_server.api.ollama.schemas import (
     ChatRequest,
@@ -49,7 +48,7 @@ __all__ = ["router"]
 class _OllamaRoute(LeanRoute):
     """Errors in Ollama's own shape, ``{"error": "message"}``, with the same status codes."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
 
         async def wrapped(request: Request) -> Response:
